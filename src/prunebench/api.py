@@ -1,0 +1,78 @@
+"""The Python API: prune -> fine-tune -> measure for your own ``nn.Module`` and tensors.
+
+    data = DataSplits.from_tensors(train=(x, y), test=(x_test, y_test))
+    mask = prune(model, data, strategy="magnitude", compression=8)
+    finetune(model, data, mask, epochs=2, lr=0.01)
+    print(measure(model, data, mask))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from torch import nn
+
+from prunebench.config import PruneSpec, TrainSpec, finetune_default, format_validation_error
+from prunebench.data import DataSplits
+from prunebench.errors import ConfigError
+from prunebench.metrics import evaluate, mac_metrics, size_metrics
+from prunebench.pruning import KeepPruned, Mask, PrunablePolicy
+from prunebench.pruning.prune import prune_model
+from prunebench.train import TrainLog, train
+
+
+def _spec(kind: type[Any], **fields: Any) -> Any:
+    try:
+        return kind(**fields)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def prune(
+    model: nn.Module,
+    data: DataSplits,
+    strategy: str = "magnitude",
+    compression: float = 4.0,
+    *,
+    scope: str = "global",
+    seed: int = 0,
+    prunable: PrunablePolicy | None = None,
+    previous: Mask | None = None,
+    **options: Any,
+) -> Mask:
+    """Prune ``model`` in place to whole-model ``compression``; returns the mask.
+
+    Extra keyword arguments are the strategy's options, or ``score_batches`` / ``batch_size``.
+    """
+    generic = {k: options.pop(k) for k in ("score_batches", "batch_size") if k in options}
+    spec = _spec(
+        PruneSpec, strategy=strategy, compression=compression, scope=scope,
+        prunable=prunable or PrunablePolicy(), options=options, **generic,
+    )
+    return prune_model(model, data, spec, seed=seed, previous=previous)
+
+
+def finetune(model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, **recipe: Any) -> TrainLog:
+    """Fine-tune with every pruned weight held at exactly zero. ``recipe``: TrainSpec fields."""
+    spec = _spec(TrainSpec, **{**finetune_default().model_dump(), **recipe})
+    return train(model, data, spec, seed=seed, callbacks=[KeepPruned(model, mask)], stage="finetune")
+
+
+def measure(model: nn.Module, data: DataSplits, mask: Mask) -> dict[str, Any]:
+    """Test accuracy, sizes and MACs, with the definitions of docs/metrics.md."""
+    test = evaluate(model, data.test_x, data.test_y)
+    sizes = size_metrics(model, mask)
+    macs = mac_metrics(model, data.input_shape)
+    return {
+        "top1": test.top1,
+        "top5": test.top5,
+        "loss": test.loss,
+        "compression_ratio": sizes.compression_ratio,
+        "prunable_compression_ratio": sizes.prunable_compression_ratio,
+        "params_total": sizes.params_total,
+        "params_nonzero": sizes.params_nonzero,
+        "macs_dense": macs.dense_total,
+        "macs_effective": macs.effective_total,
+        "theoretical_speedup": macs.theoretical_speedup,
+    }

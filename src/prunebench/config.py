@@ -1,0 +1,205 @@
+"""Typed, frozen, validated specs. A run's canonical JSON (defaults left out) hashes to its id.
+
+Everything that can change a result belongs to :class:`ExperimentSpec`. Where data lives, the
+device and thread count belong to :class:`RunSettings`: they do not change the run id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from prunebench.data import DATASETS
+from prunebench.errors import ConfigError
+from prunebench.models import MODELS
+from prunebench.pruning.prunable import PrunablePolicy
+from prunebench.pruning.scores import STRATEGIES
+
+RUN_ID_LENGTH = 16
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def canonical_json(self) -> str:
+        """Sorted keys, no whitespace, defaults left out: adding a defaulted field keeps ids."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:RUN_ID_LENGTH]
+
+
+class TrainSpec(Spec):
+    """One training recipe, used for dense training, fine-tuning and scratch training alike."""
+
+    epochs: int = Field(default=10, ge=0)
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(default=0.1, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=128, ge=1)
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    lr_milestones: tuple[int, ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
+    lr_gamma: float = Field(default=0.1, gt=0)
+
+
+def finetune_default() -> TrainSpec:
+    return TrainSpec(epochs=2, lr=0.01)
+
+
+class PruneSpec(Spec):
+    strategy: str = "magnitude"
+    scope: Literal["global", "layer"] = "global"
+    compression: float = Field(default=4.0, gt=1)  # whole-model total / nonzero parameters
+    score_batches: int = Field(default=8, ge=1)  # training batches shown to data-driven scorers
+    batch_size: int = Field(default=128, ge=1)  # size of each of those batches
+    options: dict[str, Any] = Field(default_factory=dict)  # the strategy's own hyperparameters
+    prunable: PrunablePolicy = PrunablePolicy()
+
+    @field_validator("strategy")
+    @classmethod
+    def known_strategy(cls, name: str) -> str:
+        STRATEGIES.get(name)
+        return name
+
+    @model_validator(mode="after")
+    def valid_options(self) -> PruneSpec:
+        STRATEGIES.get(self.strategy).parse_options(self.options)
+        return self
+
+
+class ExperimentSpec(Spec):
+    """dense training -> pruning -> fine-tuning -> evaluation, fully described."""
+
+    dataset: str
+    model: str
+    seed: int = 0
+    val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    train: TrainSpec = TrainSpec()
+    prune: PruneSpec = PruneSpec()
+    finetune: TrainSpec = Field(default_factory=finetune_default)
+
+    @field_validator("dataset")
+    @classmethod
+    def known_dataset(cls, name: str) -> str:
+        DATASETS.get(name)
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def known_model(cls, name: str) -> str:
+        MODELS.get(name)
+        return name
+
+    @property
+    def run_id(self) -> str:
+        return self.content_hash()
+
+    def dense_spec(self) -> DenseSpec:
+        return DenseSpec(
+            dataset=self.dataset, model=self.model, seed=self.seed,
+            val_fraction=self.val_fraction, train=self.train,
+        )
+
+
+class DenseSpec(Spec):
+    """What determines the dense checkpoint: every strategy of a seed prunes the same one."""
+
+    dataset: str
+    model: str
+    seed: int
+    val_fraction: float
+    train: TrainSpec
+
+
+class RunSettings(Spec):
+    """Where and how to run; none of it changes the results, so none of it is in the run id."""
+
+    data_dir: Path | None = None
+    download: bool = True
+    device: str = "cpu"
+    threads: int | None = Field(default=None, ge=1)
+
+
+SETTINGS_KEYS = frozenset(RunSettings.model_fields)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, 'field.path: message', without pydantic's boilerplate."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in error and error["type"] not in ("value_error",):
+            message = f"{message} (got {error['input']!r})"
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``prune.compression=16`` -> (["prune", "compression"], 16); values parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. prune.compression=16)")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    merged = json.loads(json.dumps(data, default=str))  # deep copy of plain YAML data
+    for text in overrides:
+        path, value = parse_override(text)
+        node = merged
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return merged
+
+
+def build_specs(data: Mapping[str, Any]) -> tuple[ExperimentSpec, RunSettings]:
+    """Split a config mapping into the hashed spec and the unhashed settings, validating both."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("config must be a mapping of keys to values")
+    settings_data = {k: v for k, v in data.items() if k in SETTINGS_KEYS}
+    spec_data = {k: v for k, v in data.items() if k not in SETTINGS_KEYS}
+    try:
+        settings = RunSettings(**settings_data)
+        spec = ExperimentSpec(**spec_data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    if settings.data_dir is None and os.environ.get("PRUNEBENCH_DATA"):
+        settings = settings.model_copy(update={"data_dir": Path(os.environ["PRUNEBENCH_DATA"])})
+    return spec, settings
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ExperimentSpec, RunSettings]:
+    """Read a YAML config, apply ``key=value`` overrides, validate."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    return build_specs(apply_overrides(data, overrides))

@@ -1,0 +1,37 @@
+"""Datasets: in-memory tensors on the target device, with a held-out validation split."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from prunebench.data import digits, idx, synthetic  # noqa: F401  (registers the datasets)
+from prunebench.data.base import DATASETS, DataSplits, RawDataset, split_validation
+
+DATA_ENV = "PRUNEBENCH_DATA"
+
+
+def default_data_dir() -> Path:
+    """``$PRUNEBENCH_DATA`` if set, else ``~/.cache/prunebench/data``."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "prunebench" / "data"
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    download: bool = True,
+) -> DataSplits:
+    """Load a registered dataset and hold out ``val_fraction`` of its training set."""
+    source = DATASETS.get(name)
+    raw = source(Path(data_dir) if data_dir else default_data_dir(), download)
+    return split_validation(raw, val_fraction, seed, name=name).to(device)
+
+
+__all__ = ["DATASETS", "DATA_ENV", "DataSplits", "RawDataset", "default_data_dir", "load_dataset"]

@@ -1,0 +1,104 @@
+"""Datasets as in-memory tensors, with a seeded validation split held out of training data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from prunebench.registry import Registry
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """What a dataset source returns: official train and test sets, before any split."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Train / validation / test tensors on one device.
+
+    The validation split is carved out of the official training set, so the test set is
+    touched only by the final evaluation.
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    name: str = "custom"
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    def to(self, device: torch.device | str) -> DataSplits:
+        moved = {
+            key: getattr(self, key).to(device)
+            for key in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+        }
+        return DataSplits(**moved, num_classes=self.num_classes, name=self.name, checksums=self.checksums)
+
+    @classmethod
+    def from_tensors(
+        cls,
+        train: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, torch.Tensor],
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> DataSplits:
+        """Wrap a user's own tensors; labels are class indices."""
+        raw = RawDataset(
+            train_x=train[0],
+            train_y=train[1].long(),
+            test_x=test[0],
+            test_y=test[1].long(),
+            num_classes=num_classes or int(torch.cat([train[1], test[1]]).max()) + 1,
+        )
+        return split_validation(raw, val_fraction, seed, name="custom")
+
+
+def split_validation(raw: RawDataset, val_fraction: float, seed: int, name: str) -> DataSplits:
+    """Hold out a seeded random ``val_fraction`` of the training set for validation."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n = raw.train_x.shape[0]
+    n_val = round(n * val_fraction)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+    return DataSplits(
+        train_x=raw.train_x[train_idx],
+        train_y=raw.train_y[train_idx],
+        val_x=raw.train_x[val_idx],
+        val_y=raw.train_y[val_idx],
+        test_x=raw.test_x,
+        test_y=raw.test_y,
+        num_classes=raw.num_classes,
+        name=name,
+        checksums=raw.checksums,
+    )
+
+
+def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """Scale by the training set's mean and std (one scalar each), the same for every split."""
+    mean, std = train.mean(), train.std()
+    return [(t - mean) / std for t in (train, *others)]
+
+
+# A dataset source takes the data directory and whether it may download, returns raw tensors.
+DatasetSource = Callable[[Path, bool], RawDataset]
+DATASETS: Registry[DatasetSource] = Registry("dataset")

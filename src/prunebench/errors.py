@@ -1,0 +1,28 @@
+"""Errors that mean "the user asked for something we cannot do".
+
+The CLI turns every :class:`PrunebenchError` into a one-line message and exit status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+
+class PrunebenchError(Exception):
+    """Base class for mistakes in user input (config, names, data files)."""
+
+
+class ConfigError(PrunebenchError, ValueError):
+    """A config value is missing, of the wrong type, or out of range."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A registry lookup failed; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DataError(PrunebenchError):
+    """Data files are missing, corrupt, or cannot be fetched."""
+
+
+class TrainingDiverged(PrunebenchError):
+    """The loss became NaN or infinite during training."""

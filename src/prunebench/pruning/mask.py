@@ -1,0 +1,93 @@
+"""The Mask: parameter name -> boolean tensor of the parameter's shape (True = kept)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import torch
+from torch import nn
+
+
+class Mask(Mapping[str, torch.Tensor]):
+    """An immutable set of boolean keep-masks, validated on creation.
+
+    Across pruning rounds a mask only shrinks: combine rounds with ``old & new``.
+    """
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        for name, tensor in tensors.items():
+            if tensor.dtype != torch.bool:
+                raise TypeError(f"mask for {name!r} must be bool, got {tensor.dtype}")
+        self._tensors = {name: tensor.detach() for name, tensor in tensors.items()}
+
+    @classmethod
+    def ones(cls, params: Mapping[str, torch.Tensor]) -> Mask:
+        """Keep everything: the mask of an unpruned model."""
+        return cls({name: torch.ones_like(p, dtype=torch.bool) for name, p in params.items()})
+
+    @classmethod
+    def from_nonzero(cls, params: Mapping[str, torch.Tensor]) -> Mask:
+        """Read a mask off weights that are already pruned (zeros = pruned)."""
+        return cls({name: p.detach() != 0 for name, p in params.items()})
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._tensors[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    def __and__(self, other: Mask) -> Mask:
+        if set(self) != set(other):
+            raise ValueError("masks cover different parameters")
+        return Mask({name: self[name] & other[name] for name in self})
+
+    def validate_for(self, model: nn.Module) -> None:
+        """Raise unless every masked name is a parameter of ``model`` with the same shape."""
+        params = dict(model.named_parameters())
+        for name, tensor in self._tensors.items():
+            if name not in params:
+                raise ValueError(f"mask names {name!r}, which is not a parameter of the model")
+            if params[name].shape != tensor.shape:
+                raise ValueError(
+                    f"mask for {name!r} has shape {tuple(tensor.shape)}, "
+                    f"parameter has {tuple(params[name].shape)}"
+                )
+
+    def is_subset_of(self, other: Mask) -> bool:
+        """True when everything this mask keeps is also kept by ``other``."""
+        return set(self) == set(other) and all(
+            not bool((self[name] & ~other[name]).any()) for name in self
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(t.numel() for t in self._tensors.values())
+
+    @property
+    def kept(self) -> int:
+        return sum(int(t.sum()) for t in self._tensors.values())
+
+    @property
+    def pruned(self) -> int:
+        return self.total - self.kept
+
+    @property
+    def sparsity(self) -> float:
+        """Pruned / maskable entries."""
+        return self.pruned / self.total if self.total else 0.0
+
+    def layer_sparsity(self) -> dict[str, float]:
+        return {name: 1.0 - float(t.float().mean()) for name, t in self._tensors.items()}
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module) -> None:
+        """Zero the pruned entries of ``model``'s parameters in place."""
+        params = dict(model.named_parameters())
+        for name, keep in self._tensors.items():
+            params[name].mul_(keep.to(params[name].device, params[name].dtype))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self._tensors)

@@ -1,0 +1,98 @@
+"""The scorer contract: ``(inputs, options) -> {param_name: scores}``; low scores are pruned.
+
+A strategy is one decorated function plus (optionally) a frozen dataclass of its own
+hyperparameters, which configs fill in through ``prune.options``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import torch
+from pydantic import TypeAdapter, ValidationError
+from torch import nn
+
+from prunebench.errors import ConfigError
+from prunebench.registry import Registry
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+Scores = dict[str, torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreInputs:
+    """Everything a scorer may look at. Scorers must not change the model's weights or mode."""
+
+    model: nn.Module
+    params: Mapping[str, nn.Parameter]  # the prunable parameters, by name
+    batches: Sequence[Batch]  # training batches; data-free scorers ignore them
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    generator: torch.Generator  # the only source of randomness a scorer may use
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """For strategies without hyperparameters."""
+
+
+OptionsT = TypeVar("OptionsT")
+ScorerFn = Callable[[ScoreInputs, Any], Scores]
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy(Generic[OptionsT]):
+    name: str
+    score: Callable[[ScoreInputs, OptionsT], Scores]
+    options_type: type[OptionsT]
+
+    def parse_options(self, raw: Mapping[str, Any] | None) -> OptionsT:
+        """Validate ``prune.options`` against this strategy's dataclass."""
+        raw = dict(raw or {})
+        known = {f.name for f in dataclasses.fields(self.options_type)}  # type: ignore[arg-type]
+        for key in raw:
+            if key not in known:
+                allowed = ", ".join(sorted(known)) or "none"
+                raise ConfigError(f"options.{key}: unknown option of strategy {self.name} (allowed: {allowed})")
+        try:
+            return TypeAdapter(self.options_type).validate_python(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "options"
+            raise ConfigError(f"options.{where}: {first['msg']} (strategy {self.name})") from None
+
+    def __call__(self, inputs: ScoreInputs, options: OptionsT | None = None) -> Scores:
+        scores = self.score(inputs, options if options is not None else self.options_type())
+        check_scores(self.name, inputs.params, scores)
+        return scores
+
+
+STRATEGIES: Registry[Strategy[Any]] = Registry("strategy")
+
+
+def register_scorer(name: str, options: type = NoOptions) -> Callable[[ScorerFn], ScorerFn]:
+    """Register ``fn(inputs, options) -> scores`` as pruning strategy ``name``."""
+
+    def decorator(fn: ScorerFn) -> ScorerFn:
+        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options))
+        return fn
+
+    return decorator
+
+
+def check_scores(name: str, params: Mapping[str, torch.Tensor], scores: Scores) -> None:
+    if set(scores) != set(params):
+        raise ValueError(f"strategy {name!r} scored {sorted(scores)}, expected {sorted(params)}")
+    for pname, score in scores.items():
+        if score.shape != params[pname].shape:
+            raise ValueError(f"strategy {name!r}: scores for {pname} have the wrong shape")
+        if bool(torch.isnan(score).any()):
+            raise ValueError(f"strategy {name!r} returned NaN scores for {pname}")
+
+
+def module_of(model: nn.Module, param_name: str) -> tuple[nn.Module, str]:
+    """The module that owns ``param_name`` and the attribute name on it."""
+    module_name, _, attr = param_name.rpartition(".")
+    return (model.get_submodule(module_name) if module_name else model), attr

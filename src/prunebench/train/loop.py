@@ -1,0 +1,118 @@
+"""ONE training loop for dense training, fine-tuning and scratch training.
+
+Batches are sliced from in-memory tensors (a seeded permutation per epoch): no DataLoader,
+no per-sample Python. Callbacks hook in at the start, after each optimizer step and after each
+epoch; masking, evaluation and checkpoints are callbacks, not special cases.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from prunebench.config import TrainSpec
+from prunebench.data import DataSplits
+from prunebench.errors import TrainingDiverged
+from prunebench.metrics import evaluate
+
+log = logging.getLogger("prunebench")
+
+
+class Callback(Protocol):
+    def on_train_start(self) -> None: ...
+
+    def on_step_end(self, step: int) -> None: ...
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    lr: float
+    train_loss: float
+    val_top1: float | None
+    val_loss: float | None
+
+
+@dataclass
+class TrainLog:
+    epochs: list[EpochRecord] = field(default_factory=list)
+    steps: int = 0
+
+
+def build_optimizer(params: Sequence[nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+        )
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def lr_factor(spec: TrainSpec) -> Callable[[int], float]:
+    """LR multiplier as a pure function of the epoch."""
+    if spec.lr_schedule == "cosine":
+        return lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / max(spec.epochs, 1)))
+    if spec.lr_schedule == "step":
+        return lambda epoch: spec.lr_gamma ** sum(epoch >= m for m in spec.lr_milestones)
+    return lambda epoch: 1.0
+
+
+def train(
+    model: nn.Module,
+    data: DataSplits,
+    spec: TrainSpec,
+    *,
+    seed: int,
+    callbacks: Sequence[Callback] = (),
+    stage: str = "train",
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+) -> TrainLog:
+    """Train ``model`` in place on ``data.train_*`` under ``spec``; validate after each epoch.
+
+    Raises :class:`TrainingDiverged` when an epoch's loss is NaN or infinite.
+    """
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], spec)
+    factor = lr_factor(spec)
+    generator = torch.Generator().manual_seed(seed)
+    n = data.train_x.shape[0]
+    record = TrainLog()
+    for callback in callbacks:
+        callback.on_train_start()
+    for epoch in range(spec.epochs):
+        lr = spec.lr * factor(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = torch.randperm(n, generator=generator).to(data.train_x.device)
+        loss_sum = torch.zeros((), device=data.train_x.device)
+        for start in range(0, n, spec.batch_size):
+            batch = order[start : start + spec.batch_size]
+            loss = loss_fn(model(data.train_x[batch]), data.train_y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            record.steps += 1
+            for callback in callbacks:
+                callback.on_step_end(record.steps)
+            loss_sum += loss.detach() * batch.numel()
+        train_loss = float(loss_sum) / n
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}")
+        val = evaluate(model, data.val_x, data.val_y) if data.val_x.shape[0] else None
+        record.epochs.append(
+            EpochRecord(epoch + 1, lr, train_loss, val.top1 if val else None, val.loss if val else None)
+        )
+        log.info(
+            "%s epoch %d/%d  lr %.4g  loss %.4f%s", stage, epoch + 1, spec.epochs, lr, train_loss,
+            f"  val top-1 {val.top1:.2%}" if val else "",
+        )
+    return record
