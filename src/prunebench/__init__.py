@@ -1,6 +1,6 @@
 """prunebench: comparable, reproducible and honest neural-network pruning."""
 
-from prunebench.api import finetune, measure, prune
+from prunebench.api import finetune, fit, measure, prune
 from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec, load_config
 from prunebench.data import DATASETS, DataSplits, load_dataset
 from prunebench.errors import ConfigError, DataError, PrunebenchError, TrainingDiverged
@@ -23,7 +23,7 @@ __all__ = [
     "DATASETS", "MODELS", "STRATEGIES", "ConfigError", "DataError", "DataSplits",
     "ExperimentSpec", "KeepPruned", "Mask", "NoOptions", "PrunablePolicy", "PruneSpec",
     "PrunebenchError", "RunSettings", "ScoreInputs", "TrainSpec", "TrainingDiverged",
-    "create_model", "evaluate", "finetune", "load_config", "load_dataset", "mac_metrics",
+    "create_model", "evaluate", "finetune", "fit", "load_config", "load_dataset", "mac_metrics",
     "measure", "prunable_parameters", "prune", "register_scorer", "run_experiment", "select",
     "size_metrics",
 ]

@@ -1,6 +1,7 @@
 """The Python API: prune -> fine-tune -> measure for your own ``nn.Module`` and tensors.
 
     data = DataSplits.from_tensors(train=(x, y), test=(x_test, y_test))
+    fit(model, data, epochs=10)      # or bring an already trained model
     mask = prune(model, data, strategy="magnitude", compression=8)
     finetune(model, data, mask, epochs=2, lr=0.01)
     print(measure(model, data, mask))
@@ -51,6 +52,11 @@ def prune(
         prunable=prunable or PrunablePolicy(), options=options, **generic,
     )
     return prune_model(model, data, spec, seed=seed, previous=previous)
+
+
+def fit(model: nn.Module, data: DataSplits, *, seed: int = 0, **recipe: Any) -> TrainLog:
+    """Train a dense model with the same loop prunebench uses everywhere. ``recipe``: TrainSpec fields."""
+    return train(model, data, _spec(TrainSpec, **recipe), seed=seed, stage="train")
 
 
 def finetune(model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, **recipe: Any) -> TrainLog:

@@ -1,0 +1,38 @@
+"""The README's Python example, run as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import prunebench as pb
+from prunebench.errors import ConfigError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs() -> None:
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert block, "README has a python example"
+    namespace: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    metrics = namespace["metrics"]
+    assert metrics["compression_ratio"] == pytest.approx(8, rel=1e-3)
+    assert metrics["top1"] > 0.5
+
+
+def test_api_keeps_pruned_weights_zero_and_validates_input() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(512, 20), torch.randint(0, 3, (512,))
+    data = pb.DataSplits.from_tensors(train=(x[:400], y[:400]), test=(x[400:], y[400:]))
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    mask = pb.prune(model, data, strategy="act_magnitude", compression=3, scope="layer", score_batches=2)
+    pb.finetune(model, data, mask, epochs=1, optimizer="adam", lr=1e-3)
+    for name, keep in mask.items():
+        assert torch.count_nonzero(dict(model.named_parameters())[name][~keep]) == 0
+    with pytest.raises(ConfigError, match="strategy"):
+        pb.prune(model, data, strategy="magnitud")
+    with pytest.raises(ConfigError, match="epochs"):
+        pb.finetune(model, data, mask, epochs=-1)

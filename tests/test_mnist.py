@@ -1,0 +1,25 @@
+"""The headline check on real data: LeNet-300-100, global magnitude, 10x, 2 fine-tuning epochs."""
+
+from pathlib import Path
+
+from conftest import SHARED_DATA, has_dataset
+import pytest
+
+from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
+from prunebench.experiment import run_experiment
+
+pytestmark = pytest.mark.skipif(not has_dataset("mnist"), reason=f"MNIST not in {SHARED_DATA}")
+
+
+def test_lenet_300_100_global_magnitude_10x_reaches_97_5(tmp_path: Path) -> None:
+    spec = ExperimentSpec(
+        dataset="mnist",
+        model="lenet-300-100",
+        train=TrainSpec(epochs=8, lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=128),
+        prune=PruneSpec(strategy="magnitude", scope="global", compression=10),
+        finetune=TrainSpec(epochs=2, lr=0.01, momentum=0.9, batch_size=128),
+    )
+    result = run_experiment(spec, RunSettings(data_dir=SHARED_DATA, download=False), tmp_path)
+    assert result["compression_ratio"] == pytest.approx(10, rel=1e-4)
+    assert result["test_examples"] == 10_000
+    assert result["top1"] >= 0.975, result["top1"]
