@@ -10,45 +10,76 @@ from pathlib import Path
 
 from rich.console import Console
 
-from prunebench.config import load_config
 from prunebench.errors import PrunebenchError
 
 DEFAULT_RESULTS = Path("prunebench-results")
 LISTABLE = ("strategies", "models", "datasets")
+EXIT_INPUT_ERROR = 2
+EXIT_RUNS_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="prunebench", description="Comparable, honest pruning benchmarks.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print results and errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the experiment a YAML config describes")
+    run = commands.add_parser("run", help="run the experiment or sweep a YAML config describes")
     run.add_argument("config", type=Path)
     run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. prune.compression=16 seed=1")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    run.add_argument("--executor", choices=("serial", "local", "ray"), default="local")
+    run.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
+    run.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
 
     listing = commands.add_parser("list", help="list registered strategies, models or datasets")
     listing.add_argument("what", nargs="?", choices=LISTABLE)
 
-    demo = commands.add_parser("demo", help="digits + mlp, a few strategies and compressions (< 3 min)")
+    results = commands.add_parser("results", help="one row per run from the results database")
+    results.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    results.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    report = commands.add_parser("report", help="figures, tables, statistics and an HTML report")
+    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    report.add_argument("--out", type=Path, required=True)
+
+    demo = commands.add_parser("demo", help="a small sweep on digits, then its report (< 3 min)")
     demo.add_argument("--results", type=Path, default=DEFAULT_RESULTS / "demo")
+    demo.add_argument("--executor", choices=("serial", "local"), default="local")
     return parser
 
 
-def command_run(args: argparse.Namespace, console: Console) -> None:
-    from prunebench.experiment import run_experiment
+def command_run(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.executors import make_executor
+    from prunebench.experiment.runner import run_plan
+    from prunebench.experiment.sweep import load_plan
+    from prunebench.store import ResultsDB
 
-    spec, settings = load_config(args.config, args.overrides)
-    result = run_experiment(spec, settings, args.results)
-    console.print(
-        f"run {result['run_id']}: top-1 {result['top1']:.2%} (dense {result['dense_top1']:.2%}, "
-        f"before fine-tuning {result['pre_finetune_top1']:.2%}), compression "
-        f"{result['compression_ratio']:.2f}x, theoretical speedup {result['theoretical_speedup']:.2f}x"
-    )
-    console.print(f"result: {args.results / result['run_id'] / 'result.json'}")
+    plan = load_plan(args.config, args.overrides)
+    executor_name = "serial" if len(plan.pruned_jobs) == 1 and args.executor == "local" else args.executor
+    executor = make_executor(executor_name, plan.settings, args.results, args.workers, args.ray_address)
+    statuses = run_plan(plan, args.results, executor)
+    if not plan.is_sweep:
+        row = next(r for r in ResultsDB(args.results).rows() if r["run_id"] == plan.pruned_jobs[0].run_id)
+        if row["result"]:
+            r = row["result"]
+            console.print(
+                f"run {r['run_id']}: top-1 {r['top1']:.2%} (dense {r['dense_top1']:.2%}, before fine-tuning "
+                f"{r['pre_finetune_top1']:.2%}), compression {r['compression_ratio']:.2f}x, "
+                f"theoretical speedup {r['theoretical_speedup']:.2f}x"
+            )
+            console.print(f"result: {args.results / r['run_id'] / 'result.json'}", soft_wrap=True)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    console.print(f"{len(plan.jobs)} runs: {summary}; database {args.results / 'prunebench.db'}", soft_wrap=True)
+    incomplete = sum(n for s, n in statuses.items() if s != "completed")
+    if incomplete:
+        for row in ResultsDB(args.results).rows():
+            if row["status"] != "completed":
+                console.print(f"[red]{row['status']}[/red] {row['run_id']}: {row['error']}", highlight=False)
+        return EXIT_RUNS_FAILED
+    return 0
 
 
-def command_list(args: argparse.Namespace, console: Console) -> None:
+def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.data import DATASETS
     from prunebench.models import MODELS
     from prunebench.pruning import STRATEGIES
@@ -56,12 +87,28 @@ def command_list(args: argparse.Namespace, console: Console) -> None:
     registries = {"strategies": STRATEGIES, "models": MODELS, "datasets": DATASETS}
     for what in [args.what] if args.what else LISTABLE:
         console.print(f"{what}: {', '.join(registries[what].names())}")
+    return 0
 
 
-def command_demo(args: argparse.Namespace, console: Console) -> None:
+def command_results(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.report.results import format_results, results_rows
+
+    print(format_results(results_rows(args.results), args.format), end="")
+    return 0
+
+
+def command_report(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.report import write_report
+
+    html = write_report(args.results, args.out)
+    console.print(f"report: {html}", soft_wrap=True)
+    return 0
+
+
+def command_demo(args: argparse.Namespace, console: Console) -> int:
     from prunebench.demo import run_demo
 
-    run_demo(args.results, console)
+    return run_demo(args.results, args.executor, console)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,13 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
     )
-    handlers = {"run": command_run, "list": command_list, "demo": command_demo}
+    handlers = {
+        "run": command_run, "list": command_list, "results": command_results,
+        "report": command_report, "demo": command_demo,
+    }
     try:
-        handlers[args.command](args, console)
+        return handlers[args.command](args, console)
     except PrunebenchError as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_INPUT_ERROR
 
 
 if __name__ == "__main__":

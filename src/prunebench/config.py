@@ -161,18 +161,41 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    merged = json.loads(json.dumps(data, default=str))  # deep copy of plain YAML data
+def set_dotted(data: dict[str, Any], path: Sequence[str], value: Any) -> None:
+    """``set_dotted(d, ["prune", "compression"], 16)`` sets ``d["prune"]["compression"]``."""
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(path)}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data, default=str))  # plain YAML data only
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    merged = deep_copy(data)
     for text in overrides:
         path, value = parse_override(text)
-        node = merged
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {part} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_dotted(merged, path, value)
     return merged
+
+
+def read_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A YAML config as a plain mapping, with ``key=value`` overrides applied."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    return apply_overrides(data, overrides)
 
 
 def build_specs(data: Mapping[str, Any]) -> tuple[ExperimentSpec, RunSettings]:
@@ -192,14 +215,5 @@ def build_specs(data: Mapping[str, Any]) -> tuple[ExperimentSpec, RunSettings]:
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ExperimentSpec, RunSettings]:
-    """Read a YAML config, apply ``key=value`` overrides, validate."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of keys to values")
-    return build_specs(apply_overrides(data, overrides))
+    """Read a single-run YAML config, apply ``key=value`` overrides, validate."""
+    return build_specs(read_config(path, overrides))

@@ -1,45 +1,60 @@
-"""``prunebench demo``: digits + mlp, four strategies at four compressions, one table."""
+"""``prunebench demo``: a small comparison on digits (runs anywhere), then its report."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
-from prunebench.experiment import run_experiment
+from prunebench.executors import make_executor
+from prunebench.experiment.runner import run_plan
+from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.report import write_report
+from prunebench.report.aggregate import build_groups
+from prunebench.report.results import open_db
 
-STRATEGIES = ("random", "magnitude", "grad_magnitude", "act_magnitude")
-COMPRESSIONS = (2.0, 4.0, 8.0, 16.0)
-DENSE_RECIPE = TrainSpec(epochs=30, lr=0.05, batch_size=64, weight_decay=1e-4)
-FINETUNE_RECIPE = TrainSpec(epochs=5, lr=0.01, batch_size=64)
+DEMO_CONFIG: dict[str, Any] = {
+    "dataset": "digits",
+    "model": "mlp",
+    "train": {"epochs": 30, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64},
+    "prune": {"scope": "global"},
+    "finetune": {"epochs": 5, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 64},
+    "sweep": {
+        "prune.strategy": ["magnitude", "grad_magnitude", "act_magnitude"],  # random is added as the control
+        "prune.compression": [2, 4, 8, 16, 24],  # the MLP's unprunable parameters cap it at 30x
+        "seed": [0, 1, 2],
+    },
+}
 
 
-def demo_specs(seed: int = 0) -> list[ExperimentSpec]:
-    return [
-        ExperimentSpec(
-            dataset="digits", model="mlp", seed=seed, train=DENSE_RECIPE, finetune=FINETUNE_RECIPE,
-            prune=PruneSpec(strategy=strategy, compression=compression),
-        )
-        for strategy in STRATEGIES
-        for compression in COMPRESSIONS
-    ]
-
-
-def run_demo(results_dir: Path, console: Console) -> list[dict]:
-    started = time.perf_counter()
-    results = [run_experiment(spec, RunSettings(), results_dir) for spec in demo_specs()]
-    table = Table(title="digits / mlp: test top-1 after pruning and fine-tuning (global scope, seed 0)")
-    for column in ("strategy", "target", "compression", "speedup", "dense", "pruned", "fine-tuned"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
-    for r in results:
+def summary_table(results_dir: Path) -> Table:
+    group = build_groups(open_db(results_dir).rows())[0]
+    levels = sorted({lvl for points in group.series.values() for lvl in points})
+    table = Table(title=f"{group.title}: test top-1 (%), mean over seeds, after pruning and fine-tuning")
+    table.add_column("strategy")
+    for level in levels:
+        table.add_column(f"{level:g}x", justify="right")
+    for (strategy, scope), points in sorted(group.series.items()):
         table.add_row(
-            r["spec"]["prune"]["strategy"], f"{r['target_compression']:g}x", f"{r['compression_ratio']:.2f}x",
-            f"{r['theoretical_speedup']:.2f}x", f"{r['dense_top1']:.2%}",
-            f"{r['pre_finetune_top1']:.2%}", f"{r['top1']:.2%}",
+            f"{strategy} ({scope})",
+            *(f"{points[lvl].top1_estimate().mean * 100:.1f}" if lvl in points else "" for lvl in levels),
         )
-    console.print(table)
-    console.print(f"{len(results)} runs in {time.perf_counter() - started:.1f} s; results in {results_dir}")
-    return results
+    return table
+
+
+def run_demo(results_dir: Path, executor_name: str, console: Console) -> int:
+    started = time.perf_counter()
+    plan = plan_from_mapping(DEMO_CONFIG)
+    statuses = run_plan(plan, results_dir, make_executor(executor_name, plan.settings, results_dir), live=False)
+    report = write_report(results_dir, results_dir / "report")
+    console.print(summary_table(results_dir))
+    console.print(
+        f"{len(plan.jobs)} runs ({statuses['completed']} completed) in {time.perf_counter() - started:.1f} s; "
+        f"results in {results_dir}",
+        soft_wrap=True,
+    )
+    console.print(f"report: {report}", soft_wrap=True)
+    return 0 if statuses["completed"] == len(plan.jobs) else 1

@@ -11,12 +11,16 @@ from typing import Any
 import torch
 
 
+FILE_MODE = 0o644  # temporary files are created 0600; results are meant to be shared
+
+
 def write_atomic(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         tmp.write(payload)
         tmp.flush()
         os.fsync(tmp.fileno())
+    os.chmod(tmp.name, FILE_MODE)
     os.replace(tmp.name, path)
 
 
@@ -33,6 +37,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         torch.save({k: v.detach().cpu() for k, v in tensors.items()}, tmp)
+    os.chmod(tmp.name, FILE_MODE)
     os.replace(tmp.name, path)
 
 

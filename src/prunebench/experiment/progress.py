@@ -1,0 +1,82 @@
+"""Sweep progress: a live bar on a terminal, plain periodic lines otherwise (CI logs)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from prunebench.executors.base import Outcome
+from prunebench.experiment.sweep import Job
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class SweepProgress:
+    """Counts done / failed / remaining and estimates the time left from finished jobs."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.counts: Counter[str] = Counter()
+        self.started = time.monotonic()
+        # quiet (-q) means no progress at all; a terminal gets a live bar, logs get lines
+        self.quiet = not logging.getLogger("prunebench").isEnabledFor(logging.INFO)
+        self.live = not self.quiet and (self.stream.isatty() if live is None else live)
+        self._bar: Progress | None = None
+        if self.live:
+            self._bar = Progress(
+                TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=Console(file=self.stream), transient=False,
+            )
+            self._task = self._bar.add_task("sweep", total=total, status="")
+            self._bar.start()
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.values())
+
+    def eta_seconds(self) -> float | None:
+        if not self.finished:
+            return None
+        elapsed = time.monotonic() - self.started
+        return elapsed / self.finished * (self.total - self.finished)
+
+    def summary(self) -> str:
+        failed = self.counts["failed"] + self.counts["diverged"]
+        eta = self.eta_seconds()
+        return (
+            f"done {self.counts['completed']}, failed {failed}, remaining {self.total - self.finished}, "
+            f"elapsed {format_seconds(time.monotonic() - self.started)}"
+            + (f", ETA {format_seconds(eta)}" if eta is not None else "")
+        )
+
+    def started_job(self, job: Job) -> None:
+        if not self.live and not self.quiet:
+            print(f"[{self.finished + 1:>{len(str(self.total))}}/{self.total}] start {job.describe()}", file=self.stream, flush=True)
+
+    def finished_job(self, job: Job, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        detail = f"top-1 {outcome.result['top1']:.2%}" if outcome.result else (outcome.error or "")
+        line = f"{outcome.status} {job.describe()}: {detail}"
+        if self._bar is not None:
+            failed = self.counts["failed"] + self.counts["diverged"]
+            self._bar.update(self._task, advance=1, status=f"failed {failed}")
+            if outcome.status != "completed":
+                self._bar.console.print(line)
+        elif not self.quiet:
+            print(f"[{self.finished:>{len(str(self.total))}}/{self.total}] {line} | {self.summary()}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

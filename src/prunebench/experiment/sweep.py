@@ -1,0 +1,110 @@
+"""Sweeps: a ``sweep:`` section of dotted keys -> lists expands to the product of its values.
+
+Baselines belong in every comparison: unless ``baselines: false``, a sweep gains random
+pruning at every listed compression (per scope) and one dense row per dense checkpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from prunebench.config import (
+    ExperimentSpec,
+    RunSettings,
+    build_specs,
+    deep_copy,
+    read_config,
+    set_dotted,
+)
+from prunebench.errors import ConfigError
+
+SWEEP_KEY = "sweep"
+BASELINES_KEY = "baselines"
+CONTROL_STRATEGY = "random"
+DENSE_PREFIX = "dense-"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work. A dense job trains (or loads) ``spec``'s dense checkpoint only."""
+
+    kind: Literal["dense", "pruned"]
+    spec: ExperimentSpec
+
+    @property
+    def run_id(self) -> str:
+        return DENSE_PREFIX + self.spec.dense_spec().content_hash() if self.kind == "dense" else self.spec.run_id
+
+    def describe(self) -> str:
+        s = self.spec
+        if self.kind == "dense":
+            return f"{s.dataset}/{s.model} dense seed {s.seed}"
+        return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope} {s.prune.compression:g}x seed {s.seed}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    jobs: list[Job]
+    settings: RunSettings
+    is_sweep: bool
+
+    @property
+    def dense_jobs(self) -> list[Job]:
+        return [j for j in self.jobs if j.kind == "dense"]
+
+    @property
+    def pruned_jobs(self) -> list[Job]:
+        return [j for j in self.jobs if j.kind == "pruned"]
+
+
+def expand_grid(grid: Any) -> list[dict[str, Any]]:
+    """``{"a.b": [1, 2], "c": [3]}`` -> ``[{"a.b": 1, "c": 3}, {"a.b": 2, "c": 3}]``."""
+    if not isinstance(grid, Mapping):
+        raise ConfigError("sweep: must map dotted keys to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.{key}: must be a non-empty list of values")
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def with_control(spec: ExperimentSpec) -> ExperimentSpec:
+    return spec.model_copy(update={"prune": spec.prune.model_copy(update={"strategy": CONTROL_STRATEGY, "options": {}})})
+
+
+def plan_from_mapping(data: Mapping[str, Any]) -> Plan:
+    data = deep_copy(data)
+    grid = data.pop(SWEEP_KEY, None)
+    baselines = data.pop(BASELINES_KEY, grid is not None)
+    if not isinstance(baselines, bool):
+        raise ConfigError(f"baselines: must be true or false (got {baselines!r})")
+    specs: dict[str, ExperimentSpec] = {}
+    settings: RunSettings | None = None
+    for point in expand_grid(grid) if grid is not None else [{}]:
+        config = deep_copy(data)
+        for key, value in point.items():
+            set_dotted(config, str(key).split("."), value)
+        try:
+            spec, settings = build_specs(config)
+        except ConfigError as exc:
+            where = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise ConfigError(f"{exc} (sweep point {where})" if where else str(exc)) from None
+        specs.setdefault(spec.run_id, spec)
+    if baselines:
+        for spec in list(specs.values()):
+            control = with_control(spec)
+            specs.setdefault(control.run_id, control)
+    assert settings is not None  # at least one point was built
+    pruned = [Job("pruned", s) for s in specs.values()]
+    dense: dict[str, Job] = {}
+    for job in pruned:
+        dense.setdefault(job.spec.dense_spec().content_hash(), Job("dense", job.spec))
+    return Plan(jobs=[*dense.values(), *pruned], settings=settings, is_sweep=grid is not None)
+
+
+def load_plan(path: str | Path, overrides: Sequence[str] = ()) -> Plan:
+    return plan_from_mapping(read_config(path, overrides))

@@ -1,0 +1,69 @@
+"""From completed rows to curves: per (dataset, model), per (strategy, scope), per level."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from prunebench.report.stats import Estimate, estimate
+
+Series = tuple[str, str]  # (strategy, scope)
+
+
+@dataclass
+class Point:
+    level: float  # target compression
+    top1: dict[int, float] = field(default_factory=dict)  # seed -> value
+    compression: dict[int, float] = field(default_factory=dict)
+    speedup: dict[int, float] = field(default_factory=dict)
+
+    def top1_estimate(self) -> Estimate:
+        return estimate(list(self.top1.values()))
+
+    def mean_compression(self) -> float:
+        return estimate(list(self.compression.values())).mean
+
+    def mean_speedup(self) -> float:
+        return estimate(list(self.speedup.values())).mean
+
+
+@dataclass
+class Group:
+    dataset: str
+    model: str
+    series: dict[Series, dict[float, Point]] = field(default_factory=lambda: defaultdict(dict))
+    dense_top1: dict[int, float] = field(default_factory=dict)
+    finetune_ids: set[str] = field(default_factory=set)
+    rows: int = 0
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} / {self.model}"
+
+    def levels(self, series: Series) -> list[float]:
+        return sorted(self.series[series])
+
+    def seeds(self) -> set[int]:
+        return {seed for points in self.series.values() for p in points.values() for seed in p.top1}
+
+
+def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
+    groups: dict[tuple[str, str], Group] = {}
+    for row in rows:
+        if row["status"] != "completed" or not row.get("result"):
+            continue
+        key = (row["dataset"], row["model"])
+        group = groups.setdefault(key, Group(*key))
+        group.rows += 1
+        result, seed = row["result"], row["seed"]
+        group.dense_top1[seed] = result["dense_top1"]
+        if row["kind"] == "dense":
+            continue
+        group.finetune_ids.add(row["finetune_id"])
+        points = group.series[(row["strategy"], row["scope"])]
+        point = points.setdefault(row["target_compression"], Point(row["target_compression"]))
+        point.top1[seed] = result["top1"]
+        point.compression[seed] = result["compression_ratio"]
+        point.speedup[seed] = result["theoretical_speedup"]
+    return sorted(groups.values(), key=lambda g: (g.dataset, g.model))

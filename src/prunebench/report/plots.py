@@ -1,0 +1,51 @@
+"""Accuracy-versus-compression and -speedup figures (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from prunebench.report.aggregate import Group  # noqa: E402
+from prunebench.report.literature import PublishedPoint  # noqa: E402
+from prunebench.report.stats import estimate  # noqa: E402
+
+
+def curve_figure(group: Group, axis: str, published: list[PublishedPoint]) -> bytes:
+    """top-1 against ``axis`` ('compression' or 'speedup'), log2 x axis, mean and 95% CI band."""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for strategy, scope in sorted(group.series):
+        points = [group.series[(strategy, scope)][lvl] for lvl in group.levels((strategy, scope))]
+        x = np.array([p.mean_compression() if axis == "compression" else p.mean_speedup() for p in points])
+        estimates = [p.top1_estimate() for p in points]
+        mean = np.array([e.mean for e in estimates]) * 100
+        low = np.array([e.ci_low for e in estimates]) * 100
+        high = np.array([e.ci_high for e in estimates]) * 100
+        style = "--" if strategy == "random" else "-"
+        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=f"{strategy} ({scope})")
+        if not np.isnan(low).all():
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
+    if group.dense_top1:
+        dense = estimate(list(group.dense_top1.values())).mean * 100
+        ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"dense ({dense:.2f}%)")
+    shown = [p for p in published if (p.compression if axis == "compression" else p.speedup)]
+    if shown:
+        ax.scatter(
+            [p.compression if axis == "compression" else p.speedup for p in shown], [p.top1 * 100 for p in shown],
+            marker="x", color="gray", label="published (ShrinkBench table)", zorder=3,
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("compression ratio (total / nonzero parameters)" if axis == "compression" else "theoretical speedup (dense MACs / effective MACs)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"{group.title}: top-1 vs {axis} (mean over seeds, 95% CI)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()

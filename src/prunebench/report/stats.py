@@ -1,0 +1,61 @@
+"""Means with 95% confidence intervals (Student t), paired differences, area under curves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    std: float  # sample standard deviation (n - 1); nan for a single value
+    n: int
+    ci_low: float  # nan when n < 2: one seed gives no interval
+    ci_high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
+
+def estimate(values: Sequence[float]) -> Estimate:
+    data = np.asarray(values, dtype=float)
+    n = data.size
+    if n == 0:
+        raise ValueError("no values")
+    mean = float(data.mean())
+    if n < 2:
+        return Estimate(mean, math.nan, 1, math.nan, math.nan)
+    std = float(data.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+    return Estimate(mean, std, n, mean - half, mean + half)
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> Estimate | None:
+    """Mean of a - b over the seeds both have (they share each seed's dense model)."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    return estimate([a[s] - b[s] for s in seeds])
+
+
+def area_under_log2(levels: Sequence[float], values: Sequence[float]) -> float:
+    """Mean of the curve over log2(compression) between the first and last level (trapezoids).
+
+    Reads as 'average top-1 across the compression range', comparable between strategies
+    measured at the same levels.
+    """
+    x = np.log2(np.asarray(levels, dtype=float))
+    y = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return float(y[0])
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
