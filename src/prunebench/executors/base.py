@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ def threads_per_worker(workers: int) -> int:
 
 def init_worker(threads: int, log_level: int) -> None:
     torch.set_num_threads(threads)
+    if sys.stderr.isatty():  # the driver draws a live bar there; per-epoch lines would tear it
+        log_level = max(log_level, logging.WARNING)
     logging.basicConfig(level=log_level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
 

@@ -1,7 +1,9 @@
 """Sweeps: a ``sweep:`` section of dotted keys -> lists expands to the product of its values.
 
 Baselines belong in every comparison: unless ``baselines: false``, a sweep gains random
-pruning at every listed compression (per scope) and one dense row per dense checkpoint.
+pruning at every listed compression and one dense row per dense checkpoint. The random control
+is run with global scope only: random scores are i.i.d., so global selection already prunes
+every layer to the same expected fraction, and a layer-scope copy would measure the same thing.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
 
 
 def with_control(spec: ExperimentSpec) -> ExperimentSpec:
-    return spec.model_copy(update={"prune": spec.prune.model_copy(update={"strategy": CONTROL_STRATEGY, "options": {}})})
+    control = spec.prune.model_copy(update={"strategy": CONTROL_STRATEGY, "scope": "global", "options": {}})
+    return spec.model_copy(update={"prune": control})
 
 
 def plan_from_mapping(data: Mapping[str, Any]) -> Plan:

@@ -27,7 +27,7 @@ def evaluate_checklist(group: Group) -> list[Check]:
     for strategy, scope in series:
         if strategy == CONTROL_STRATEGY:
             continue
-        control = group.series.get((CONTROL_STRATEGY, scope), {})
+        control = {lvl for (name, _), points in group.series.items() if name == CONTROL_STRATEGY for lvl in points}
         missing = [lvl for lvl in group.series[(strategy, scope)] if lvl not in control]
         if missing:
             controls_missing.append(f"{strategy}/{scope} at {', '.join(f'{m:g}x' for m in missing)}")
