@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=("serial", "local", "ray"), default="local")
     run.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     run.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    run.add_argument("--cpus-per-run", type=int, default=1, help="Ray: CPUs each run asks for")
+    run.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs each run asks for (set device: cuda)")
 
     listing = commands.add_parser("list", help="list registered strategies, models or datasets")
     listing.add_argument("what", nargs="?", choices=LISTABLE)
@@ -56,7 +58,10 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 
     plan = load_plan(args.config, args.overrides)
     executor_name = "serial" if len(plan.pruned_jobs) == 1 and args.executor == "local" else args.executor
-    executor = make_executor(executor_name, plan.settings, args.results, args.workers, args.ray_address)
+    executor = make_executor(
+        executor_name, plan.settings, args.results, args.workers,
+        address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+    )
     statuses = run_plan(plan, args.results, executor)
     if not plan.is_sweep:
         row = next(r for r in ResultsDB(args.results).rows() if r["run_id"] == plan.pruned_jobs[0].run_id)

@@ -16,17 +16,28 @@ EXECUTORS = ("serial", "local", "ray")
 
 
 def make_executor(
-    name: str, settings: RunSettings, results_dir: Path, workers: int | None = None, address: str | None = None
+    name: str,
+    settings: RunSettings,
+    results_dir: Path,
+    workers: int | None = None,
+    *,
+    address: str | None = None,
+    cpus_per_run: int = 1,
+    gpus_per_run: float = 0.0,
 ) -> Executor:
-    workers = workers or os.cpu_count() or 1
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if cpus_per_run < 1 or gpus_per_run < 0:
+        raise ConfigError("--cpus-per-run must be >= 1 and --gpus-per-run >= 0")
     if name == "serial":
         return SerialExecutor(settings, results_dir)
     if name == "local":
         return LocalExecutor(settings, results_dir, workers)
     if name == "ray":
-        return RayExecutor(settings, results_dir, workers, address=address)
+        return RayExecutor(
+            settings, results_dir, workers, address=address, cpus_per_job=cpus_per_run, gpus_per_job=gpus_per_run
+        )
     raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {name!r}")
 
 
