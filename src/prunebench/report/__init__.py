@@ -11,7 +11,7 @@ from prunebench.report.aggregate import build_groups
 from prunebench.report.checklist import evaluate_checklist
 from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, published
-from prunebench.report.plots import curve_figure
+from prunebench.report.plots import curve_figure, latency_figure, measured_speedup_figure
 from prunebench.report.results import open_db
 from prunebench.report.tables import group_tables
 
@@ -42,6 +42,11 @@ def write_report(results_dir: Path, out_dir: Path) -> Path:
             png = curve_figure(group, axis, points)
             write_atomic(out_dir / f"{name}-top1-vs-{axis}.png", png)
             figures.append((f"{group.title}: top-1 vs {axis}", png))
+        if group.has_latency():
+            for kind, draw in (("measured-speedup", measured_speedup_figure), ("top1-vs-latency", latency_figure)):
+                png = draw(group)
+                write_atomic(out_dir / f"{name}-{kind}.png", png)
+                figures.append((f"{group.title}: {kind.replace('-', ' ')}", png))
         tables = group_tables(group)
         for table, kind in zip(tables, ("levels", "paired", "summary")):
             for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):

@@ -17,6 +17,8 @@ class Point:
     top1: dict[int, float] = field(default_factory=dict)  # seed -> value
     compression: dict[int, float] = field(default_factory=dict)
     speedup: dict[int, float] = field(default_factory=dict)
+    measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
+    latency_ms: dict[int, float] = field(default_factory=dict)
 
     def top1_estimate(self) -> Estimate:
         return estimate(list(self.top1.values()))
@@ -35,6 +37,7 @@ class Group:
     series: dict[Series, dict[float, Point]] = field(default_factory=lambda: defaultdict(dict))
     dense_top1: dict[int, float] = field(default_factory=dict)
     finetune_ids: set[str] = field(default_factory=set)
+    latency_setups: set[str] = field(default_factory=set)
     rows: int = 0
 
     @property
@@ -44,8 +47,19 @@ class Group:
     def levels(self, series: Series) -> list[float]:
         return sorted(self.series[series])
 
+    def has_latency(self) -> bool:
+        return any(p.measured_speedup for points in self.series.values() for p in points.values())
+
     def seeds(self) -> set[int]:
         return {seed for points in self.series.values() for p in points.values() for seed in p.top1}
+
+
+def latency_setup(latency: dict[str, Any]) -> str:
+    """Latency means nothing without how it was measured: runtime, device, threads, batch, dtype."""
+    return (
+        f"{latency['runtime']} on {latency['device']}, {latency['threads']} thread(s), "
+        f"batch {latency['batch_size']}, {latency['dtype']}"
+    )
 
 
 def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
@@ -66,4 +80,8 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         point.top1[seed] = result["top1"]
         point.compression[seed] = result["compression_ratio"]
         point.speedup[seed] = result["theoretical_speedup"]
+        if result.get("measured_speedup") is not None:
+            point.measured_speedup[seed] = result["measured_speedup"]
+            point.latency_ms[seed] = result["latency"]["pruned_ms"]
+            group.latency_setups.add(latency_setup(result["latency"]))
     return sorted(groups.values(), key=lambda g: (g.dataset, g.model))
