@@ -178,3 +178,19 @@ def test_rewinding_to_the_last_step_replays_dense_training_exactly(results: Path
 def test_default_spec_keeps_its_run_id() -> None:
     spec, _ = build_specs({"dataset": "synthetic", "model": "mlp"})
     assert spec.run_id == "e88f89e8afdd594b"  # the id before schedules and retraining modes existed
+
+
+def test_iterative_blocks_with_layer_rates_keep_whole_blocks(results: Path) -> None:
+    spec, settings = build_specs({
+        **BASE,
+        "prune": {"schedule": "iterative", "scope": "layer", "structure": "block:2x2",
+                  "iterative": {"rate": 0.5, "rounds": 2, "layer_rates": {"3.weight": 0.25}}},
+    })
+    result = run_experiment(spec, settings, results)
+    mask = Mask(load_tensors(results / spec.run_id / "mask.pt"))
+    from prunebench.pruning.structures import check_structure, parse_structure
+
+    check_structure(mask, parse_structure("block:2x2"))
+    assert mask["1.weight"].sum() == round(256 * 64 * 0.25)  # two rounds at 50%
+    assert mask["3.weight"].sum() == round(128 * 256 * 0.75**2 / 4) * 4  # whole blocks at 25% per round
+    assert len(result["rounds"]) == 2

@@ -15,7 +15,7 @@ from prunebench.metrics.size import unprunable_nonzero
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.prunable import prunable_parameters
 from prunebench.pruning.scores import STRATEGIES, Batch, ScoreInputs
-from prunebench.pruning.select import keep_count_for_compression, select_per_layer
+from prunebench.pruning.select import keep_count_for_compression
 from prunebench.pruning.structures import (
     check_shapes,
     check_structure,
@@ -82,8 +82,14 @@ def prune_model(
     )
     scores = strategy(inputs, options)
     structure = parse_structure(spec.structure)
-    if isinstance(keep, Mapping):
-        mask = select_per_layer(scores, keep, previous)
+    if isinstance(keep, Mapping):  # each tensor to its own count (layer-wise schedules)
+        mask = Mask({
+            name: select_structured(
+                {name: score}, keep[name], structure, "global",
+                Mask({name: previous[name]}) if previous is not None else None,
+            )[name]
+            for name, score in scores.items()
+        })
     else:
         mask = select_structured(scores, keep, structure, spec.scope, previous)
     check_structure(mask, structure)

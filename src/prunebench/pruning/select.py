@@ -137,15 +137,3 @@ def select(
         raise ConfigError(f"prune.scope must be 'global' or 'layer', got {scope!r}")
     return Mask({name: ~mark for name, mark in zip(names, pruned)})
 
-
-def select_per_layer(
-    scores: Mapping[str, torch.Tensor], keeps: Mapping[str, int], previous: Mask | None = None
-) -> Mask:
-    """Keep exactly ``keeps[name]`` entries of each tensor (layer-wise schedules with own rates)."""
-    if set(keeps) != set(scores):
-        raise ValueError("per-layer keep counts and scores cover different parameters")
-    masks = {}
-    for name, score in scores.items():
-        one = select({name: score}, keeps[name], "global", Mask({name: previous[name]}) if previous is not None else None)
-        masks[name] = one[name]
-    return Mask(masks)
