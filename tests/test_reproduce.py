@@ -53,9 +53,10 @@ def test_lth_config_yields_the_published_ladder() -> None:
 
 
 def test_report_fails_when_any_check_fails_and_says_so() -> None:
-    checks = [Check("a", "1", "1", "=", True), Check("b", "2", "3", "=", False)]
+    checks = [Check("a", "1", "1", "=", True), Check("b", "2", "3", "=", False), Check("c", "3", "3", "—", None)]
     report = Report("x", "paper", [0, 1, 2], checks, 60.0, [])
     assert not report.passed
-    assert "**FAIL**" in report.markdown() and "| pass |" in report.markdown()
+    assert "**FAIL**" in report.markdown() and "| pass |" in report.markdown() and "| reference |" in report.markdown()
+    assert Report("y", "paper", [0], checks[::2], 1.0, []).passed  # a reference row is not a check
     assert mean_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert set(REPRODUCTIONS) == set(list_reproductions())

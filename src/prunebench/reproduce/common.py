@@ -49,7 +49,7 @@ class Check:
     published: str
     reproduced: str
     tolerance: str
-    passed: bool
+    passed: bool | None  # None: a reference figure shown for context, not a check
     per_seed: list[float] = field(default_factory=list)
 
 
@@ -65,14 +65,14 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return all(check.passed is not False for check in self.checks)
 
     def table(self) -> Table:
         table = Table(title=f"{self.name}: {len(self.seeds)} seeds, {self.wall_time_s / 60:.1f} min")
         for column in ("check", "published", "reproduced (mean ± std)", "tolerance", "verdict"):
             table.add_column(column)
         for check in self.checks:
-            verdict = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+            verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "reference"}[check.passed]
             table.add_row(check.name, check.published, check.reproduced, check.tolerance, verdict)
         return table
 
@@ -82,8 +82,8 @@ class Report:
             "|---|---|---|---|---|",
         ]
         for check in self.checks:
-            lines.append(f"| {check.name} | {check.published} | {check.reproduced} | {check.tolerance} | "
-                         f"{'pass' if check.passed else '**FAIL**'} |")
+            verdict = {True: "pass", False: "**FAIL**", None: "reference"}[check.passed]
+            lines.append(f"| {check.name} | {check.published} | {check.reproduced} | {check.tolerance} | {verdict} |")
         return "\n".join(lines)
 
     def save(self, folder: Path) -> None:
