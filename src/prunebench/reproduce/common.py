@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from prunebench.config import ExperimentSpec, RunSettings, build_specs
+from prunebench.config import ExperimentSpec, build_specs
 from prunebench.experiment.artifacts import write_json
 
 
@@ -24,7 +24,7 @@ def load_reproduction_config(name: str) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def experiment_spec(data: dict[str, Any], seed: int, settings: RunSettings) -> ExperimentSpec:
+def experiment_spec(data: dict[str, Any], seed: int) -> ExperimentSpec:
     """A config mapping plus a seed, validated the way ``prunebench run`` validates."""
     spec, _ = build_specs({**data, "seed": seed})
     return spec

@@ -21,7 +21,7 @@ def with_prunable_target(experiment: dict[str, Any], ratio: float, settings: Run
     prunebench's compression counts every parameter; Han et al.'s 12x counts the weights that
     are pruned, so the whole-model target is derived from the model's own counts.
     """
-    spec = experiment_spec(experiment, 0, settings)
+    spec = experiment_spec(experiment, 0)
     _, model = prepare(spec, settings)
     prunable = prunable_parameters(model, spec.prune.prunable)
     total = sum(p.numel() for p in model.parameters())
@@ -44,7 +44,7 @@ def run(seeds: list[int], settings: RunSettings, results_dir: Path) -> Report:
         dense_err, pruned_err, ratios = [], [], []
         model_clock = Stopwatch()
         for seed in seeds:
-            result = run_experiment(experiment_spec(experiment, seed, settings), settings, results_dir)
+            result = run_experiment(experiment_spec(experiment, seed), settings, results_dir)
             dense_err.append(100 * (1 - result["dense_top1"]))
             pruned_err.append(100 * (1 - result["top1"]))
             ratios.append(result["prunable_compression_ratio"])

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from prunebench.config import RunSettings
+from prunebench.config import ExperimentSpec, RunSettings
 from prunebench.experiment import prepare, run_experiment
 from prunebench.experiment.artifacts import load_tensors, read_json, write_json
 from prunebench.experiment.retrain import retrain
@@ -18,7 +18,7 @@ NAME = "lth-lenet-mnist"
 log = logging.getLogger("prunebench")
 
 
-def reinit_control(spec, settings: RunSettings, results_dir: Path, round_index: int) -> float:  # type: ignore[no-untyped-def]
+def reinit_control(spec: ExperimentSpec, settings: RunSettings, results_dir: Path, round_index: int) -> float:
     """Test top-1 of round ``round_index``'s ticket mask trained from a fresh random init.
 
     Uses the pipeline's own ``reinit`` retraining; cached beside the ticket run.
@@ -44,7 +44,7 @@ def run(seeds: list[int], settings: RunSettings, results_dir: Path) -> Report:
     controls: dict[int, list[float]] = {r: [] for r in config["controls"]}
     remaining: dict[int, list[float]] = {}
     for seed in seeds:
-        spec = experiment_spec(config["experiment"], seed, settings)
+        spec = experiment_spec(config["experiment"], seed)
         result = run_experiment(spec, settings, results_dir)
         dense.append(100 * result["dense_top1"])
         for entry in result["rounds"]:
