@@ -94,7 +94,7 @@ class Report:
         console.print(f"[bold]{self.name}[/]: {self.paper}")
         console.print(self.table())
         console.print(f"verdict: {'[green]all checks pass[/]' if self.passed else '[red]some checks fail[/]'}; "
-                      f"wall time {self.wall_time_s / 60:.1f} min")
+                      f"wall time {self.wall_time_s / 60:.1f} min (runs already in the results folder are reused)")
 
 
 class Stopwatch:
