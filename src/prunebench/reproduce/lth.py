@@ -62,7 +62,7 @@ def run(seeds: list[int], settings: RunSettings, results_dir: Path) -> Report:
             "equal at 0.1%", all(round(v, 1) == percent for v in ours), ours,
         ))
     dense_mean, _ = mean_spread(dense)
-    checks.append(Check("dense test top-1", "~98% (Fig. 3)", fmt(dense), "—", None, dense))
+    checks.append(Check("dense test top-1", "~98% (paper)", fmt(dense), "—", None, dense))
     for r in published["tickets_match_dense_at_rounds"]:
         ticket_mean, _ = mean_spread(tickets[r])
         checks.append(Check(
