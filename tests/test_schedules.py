@@ -194,3 +194,31 @@ def test_iterative_blocks_with_layer_rates_keep_whole_blocks(results: Path) -> N
     assert mask["1.weight"].sum() == round(256 * 64 * 0.25)  # two rounds at 50%
     assert mask["3.weight"].sum() == round(128 * 256 * 0.75**2 / 4) * 4  # whole blocks at 25% per round
     assert len(result["rounds"]) == 2
+
+
+def test_lr_rewind_runs_the_rest_of_the_dense_schedule(results: Path) -> None:
+    spec, settings = build_specs({
+        **BASE,
+        "train": {"epochs": 3, "batch_size": 128, "lr": 0.1, "lr_schedule": "step", "lr_milestones": [1, 2]},
+        "retrain": {"mode": "lr-rewind", "rewind_epoch": 1},
+    })
+    log = run_experiment(spec, settings, results)["finetune_log"]
+    assert [e["epoch"] for e in log] == [2, 3]
+    assert [e["lr"] for e in log] == pytest.approx([0.01, 0.001])
+
+
+def test_scratch_trains_for_its_own_budget(results: Path) -> None:
+    spec, settings = build_specs({**BASE, "retrain": {"mode": "scratch", "scratch_epochs": 2}})
+    result = run_experiment(spec, settings, results)
+    assert len(result["finetune_log"]) == 2
+    assert result["retrain_recipe"]["epochs"] == 2 and result["retrain_recipe"]["lr"] == 0.1
+
+
+def test_gradual_ends_at_three_quarters_of_fine_tuning_by_default(results: Path) -> None:
+    spec, settings = build_specs({
+        **BASE, "finetune": {"epochs": 4, "batch_size": 128},  # 5 steps per epoch: 20 steps
+        "prune": {"schedule": "gradual", "compression": 8, "gradual": {"frequency": 5}},
+    })
+    result = run_experiment(spec, settings, results)
+    assert [u["step"] for u in result["gradual_updates"]] == [5, 10, 15]
+    assert result["compression_ratio"] == pytest.approx(8.0, rel=1e-3)
