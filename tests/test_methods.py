@@ -207,3 +207,10 @@ def test_every_scorer_works_with_every_structure(strategy: str, structure: str, 
     assert all(bool((params[name][~keep] == 0).all()) for name, keep in mask.items())
     if structure == "2:4":
         assert mask.kept == mask.total // 2
+
+
+def test_unquoted_yaml_nm_is_refused_with_a_hint() -> None:
+    from prunebench.config import build_specs
+
+    with pytest.raises(ConfigError, match=r"prune\.structure: got the number 124: quote N:M"):
+        build_specs({"dataset": "synthetic", "model": "mlp", "prune": {"structure": 124}})  # YAML 1.1 reads 2:4 as 124

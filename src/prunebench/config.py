@@ -133,7 +133,9 @@ class PruneSpec(Spec):
     @classmethod
     def known_structure(cls, value: Any) -> Any:
         if isinstance(value, int):  # YAML 1.1 reads an unquoted 2:4 as the base-60 number 124
-            raise ValueError(f"got the number {value}: write N:M in quotes, e.g. '2:4'")
+            raise ValueError(
+                f"got the number {value}: quote N:M, e.g. '2:4' in YAML, prune.structure=\"'2:4'\" as an override"
+            )
         if isinstance(value, str):
             parse_structure(value)
         return value
