@@ -136,4 +136,3 @@ def select(
     else:
         raise ConfigError(f"prune.scope must be 'global' or 'layer', got {scope!r}")
     return Mask({name: ~mark for name, mark in zip(names, pruned)})
-
