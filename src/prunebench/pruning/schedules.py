@@ -69,9 +69,10 @@ def layer_ladder(
 
 
 def cubic_sparsity(step: int, initial: float, final: float, start: int, frequency: int, count: int) -> float:
-    """Zhu & Gupta's s_t at ``step``: s_i before t0 + dt... and s_f from t0 + n*dt on.
+    """Zhu & Gupta's s_t at ``step``: s_i at t0, cubic in between, s_f from t0 + n*dt on.
 
-    ``start`` is t0, ``frequency`` is dt and ``count`` is n. Before t0 nothing is pruned.
+    ``start`` is t0, ``frequency`` is dt and ``count`` is n. Before t0 nothing is pruned. The
+    mask only changes at update steps (:func:`is_update_step`), where this value is reached.
     """
     if step < start:
         return 0.0
