@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="a small sweep on digits, then its report (< 3 min)")
     demo.add_argument("--results", type=Path, default=DEFAULT_RESULTS / "demo")
     demo.add_argument("--executor", choices=("serial", "local"), default="local")
+
+    reproduce = commands.add_parser("reproduce", help="reproduce a published result and check it (see --list)")
+    reproduce.add_argument("name", nargs="?", help="the reproduction to run")
+    reproduce.add_argument("--list", action="store_true", help="list the reproductions")
+    reproduce.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    reproduce.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    reproduce.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default $PRUNEBENCH_DATA)")
+    reproduce.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return parser
 
 
@@ -116,6 +124,23 @@ def command_demo(args: argparse.Namespace, console: Console) -> int:
     return run_demo(args.results, args.executor, console)
 
 
+def command_reproduce(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.errors import ConfigError
+    from prunebench.reproduce import list_reproductions, run_reproduction, run_settings
+
+    if args.list or not args.name:
+        for name, summary in list_reproductions().items():
+            console.print(f"{name}: {summary}")
+        if not args.list:
+            raise ConfigError("name a reproduction to run (listed above), or pass --list")
+        return 0
+    settings = run_settings(args.data_dir, args.threads)
+    report = run_reproduction(args.name, args.seeds, settings, args.results)
+    report.print(console)
+    console.print(f"report: {args.results / 'reproduce' / args.name / 'report.md'}", soft_wrap=True)
+    return 0 if report.passed else EXIT_RUNS_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
@@ -125,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handlers = {
         "run": command_run, "list": command_list, "results": command_results,
-        "report": command_report, "demo": command_demo,
+        "report": command_report, "demo": command_demo, "reproduce": command_reproduce,
     }
     try:
         return handlers[args.command](args, console)

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,7 @@ from prunebench.errors import ConfigError
 from prunebench.models import MODELS
 from prunebench.pruning.prunable import PrunablePolicy
 from prunebench.pruning.scores import STRATEGIES
+from prunebench.pruning.structures import parse_structure
 
 RUN_ID_LENGTH = 16
 
@@ -56,6 +57,65 @@ def finetune_default() -> TrainSpec:
     return TrainSpec(epochs=2, lr=0.01)
 
 
+RetrainMode = Literal["finetune", "lr-rewind", "weight-rewind", "reinit", "scratch"]
+
+# Which retraining modes each schedule accepts (see docs/methods.md for why the others are refused).
+ALLOWED_MODES: dict[str, tuple[str, ...]] = {
+    "one-shot": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch"),
+    "iterative": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch"),
+    "gradual": ("finetune",),
+    "at-init": ("finetune", "reinit"),
+}
+
+
+class RetrainSpec(Spec):
+    """How the pruned network is trained after pruning (and between iterative rounds).
+
+    - ``finetune``: continue from the pruned weights with the ``finetune`` recipe.
+    - ``lr-rewind``: continue from the pruned weights with the ``train`` recipe's LR schedule
+      from epoch ``rewind_epoch`` to its end (Renda et al. 2020).
+    - ``weight-rewind``: reset the survivors to their values at dense-training step
+      ``rewind_step`` and train with the ``train`` recipe from the epoch holding that step
+      (Frankle et al. 2020); ``rewind_step`` 0 is the lottery ticket (Frankle & Carbin 2019).
+    - ``reinit``: same mask, a fresh random initialization, the ``train`` recipe.
+    - ``scratch``: same mask, a fresh random initialization, the ``train`` recipe for
+      ``scratch_epochs`` epochs (unset: ``train.epochs``, i.e. Scratch-E).
+    """
+
+    mode: RetrainMode = "finetune"
+    rewind_step: int = Field(default=0, ge=0)
+    rewind_epoch: int = Field(default=0, ge=0)
+    scratch_epochs: int | None = Field(default=None, ge=1)
+
+
+class IterativeSpec(Spec):
+    """Rounds of prune -> retrain, each removing ``rate`` of what remains (schedule ``iterative``).
+
+    With ``rounds`` unset, rounds continue until ``prune.compression`` (the last round stops
+    exactly there). With ``rounds`` set, exactly that many rounds run and ``prune.compression``
+    must be left out; ``layer_rates`` (glob over parameter names -> rate, scope ``layer`` only)
+    then gives some layers their own rate, e.g. ``{"5.weight": 0.1}`` for an output layer.
+    """
+
+    rate: float = Field(default=0.2, gt=0, lt=1)
+    rounds: int | None = Field(default=None, ge=1)
+    layer_rates: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)
+
+
+class GradualSpec(Spec):
+    """Zhu & Gupta's cubic schedule during fine-tuning (schedule ``gradual``), in optimizer steps.
+
+    s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^3 with t0 = ``start_step``, dt = ``frequency``,
+    n = (``end_step`` - t0) // dt and s_f from ``prune.compression``. ``end_step`` unset means
+    three quarters of the fine-tuning steps, leaving the last quarter to recover.
+    """
+
+    initial_sparsity: float = Field(default=0.0, ge=0, lt=1)
+    start_step: int = Field(default=0, ge=0)
+    end_step: int | None = Field(default=None, ge=1)
+    frequency: int = Field(default=100, ge=1)
+
+
 class PruneSpec(Spec):
     strategy: str = "magnitude"
     scope: Literal["global", "layer"] = "global"
@@ -64,6 +124,46 @@ class PruneSpec(Spec):
     batch_size: int = Field(default=128, ge=1)  # size of each of those batches
     options: dict[str, Any] = Field(default_factory=dict)  # the strategy's own hyperparameters
     prunable: PrunablePolicy = PrunablePolicy()
+    schedule: Literal["one-shot", "iterative", "gradual", "at-init"] = "one-shot"
+    structure: str = "unstructured"  # or "N:M" (e.g. "2:4") or "block:RxC" (e.g. "block:4x4")
+    iterative: IterativeSpec = IterativeSpec()
+    gradual: GradualSpec = GradualSpec()
+
+    @field_validator("structure", mode="before")
+    @classmethod
+    def known_structure(cls, value: Any) -> Any:
+        if isinstance(value, int):  # YAML 1.1 reads an unquoted 2:4 as the base-60 number 124
+            raise ValueError(
+                f"got the number {value}: quote N:M, e.g. '2:4' in YAML, prune.structure=\"'2:4'\" as an override"
+            )
+        if isinstance(value, str):
+            parse_structure(value)
+        return value
+
+    @model_validator(mode="after")
+    def consistent_schedule(self) -> PruneSpec:
+        """Settings of one schedule must not be given to another; N:M fixes its own sparsity."""
+        fields = self.model_fields_set
+        if "iterative" in fields and self.iterative != IterativeSpec() and self.schedule != "iterative":
+            raise ValueError(f"prune.iterative is only used by prune.schedule 'iterative', not {self.schedule!r}")
+        if "gradual" in fields and self.gradual != GradualSpec() and self.schedule != "gradual":
+            raise ValueError(f"prune.gradual is only used by prune.schedule 'gradual', not {self.schedule!r}")
+        if self.iterative.rounds is not None and "compression" in fields:
+            raise ValueError("prune.iterative.rounds and prune.compression both set the target: give one")
+        if self.iterative.layer_rates and self.iterative.rounds is None:
+            raise ValueError("prune.iterative.layer_rates needs prune.iterative.rounds (the target is then the rounds)")
+        if self.iterative.layer_rates and self.scope != "layer":
+            raise ValueError("prune.iterative.layer_rates needs prune.scope 'layer'")
+        g = self.gradual
+        if g.end_step is not None and g.end_step - g.start_step < g.frequency:
+            raise ValueError("prune.gradual.end_step - prune.gradual.start_step must be at least prune.gradual.frequency")
+        structure = parse_structure(self.structure)
+        if structure.kind == "nm":
+            if self.schedule not in ("one-shot", "at-init"):
+                raise ValueError(f"prune.structure N:M needs prune.schedule 'one-shot' or 'at-init', not {self.schedule!r}")
+            if "compression" in fields:
+                raise ValueError("prune.structure N:M fixes the sparsity at 1 - N/M: leave prune.compression out")
+        return self
 
     @field_validator("strategy")
     @classmethod
@@ -87,6 +187,25 @@ class ExperimentSpec(Spec):
     train: TrainSpec = TrainSpec()
     prune: PruneSpec = PruneSpec()
     finetune: TrainSpec = Field(default_factory=finetune_default)
+    retrain: RetrainSpec = RetrainSpec()
+
+    @model_validator(mode="after")
+    def consistent_retraining(self) -> ExperimentSpec:
+        """Refuse a retraining mode its schedule cannot use, and settings of another mode."""
+        mode, schedule = self.retrain.mode, self.prune.schedule
+        if mode not in ALLOWED_MODES[schedule]:
+            allowed = ", ".join(ALLOWED_MODES[schedule])
+            raise ValueError(f"retrain.mode {mode!r} does not apply to prune.schedule {schedule!r} (allowed: {allowed})")
+        rewinds_weights = mode == "weight-rewind" or (schedule == "iterative" and mode in ("reinit", "scratch"))
+        if self.retrain.rewind_step and not rewinds_weights:
+            raise ValueError(f"retrain.rewind_step is only used by retrain.mode 'weight-rewind', not {mode!r}")
+        if self.retrain.rewind_epoch and mode != "lr-rewind":
+            raise ValueError(f"retrain.rewind_epoch is only used by retrain.mode 'lr-rewind', not {mode!r}")
+        if mode == "lr-rewind" and self.retrain.rewind_epoch >= self.train.epochs:
+            raise ValueError(f"retrain.rewind_epoch must be below train.epochs ({self.train.epochs})")
+        if self.retrain.scratch_epochs is not None and mode != "scratch":
+            raise ValueError(f"retrain.scratch_epochs is only used by retrain.mode 'scratch', not {mode!r}")
+        return self
 
     @field_validator("dataset")
     @classmethod

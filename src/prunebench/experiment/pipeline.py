@@ -1,9 +1,13 @@
 """dense training (cached) -> prune -> fine-tune -> evaluate, for one :class:`ExperimentSpec`.
 
+How pruning and retraining interleave is the spec's ``prune.schedule`` and ``retrain.mode``
+(``prunebench.experiment.schedules``); one-shot + finetune is the plain pipeline.
+
 Layout under the results directory::
 
     <run_id>/result.json          metrics, resolved spec, provenance
     <run_id>/mask.pt, model.pt    tensors only (load with weights_only=True)
+    <run_id>/rounds/mask_NN.pt    iterative schedules: the mask after round NN
     dense/<dense_id>/model.pt     the dense checkpoint every strategy of that seed prunes
     dense/<dense_id>/dense.json   its accuracy and training log
 
@@ -25,10 +29,11 @@ from prunebench.config import ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
 from prunebench.experiment.artifacts import load_tensors, read_json, save_tensors, write_json
 from prunebench.experiment.provenance import provenance
+from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
 from prunebench.models import create_model
-from prunebench.pruning import KeepPruned, prunable_parameters
-from prunebench.pruning.prune import keep_count, prune_model
+from prunebench.pruning import prunable_parameters
+from prunebench.pruning.prune import keep_count
 from prunebench.train import train
 
 log = logging.getLogger("prunebench")
@@ -92,19 +97,12 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
         log.info("run %s exists; reusing it", spec.run_id)
         return read_json(run_dir / RESULT_FILE)
     data, model = prepare(spec, settings)
+    check_schedule(spec, data, model)
     started = time.perf_counter()
     dense = dense_checkpoint(spec, data, model, results_dir)
 
-    prune_started = time.perf_counter()
-    mask = prune_model(model, data, spec.prune, seed=spec.seed)
-    prune_time = time.perf_counter() - prune_started
-    pre = evaluate(model, data.test_x, data.test_y)
-
-    finetune_started = time.perf_counter()
-    history = train(
-        model, data, spec.finetune, seed=spec.seed + 1, callbacks=[KeepPruned(model, mask)], stage="finetune"
-    )
-    finetune_time = time.perf_counter() - finetune_started
+    outcome = run_schedule(spec, data, model, results_dir)
+    mask, pre, history = outcome.mask, outcome.pre, outcome.history
     final = evaluate(model, data.test_x, data.test_y)
 
     prunable = prunable_parameters(model, spec.prune.prunable)
@@ -140,15 +138,23 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
         "finetune_log": [asdict(e) for e in history.epochs],
         "timings_s": {
             "dense_train": 0.0 if dense["cached"] else dense["wall_time_s"],
-            "prune": prune_time,
-            "finetune": finetune_time,
+            "prune": outcome.prune_time_s,
+            "finetune": outcome.train_time_s,  # all (re)training after the dense checkpoint
         },
+        "schedule": spec.prune.schedule,
+        "structure": spec.prune.structure,
+        "retrain_mode": spec.retrain.mode,
+        "retrain_recipe": dict(final_recipe(spec)),
+        "rounds": outcome.rounds,
+        "gradual_updates": outcome.gradual_updates,
         "dense_cached": dense["cached"],
         "wall_time_s": time.perf_counter() - started,
         "dataset_checksums": data.checksums,
         "provenance": provenance(settings.device),
     }
     save_tensors(run_dir / "mask.pt", mask.state_dict())
+    for index, round_mask in enumerate(outcome.round_masks, start=1):  # iterative: every rung of the ladder
+        save_tensors(run_dir / "rounds" / f"mask_{index:02d}.pt", round_mask.state_dict())
     save_tensors(run_dir / "model.pt", model.state_dict())
     write_json(run_dir / RESULT_FILE, result)  # last: its presence marks the run done
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -13,7 +15,14 @@ from prunebench.metrics.size import unprunable_nonzero
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.prunable import prunable_parameters
 from prunebench.pruning.scores import STRATEGIES, Batch, ScoreInputs
-from prunebench.pruning.select import keep_count_for_compression, select
+from prunebench.pruning.select import keep_count_for_compression
+from prunebench.pruning.structures import (
+    check_shapes,
+    check_structure,
+    nm_keep_count,
+    parse_structure,
+    select_structured,
+)
 
 
 def scoring_batches(data: DataSplits, batch_size: int, count: int, seed: int) -> list[Batch]:
@@ -25,10 +34,17 @@ def scoring_batches(data: DataSplits, batch_size: int, count: int, seed: int) ->
 
 
 def keep_count(model: nn.Module, spec: PruneSpec) -> int:
-    """Prunable entries to keep for ``spec.compression``; raises ConfigError if unreachable."""
+    """Prunable entries to keep for ``spec.compression``; raises ConfigError if unreachable.
+
+    An N:M structure fixes the count itself (N of every M); a shape it cannot tile is refused.
+    """
     params = prunable_parameters(model, spec.prunable)
     if not params:
         raise ConfigError(f"prune.prunable selects no parameters of {type(model).__name__}")
+    structure = parse_structure(spec.structure)
+    check_shapes({name: p.shape for name, p in params.items()}, structure)
+    if structure.kind == "nm":
+        return nm_keep_count({name: p.shape for name, p in params.items()}, structure)
     return keep_count_for_compression(
         params_total=sum(p.numel() for p in model.parameters()),
         unprunable_nonzero=unprunable_nonzero(model, params),
@@ -38,12 +54,23 @@ def keep_count(model: nn.Module, spec: PruneSpec) -> int:
 
 
 def prune_model(
-    model: nn.Module, data: DataSplits, spec: PruneSpec, *, seed: int, previous: Mask | None = None
+    model: nn.Module,
+    data: DataSplits,
+    spec: PruneSpec,
+    *,
+    seed: int,
+    previous: Mask | None = None,
+    keep: int | Mapping[str, int] | None = None,
 ) -> Mask:
-    """Score the prunable parameters, select exactly enough, zero the rest in place."""
+    """Score the prunable parameters, select exactly enough, zero the rest in place.
+
+    ``keep`` overrides the target of ``spec.compression``: a total, or a count per parameter
+    (schedules use it for their intermediate steps).
+    """
     strategy = STRATEGIES.get(spec.strategy)
     options = strategy.parse_options(spec.options)
-    keep = keep_count(model, spec)
+    if keep is None:
+        keep = keep_count(model, spec)
     params = prunable_parameters(model, spec.prunable)
     inputs = ScoreInputs(
         model=model,
@@ -51,7 +78,20 @@ def prune_model(
         batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed),
         loss_fn=F.cross_entropy,
         generator=torch.Generator().manual_seed(seed),
+        keep=keep if isinstance(keep, int) else sum(keep.values()),
     )
-    mask = select(strategy(inputs, options), keep, spec.scope, previous)
+    scores = strategy(inputs, options)
+    structure = parse_structure(spec.structure)
+    if isinstance(keep, Mapping):  # each tensor to its own count (layer-wise schedules)
+        mask = Mask({
+            name: select_structured(
+                {name: score}, keep[name], structure, "global",
+                Mask({name: previous[name]}) if previous is not None else None,
+            )[name]
+            for name, score in scores.items()
+        })
+    else:
+        mask = select_structured(scores, keep, structure, spec.scope, previous)
+    check_structure(mask, structure)
     mask.apply(model)
     return mask

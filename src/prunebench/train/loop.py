@@ -75,8 +75,12 @@ def train(
     callbacks: Sequence[Callback] = (),
     stage: str = "train",
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    first_epoch: int = 0,
 ) -> TrainLog:
     """Train ``model`` in place on ``data.train_*`` under ``spec``; validate after each epoch.
+
+    ``first_epoch`` > 0 runs only epochs ``first_epoch``..``spec.epochs - 1`` of the recipe, with
+    their learning rates: the rest of a schedule, as LR and weight rewinding need.
 
     Raises :class:`TrainingDiverged` when an epoch's loss is NaN or infinite.
     """
@@ -87,7 +91,7 @@ def train(
     record = TrainLog()
     for callback in callbacks:
         callback.on_train_start()
-    for epoch in range(spec.epochs):
+    for epoch in range(first_epoch, spec.epochs):
         lr = spec.lr * factor(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr

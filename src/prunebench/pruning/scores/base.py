@@ -31,6 +31,7 @@ class ScoreInputs:
     batches: Sequence[Batch]  # training batches; data-free scorers ignore them
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     generator: torch.Generator  # the only source of randomness a scorer may use
+    keep: int | None = None  # entries the selection will keep; iterative scorers (SynFlow) need it
 
 
 @dataclasses.dataclass(frozen=True)
