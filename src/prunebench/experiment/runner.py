@@ -6,12 +6,14 @@ sweep, and failed ones, are run again under the same run id, so nothing is dupli
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from prunebench.config import RunSettings
+from prunebench.config import ExperimentSpec
 from prunebench.data import load_dataset
 from prunebench.executors.base import Executor, Outcome
 from prunebench.models import create_model
@@ -43,6 +45,12 @@ def preflight(plan: Plan) -> None:
             keep_count(create_model(spec.model, *shapes[spec.dataset]), spec.prune)
 
 
+def recipe_id(spec: ExperimentSpec) -> str:
+    """What must be equal for a fair comparison: the fine-tuning recipe and retraining mode."""
+    payload = json.dumps([spec.finetune.canonical_json(), spec.retrain.canonical_json()])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def row_for(job: Job) -> dict[str, Any]:
     spec = job.spec
     pruned = job.kind == "pruned"
@@ -56,7 +64,7 @@ def row_for(job: Job) -> dict[str, Any]:
         "target_compression": spec.prune.compression if pruned else 1.0,
         "seed": spec.seed,
         "dense_id": spec.dense_spec().content_hash(),
-        "finetune_id": spec.finetune.content_hash() if pruned else None,
+        "finetune_id": recipe_id(spec) if pruned else None,
         "spec": spec.model_dump(mode="json") if pruned else spec.dense_spec().model_dump(mode="json"),
     }
 

@@ -1,4 +1,9 @@
-"""From completed rows to curves: per (dataset, model), per (strategy, scope), per level."""
+"""From completed rows to curves: per (dataset, model), per (strategy, setting), per level.
+
+A run's setting is its scope plus whatever else differs from the one-shot, unstructured,
+fine-tuned default (schedule, structure, retraining mode), so different methods never share
+a curve.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,21 @@ from typing import Any
 
 from prunebench.report.stats import Estimate, estimate
 
-Series = tuple[str, str]  # (strategy, scope)
+Series = tuple[str, str]  # (strategy, setting)
+
+
+def setting_of(spec: dict[str, Any]) -> str:
+    """'global', or e.g. 'layer, iterative, weight-rewind' for non-default methods."""
+    prune = spec.get("prune", {})
+    parts = [prune.get("scope", "global")]
+    if prune.get("schedule", "one-shot") != "one-shot":
+        parts.append(prune["schedule"])
+    if prune.get("structure", "unstructured") != "unstructured":
+        parts.append(prune["structure"])
+    mode = spec.get("retrain", {}).get("mode", "finetune")
+    if mode != "finetune":
+        parts.append(mode)
+    return ", ".join(parts)
 
 
 @dataclass
@@ -75,7 +94,7 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         if row["kind"] == "dense":
             continue
         group.finetune_ids.add(row["finetune_id"])
-        points = group.series[(row["strategy"], row["scope"])]
+        points = group.series[(row["strategy"], setting_of(row["spec"]))]
         point = points.setdefault(row["target_compression"], Point(row["target_compression"]))
         point.top1[seed] = result["top1"]
         point.compression[seed] = result["compression_ratio"]

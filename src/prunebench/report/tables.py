@@ -6,6 +6,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
+from prunebench.experiment.sweep import CONTROL_STRATEGY
 from prunebench.report.aggregate import Group
 from prunebench.report.stats import Estimate, area_under_log2, estimate, paired_difference
 
@@ -66,25 +67,26 @@ def levels_table(group: Group) -> Table:
                 series[0], series[1], f"{level:g}", f"{point.mean_compression():.2f}", f"{point.mean_speedup():.2f}",
                 pct(e.mean), pct(e.std), str(e.n), ci(e),
             ])
-    header = ["strategy", "scope", "target", "compression", "speedup", "top-1 mean (%)", "std", "n", "95% CI"]
+    header = ["strategy", "setting", "target", "compression", "speedup", "top-1 mean (%)", "std", "n", "95% CI"]
     return Table(f"{group.title}: test top-1 at each compression level", header, rows)
 
 
 def paired_table(group: Group) -> Table:
-    """a - b per level, paired across seeds, for every pair of strategies within a scope."""
+    """a - b per level, paired across seeds: strategies of one setting, and each against random."""
     rows = []
-    scopes = sorted({scope for _, scope in group.series})
-    for scope in scopes:
-        strategies = sorted(s for s, sc in group.series if sc == scope)
-        for a, b in itertools.combinations(strategies, 2):
-            pa, pb = group.series[(a, scope)], group.series[(b, scope)]
-            for level in sorted(set(pa) & set(pb)):
-                diff = paired_difference(pa[level].top1, pb[level].top1)
-                if diff is None:
-                    continue
-                verdict = "" if diff.n < 2 else ("a > b" if diff.ci_low > 0 else "a < b" if diff.ci_high < 0 else "no difference")
-                rows.append([f"{a} - {b}", scope, f"{level:g}", pct(diff.mean), str(diff.n), ci(diff), verdict])
-    header = ["a - b", "scope", "target", "mean difference (points)", "n", "95% CI", "at 95%"]
+    for (a, sa), (b, sb) in itertools.combinations(sorted(group.series), 2):
+        if sa != sb and CONTROL_STRATEGY not in (a, b):
+            continue
+        if a == CONTROL_STRATEGY:  # always report 'method - random'
+            (a, sa), (b, sb) = (b, sb), (a, sa)
+        pa, pb = group.series[(a, sa)], group.series[(b, sb)]
+        for level in sorted(set(pa) & set(pb)):
+            diff = paired_difference(pa[level].top1, pb[level].top1)
+            if diff is None:
+                continue
+            verdict = "" if diff.n < 2 else ("a > b" if diff.ci_low > 0 else "a < b" if diff.ci_high < 0 else "no difference")
+            rows.append([f"{a} ({sa}) - {b} ({sb})", f"{level:g}", pct(diff.mean), str(diff.n), ci(diff), verdict])
+    header = ["a - b", "target", "mean difference (points)", "n", "95% CI", "at 95%"]
     return Table(f"{group.title}: paired differences in top-1", header, rows)
 
 
@@ -100,7 +102,7 @@ def summary_table(group: Group) -> Table:
             continue
         e = estimate(per_seed)
         rows.append([series[0], series[1], f"{levels[0]:g}-{levels[-1]:g}", pct(e.mean), str(e.n), ci(e)])
-    header = ["strategy", "scope", "levels", "area under top-1 vs log2 compression (%)", "n", "95% CI"]
+    header = ["strategy", "setting", "levels", "area under top-1 vs log2 compression (%)", "n", "95% CI"]
     return Table(f"{group.title}: one number per curve", header, rows)
 
 
