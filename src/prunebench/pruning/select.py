@@ -8,7 +8,7 @@ mask stay pruned: masks only shrink.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -22,6 +22,9 @@ Scope = Literal["global", "layer"]
 # search so no full copy of the scores is ever made.
 SORT_LIMIT = 1 << 20
 HISTOGRAM_BINS = 1 << 14
+# Comparisons over large scores run block by block: their boolean temporaries stay small, so
+# the allocator can reuse them instead of growing the process by a fraction of the scores.
+BLOCK = 1 << 20
 
 
 def keep_count_for_compression(
@@ -44,6 +47,48 @@ def keep_count_for_compression(
     return min(keep, prunable_total)
 
 
+def count_true(flags: torch.Tensor) -> int:
+    """Number of True entries. ``count_nonzero`` is several times faster than ``sum()`` on
+    bools, which first widens every entry to int64."""
+    return int(torch.count_nonzero(flags))
+
+
+def value_range(chunks: Sequence[torch.Tensor]) -> tuple[float, float]:
+    """Smallest and largest value over all chunks, one pass each (infinities included)."""
+    bounds = [torch.aminmax(c) for c in chunks if c.numel()]
+    lo, hi = min(float(b.min) for b in bounds), max(float(b.max) for b in bounds)
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError("scores contain NaN; a score must be a number to be ranked")
+    return lo, hi
+
+
+def finite_range(chunks: Sequence[torch.Tensor]) -> tuple[float, float]:
+    """Smallest and largest finite value over all chunks (at least one must exist)."""
+    lo = min(float(c.masked_fill(~torch.isfinite(c), math.inf).min()) for c in chunks if c.numel())
+    hi = max(float(c.masked_fill(~torch.isfinite(c), -math.inf).max()) for c in chunks if c.numel())
+    return lo, hi
+
+
+def blocks(chunks: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Flat views of at most ``BLOCK`` entries covering every chunk, in order."""
+    for chunk in chunks:
+        flat = chunk.reshape(-1)
+        for start in range(0, flat.numel(), BLOCK):
+            yield flat[start : start + BLOCK]
+
+
+def count_and_gather(chunks: Sequence[torch.Tensor], low: float, high: float) -> tuple[int, torch.Tensor]:
+    """How many values lie below ``low``, and the values in ``[low, high]``, one pass."""
+    below = 0
+    inside = []
+    for block in blocks(chunks):
+        below += count_true(block < low)
+        keep = block >= low
+        keep &= block <= high
+        inside.append(block[keep])
+    return below, torch.cat(inside)
+
+
 def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
     """The k-th smallest value (1-based) over all chunks, without concatenating them."""
     n = sum(c.numel() for c in chunks)
@@ -51,25 +96,26 @@ def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
         raise ValueError(f"k={k} out of range for {n} values")
     if n <= SORT_LIMIT:
         return torch.cat([c.reshape(-1) for c in chunks]).kthvalue(k).values
-    neg_inf = sum(int(torch.isneginf(c).sum()) for c in chunks)
-    pos_inf = sum(int(torch.isposinf(c).sum()) for c in chunks)
+    lo, hi = value_range(chunks)
+    # Infinities are counted only when the range shows there are any: usually two passes saved.
+    neg_inf = sum(count_true(torch.isneginf(c)) for c in chunks) if lo == -math.inf else 0
+    pos_inf = sum(count_true(torch.isposinf(c)) for c in chunks) if hi == math.inf else 0
     if k <= neg_inf:
         return chunks[0].new_tensor(-math.inf)
     if k > n - pos_inf:
         return chunks[0].new_tensor(math.inf)
-    finite = [torch.where(torch.isinf(c), torch.nan, c) if neg_inf or pos_inf else c for c in chunks]
-    lo = min(float(c.nan_to_num(math.inf).min()) if neg_inf or pos_inf else float(c.min()) for c in finite)
-    hi = max(float(c.nan_to_num(-math.inf).max()) if neg_inf or pos_inf else float(c.max()) for c in finite)
+    if neg_inf or pos_inf:
+        lo, hi = finite_range(chunks)
     if lo == hi:
         return chunks[0].new_tensor(lo)
-    counts = sum(torch.histc(c, bins=HISTOGRAM_BINS, min=lo, max=hi) for c in finite)
+    # histc leaves out values outside [lo, hi], so infinities need no special case here.
+    counts = sum(torch.histc(c, bins=HISTOGRAM_BINS, min=lo, max=hi) for c in chunks)
     cumulative = torch.cumsum(counts, 0) + neg_inf
     bin_index = int(torch.searchsorted(cumulative, torch.tensor(float(k))))
     width = (hi - lo) / HISTOGRAM_BINS
     # One bin of margin on each side absorbs rounding at the histogram's bin edges.
     low_edge, high_edge = lo + (bin_index - 1) * width, lo + (bin_index + 2) * width
-    below = sum(int((c < low_edge).sum()) for c in chunks)
-    candidates = torch.cat([c[(c >= low_edge) & (c <= high_edge)] for c in chunks])
+    below, candidates = count_and_gather(chunks, low_edge, high_edge)
     if below < k <= below + candidates.numel():
         return candidates.kthvalue(k - below).values
     return torch.cat([c.reshape(-1) for c in chunks]).kthvalue(k).values  # exact fallback
@@ -84,7 +130,7 @@ def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
         return [torch.ones_like(c, dtype=torch.bool) for c in chunks]
     threshold = kth_smallest(chunks, k)
     pruned = [c < threshold for c in chunks]
-    missing = k - sum(int(p.sum()) for p in pruned)
+    missing = k - sum(count_true(p) for p in pruned)
     for chunk, mark in zip(chunks, pruned):  # ties at the threshold: first positions first
         if missing == 0:
             break
@@ -124,7 +170,7 @@ def select(
         if previous is not None:  # already-pruned entries rank first, so they stay pruned
             score = score.masked_fill(~previous[name].to(score.device), -math.inf)
         chunks.append(score)
-    already = [int(torch.isneginf(c).sum()) if previous is not None else 0 for c in chunks]
+    already = [count_true(torch.isneginf(c)) if previous is not None else 0 for c in chunks]
     if scope == "global":
         to_prune = max(sum(c.numel() for c in chunks) - keep, sum(already))
         pruned = prune_lowest(chunks, to_prune)
@@ -135,4 +181,6 @@ def select(
         ]
     else:
         raise ConfigError(f"prune.scope must be 'global' or 'layer', got {scope!r}")
-    return Mask({name: ~mark for name, mark in zip(names, pruned)})
+    # Inverted in place: a second set of boolean tensors would add a quarter of the scores'
+    # bytes to the peak memory of a large selection.
+    return Mask({name: mark.logical_not_() for name, mark in zip(names, pruned)})
