@@ -1,0 +1,1 @@
+"""Benchmarks of prunebench's core against plain PyTorch. Run: ``python -m benchmarks``."""
