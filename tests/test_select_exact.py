@@ -46,11 +46,22 @@ def random_chunks(generator: torch.Generator, kind: str) -> list[torch.Tensor]:
     return chunks
 
 
-@pytest.fixture(params=[1 << 20, 0], ids=["sort", "histogram"])
+PATHS = {  # name: (SORT_LIMIT, GATHER_LIMIT)
+    "sort": (1 << 20, 1 << 20),  # small inputs: one kthvalue over everything
+    "histogram": (0, 1 << 20),  # one histogram pass, then the gathered candidates
+    "refine": (0, 3),  # candidates rarely fit: the search narrows again and again
+}
+
+
+@pytest.fixture(params=list(PATHS))
 def sort_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Run each test through the plain sort and through the histogram path."""
-    monkeypatch.setattr(select_module, "SORT_LIMIT", request.param)
-    return request.param
+    """Run each test through every path that large models can take."""
+    sort_limit, gather_limit = PATHS[request.param]
+    monkeypatch.setattr(select_module, "SORT_LIMIT", sort_limit)
+    monkeypatch.setattr(select_module, "GATHER_LIMIT", gather_limit)
+    monkeypatch.setattr(select_module, "BLOCK", 17)  # several blocks per tensor
+    monkeypatch.setattr(select_module, "HISTOGRAM_BINS", 8)  # coarse bins: more narrowing
+    return sort_limit
 
 
 @pytest.mark.parametrize("kind", ["continuous", "ties", "infinite"])

@@ -18,12 +18,16 @@ from prunebench.pruning.mask import Mask
 
 Scope = Literal["global", "layer"]
 
-# Below this many entries a plain sort is cheapest; above it, a histogram pass narrows the
+# Below this many entries a plain sort is cheapest; above it, histogram passes narrow the
 # search so no full copy of the scores is ever made.
 SORT_LIMIT = 1 << 20
 HISTOGRAM_BINS = 1 << 14
-# Comparisons over large scores run block by block: their boolean temporaries stay small, so
-# the allocator can reuse them instead of growing the process by a fraction of the scores.
+# At most this many candidate values are gathered for the final exact kthvalue; a larger
+# bracket (a big tie, e.g. the zeros of an already-pruned model) is narrowed again instead.
+GATHER_LIMIT = 1 << 20
+MAX_REFINEMENTS = 8
+# Passes over large scores run block by block: their temporaries stay small, so the
+# allocator can reuse them instead of growing the process by a fraction of the scores.
 BLOCK = 1 << 20
 
 
@@ -77,16 +81,57 @@ def blocks(chunks: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
             yield flat[start : start + BLOCK]
 
 
-def count_and_gather(chunks: Sequence[torch.Tensor], low: float, high: float) -> tuple[int, torch.Tensor]:
-    """How many values lie below ``low``, and the values in ``[low, high]``, one pass."""
-    below = 0
-    inside = []
+def histogram(chunks: Sequence[torch.Tensor], lo: float, hi: float) -> torch.Tensor:
+    """Counts of the values in ``[lo, hi]`` over ``HISTOGRAM_BINS`` equal bins, in float64.
+
+    Per block, float32 counts are exact (a block has fewer than 2**24 entries); summing them
+    in float64 keeps them exact for any model size.
+    """
+    return sum(torch.histc(b, bins=HISTOGRAM_BINS, min=lo, max=hi).double() for b in blocks(chunks))
+
+
+def bracket(counts: torch.Tensor, below: int, k: int, lo: float, hi: float) -> tuple[float, float]:
+    """Value bounds around the histogram bin that holds the k-th value (``below`` values
+    lie under ``lo``), widened by one bin each side to absorb rounding at bin edges."""
+    cumulative = torch.cumsum(counts, 0) + below
+    bin_index = int(torch.searchsorted(cumulative, torch.tensor(float(k), dtype=torch.float64)))
+    width = (hi - lo) / HISTOGRAM_BINS
+    return lo + (bin_index - 1) * width, lo + (bin_index + 2) * width
+
+
+def count_and_gather(
+    chunks: Sequence[torch.Tensor], low: float, high: float
+) -> tuple[int, int, torch.Tensor | None]:
+    """In one pass: how many values lie below ``low``, how many in ``[low, high]``, and
+    those values themselves unless there are more than ``GATHER_LIMIT``."""
+    below = inside = 0
+    gathered: list[torch.Tensor] | None = []
     for block in blocks(chunks):
         below += count_true(block < low)
-        keep = block >= low
-        keep &= block <= high
-        inside.append(block[keep])
-    return below, torch.cat(inside)
+        within = block >= low
+        within &= block <= high
+        found = count_true(within)
+        inside += found
+        if gathered is not None and found:
+            if inside > GATHER_LIMIT:
+                gathered = None  # too many to sort cheaply: count on, gather no more
+            else:
+                gathered.append(block[within])
+    if gathered is None:
+        return below, inside, None
+    return below, inside, torch.cat(gathered) if gathered else chunks[0].new_empty(0)
+
+
+def range_within(chunks: Sequence[torch.Tensor], low: float, high: float) -> tuple[float, float]:
+    """Smallest and largest value in ``[low, high]`` (there must be one)."""
+    lo, hi = math.inf, -math.inf
+    for block in blocks(chunks):
+        within = block >= low
+        within &= block <= high
+        if bool(within.any()):
+            bounds = torch.aminmax(block[within])
+            lo, hi = min(lo, float(bounds.min)), max(hi, float(bounds.max))
+    return lo, hi
 
 
 def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
@@ -106,19 +151,42 @@ def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
         return chunks[0].new_tensor(math.inf)
     if neg_inf or pos_inf:
         lo, hi = finite_range(chunks)
-    if lo == hi:
-        return chunks[0].new_tensor(lo)
-    # histc leaves out values outside [lo, hi], so infinities need no special case here.
-    counts = sum(torch.histc(c, bins=HISTOGRAM_BINS, min=lo, max=hi) for c in chunks)
-    cumulative = torch.cumsum(counts, 0) + neg_inf
-    bin_index = int(torch.searchsorted(cumulative, torch.tensor(float(k))))
-    width = (hi - lo) / HISTOGRAM_BINS
-    # One bin of margin on each side absorbs rounding at the histogram's bin edges.
-    low_edge, high_edge = lo + (bin_index - 1) * width, lo + (bin_index + 2) * width
-    below, candidates = count_and_gather(chunks, low_edge, high_edge)
-    if below < k <= below + candidates.numel():
-        return candidates.kthvalue(k - below).values
+    below = neg_inf  # how many values lie under lo
+    for _ in range(MAX_REFINEMENTS):
+        if lo == hi:  # every value left in the search is the same: a tie holds the k-th
+            return chunks[0].new_tensor(lo)
+        # histc leaves out values outside [lo, hi], so infinities need no special case here.
+        low, high = bracket(histogram(chunks, lo, hi), below, k, lo, hi)
+        below_low, inside, candidates = count_and_gather(chunks, low, high)
+        if not below_low < k <= below_low + inside:
+            break  # rounding pushed the k-th value out of the bracket
+        if candidates is not None:
+            return candidates.kthvalue(k - below_low).values
+        lo, hi = range_within(chunks, low, high)  # too many candidates: narrow further
+        below = below_low
     return torch.cat([c.reshape(-1) for c in chunks]).kthvalue(k).values  # exact fallback
+
+
+def mark_first_ties(chunks: Sequence[torch.Tensor], pruned: list[torch.Tensor], value: torch.Tensor, count: int) -> None:
+    """Mark, in position order, the first ``count`` entries equal to ``value``.
+
+    Block by block: a block's ties are taken wholesale while they all fit, so positions are
+    only listed for the one block where the count runs out.
+    """
+    for chunk, mark in zip(chunks, pruned):
+        flat, flat_mark = chunk.reshape(-1), mark.view(-1)
+        for start in range(0, flat.numel(), BLOCK):
+            if count == 0:
+                return
+            tied = flat[start : start + BLOCK] == value
+            found = count_true(tied)
+            if found <= count:
+                flat_mark[start : start + BLOCK] |= tied
+                count -= found
+            else:
+                first = torch.nonzero(tied).squeeze(1)[:count]
+                flat_mark[start : start + BLOCK][first] = True
+                return
 
 
 def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
@@ -129,14 +197,9 @@ def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
     if k >= total:
         return [torch.ones_like(c, dtype=torch.bool) for c in chunks]
     threshold = kth_smallest(chunks, k)
-    pruned = [c < threshold for c in chunks]
-    missing = k - sum(count_true(p) for p in pruned)
-    for chunk, mark in zip(chunks, pruned):  # ties at the threshold: first positions first
-        if missing == 0:
-            break
-        tied = torch.nonzero((chunk == threshold).reshape(-1)).squeeze(1)[:missing]
-        mark.view(-1)[tied] = True
-        missing -= tied.numel()
+    pruned = [(c < threshold).contiguous() for c in chunks]
+    # Ties at the threshold: the first positions are pruned first.
+    mark_first_ties(chunks, pruned, threshold, k - sum(count_true(p) for p in pruned))
     return pruned
 
 
