@@ -14,20 +14,17 @@ import shlex
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if __package__ in (None, ""):  # run as a script: make ``benchmarks`` (and an uninstalled src/) importable
-    sys.path.insert(0, str(ROOT))
-    try:
-        import prunebench  # noqa: F401
-    except ImportError:
-        sys.path.insert(1, str(ROOT / "src"))
+if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks import epoch, selection, step_overhead  # noqa: E402
+from benchmarks import epoch, selection, step_overhead  # noqa: E402  (puts src/ on the path first)
 from benchmarks.common import Result, environment, json_report, markdown_report  # noqa: E402
+
+import prunebench  # noqa: E402  # isort: skip
 
 BENCHMARKS = ("step", "select", "epoch")
 STYLE = {"pass": "green", "miss": "bold red", "info": "cyan", "skip": "yellow"}
@@ -92,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     console = Console(width=max(Console().width, 120))
-    env = environment(args.threads, args.clock)
+    env = {**environment(args.threads, args.clock), "prunebench": str(Path(prunebench.__file__).parent)}
     console.print("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
     results = run_selected(args, console)
     print_table(results, console)
