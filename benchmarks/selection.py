@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -119,7 +120,19 @@ def pruned_count(masks: list[torch.Tensor]) -> int:
     return sum(m.numel() - int(torch.count_nonzero(m)) for m in masks)
 
 
-def worker(variant: str, threads: int, width: int, hidden_layers: int) -> dict[str, object]:
+class WorkerRun(TypedDict):
+    """What one worker process reports (as one line of JSON)."""
+
+    variant: str
+    seconds: dict[str, float]  # by clock name: "wall", "cpu"
+    extra_peak_bytes: int
+    weight_bytes: int
+    expected_pruned: int
+    pruned: int
+    peak_source: str
+
+
+def worker(variant: str, threads: int, width: int, hidden_layers: int) -> WorkerRun:
     """One measured pruning call in this (fresh) process."""
     torch.set_num_threads(threads)
     warm = build_model(width, WARMUP_LAYERS)  # lazy initialisation happens here, not below
@@ -156,7 +169,7 @@ def keep_for(model: nn.Module) -> int:
     return keep_count(model, PruneSpec(compression=COMPRESSION))
 
 
-def run_worker(variant: str, threads: int) -> dict[str, object]:
+def run_worker(variant: str, threads: int) -> WorkerRun:
     """Run one measurement in a fresh interpreter that imports what this one imports."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     command = [sys.executable, "-m", "benchmarks.selection", variant, "--threads", str(threads)]
@@ -168,7 +181,7 @@ def run_worker(variant: str, threads: int) -> dict[str, object]:
 
 def run(quick: bool, threads: int, clock: ClockName) -> list[Result]:
     settings = QUICK if quick else FULL
-    runs: dict[str, list[dict[str, object]]] = {"prunebench": [], "torch": []}
+    runs: dict[str, list[WorkerRun]] = {"prunebench": [], "torch": []}
     for pair in range(settings.pairs):
         order = ["prunebench", "torch"] if pair % 2 == 0 else ["torch", "prunebench"]
         for variant in order:
@@ -176,13 +189,13 @@ def run(quick: bool, threads: int, clock: ClockName) -> list[Result]:
     return summarize(runs, clock)
 
 
-def summarize(runs: dict[str, list[dict[str, object]]], clock: ClockName) -> list[Result]:
-    seconds = {v: [float(r["seconds"][clock]) for r in rs] for v, rs in runs.items()}  # type: ignore[index]
+def summarize(runs: dict[str, list[WorkerRun]], clock: ClockName) -> list[Result]:
+    seconds = {v: [r["seconds"][clock] for r in rs] for v, rs in runs.items()}
     speedups = paired_ratios(seconds["torch"], seconds["prunebench"])
-    weight_bytes = int(runs["prunebench"][0]["weight_bytes"])  # type: ignore[arg-type]
-    memory = {v: [int(r["extra_peak_bytes"]) / weight_bytes for r in rs] for v, rs in runs.items()}  # type: ignore[arg-type]
-    counts = {v: {int(r["pruned"]) for r in rs} for v, rs in runs.items()}  # type: ignore[arg-type]
-    expected = int(runs["prunebench"][0]["expected_pruned"])  # type: ignore[arg-type]
+    weight_bytes = runs["prunebench"][0]["weight_bytes"]
+    memory = {v: [r["extra_peak_bytes"] / weight_bytes for r in rs] for v, rs in runs.items()}
+    counts = {v: {r["pruned"] for r in rs} for v, rs in runs.items()}
+    expected = runs["prunebench"][0]["expected_pruned"]
     same = counts["prunebench"] == counts["torch"] == {expected}
     weights = f"{weight_bytes // 4:,} prunable fp32 weights ({weight_bytes / 2**20:.0f} MiB)"
     source = runs["prunebench"][0]["peak_source"]
@@ -196,7 +209,7 @@ def summarize(runs: dict[str, list[dict[str, object]]], clock: ClockName) -> lis
             spread=quartiles(speedups),
             detail=f"median {statistics.median(seconds['prunebench']):.3f} s vs "
             f"{statistics.median(seconds['torch']):.2f} s; {weights}; {len(speedups)} subprocess pairs",
-            extra={"seconds": seconds},
+            extra={"seconds": {v: [r["seconds"] for r in rs] for v, rs in runs.items()}},
         ),
         Result(
             benchmark=NAME,

@@ -15,10 +15,10 @@ a measured difference is noise.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import statistics
 import torch
 from torch import nn
 from torch.nn import functional as F
