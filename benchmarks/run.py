@@ -33,7 +33,9 @@ STYLE = {"pass": "green", "miss": "bold red", "info": "cyan", "skip": "yellow"}
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run, not a measurement")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {', '.join(BENCHMARKS)}"
+    )
     parser.add_argument(
         "--threads", type=int, default=1,
         help="torch intra-op threads (default 1: on a shared machine, more threads mostly measure contention)",

@@ -82,7 +82,9 @@ def with_torch_prune(model: nn.Module) -> None:
     torch_prune.global_unstructured(owners, pruning_method=torch_prune.L1Unstructured, amount=prune_count(model))
 
 
-def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, after: Callable[[], None] | None) -> Callable[[], None]:
+def training_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, after: Callable[[], None] | None
+) -> Callable[[], None]:
     # The optimizer is built after pruning: torch's reparametrization renames the parameters.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
@@ -119,7 +121,9 @@ FIGURES = {
 }
 
 
-def measure_model(label: str, factory: Callable[[], nn.Module], settings: Settings, clock: ClockName) -> list[Result]:
+def measure_model(
+    label: str, factory: Callable[[], nn.Module], settings: Settings, clock: ClockName
+) -> list[Result]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, *INPUT_SHAPE, generator=generator)
     y = torch.randint(0, CLASSES, (BATCH,), generator=generator)

@@ -68,8 +68,12 @@ def value_range(chunks: Sequence[torch.Tensor]) -> tuple[float, float]:
 
 def finite_range(chunks: Sequence[torch.Tensor]) -> tuple[float, float]:
     """Smallest and largest finite value over all chunks (at least one must exist)."""
-    lo = min(float(c.masked_fill(~torch.isfinite(c), math.inf).min()) for c in chunks if c.numel())
-    hi = max(float(c.masked_fill(~torch.isfinite(c), -math.inf).max()) for c in chunks if c.numel())
+    lo, hi = math.inf, -math.inf
+    for block in blocks(chunks):
+        finite = block[torch.isfinite(block)]
+        if finite.numel():
+            bounds = torch.aminmax(finite)
+            lo, hi = min(lo, float(bounds.min)), max(hi, float(bounds.max))
     return lo, hi
 
 
@@ -167,7 +171,9 @@ def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
     return torch.cat([c.reshape(-1) for c in chunks]).kthvalue(k).values  # exact fallback
 
 
-def mark_first_ties(chunks: Sequence[torch.Tensor], pruned: list[torch.Tensor], value: torch.Tensor, count: int) -> None:
+def mark_first_ties(
+    chunks: Sequence[torch.Tensor], pruned: list[torch.Tensor], value: torch.Tensor, count: int
+) -> None:
     """Mark, in position order, the first ``count`` entries equal to ``value``.
 
     Block by block: a block's ties are taken wholesale while they all fit, so positions are
