@@ -8,7 +8,7 @@ mask stay pruned: masks only shrink.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -18,10 +18,17 @@ from prunebench.pruning.mask import Mask
 
 Scope = Literal["global", "layer"]
 
-# Below this many entries a plain sort is cheapest; above it, a histogram pass narrows the
+# Below this many entries a plain sort is cheapest; above it, histogram passes narrow the
 # search so no full copy of the scores is ever made.
 SORT_LIMIT = 1 << 20
 HISTOGRAM_BINS = 1 << 14
+# At most this many candidate values are gathered for the final exact kthvalue; a larger
+# bracket (a big tie, e.g. the zeros of an already-pruned model) is narrowed again instead.
+GATHER_LIMIT = 1 << 20
+MAX_REFINEMENTS = 8
+# Passes over large scores run block by block: their temporaries stay small, so the
+# allocator can reuse them instead of growing the process by a fraction of the scores.
+BLOCK = 1 << 20
 
 
 def keep_count_for_compression(
@@ -44,6 +51,93 @@ def keep_count_for_compression(
     return min(keep, prunable_total)
 
 
+def count_true(flags: torch.Tensor) -> int:
+    """Number of True entries. ``count_nonzero`` is several times faster than ``sum()`` on
+    bools, which first widens every entry to int64."""
+    return int(torch.count_nonzero(flags))
+
+
+def value_range(chunks: Sequence[torch.Tensor]) -> tuple[float, float]:
+    """Smallest and largest value over all chunks, one pass each (infinities included)."""
+    bounds = [torch.aminmax(c) for c in chunks if c.numel()]
+    lo, hi = min(float(b.min) for b in bounds), max(float(b.max) for b in bounds)
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError("scores contain NaN; a score must be a number to be ranked")
+    return lo, hi
+
+
+def finite_range(chunks: Sequence[torch.Tensor]) -> tuple[float, float]:
+    """Smallest and largest finite value over all chunks (at least one must exist)."""
+    lo, hi = math.inf, -math.inf
+    for block in blocks(chunks):
+        finite = block[torch.isfinite(block)]
+        if finite.numel():
+            bounds = torch.aminmax(finite)
+            lo, hi = min(lo, float(bounds.min)), max(hi, float(bounds.max))
+    return lo, hi
+
+
+def blocks(chunks: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Flat views of at most ``BLOCK`` entries covering every chunk, in order."""
+    for chunk in chunks:
+        flat = chunk.reshape(-1)
+        for start in range(0, flat.numel(), BLOCK):
+            yield flat[start : start + BLOCK]
+
+
+def histogram(chunks: Sequence[torch.Tensor], lo: float, hi: float) -> torch.Tensor:
+    """Counts of the values in ``[lo, hi]`` over ``HISTOGRAM_BINS`` equal bins, in float64.
+
+    Per block, float32 counts are exact (a block has fewer than 2**24 entries); summing them
+    in float64 keeps them exact for any model size.
+    """
+    return sum(torch.histc(b, bins=HISTOGRAM_BINS, min=lo, max=hi).double() for b in blocks(chunks))
+
+
+def bracket(counts: torch.Tensor, below: int, k: int, lo: float, hi: float) -> tuple[float, float]:
+    """Value bounds around the histogram bin that holds the k-th value (``below`` values
+    lie under ``lo``), widened by one bin each side to absorb rounding at bin edges."""
+    cumulative = torch.cumsum(counts, 0) + below
+    bin_index = int(torch.searchsorted(cumulative, torch.tensor(float(k), dtype=torch.float64)))
+    width = (hi - lo) / HISTOGRAM_BINS
+    return lo + (bin_index - 1) * width, lo + (bin_index + 2) * width
+
+
+def count_and_gather(
+    chunks: Sequence[torch.Tensor], low: float, high: float
+) -> tuple[int, int, torch.Tensor | None]:
+    """In one pass: how many values lie below ``low``, how many in ``[low, high]``, and
+    those values themselves unless there are more than ``GATHER_LIMIT``."""
+    below = inside = 0
+    gathered: list[torch.Tensor] | None = []
+    for block in blocks(chunks):
+        below += count_true(block < low)
+        within = block >= low
+        within &= block <= high
+        found = count_true(within)
+        inside += found
+        if gathered is not None and found:
+            if inside > GATHER_LIMIT:
+                gathered = None  # too many to sort cheaply: count on, gather no more
+            else:
+                gathered.append(block[within])
+    if gathered is None:
+        return below, inside, None
+    return below, inside, torch.cat(gathered) if gathered else chunks[0].new_empty(0)
+
+
+def range_within(chunks: Sequence[torch.Tensor], low: float, high: float) -> tuple[float, float]:
+    """Smallest and largest value in ``[low, high]`` (there must be one)."""
+    lo, hi = math.inf, -math.inf
+    for block in blocks(chunks):
+        within = block >= low
+        within &= block <= high
+        if bool(within.any()):
+            bounds = torch.aminmax(block[within])
+            lo, hi = min(lo, float(bounds.min)), max(hi, float(bounds.max))
+    return lo, hi
+
+
 def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
     """The k-th smallest value (1-based) over all chunks, without concatenating them."""
     n = sum(c.numel() for c in chunks)
@@ -51,28 +145,54 @@ def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
         raise ValueError(f"k={k} out of range for {n} values")
     if n <= SORT_LIMIT:
         return torch.cat([c.reshape(-1) for c in chunks]).kthvalue(k).values
-    neg_inf = sum(int(torch.isneginf(c).sum()) for c in chunks)
-    pos_inf = sum(int(torch.isposinf(c).sum()) for c in chunks)
+    lo, hi = value_range(chunks)
+    # Infinities are counted only when the range shows there are any: usually two passes saved.
+    neg_inf = sum(count_true(torch.isneginf(c)) for c in chunks) if lo == -math.inf else 0
+    pos_inf = sum(count_true(torch.isposinf(c)) for c in chunks) if hi == math.inf else 0
     if k <= neg_inf:
         return chunks[0].new_tensor(-math.inf)
     if k > n - pos_inf:
         return chunks[0].new_tensor(math.inf)
-    finite = [torch.where(torch.isinf(c), torch.nan, c) if neg_inf or pos_inf else c for c in chunks]
-    lo = min(float(c.nan_to_num(math.inf).min()) if neg_inf or pos_inf else float(c.min()) for c in finite)
-    hi = max(float(c.nan_to_num(-math.inf).max()) if neg_inf or pos_inf else float(c.max()) for c in finite)
-    if lo == hi:
-        return chunks[0].new_tensor(lo)
-    counts = sum(torch.histc(c, bins=HISTOGRAM_BINS, min=lo, max=hi) for c in finite)
-    cumulative = torch.cumsum(counts, 0) + neg_inf
-    bin_index = int(torch.searchsorted(cumulative, torch.tensor(float(k))))
-    width = (hi - lo) / HISTOGRAM_BINS
-    # One bin of margin on each side absorbs rounding at the histogram's bin edges.
-    low_edge, high_edge = lo + (bin_index - 1) * width, lo + (bin_index + 2) * width
-    below = sum(int((c < low_edge).sum()) for c in chunks)
-    candidates = torch.cat([c[(c >= low_edge) & (c <= high_edge)] for c in chunks])
-    if below < k <= below + candidates.numel():
-        return candidates.kthvalue(k - below).values
+    if neg_inf or pos_inf:
+        lo, hi = finite_range(chunks)
+    below = neg_inf  # how many values lie under lo
+    for _ in range(MAX_REFINEMENTS):
+        if lo == hi:  # every value left in the search is the same: a tie holds the k-th
+            return chunks[0].new_tensor(lo)
+        # histc leaves out values outside [lo, hi], so infinities need no special case here.
+        low, high = bracket(histogram(chunks, lo, hi), below, k, lo, hi)
+        below_low, inside, candidates = count_and_gather(chunks, low, high)
+        if not below_low < k <= below_low + inside:
+            break  # rounding pushed the k-th value out of the bracket
+        if candidates is not None:
+            return candidates.kthvalue(k - below_low).values
+        lo, hi = range_within(chunks, low, high)  # too many candidates: narrow further
+        below = below_low
     return torch.cat([c.reshape(-1) for c in chunks]).kthvalue(k).values  # exact fallback
+
+
+def mark_first_ties(
+    chunks: Sequence[torch.Tensor], pruned: list[torch.Tensor], value: torch.Tensor, count: int
+) -> None:
+    """Mark, in position order, the first ``count`` entries equal to ``value``.
+
+    Block by block: a block's ties are taken wholesale while they all fit, so positions are
+    only listed for the one block where the count runs out.
+    """
+    for chunk, mark in zip(chunks, pruned):
+        flat, flat_mark = chunk.reshape(-1), mark.view(-1)
+        for start in range(0, flat.numel(), BLOCK):
+            if count == 0:
+                return
+            tied = flat[start : start + BLOCK] == value
+            found = count_true(tied)
+            if found <= count:
+                flat_mark[start : start + BLOCK] |= tied
+                count -= found
+            else:
+                first = torch.nonzero(tied).squeeze(1)[:count]
+                flat_mark[start : start + BLOCK][first] = True
+                return
 
 
 def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
@@ -83,14 +203,9 @@ def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
     if k >= total:
         return [torch.ones_like(c, dtype=torch.bool) for c in chunks]
     threshold = kth_smallest(chunks, k)
-    pruned = [c < threshold for c in chunks]
-    missing = k - sum(int(p.sum()) for p in pruned)
-    for chunk, mark in zip(chunks, pruned):  # ties at the threshold: first positions first
-        if missing == 0:
-            break
-        tied = torch.nonzero((chunk == threshold).reshape(-1)).squeeze(1)[:missing]
-        mark.view(-1)[tied] = True
-        missing -= tied.numel()
+    pruned = [(c < threshold).contiguous() for c in chunks]
+    # Ties at the threshold: the first positions are pruned first.
+    mark_first_ties(chunks, pruned, threshold, k - sum(count_true(p) for p in pruned))
     return pruned
 
 
@@ -124,7 +239,7 @@ def select(
         if previous is not None:  # already-pruned entries rank first, so they stay pruned
             score = score.masked_fill(~previous[name].to(score.device), -math.inf)
         chunks.append(score)
-    already = [int(torch.isneginf(c).sum()) if previous is not None else 0 for c in chunks]
+    already = [count_true(torch.isneginf(c)) if previous is not None else 0 for c in chunks]
     if scope == "global":
         to_prune = max(sum(c.numel() for c in chunks) - keep, sum(already))
         pruned = prune_lowest(chunks, to_prune)
@@ -135,4 +250,6 @@ def select(
         ]
     else:
         raise ConfigError(f"prune.scope must be 'global' or 'layer', got {scope!r}")
-    return Mask({name: ~mark for name, mark in zip(names, pruned)})
+    # Inverted in place: a second set of boolean tensors would add a quarter of the scores'
+    # bytes to the peak memory of a large selection.
+    return Mask({name: mark.logical_not_() for name, mark in zip(names, pruned)})
