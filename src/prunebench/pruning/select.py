@@ -98,7 +98,7 @@ def bracket(counts: torch.Tensor, below: int, k: int, lo: float, hi: float) -> t
     """Value bounds around the histogram bin that holds the k-th value (``below`` values
     lie under ``lo``), widened by one bin each side to absorb rounding at bin edges."""
     cumulative = torch.cumsum(counts, 0) + below
-    bin_index = int(torch.searchsorted(cumulative, torch.tensor(float(k), dtype=torch.float64)))
+    bin_index = int(torch.searchsorted(cumulative, cumulative.new_tensor(float(k))))  # same device as the scores
     width = (hi - lo) / HISTOGRAM_BINS
     return lo + (bin_index - 1) * width, lo + (bin_index + 2) * width
 
