@@ -68,7 +68,7 @@ class Mask(Mapping[str, torch.Tensor]):
 
     @property
     def kept(self) -> int:
-        return sum(int(t.sum()) for t in self._tensors.values())
+        return sum(int(torch.count_nonzero(t)) for t in self._tensors.values())
 
     @property
     def pruned(self) -> int:
