@@ -84,6 +84,7 @@ class ChannelGraph:
     groups: tuple[ChannelGroup, ...]
     params_total: int
     macs: dict[str, int]  # module name -> dense MACs of one example
+    shapes: dict[str, tuple[int, ...]]  # parameter name -> shape
     input_shape: tuple[int, ...]
     exclude: tuple[str, ...] = ()
 
@@ -205,6 +206,7 @@ def channel_graph(model: nn.Module, input_shape: tuple[int, ...], exclude: Itera
         groups=groups_from(model, graph, tp_groups),
         params_total=sum(p.numel() for p in model.parameters()),
         macs=dense_macs(model, tuple(input_shape)),
+        shapes={name: tuple(p.shape) for name, p in model.named_parameters()},
         input_shape=tuple(input_shape),
         exclude=excluded,
     )
@@ -409,15 +411,36 @@ def build_mask(graph: ChannelGraph, model: nn.Module, pruned: Sequence[torch.Ten
     return Mask(keep)
 
 
-def achieved(graph: ChannelGraph, mask: Mask, channels_pruned: int) -> ChannelAchieved:
-    """Parameters and MACs left by ``mask``, counted the way size/mac metrics count them."""
-    removed = sum(int((~t).sum()) for t in mask.values())
-    params_kept = graph.params_total - removed
+def kept_entries(graph: ChannelGraph, flags: Sequence[torch.Tensor]) -> dict[str, int]:
+    """Entries each sliced parameter keeps when the flagged channels go, without building
+    the mask: a parameter keeps the product over its channel dimensions of the kept fraction
+    (slices of different groups on one dimension cover disjoint positions)."""
+    pruned: dict[str, dict[int, int]] = {}
+    for g, f in zip(graph.groups, flags):
+        for s in g.slices:
+            dims = pruned.setdefault(s.param, {})
+            dims[s.dim] = dims.get(s.dim, 0) + int(f[s.owner].sum())
+    kept = {}
+    for name, dims in pruned.items():
+        shape = graph.shapes[name]
+        count = math.prod(shape)
+        for dim, gone in dims.items():
+            count = count // shape[dim] * (shape[dim] - gone)
+        kept[name] = count
+    return kept
+
+
+def achieved(graph: ChannelGraph, flags: Sequence[torch.Tensor]) -> ChannelAchieved:
+    """Parameters and MACs left when the flagged channels go, counted as the size and MAC
+    metrics count them on the masked model (weights that are not exactly zero)."""
+    kept = kept_entries(graph, flags)
+    params_kept = graph.params_total - sum(math.prod(graph.shapes[n]) - k for n, k in kept.items())
     macs_kept = 0
     for module, macs in graph.macs.items():
-        weight = mask.get(f"{module}.weight" if module else "weight")
-        density = float(weight.float().mean()) if weight is not None else 1.0
+        weight = f"{module}.weight" if module else "weight"
+        density = kept[weight] / math.prod(graph.shapes[weight]) if weight in kept else 1.0
         macs_kept += round(macs * density)
+    channels_pruned = sum(int(f.sum()) for f in flags)
     return ChannelAchieved(
         compression=graph.params_total / max(params_kept, 1),
         speedup=graph.dense_macs_total / max(macs_kept, 1),
@@ -447,9 +470,12 @@ def prune_order(graph: ChannelGraph, scores: Sequence[torch.Tensor], scope: Scop
 
 
 def flags_for(graph: ChannelGraph, order: Sequence[tuple[int, int]], count: int) -> list[torch.Tensor]:
-    flags = [torch.zeros(g.channels, dtype=torch.bool) for g in graph.groups]
+    chosen: list[list[int]] = [[] for _ in graph.groups]
     for gi, c in order[:count]:
-        flags[gi][c] = True
+        chosen[gi].append(c)
+    flags = [torch.zeros(g.channels, dtype=torch.bool) for g in graph.groups]
+    for f, cs in zip(flags, chosen):
+        f[cs] = True
     return flags
 
 
@@ -490,20 +516,18 @@ def select_channels(
         flags = flags_for(graph, order, count)
         return flags if before is None else [f | b for f, b in zip(flags, before)]
 
-    def evaluate(count: int) -> tuple[Mask, ChannelAchieved]:
-        flags = flags_at(count)
-        mask = build_mask(graph, model, flags)
-        return mask, achieved(graph, mask, sum(int(f.sum()) for f in flags))
+    def evaluate(count: int) -> ChannelAchieved:
+        return achieved(graph, flags_at(count))
 
     if target.kind == "channel_fraction":
         count = min(round(target.value * graph.channels_total), len(order))
     else:
         def reached(count: int) -> bool:
-            result = evaluate(count)[1]
+            result = evaluate(count)
             return (result.compression if target.kind == "compression" else result.speedup) >= target.value * (1 - 1e-9)
 
         if not reached(len(order)):
-            most = evaluate(len(order))[1]
+            most = evaluate(len(order))
             raise ConfigError(
                 f"prune.{target.kind} {target.value:g} cannot be reached by channel pruning: at one channel "
                 f"per layer this model reaches compression {most.compression:.2f}, speedup {most.speedup:.2f}"
@@ -517,7 +541,7 @@ def select_channels(
                 low = mid + 1
         count = low
     flags = flags_at(count)
-    mask, result = evaluate(count)
+    mask, result = build_mask(graph, model, flags), achieved(graph, flags)
     pruned = {g.root: torch.nonzero(f).squeeze(1).tolist() for g, f in zip(graph.groups, flags)}
     return ChannelSelection(mask=mask, pruned=pruned, achieved=result, target=target)
 
