@@ -134,3 +134,26 @@ def test_random_crop_flip_is_a_seeded_crop_of_the_padded_image() -> None:
     assert not out.equal(x)
     flipped_only = random_crop_flip(x, torch.Generator().manual_seed(1), padding=0)
     assert all(f.equal(o) or f.equal(o.flip(2)) for f, o in zip(flipped_only, x))
+
+
+def test_image_folder_classes_and_center_crop(tmp_path: Path) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    from prunebench.data.image_folder import load_image_folder
+
+    colors = {"cat": (255, 0, 0), "dog": (0, 0, 255)}
+    for split, count in (("train", 2), ("val", 1)):
+        for name, color in colors.items():
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(count):
+                image_module.new("RGB", (20 + i, 12), color).save(tmp_path / split / name / f"{i}.png")
+    raw = load_image_folder(tmp_path, size=8, resize=10)
+    assert raw.train_x.shape == (4, 3, 8, 8) and raw.test_x.shape == (2, 3, 8, 8)
+    assert raw.train_y.tolist() == [0, 0, 1, 1] and raw.num_classes == 2
+    assert float(raw.train_x[0, 0].mean()) > float(raw.train_x[2, 0].mean())  # "cat" images are red
+
+
+def test_image_folder_missing_split_is_a_data_error(tmp_path: Path) -> None:
+    from prunebench.data.image_folder import load_image_folder
+
+    with pytest.raises(DataError, match="val"):
+        load_image_folder(tmp_path)

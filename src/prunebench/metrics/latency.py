@@ -270,6 +270,52 @@ def sparse_csr_linears(model: nn.Module) -> nn.Module:
     return model
 
 
+def interleaved_times(runners: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Wall-clock milliseconds of each runner, taken in turns (a, b, c, a, b, c, ...).
+
+    On a machine shared with other work, load drifts over seconds; timing the candidates in
+    turns exposes them to the same drift, and the per-round ratios (see
+    :func:`paired_speedup`) cancel most of it.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ConfigError(f"latency.warmup must be >= 0 and latency.repeats >= 1, got {warmup} and {repeats}")
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {label: [] for label in runners}
+    for _ in range(repeats):
+        for label, run in runners.items():
+            start = time.perf_counter()
+            run()
+            times[label].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def paired_speedup(dense_ms: list[float], pruned_ms: list[float]) -> tuple[float, float, float]:
+    """Median and interquartile range (q1, q3) of the per-round ratios dense / pruned."""
+    ratios = [d / p for d, p in zip(dense_ms, pruned_ms)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return statistics.median(ratios), q1, q3
+
+
+def torch_runner(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> Callable[[], object]:
+    """A no-argument eval-mode forward pass on one random CPU batch (for interleaved timing)."""
+    model.eval()
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
+
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def onnx_runner(path: str | Path, input_shape: tuple[int, ...], batch_size: int, threads: int | None) -> Callable[[], object]:
+    session = onnx_session(path, threads)
+    feed = {session.get_inputs()[0].name: torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).numpy()}
+    return lambda: session.run(None, feed)
+
+
 def measured_speedup(dense: LatencyRecord, pruned: LatencyRecord) -> float:
     """Dense median / pruned median, refused unless both were measured the same way."""
     for key in ("runtime", "device", "dtype", "batch_size", "threads"):
