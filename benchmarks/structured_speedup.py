@@ -38,7 +38,6 @@ from prunebench.metrics.latency import (
     paired_speedup,
     sparse_csr_linears,
     summarize,
-    time_torch,
     torch_runner,
     torch_threads,
 )

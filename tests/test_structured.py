@@ -54,6 +54,16 @@ def cnn_names() -> list[str]:
 CNNS = cnn_names()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """Tiny convolutions gain nothing from a second thread, and on a busy machine every op
+    would wait for the slower of two threads; one thread keeps this module fast."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random BN statistics and affine terms (as after training) and no exact-zero weights,
     so that nonzero counts equal kept counts and the comparison exercises every channel."""
