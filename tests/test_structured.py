@@ -295,3 +295,27 @@ def test_scratch_baselines() -> None:
     assert scratch_epochs("scratch-b", 160, 1000, 400) == 400
     with pytest.raises(ConfigError, match="retrain.mode"):
         scratch_epochs("scratch-x", 160, 1000, 400)  # type: ignore[arg-type]
+
+
+def test_fine_tuned_masked_model_still_compacts_exactly() -> None:
+    from prunebench.pruning.masking import KeepPruned
+
+    model, shape = small_resnet()
+    selection = prune_channels(model, shape, "fpgm", ChannelTarget("compression", 1.3), scope="layer")
+    selection.mask.apply(model)
+    keep = KeepPruned(model, selection.mask)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(3):  # momentum and weight decay would move pruned BN shifts without re-masking
+        x, y = torch.randn(8, *shape, generator=g), torch.randint(0, 10, (8,), generator=g)
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        keep.on_step_end(0)
+    model.eval()
+    small = compact(model, selection.mask, shape).eval()
+    x = torch.randn(4, *shape, generator=g)
+    with torch.no_grad():
+        assert (model(x) - small(x)).abs().max() < 1e-5
+    assert sum(p.numel() for p in small.parameters()) == selection.achieved.params_kept
