@@ -300,9 +300,12 @@ def taylor(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
     model = copy.deepcopy(inputs.model).train()
     params = dict(model.named_parameters())
     totals = [torch.zeros(g.channels) for g in inputs.graph.groups]
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=inputs.generator))
     for x, y in inputs.batches:
         model.zero_grad(set_to_none=True)
-        inputs.loss_fn(model(x), y).backward()
+        with torch.random.fork_rng(devices=[]):  # dropout draws from the scorer's seed only
+            torch.manual_seed(seed)
+            inputs.loss_fn(model(x), y).backward()
         for total, g in zip(totals, inputs.graph.groups):
             def contribution(s: ChannelSlice) -> torch.Tensor:
                 p = params[s.param]
