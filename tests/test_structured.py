@@ -319,3 +319,14 @@ def test_fine_tuned_masked_model_still_compacts_exactly() -> None:
     with torch.no_grad():
         assert (model(x) - small(x)).abs().max() < 1e-5
     assert sum(p.numel() for p in small.parameters()) == selection.achieved.params_kept
+
+
+def test_excluded_layers_keep_their_channels() -> None:
+    model = trained_like(create_model("vgg-11-bn", (3, 16, 16), 10))
+    selection = prune_channels(model, (3, 16, 16), "l1_filter", ChannelTarget("channel_fraction", 0.5),
+                               exclude=["features.0"])
+    assert "features.0" not in selection.pruned and "features.0.weight" not in selection.mask
+    small = compact(model, selection.mask, (3, 16, 16), exclude=["features.0"])
+    assert small.features[0].out_channels == 64 and small.features[4].out_channels < 128
+    with pytest.raises(ConfigError, match="prune.exclude: 'features.99'"):
+        prune_channels(model, (3, 16, 16), "l1_filter", ChannelTarget("channel_fraction", 0.5), exclude=["features.99"])
