@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from prunebench.data import digits, idx, synthetic  # noqa: F401  (registers the datasets)
+from prunebench.data import cifar, digits, idx, image_folder, synthetic  # noqa: F401  (registers the datasets)
 from prunebench.data.base import DATASETS, DataSplits, RawDataset, split_validation
 
 DATA_ENV = "PRUNEBENCH_DATA"

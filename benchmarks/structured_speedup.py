@@ -1,0 +1,213 @@
+"""Measured versus theoretical speedup of channel pruning, and sparse CSR Linear layers.
+
+ResNet-56 at CIFAR input size (3x32x32) is pruned with l1_filter to about 2x theoretical
+speedup (dense MACs / pruned MACs), compacted, and timed dense / masked / compact with torch
+eager and ONNX Runtime at batch 64 (throughput) and batch 1 (latency). Torch-Pruning's own
+pruner (MetaPruner with its L1 group importance, same ignored layers, pruning ratio chosen
+for the same MAC reduction) runs side by side on the same model. Weights are the random
+initialization: latency does not depend on their values.
+
+A second part times LeNet-300-100's Linear layers with unstructured masks: dense kernels
+versus torch's sparse CSR kernels.
+
+    PYTHONPATH=src python benchmarks/structured_speedup.py --threads 2 --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.metrics import mac_metrics, size_metrics
+from prunebench.metrics.latency import (
+    LatencyRecord,
+    cpu_name,
+    export_onnx,
+    interleaved_times,
+    measured_speedup,
+    onnx_runner,
+    paired_speedup,
+    sparse_csr_linears,
+    summarize,
+    torch_runner,
+    torch_threads,
+)
+from prunebench.models import create_model
+from prunebench.pruning.channels import ChannelTarget, excluded_layers, prune_channels
+from prunebench.pruning.compact import compact
+
+SHAPE = (3, 32, 32)
+
+
+def torch_pruning_reference(model: nn.Module, speedup: float) -> nn.Module:
+    """Torch-Pruning's own MetaPruner (L1 group importance, uniform per-layer ratio) on a copy,
+    with the pruning ratio bisected to reach ``speedup`` in Torch-Pruning's own MAC count."""
+    import copy
+
+    import torch_pruning as tp
+
+    example = torch.zeros(1, *SHAPE)
+    base_macs, _ = tp.utils.count_ops_and_params(model, example)
+    low, high, best = 0.0, 0.95, None
+    for _ in range(12):
+        ratio = (low + high) / 2
+        candidate = copy.deepcopy(model)
+        ignored = [candidate.get_submodule(n) for n in excluded_layers(candidate)]
+        pruner = tp.pruner.MetaPruner(candidate, example, importance=tp.importance.GroupMagnitudeImportance(p=1),
+                                      pruning_ratio=ratio, ignored_layers=ignored)
+        pruner.step()
+        macs, _ = tp.utils.count_ops_and_params(candidate, example)
+        if base_macs / macs >= speedup:
+            best, high = candidate, ratio
+        else:
+            low = ratio
+    assert best is not None
+    return best
+
+
+def records_from(times: dict[str, list[float]], runtime: str, batch: int, threads: int, warmup: int) -> list[LatencyRecord]:
+    return [summarize(t, model=label, runtime=runtime, device=cpu_name(), dtype="float32", batch_size=batch,
+                      threads=threads, warmup=warmup) for label, t in times.items()]
+
+
+def time_all(models: dict[str, nn.Module], batch: int, threads: int, warmup: int, repeats: int,
+             onnx_dir: Path | None) -> tuple[list[LatencyRecord], list[dict[str, Any]]]:
+    """Interleaved timing of every model, per runtime; records plus per-round paired ratios."""
+    records, paired = [], []
+    runtimes: dict[str, dict[str, Callable[[], object]]] = {}
+    with torch_threads(threads):
+        runtimes["torch-eager"] = {label: torch_runner(m, SHAPE, batch) for label, m in models.items()}
+        if onnx_dir is not None:
+            for label, model in models.items():
+                path = onnx_dir / f"{label}.onnx"
+                if not path.exists():
+                    export_onnx(model, SHAPE, path)
+            runtimes["onnxruntime"] = {label: onnx_runner(onnx_dir / f"{label}.onnx", SHAPE, batch, threads)
+                                       for label in models}
+        for runtime, runners in runtimes.items():
+            times = interleaved_times(runners, warmup, repeats)
+            records += records_from(times, runtime, batch, threads, warmup)
+            for label in models:
+                if label != "dense":
+                    median, q1, q3 = paired_speedup(times["dense"], times[label])
+                    paired.append({"model": label, "runtime": runtime, "batch_size": batch, "threads": threads,
+                                   "paired_median": median, "paired_q1": q1, "paired_q3": q3})
+    for r in records:
+        print(r.describe(), flush=True)
+    return records, paired
+
+
+def structured(args: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = create_model("resnet-56", SHAPE, 10).eval()
+    selection = prune_channels(model, SHAPE, "l1_filter", ChannelTarget("speedup", args.speedup), scope=args.scope)
+    masked = create_model("resnet-56", SHAPE, 10)
+    masked.load_state_dict(model.state_dict())
+    selection.mask.apply(masked)
+    small = compact(model, selection.mask, SHAPE)
+    models: dict[str, nn.Module] = {"dense": model, "masked": masked.eval(), "compact": small.eval()}
+    try:
+        models["torch-pruning"] = torch_pruning_reference(model, args.speedup).eval()
+    except ImportError:
+        print("torch-pruning not installed: no side-by-side reference", file=sys.stderr)
+    counts = {}
+    for label, m in models.items():
+        macs, size = mac_metrics(m, SHAPE), size_metrics(m, [])
+        counts[label] = {"macs_effective": macs.effective_total, "params_nonzero": size.params_nonzero,
+                         "theoretical_speedup": mac_metrics(model, SHAPE).dense_total / macs.effective_total}
+        print(label, counts[label], flush=True)
+    records: list[LatencyRecord] = []
+    paired: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_dir = Path(tmp) if not args.no_onnx else None
+        for batch in args.batches:
+            got, pairs = time_all(models, batch, args.threads, args.warmup, args.repeats, onnx_dir)
+            records += got
+            paired += pairs
+    speedups = []
+    for r in records:
+        dense = next(d for d in records if d.model == "dense" and d.runtime == r.runtime and d.batch_size == r.batch_size)
+        if r.model != "dense":
+            theory = counts[r.model]["theoretical_speedup"]
+            measured = measured_speedup(dense, r)
+            pair = next(p for p in paired if p["model"] == r.model and p["runtime"] == r.runtime
+                        and p["batch_size"] == r.batch_size)
+            speedups.append({"model": r.model, "runtime": r.runtime, "batch_size": r.batch_size, "threads": r.threads,
+                             "device": r.device, "dtype": r.dtype, "theoretical": theory,
+                             "measured_median_ratio": measured, "measured_paired": pair["paired_median"],
+                             "measured_min_ratio": dense.min_ms / r.min_ms,
+                             "paired_iqr": [pair["paired_q1"], pair["paired_q3"]],
+                             "fraction_of_theoretical": pair["paired_median"] / theory})
+    return {"achieved": selection.achieved.__dict__, "counts": counts,
+            "records": [r.to_dict() for r in records], "speedups": speedups}
+
+
+def unstructured(args: argparse.Namespace) -> dict[str, Any]:
+    records, rows = [], []
+    for sparsity in (0.5, 0.9, 0.99):
+        torch.manual_seed(0)
+        model = create_model("lenet-300-100", (1, 28, 28), 10).eval()
+        with torch.no_grad():
+            for layer in model.modules():
+                if isinstance(layer, nn.Linear):
+                    layer.weight[torch.rand(layer.weight.shape) < sparsity] = 0
+        csr = sparse_csr_linears(model)
+        for batch in args.batches:
+            with torch_threads(args.threads):
+                times = interleaved_times({"dense": torch_runner(model, (1, 28, 28), batch),
+                                           "csr": torch_runner(csr, (1, 28, 28), batch)}, args.warmup, args.repeats * 4)
+            dense, sparse = (summarize(times[k], model=f"{k}-{sparsity:g}", runtime=rt, device=cpu_name(),
+                                       dtype="float32", batch_size=batch, threads=args.threads, warmup=args.warmup)
+                             for k, rt in (("dense", "torch-eager"), ("csr", "torch-sparse-csr")))
+            median, q1, q3 = paired_speedup(times["dense"], times["csr"])
+            records += [dense, sparse]
+            rows.append({"sparsity": sparsity, "batch_size": batch, "threads": args.threads, "device": dense.device,
+                         "dtype": "float32", "dense_ms": dense.median_ms, "csr_ms": sparse.median_ms,
+                         "csr_speedup_paired": median, "paired_iqr": [q1, q3]})
+            print(rows[-1], flush=True)
+    return {"records": [r.to_dict() for r in records], "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 1])
+    parser.add_argument("--speedup", type=float, default=2.0)
+    parser.add_argument("--scope", choices=["global", "layer"], default="layer")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--skip-unstructured", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"torch": torch.__version__, "load_average_before": os.getloadavg(),
+                              "args": {k: str(v) for k, v in vars(args).items()}}
+    result["structured"] = structured(args)
+    if not args.skip_unstructured:
+        result["unstructured"] = unstructured(args)
+    result["load_average_after"] = os.getloadavg()
+    for row in result.get("unstructured", {}).get("rows", []):
+        print(f"lenet-300-100 {row['sparsity']:.0%} sparse, batch {row['batch_size']}, {row['threads']} threads: "
+              f"dense {row['dense_ms']:.3f} ms, CSR {row['csr_ms']:.3f} ms, CSR speedup {row['csr_speedup_paired']:.2f}x")
+    text = json.dumps(result, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    for row in result["structured"]["speedups"]:
+        print(f"{row['model']:>14} {row['runtime']:>12} batch {row['batch_size']:>3} threads {row['threads']}: "
+              f"theoretical {row['theoretical']:.2f}x measured {row['measured_paired']:.2f}x "
+              f"(IQR {row['paired_iqr'][0]:.2f}-{row['paired_iqr'][1]:.2f}; ratio of medians "
+              f"{row['measured_median_ratio']:.2f}; of minima {row['measured_min_ratio']:.2f}) "
+              f"({row['fraction_of_theoretical']:.2f} of theoretical)")
+
+
+if __name__ == "__main__":
+    main()

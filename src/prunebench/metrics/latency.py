@@ -1,0 +1,325 @@
+"""Measured latency: the median of many timed repeats after warm-up, with everything that
+changes the number recorded (batch size, threads, runtime, device, dtype).
+
+Runtimes: torch eager on CPU (wall clock, ``torch.set_num_threads``), torch eager on CUDA
+(CUDA events around each repeat), and ONNX Runtime on an exported model (optional extra:
+``pip install prunebench[onnx]``). For unstructured masks, :func:`sparse_csr_linears` swaps
+Linear layers for torch's sparse CSR kernels, so one can see where sparse storage pays and
+where it is slower than dense.
+
+Measured speedup = dense latency / pruned latency, only between records measured the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.errors import ConfigError
+
+ONNX_HINT = "pip install prunebench[onnx]"
+
+
+@dataclass(frozen=True)
+class LatencyRecord:
+    """One latency measurement; milliseconds per batch."""
+
+    model: str  # what was timed, e.g. "dense", "masked", "compact"
+    runtime: str  # "torch-eager", "torch-cuda", "onnxruntime", "torch-sparse-csr"
+    device: str
+    dtype: str
+    batch_size: int
+    threads: int
+    warmup: int
+    repeats: int
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    min_ms: float
+    max_ms: float
+
+    @property
+    def spread_ms(self) -> float:
+        """Interquartile range."""
+        return self.q3_ms - self.q1_ms
+
+    @property
+    def throughput(self) -> float:
+        """Examples per second at the median."""
+        return self.batch_size / (self.median_ms / 1000.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"{self.model}: {self.median_ms:.3f} ms median (IQR {self.spread_ms:.3f}) "
+                f"[{self.runtime}, {self.device}, {self.dtype}, batch {self.batch_size}, "
+                f"{self.threads} threads, {self.repeats} repeats]")
+
+
+def summarize(times_ms: list[float], **fields: Any) -> LatencyRecord:
+    quartiles = statistics.quantiles(times_ms, n=4) if len(times_ms) > 1 else [times_ms[0]] * 3
+    return LatencyRecord(
+        median_ms=statistics.median(times_ms), q1_ms=quartiles[0], q3_ms=quartiles[2],
+        min_ms=min(times_ms), max_ms=max(times_ms), repeats=len(times_ms), **fields,
+    )
+
+
+def check_counts(warmup: int, repeats: int, batch_size: int) -> None:
+    if warmup < 0:
+        raise ConfigError(f"latency.warmup must be >= 0, got {warmup}")
+    if repeats < 1:
+        raise ConfigError(f"latency.repeats must be >= 1, got {repeats}")
+    if batch_size < 1:
+        raise ConfigError(f"latency.batch_size must be >= 1, got {batch_size}")
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """Run with ``threads`` intra-op threads (None: leave as is), restoring the old count."""
+    old = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"latency.threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
+
+
+def cpu_name() -> str:
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)"
+
+
+def time_torch(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    *,
+    label: str,
+    threads: int | None = None,
+    warmup: int = 10,
+    repeats: int = 50,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    runtime: str | None = None,
+) -> LatencyRecord:
+    """Time ``model``'s eval-mode forward pass on one random batch.
+
+    On CPU each repeat is wall-clock time; on CUDA it is the time between two CUDA events
+    recorded around the forward pass (then synchronized), so host overhead outside the
+    pass is not counted. A model not yet on ``device``/``dtype`` is timed as a moved copy;
+    the model's train/eval mode is restored afterwards.
+    """
+    check_counts(warmup, repeats, batch_size)
+    device = torch.device(device)
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.device != device or (t.is_floating_point() and t.dtype != dtype) for t in tensors):
+        model = copy.deepcopy(model).to(device=device, dtype=dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        return timed_forward(model, input_shape, batch_size, label, threads, warmup, repeats, device, dtype, runtime)
+    finally:
+        model.train(was_training)
+
+
+def timed_forward(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, label: str,
+                  threads: int | None, warmup: int, repeats: int, device: torch.device,
+                  dtype: torch.dtype, runtime: str | None) -> LatencyRecord:
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+    times: list[float] = []
+    with torch_threads(threads) as used, torch.inference_mode():
+        run: Callable[[], object] = lambda: model(x)  # noqa: E731
+        for _ in range(warmup):
+            run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            for _ in range(repeats):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                run()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            name = f"{device} ({torch.cuda.get_device_name(device)})"
+        else:
+            for _ in range(repeats):
+                start_s = time.perf_counter()
+                run()
+                times.append((time.perf_counter() - start_s) * 1000.0)
+            name = cpu_name()
+    return summarize(
+        times, model=label, runtime=runtime or ("torch-cuda" if device.type == "cuda" else "torch-eager"),
+        device=name, dtype=str(dtype).removeprefix("torch."), batch_size=batch_size,
+        threads=used, warmup=warmup,
+    )
+
+
+def require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError(f"ONNX Runtime latency needs onnx and onnxruntime, which are not installed: {ONNX_HINT}") from None
+    return onnxruntime
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, dynamo: bool = True) -> Path:
+    """Export ``model`` (eval mode, float32, CPU) to ONNX with a dynamic batch dimension.
+
+    Uses torch's dynamo-based exporter (needs onnxscript); ``dynamo=False`` selects the older
+    TorchScript-based one.
+    """
+    require_onnxruntime()
+    path = Path(path)
+    model = copy.deepcopy(model).cpu().float().eval()
+    example = (torch.zeros(2, *input_shape),)
+    if dynamo:
+        batch = {forward_args(model)[0]: {0: torch.export.Dim("batch")}}
+        torch.onnx.export(model, example, str(path), dynamo=True, input_names=["input"],
+                          output_names=["logits"], dynamic_shapes=batch, verbose=False)
+    else:
+        torch.onnx.export(model, example, str(path), dynamo=False, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return path
+
+
+def forward_args(model: nn.Module) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(model.forward).parameters)
+
+
+def onnx_session(path: str | Path, threads: int | None = None) -> Any:
+    """A CPU ONNX Runtime session with ``threads`` intra-op threads and one inter-op thread."""
+    ort = require_onnxruntime()
+    options = ort.SessionOptions()
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"latency.threads must be >= 1, got {threads}")
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_onnxruntime(
+    path: str | Path,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    *,
+    label: str,
+    threads: int | None = None,
+    warmup: int = 10,
+    repeats: int = 50,
+) -> LatencyRecord:
+    """Wall-clock time of ``session.run`` on one random float32 batch."""
+    check_counts(warmup, repeats, batch_size)
+    session = onnx_session(path, threads)
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).numpy()
+    feed = {session.get_inputs()[0].name: x}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1000.0)
+    used = session.get_session_options().intra_op_num_threads
+    return summarize(times, model=label, runtime="onnxruntime", device=cpu_name(), dtype="float32",
+                     batch_size=batch_size, threads=used or (os.cpu_count() or 1), warmup=warmup)
+
+
+class SparseCSRLinear(nn.Module):
+    """A Linear layer whose weight is stored in sparse CSR form (zeros dropped). A module to
+    time, not to train or copy (CSR tensors cannot be deep-copied)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("weight", linear.weight.detach().to_sparse_csr())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features)
+        out = torch.sparse.mm(self.weight, flat.t()).t()  # CSR x dense is the supported kernel
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+def sparse_csr_linears(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every Linear layer in sparse CSR form (for CPU timing)."""
+    model = copy.deepcopy(model).cpu().float()
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, child_name, SparseCSRLinear(child))
+    return model
+
+
+def interleaved_times(runners: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Wall-clock milliseconds of each runner, taken in turns (a, b, c, a, b, c, ...).
+
+    On a machine shared with other work, load drifts over seconds; timing the candidates in
+    turns exposes them to the same drift, and the per-round ratios (see
+    :func:`paired_speedup`) cancel most of it.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ConfigError(f"latency.warmup must be >= 0 and latency.repeats >= 1, got {warmup} and {repeats}")
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {label: [] for label in runners}
+    for _ in range(repeats):
+        for label, run in runners.items():
+            start = time.perf_counter()
+            run()
+            times[label].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def paired_speedup(dense_ms: list[float], pruned_ms: list[float]) -> tuple[float, float, float]:
+    """Median and interquartile range (q1, q3) of the per-round ratios dense / pruned."""
+    ratios = [d / p for d, p in zip(dense_ms, pruned_ms)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return statistics.median(ratios), q1, q3
+
+
+def torch_runner(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> Callable[[], object]:
+    """A no-argument eval-mode forward pass on one random CPU batch (for interleaved timing)."""
+    model.eval()
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
+
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def onnx_runner(path: str | Path, input_shape: tuple[int, ...], batch_size: int, threads: int | None) -> Callable[[], object]:
+    session = onnx_session(path, threads)
+    feed = {session.get_inputs()[0].name: torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).numpy()}
+    return lambda: session.run(None, feed)
+
+
+def measured_speedup(dense: LatencyRecord, pruned: LatencyRecord) -> float:
+    """Dense median / pruned median, refused unless both were measured the same way."""
+    for key in ("runtime", "device", "dtype", "batch_size", "threads"):
+        if getattr(dense, key) != getattr(pruned, key) and not (key == "runtime" and "sparse" in pruned.runtime):
+            raise ConfigError(f"measured speedup compares like with like: {key} differs "
+                              f"({getattr(dense, key)} vs {getattr(pruned, key)})")
+    return dense.median_ms / pruned.median_ms

@@ -1,0 +1,100 @@
+"""Physical removal: a channel-masked model becomes a genuinely smaller dense ``nn.Module``.
+
+Torch-Pruning's dependency graph removes each pruned channel from every coupled layer
+(filters, BN, readers, residual partners). In eval mode the compact model computes what the
+masked model computes, and its parameter and MAC counts are the masked model's effective ones.
+
+Also here: the scratch baselines of Liu et al. 2019 ("Rethinking the Value of Network
+Pruning"), which train the compact architecture from a fresh initialization.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Literal
+
+import torch
+from torch import nn
+
+from prunebench.errors import ConfigError
+from prunebench.pruning.channels import ChannelGroup, dependency_graph, groups_from, rows
+from prunebench.pruning.mask import Mask
+
+ScratchMode = Literal["scratch-e", "scratch-b"]
+
+
+def removable_channels(group: ChannelGroup, mask: Mask) -> list[int]:
+    """Channels of ``group`` whose every slice ``mask`` zeroes: removing them changes nothing.
+
+    A channel the mask only partly zeroes (say, its filter but not its BN shift) still
+    carries a signal, so it stays.
+    """
+    alive = torch.zeros(group.channels, dtype=torch.bool)
+    for s in group.slices:
+        if s.param not in mask:
+            alive[:] = True  # an unmasked slice: nothing of this group is removable
+            break
+        kept = rows(mask[s.param], s).any(1)
+        alive.index_fill_(0, s.owner[kept], True)
+    return torch.nonzero(~alive).squeeze(1).tolist()
+
+
+def compact(model: nn.Module, mask: Mask, input_shape: tuple[int, ...], exclude: Iterable[str] = ()) -> nn.Module:
+    """A smaller copy of ``model`` with every channel that ``mask`` fully zeroes removed.
+
+    ``model`` is left as it is; the copy carries the masked weights (so entries the mask
+    zeroes inside kept channels stay zero). ``exclude`` must match the one used to select.
+    """
+    mask.validate_for(model)
+    small = copy.deepcopy(model)
+    mask.apply(small)
+    tp_graph, tp_groups, _ = dependency_graph(small, tuple(input_shape), exclude)
+    removals = []
+    for group in groups_from(small, tp_graph, tp_groups):
+        channels = removable_channels(group, mask)
+        if len(channels) == group.channels:
+            raise ConfigError(f"mask removes every channel of {group.root}; keep at least one")
+        if channels:
+            removals.append((group.root, channels))
+    for root_name, channels in removals:
+        root = small.get_submodule(root_name)
+        pruner = tp_graph.get_pruner_of_module(root)
+        tp_graph.get_pruning_group(root, pruner.prune_out_channels, channels).prune()
+    return small
+
+
+def reinitialize(model: nn.Module, seed: int) -> nn.Module:
+    """Fresh weights for every layer that can reset itself (PyTorch's default initializers,
+    which scale with each layer's new fan-in), drawn from ``seed``; BN statistics reset too."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+    return model
+
+
+def scratch_model(compact_model: nn.Module, seed: int) -> nn.Module:
+    """Liu et al. 2019's scratch baseline: the pruned architecture, freshly initialized."""
+    return reinitialize(copy.deepcopy(compact_model), seed)
+
+
+def scratch_epochs(mode: ScratchMode, dense_epochs: int, dense_macs: int, pruned_macs: int) -> int:
+    """Training epochs of a scratch baseline (Liu et al. 2019, Section 4).
+
+    ``scratch-e`` trains as many epochs as the dense model; ``scratch-b`` gets the same compute
+    budget, epochs x dense MACs / pruned MACs (rounded to the nearest epoch).
+    """
+    if dense_epochs < 1:
+        raise ConfigError(f"train.epochs must be >= 1, got {dense_epochs}")
+    if mode == "scratch-e":
+        return dense_epochs
+    if mode == "scratch-b":
+        if pruned_macs <= 0 or dense_macs < pruned_macs:
+            raise ConfigError(f"scratch-b needs 0 < pruned MACs <= dense MACs, got {pruned_macs} and {dense_macs}")
+        return round(dense_epochs * dense_macs / pruned_macs)
+    raise ConfigError(f"retrain.mode must be 'scratch-e' or 'scratch-b', got {mode!r}")

@@ -1,0 +1,110 @@
+"""Latency records (fields, like-for-like checks), sparse CSR Linear, and ONNX export of a
+compacted ResNet. No assertion here depends on how fast anything ran."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from prunebench.errors import ConfigError
+from prunebench.metrics.latency import (
+    LatencyRecord,
+    measured_speedup,
+    sparse_csr_linears,
+    time_torch,
+    torch_threads,
+)
+from prunebench.models import create_model
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    with torch.no_grad():
+        model[0].weight[torch.rand(32, 16) < 0.8] = 0  # an unstructured 80% mask
+    return model
+
+
+def test_torch_record_carries_how_it_was_measured() -> None:
+    record = time_torch(mlp(), (16,), batch_size=3, label="dense", threads=1, warmup=1, repeats=5)
+    assert (record.batch_size, record.threads, record.runtime, record.dtype) == (3, 1, "torch-eager", "float32")
+    assert record.device.startswith("cpu") and record.repeats == 5 and record.warmup == 1
+    assert record.min_ms <= record.q1_ms <= record.median_ms <= record.q3_ms <= record.max_ms
+    assert set(record.to_dict()) >= {"batch_size", "threads", "runtime", "device", "dtype", "median_ms"}
+    assert "batch 3" in record.describe() and "1 threads" in record.describe()
+
+
+def test_threads_are_restored() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1) as used:
+        assert used == 1 == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="latency.threads"):
+        with torch_threads(0):
+            pass
+
+
+@pytest.mark.parametrize("field,value", [("repeats", 0), ("warmup", -1)])
+def test_bad_counts_are_config_errors(field: str, value: int) -> None:
+    with pytest.raises(ConfigError, match=f"latency.{field}"):
+        time_torch(mlp(), (16,), 2, label="dense", **{field: value})  # type: ignore[arg-type]
+
+
+def test_sparse_csr_linear_computes_the_dense_result() -> None:
+    model = mlp().eval()
+    sparse = sparse_csr_linears(model).eval()
+    assert sparse[0].weight.layout == torch.sparse_csr
+    assert sparse[0].weight._nnz() == int(torch.count_nonzero(model[0].weight))
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(sparse(x), model(x), rtol=1e-5, atol=1e-6)
+    record = time_torch(sparse, (16,), 2, label="masked", threads=1, warmup=1, repeats=3, runtime="torch-sparse-csr")
+    assert record.runtime == "torch-sparse-csr"
+
+
+def record(**changes: object) -> LatencyRecord:
+    base = dict(model="dense", runtime="torch-eager", device="cpu", dtype="float32", batch_size=64,
+                threads=2, warmup=1, repeats=3, median_ms=10.0, q1_ms=9.0, q3_ms=11.0, min_ms=8.0, max_ms=12.0)
+    base.update(changes)
+    return LatencyRecord(**base)  # type: ignore[arg-type]
+
+
+def test_measured_speedup_only_like_for_like() -> None:
+    assert measured_speedup(record(), record(model="compact", median_ms=4.0)) == 2.5
+    with pytest.raises(ConfigError, match="threads differs"):
+        measured_speedup(record(), record(threads=1))
+    with pytest.raises(ConfigError, match="batch_size differs"):
+        measured_speedup(record(), record(batch_size=1))
+
+
+def test_compacted_resnet_runs_in_onnxruntime(tmp_path: Path) -> None:
+    pytest.importorskip("torch_pruning")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from prunebench.metrics.latency import export_onnx, onnx_session, time_onnxruntime
+    from prunebench.pruning.channels import ChannelTarget, prune_channels
+    from prunebench.pruning.compact import compact
+
+    shape = (3, 16, 16)
+    model = create_model("resnet-20", shape, 10).eval()
+    selection = prune_channels(model, shape, "l1_filter", ChannelTarget("speedup", 2.0))
+    small = compact(model, selection.mask, shape).eval()
+    path = export_onnx(small, shape, tmp_path / "resnet20.onnx")
+    x = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0))
+    session = onnx_session(path, threads=1)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        expected = small(x)
+    assert got.shape == (3, 10)  # a batch size other than the export example's
+    assert float((torch.from_numpy(got) - expected).abs().max()) < 1e-4
+    timed = time_onnxruntime(path, shape, 1, label="compact", threads=1, warmup=1, repeats=3)
+    assert (timed.runtime, timed.batch_size, timed.threads) == ("onnxruntime", 1, 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_events_record() -> None:
+    timed = time_torch(mlp(), (16,), 4, label="dense", device="cuda", warmup=1, repeats=3)
+    assert timed.runtime == "torch-cuda" and timed.device.startswith("cuda")
