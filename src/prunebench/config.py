@@ -6,6 +6,7 @@ device and thread count belong to :class:`RunSettings`: they do not change the r
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -20,10 +21,12 @@ from prunebench.data import DATASETS
 from prunebench.errors import ConfigError
 from prunebench.models import MODELS
 from prunebench.pruning.prunable import PrunablePolicy
+from prunebench.pruning.channels import CHANNEL_SCORERS
 from prunebench.pruning.scores import STRATEGIES
 from prunebench.pruning.structures import parse_structure
 
 RUN_ID_LENGTH = 16
+CHANNEL = "channel"  # prune.structure for filter/channel pruning
 
 
 class Spec(BaseModel):
@@ -51,18 +54,19 @@ class TrainSpec(Spec):
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"
     lr_milestones: tuple[int, ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
     lr_gamma: float = Field(default=0.1, gt=0)
+    augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
 
 
 def finetune_default() -> TrainSpec:
     return TrainSpec(epochs=2, lr=0.01)
 
 
-RetrainMode = Literal["finetune", "lr-rewind", "weight-rewind", "reinit", "scratch"]
+RetrainMode = Literal["finetune", "lr-rewind", "weight-rewind", "reinit", "scratch", "scratch-e", "scratch-b"]
 
 # Which retraining modes each schedule accepts (see docs/methods.md for why the others are refused).
 ALLOWED_MODES: dict[str, tuple[str, ...]] = {
-    "one-shot": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch"),
-    "iterative": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch"),
+    "one-shot": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch", "scratch-e", "scratch-b"),
+    "iterative": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch", "scratch-e", "scratch-b"),
     "gradual": ("finetune",),
     "at-init": ("finetune", "reinit"),
 }
@@ -80,6 +84,9 @@ class RetrainSpec(Spec):
     - ``reinit``: same mask, a fresh random initialization, the ``train`` recipe.
     - ``scratch``: same mask, a fresh random initialization, the ``train`` recipe for
       ``scratch_epochs`` epochs (unset: ``train.epochs``, i.e. Scratch-E).
+    - ``scratch-e`` / ``scratch-b`` (Liu et al. 2019): the pruned architecture from a fresh
+      random initialization, trained with the ``train`` recipe for the dense model's epochs
+      (E), or for the same compute, epochs x dense MACs / pruned MACs (B).
     """
 
     mode: RetrainMode = "finetune"
@@ -125,7 +132,9 @@ class PruneSpec(Spec):
     options: dict[str, Any] = Field(default_factory=dict)  # the strategy's own hyperparameters
     prunable: PrunablePolicy = PrunablePolicy()
     schedule: Literal["one-shot", "iterative", "gradual", "at-init"] = "one-shot"
-    structure: str = "unstructured"  # or "N:M" (e.g. "2:4") or "block:RxC" (e.g. "block:4x4")
+    structure: str = "unstructured"  # or "N:M" (e.g. "2:4"), "block:RxC" (e.g. "block:4x4"), "channel"
+    speedup: float | None = Field(default=None, gt=1)  # channel pruning: a MAC-reduction target
+    channel_fraction: float | None = Field(default=None, gt=0, lt=1)  # channel pruning: channels to remove
     iterative: IterativeSpec = IterativeSpec()
     gradual: GradualSpec = GradualSpec()
 
@@ -136,7 +145,7 @@ class PruneSpec(Spec):
             raise ValueError(
                 f"got the number {value}: quote N:M, e.g. '2:4' in YAML, prune.structure=\"'2:4'\" as an override"
             )
-        if isinstance(value, str):
+        if isinstance(value, str) and value != CHANNEL:
             parse_structure(value)
         return value
 
@@ -157,6 +166,15 @@ class PruneSpec(Spec):
         g = self.gradual
         if g.end_step is not None and g.end_step - g.start_step < g.frequency:
             raise ValueError("prune.gradual.end_step - prune.gradual.start_step must be at least prune.gradual.frequency")
+        targets = [name for name in ("speedup", "channel_fraction") if getattr(self, name) is not None]
+        if targets and self.structure != CHANNEL:
+            raise ValueError(f"prune.{targets[0]} is a channel-pruning target: it needs prune.structure 'channel'")
+        if len(targets) + ("compression" in fields) > 1:
+            raise ValueError("prune.compression, prune.speedup and prune.channel_fraction each set the target: give one")
+        if self.structure == CHANNEL:
+            if self.schedule != "one-shot":
+                raise ValueError(f"prune.structure 'channel' needs prune.schedule 'one-shot', not {self.schedule!r}")
+            return self
         structure = parse_structure(self.structure)
         if structure.kind == "nm":
             if self.schedule not in ("one-shot", "at-init"):
@@ -168,13 +186,40 @@ class PruneSpec(Spec):
     @field_validator("strategy")
     @classmethod
     def known_strategy(cls, name: str) -> str:
-        STRATEGIES.get(name)
+        if name not in STRATEGIES and name not in CHANNEL_SCORERS:
+            close = difflib.get_close_matches(name, [*STRATEGIES.names(), *CHANNEL_SCORERS.names()], n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"unknown strategy {name!r}{hint} (known: {', '.join(STRATEGIES.names())}; with structure "
+                f"'channel': {', '.join(CHANNEL_SCORERS.names())})"
+            )
         return name
 
     @model_validator(mode="after")
-    def valid_options(self) -> PruneSpec:
-        STRATEGIES.get(self.strategy).parse_options(self.options)
+    def strategy_fits_structure(self) -> PruneSpec:
+        """Weight strategies score weights; channel strategies (structure 'channel') score channels."""
+        if self.structure == CHANNEL:
+            if self.strategy not in CHANNEL_SCORERS:
+                raise ValueError(
+                    f"prune.strategy {self.strategy!r} scores single weights; structure 'channel' needs one of "
+                    f"{', '.join(CHANNEL_SCORERS.names())}"
+                )
+            if self.options:
+                raise ValueError("prune.options: channel strategies take no options")
+        elif self.strategy not in STRATEGIES:
+            raise ValueError(f"prune.strategy {self.strategy!r} scores channels: it needs prune.structure 'channel'")
+        else:
+            STRATEGIES.get(self.strategy).parse_options(self.options)
         return self
+
+    @property
+    def target(self) -> tuple[str, float]:
+        """(kind, value): ('compression', 8.0), or for channel pruning ('speedup', 2.0) etc."""
+        if self.speedup is not None:
+            return "speedup", self.speedup
+        if self.channel_fraction is not None:
+            return "channel_fraction", self.channel_fraction
+        return "compression", self.compression
 
 
 class ExperimentSpec(Spec):
@@ -247,6 +292,9 @@ class RunSettings(Spec):
     download: bool = True
     device: str = "cpu"
     threads: int | None = Field(default=None, ge=1)
+    latency: bool = False  # time the dense and the pruned (compacted, for channels) model per run
+    latency_batch_size: int = Field(default=64, ge=1)
+    latency_repeats: int = Field(default=30, ge=2)
 
 
 SETTINGS_KEYS = frozenset(RunSettings.model_fields)

@@ -17,6 +17,7 @@ Every stage is skipped when its artifact exists.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,12 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import ExperimentSpec, RunSettings
+from prunebench.config import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
 from prunebench.experiment.artifacts import load_tensors, read_json, save_tensors, write_json
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
+from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner
+from prunebench.pruning.compact import compact
+from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
@@ -90,6 +94,35 @@ def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn
     return data, model
 
 
+def latency_metrics(
+    spec: ExperimentSpec, settings: RunSettings, data: DataSplits, model: nn.Module, mask: Mask, results_dir: Path
+) -> dict[str, Any]:
+    """Dense against pruned latency, timed in turns; channel-pruned models are compacted first.
+
+    An unstructured mask leaves the dense tensors in place, so its measured speedup is ~1x:
+    reported as measured, beside the theoretical speedup.
+    """
+    dense = build_model(spec, data).to(settings.device)
+    dense.load_state_dict(load_tensors(results_dir / DENSE_DIR / spec.dense_spec().content_hash() / "model.pt"))
+    compacted = spec.prune.structure == CHANNEL
+    pruned = compact(model, mask, data.input_shape) if compacted else model
+    batch = settings.latency_batch_size
+    times = interleaved_times(
+        {"dense": torch_runner(dense, data.input_shape, batch), "pruned": torch_runner(pruned, data.input_shape, batch)},
+        warmup=3, repeats=settings.latency_repeats,
+    )
+    speedup, q1, q3 = paired_speedup(times["dense"], times["pruned"])
+    return {
+        "measured_speedup": speedup,
+        "latency": {
+            "runtime": "torch eager", "device": settings.device, "threads": torch.get_num_threads(),
+            "batch_size": batch, "dtype": "float32", "repeats": settings.latency_repeats,
+            "dense_ms": statistics.median(times["dense"]), "pruned_ms": statistics.median(times["pruned"]),
+            "measured_speedup_iqr": [q1, q3], "compacted": compacted,
+        },
+    }
+
+
 def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> dict[str, Any]:
     """Run (or reuse) one experiment and return its ``result.json`` contents."""
     run_dir = results_dir / spec.run_id
@@ -112,7 +145,8 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
         "run_id": spec.run_id,
         "dense_id": spec.dense_spec().content_hash(),
         "spec": spec.model_dump(mode="json"),
-        "target_compression": spec.prune.compression,
+        "target": {"kind": spec.prune.target[0], "value": spec.prune.target[1]},
+        "target_compression": spec.prune.compression if spec.prune.target[0] == "compression" else None,
         "compression_ratio": sizes.compression_ratio,
         "prunable_compression_ratio": sizes.prunable_compression_ratio,
         "sparsity": sizes.sparsity,
@@ -144,10 +178,11 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
         "schedule": spec.prune.schedule,
         "structure": spec.prune.structure,
         "retrain_mode": spec.retrain.mode,
-        "retrain_recipe": dict(final_recipe(spec)),
+        "retrain_recipe": {**final_recipe(spec), "epochs": len(history.epochs)},
         "rounds": outcome.rounds,
         "gradual_updates": outcome.gradual_updates,
         "dense_cached": dense["cached"],
+        **(latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else {}),
         "wall_time_s": time.perf_counter() - started,
         "dataset_checksums": data.checksums,
         "provenance": provenance(settings.device),

@@ -18,6 +18,8 @@ from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.experiment.artifacts import load_tensors, save_tensors
 from prunebench.models import create_model
+from prunebench.metrics import mac_metrics
+from prunebench.pruning.compact import scratch_epochs
 from prunebench.pruning import KeepPruned, Mask
 from prunebench.train import TrainLog, train
 
@@ -128,13 +130,20 @@ def retrain(
         load_weights(model, rewind_state)
         first = spec.retrain.rewind_step // steps_per_epoch(data, spec.train)
         return train_masked(model, data, spec.train, mask, seed=seed, stage=stage, first_epoch=first)
+    if mode in ("scratch-e", "scratch-b"):
+        macs = mac_metrics(model, data.input_shape)  # the mask is applied: effective = pruned MACs
+        epochs = scratch_epochs(mode, spec.train.epochs, macs.dense_total, macs.effective_total)
+        load_weights(model, fresh_weights(spec, data))
+        return train_masked(model, data, spec.train.model_copy(update={"epochs": epochs}), mask, seed=seed, stage=stage)
     if mode in ("reinit", "scratch"):
         load_weights(model, fresh_weights(spec, data))
         recipe = spec.train
         if mode == "scratch" and spec.retrain.scratch_epochs is not None:
             recipe = recipe.model_copy(update={"epochs": spec.retrain.scratch_epochs})
         return train_masked(model, data, recipe, mask, seed=seed, stage=stage)
-    raise ConfigError(f"retrain.mode must be finetune, lr-rewind, weight-rewind, reinit or scratch, got {mode!r}")
+    raise ConfigError(
+        f"retrain.mode must be finetune, lr-rewind, weight-rewind, reinit, scratch, scratch-e or scratch-b, got {mode!r}"
+    )
 
 
 def recipe_of(spec: ExperimentSpec, mode: str) -> TrainSpec:

@@ -13,8 +13,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from prunebench.config import ExperimentSpec
 from prunebench.data import load_dataset
+from prunebench.errors import ConfigError
 from prunebench.executors.base import Executor, Outcome
 from prunebench.models import create_model
 from prunebench.experiment.progress import SweepProgress
@@ -42,7 +46,19 @@ def preflight(plan: Plan) -> None:
         key = (spec.dataset, spec.model, spec.prune.model_dump_json())
         if key not in checked:
             checked.add(key)
-            keep_count(create_model(spec.model, *shapes[spec.dataset]), spec.prune)
+            keep_count(model_for(spec.model, spec.dataset, *shapes[spec.dataset]), spec.prune)
+
+
+def model_for(name: str, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Build ``name`` for ``dataset`` and run one example through it: a mismatch is a config error."""
+    try:
+        model = create_model(name, input_shape, num_classes)
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    except (RuntimeError, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"model: {name} does not fit {dataset} inputs of shape {input_shape}: {first_line}") from None
+    return model
 
 
 def recipe_id(spec: ExperimentSpec) -> str:
@@ -61,7 +77,7 @@ def row_for(job: Job) -> dict[str, Any]:
         "model": spec.model,
         "strategy": spec.prune.strategy if pruned else "dense",
         "scope": spec.prune.scope if pruned else None,
-        "target_compression": spec.prune.compression if pruned else 1.0,
+        "target_compression": spec.prune.target[1] if pruned else 1.0,  # the level: a ratio, or a channel target
         "seed": spec.seed,
         "dense_id": spec.dense_spec().content_hash(),
         "finetune_id": recipe_id(spec) if pruned else None,

@@ -8,10 +8,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prunebench.config import PruneSpec
+from prunebench.config import CHANNEL, PruneSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.metrics.size import unprunable_nonzero
+from prunebench.pruning.channels import ChannelTarget, prune_channels
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.prunable import prunable_parameters
 from prunebench.pruning.scores import STRATEGIES, Batch, ScoreInputs
@@ -41,6 +42,8 @@ def keep_count(model: nn.Module, spec: PruneSpec) -> int:
     params = prunable_parameters(model, spec.prunable)
     if not params:
         raise ConfigError(f"prune.prunable selects no parameters of {type(model).__name__}")
+    if spec.structure == CHANNEL:  # whole channels: the count follows from the channels chosen
+        return sum(p.numel() for p in params.values())
     structure = parse_structure(spec.structure)
     check_shapes({name: p.shape for name, p in params.items()}, structure)
     if structure.kind == "nm":
@@ -67,6 +70,8 @@ def prune_model(
     ``keep`` overrides the target of ``spec.compression``: a total, or a count per parameter
     (schedules use it for their intermediate steps).
     """
+    if spec.structure == CHANNEL:
+        return prune_channel_model(model, data, spec, seed=seed, previous=previous)
     strategy = STRATEGIES.get(spec.strategy)
     options = strategy.parse_options(spec.options)
     if keep is None:
@@ -95,3 +100,20 @@ def prune_model(
     check_structure(mask, structure)
     mask.apply(model)
     return mask
+
+
+def prune_channel_model(
+    model: nn.Module, data: DataSplits, spec: PruneSpec, *, seed: int, previous: Mask | None = None
+) -> Mask:
+    """Remove whole channels (coupled ones together) to ``spec.target``; zero them in place.
+
+    The mask covers every tensor a removed channel touches (weights, biases, batch-norm
+    parameters, the next layer's input slices), so compaction can drop them physically.
+    """
+    kind, value = spec.target
+    selection = prune_channels(
+        model, data.input_shape, spec.strategy, ChannelTarget(kind, value), spec.scope,
+        batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed), seed=seed, previous=previous,
+    )
+    selection.mask.apply(model)
+    return selection.mask

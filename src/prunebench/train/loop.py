@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from prunebench.config import TrainSpec
 from prunebench.data import DataSplits
+from prunebench.data.cifar import random_crop_flip
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
 
@@ -100,7 +101,10 @@ def train(
         loss_sum = torch.zeros((), device=data.train_x.device)
         for start in range(0, n, spec.batch_size):
             batch = order[start : start + spec.batch_size]
-            loss = loss_fn(model(data.train_x[batch]), data.train_y[batch])
+            inputs = data.train_x[batch]
+            if spec.augment == "crop-flip":
+                inputs = random_crop_flip(inputs, generator)
+            loss = loss_fn(model(inputs), data.train_y[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,0 +1,99 @@
+"""Channel pruning, scratch baselines and latency through the run pipeline and the report."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunebench.config import ExperimentSpec, PruneSpec, RetrainSpec, RunSettings, TrainSpec
+from prunebench.errors import ConfigError
+from prunebench.executors import make_executor
+from prunebench.experiment import run_experiment
+from prunebench.experiment.artifacts import load_tensors
+from prunebench.experiment.runner import run_plan
+from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.report import write_report
+
+TRAIN = TrainSpec(epochs=1, lr=0.05, batch_size=64)
+FINETUNE = TrainSpec(epochs=1, lr=0.01, batch_size=64)
+LATENCY = RunSettings(threads=1, latency=True, latency_repeats=3, latency_batch_size=8)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def test_channel_pruned_run_is_compacted_timed_and_stays_zero(tmp_path: Path) -> None:
+    pytest.importorskip("torch_pruning")
+    spec = ExperimentSpec(
+        dataset="synthetic", model="resnet-20", train=TRAIN, finetune=FINETUNE,
+        prune=PruneSpec(strategy="l1_filter", structure="channel", speedup=2, score_batches=1),
+    )
+    result = run_experiment(spec, LATENCY, tmp_path)
+    assert result["target"] == {"kind": "speedup", "value": 2.0} and result["target_compression"] is None
+    assert result["theoretical_speedup"] >= 2.0
+    latency = result["latency"]
+    assert {"runtime", "device", "threads", "batch_size", "dtype"} <= set(latency)
+    assert latency["compacted"] and latency["batch_size"] == 8 and latency["threads"] == 1
+    assert result["measured_speedup"] > 0
+    mask = load_tensors(tmp_path / spec.run_id / "mask.pt")
+    weights = load_tensors(tmp_path / spec.run_id / "model.pt")
+    assert any(".bn" in name for name in mask)  # batch-norm scales go with their channels
+    for name, keep in mask.items():
+        assert torch.count_nonzero(weights[name][~keep]) == 0, name
+
+
+@pytest.mark.parametrize("mode", ["scratch-e", "scratch-b"])
+def test_scratch_baselines_train_for_their_budget(tmp_path: Path, mode: str) -> None:
+    spec = ExperimentSpec(
+        dataset="synthetic", model="mlp", train=TrainSpec(epochs=2, lr=0.05, batch_size=64), finetune=FINETUNE,
+        prune=PruneSpec(strategy="magnitude", compression=3), retrain=RetrainSpec(mode=mode),
+    )
+    result = run_experiment(spec, RunSettings(threads=1), tmp_path)
+    budget = 2 if mode == "scratch-e" else round(2 * result["macs_dense"] / result["macs_effective"])
+    assert result["retrain_recipe"]["epochs"] == budget == len(result["finetune_log"])
+    assert budget > 2 or mode == "scratch-e"
+
+
+@pytest.mark.parametrize(
+    ("prune", "message"),
+    [
+        ({"strategy": "magnitude", "speedup": 2}, "needs prune.structure 'channel'"),
+        ({"strategy": "l1_filter", "structure": "channel", "schedule": "iterative"}, "needs prune.schedule 'one-shot'"),
+        ({"strategy": "l1filter", "structure": "channel"}, "did you mean l1_filter"),
+        ({"strategy": "l1_filter"}, "scores channels: it needs prune.structure 'channel'"),
+        ({"strategy": "fpgm", "structure": "channel", "speedup": 2, "compression": 4}, "each set the target: give one"),
+    ],
+)
+def test_channel_settings_are_validated(prune: dict, message: str) -> None:
+    with pytest.raises((ConfigError, ValueError)) as error:
+        PruneSpec(**prune)
+    assert message in str(error.value)
+
+
+def test_crop_flip_augmentation_trains_deterministically(tmp_path: Path) -> None:
+    recipe = TrainSpec(epochs=1, lr=0.05, batch_size=64, augment="crop-flip")
+    spec = ExperimentSpec(dataset="synthetic", model="mlp", train=recipe, finetune=FINETUNE)
+    first = run_experiment(spec, RunSettings(threads=1), tmp_path / "a")
+    second = run_experiment(spec, RunSettings(threads=1), tmp_path / "b")
+    assert first["top1"] == second["top1"] and first["dense_top1"] == second["dense_top1"]
+    plain = run_experiment(spec.model_copy(update={"train": TRAIN}), RunSettings(threads=1), tmp_path / "c")
+    assert plain["dense_id"] != first["dense_id"]
+
+
+def test_report_draws_measured_against_theoretical_speedup(tmp_path: Path) -> None:
+    pytest.importorskip("torch_pruning")
+    plan = plan_from_mapping({
+        "dataset": "synthetic", "model": "resnet-20", "threads": 1, "latency": True, "latency_repeats": 3,
+        "latency_batch_size": 8, "baselines": False,
+        "train": TRAIN.model_dump(), "finetune": FINETUNE.model_dump(),
+        "prune": {"strategy": "l1_filter", "structure": "channel", "score_batches": 1},
+        "sweep": {"prune.speedup": [1.5, 2.5]},
+    })
+    statuses = run_plan(plan, tmp_path / "r", make_executor("serial", plan.settings, tmp_path / "r"), live=False)
+    assert statuses["completed"] == 3
+    write_report(tmp_path / "r", tmp_path / "out")
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"synthetic-resnet-20-measured-speedup.png", "synthetic-resnet-20-top1-vs-latency.png"} <= names
+    assert "measured speedup" in (tmp_path / "out" / "report.html").read_text()
