@@ -50,7 +50,7 @@ def test_run_writes_one_directory_per_run_id(tmp_path: Path, capsys: pytest.Capt
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "strategies"]) == 0
     out = capsys.readouterr().out
-    for name in ("random", "magnitude", "grad_magnitude", "act_magnitude"):
+    for name in ("random", "magnitude", "grad_magnitude", "act_magnitude", "snip", "l1_filter", "fpgm"):
         assert name in out
     assert main(["list"]) == 0
     out = capsys.readouterr().out

@@ -97,9 +97,19 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.models import MODELS
     from prunebench.pruning import STRATEGIES
 
-    registries = {"strategies": STRATEGIES, "models": MODELS, "datasets": DATASETS}
+    from prunebench.pruning.channels import CHANNEL_SCORERS
+
+    lines = {
+        "strategies": [
+            f"strategies: {', '.join(STRATEGIES.names())}",
+            f"channel strategies (prune.structure: channel): {', '.join(CHANNEL_SCORERS.names())}",
+        ],
+        "models": [f"models: {', '.join(MODELS.names())}"],
+        "datasets": [f"datasets: {', '.join(DATASETS.names())}"],
+    }
     for what in [args.what] if args.what else LISTABLE:
-        console.print(f"{what}: {', '.join(registries[what].names())}")
+        for line in lines[what]:
+            console.print(line)
     return 0
 
 
