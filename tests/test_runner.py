@@ -37,14 +37,14 @@ def metrics_by_run(results: Path) -> dict[str, tuple]:
 def test_digits_sweep_with_local_executor_then_resume_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The demo: 3 strategies x 5 levels x 3 seeds on digits (+ random and dense), local executor."""
     results = tmp_path / "demo"
-    assert main(["-q", "demo", "--results", str(results)]) == 0
+    assert main(["-q", "demo", "--results", str(results), "--executor", "local"]) == 0
     rows = ResultsDB(results).rows()
     assert len(rows) == 4 * 5 * 3 + 3 and all(r["status"] == "completed" for r in rows)
     assert "report.html" in capsys.readouterr().out
     dense_models = sorted((results / "dense").glob("*/model.pt"))
     assert len(dense_models) == 3
     stamps = {p: p.stat().st_mtime_ns for p in dense_models}
-    assert main(["-q", "demo", "--results", str(results)]) == 0
+    assert main(["-q", "demo", "--results", str(results), "--executor", "local"]) == 0
     again = ResultsDB(results).rows()
     assert [(r["run_id"], r["attempts"], r["finished_at"]) for r in again] == [
         (r["run_id"], r["attempts"], r["finished_at"]) for r in rows

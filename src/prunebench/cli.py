@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="a small sweep on digits, then its report (< 3 min)")
     demo.add_argument("--results", type=Path, default=DEFAULT_RESULTS / "demo")
-    demo.add_argument("--executor", choices=("serial", "local"), default="local")
+    demo.add_argument("--executor", choices=("serial", "local"), default="serial", help="serial: its runs are too short to repay starting worker processes")
 
     reproduce = commands.add_parser("reproduce", help="reproduce a published result and check it (see --list)")
     reproduce.add_argument("name", nargs="?", help="the reproduction to run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -29,9 +30,18 @@ def load_dataset(
     download: bool = True,
 ) -> DataSplits:
     """Load a registered dataset and hold out ``val_fraction`` of its training set."""
-    source = DATASETS.get(name)
-    raw = source(Path(data_dir) if data_dir else default_data_dir(), download)
+    DATASETS.get(name)  # an unknown name fails here, with close matches
+    raw = load_raw(name, (Path(data_dir) if data_dir else default_data_dir()).resolve(), download)
     return split_validation(raw, val_fraction, seed, name=name).to(device)
+
+
+@lru_cache(maxsize=2)
+def load_raw(name: str, data_dir: Path, download: bool) -> RawDataset:
+    """Decoded, checksum-verified files, kept per process: a sweep's runs share one read.
+
+    Only successful loads are kept; splits copy what they take, so runs cannot alter it.
+    """
+    return DATASETS.get(name)(data_dir, download)
 
 
 __all__ = ["DATASETS", "DATA_ENV", "DataSplits", "RawDataset", "default_data_dir", "load_dataset"]

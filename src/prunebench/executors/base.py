@@ -66,3 +66,7 @@ class Executor(Protocol):
     def run(self, jobs: Sequence[Job], on_start: StartHook, on_done: DoneHook) -> None:
         """Run every job; call ``on_start`` as each begins and ``on_done`` as each ends."""
         ...
+
+    def close(self) -> None:
+        """Release workers (a pool, a Ray connection); ``run`` may not be called after."""
+        ...

@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunebench.config import RunSettings
@@ -16,34 +16,46 @@ from prunebench.experiment.sweep import Job
 
 @dataclass
 class LocalExecutor:
+    """One process pool for the executor's lifetime: starting workers (importing torch) costs
+    seconds, so the dense phase and the pruning phase of a sweep share it. ``close`` ends it."""
+
     settings: RunSettings
     results_dir: Path
     workers: int
     name: str = "local"
+    _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            threads = self.settings.threads or threads_per_worker(self.workers)
+            log_level = logging.getLogger("prunebench").getEffectiveLevel()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                # spawn, not fork: a forked copy of an initialized torch runtime can deadlock
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker, initargs=(threads, log_level),
+            )
+        return self._pool
 
     def run(self, jobs: Sequence[Job], on_start: StartHook, on_done: DoneHook) -> None:
-        if not jobs:
-            return
-        threads = self.settings.threads or threads_per_worker(self.workers)
-        # spawn, not fork: a forked copy of an initialized torch runtime can deadlock
-        context = multiprocessing.get_context("spawn")
-        log_level = logging.getLogger("prunebench").getEffectiveLevel()
         queue = list(jobs)
-        with ProcessPoolExecutor(
-            max_workers=min(self.workers, len(jobs)), mp_context=context,
-            initializer=init_worker, initargs=(threads, log_level),
-        ) as pool:
-            running: dict[Future[Outcome], Job] = {}
-            while queue or running:
-                while queue and len(running) < self.workers:
-                    job = queue.pop(0)
-                    on_start(job)
-                    running[pool.submit(execute, job, self.settings, self.results_dir)] = job
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = running.pop(future)
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker died (OOM, segfault)
-                        outcome = Outcome("failed", error=f"worker process died: {type(exc).__name__}: {exc}")
-                    on_done(job, outcome)
+        running: dict[Future[Outcome], Job] = {}
+        while queue or running:
+            while queue and len(running) < self.workers:
+                job = queue.pop(0)
+                on_start(job)
+                running[self.pool().submit(execute, job, self.settings, self.results_dir)] = job
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died (OOM, segfault)
+                    outcome = Outcome("failed", error=f"worker process died: {type(exc).__name__}: {exc}")
+                    self.close()  # a broken pool takes no more work; the next job starts a new one
+                on_done(job, outcome)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -71,3 +71,6 @@ class RayExecutor:
                 except Exception as exc:  # noqa: BLE001 - the task or its node died
                     outcome = Outcome("failed", error=f"ray task failed: {type(exc).__name__}: {exc}")
                 on_done(job, outcome)
+
+    def close(self) -> None:
+        """Leave Ray running: a cluster, or the caller's own session, outlives one sweep."""

@@ -21,3 +21,6 @@ class SerialExecutor:
         for job in jobs:
             on_start(job)
             on_done(job, execute(job, self.settings, self.results_dir))
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -122,6 +122,7 @@ def run_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | Non
                 runnable.append(job)
         executor.run(runnable, on_start, on_done)
     finally:
+        executor.close()
         progress.close()
     statuses = Counter(db.status_of(job.run_id) or "missing" for job in plan.jobs)
     return statuses
