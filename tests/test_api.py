@@ -36,3 +36,13 @@ def test_api_keeps_pruned_weights_zero_and_validates_input() -> None:
         pb.prune(model, data, strategy="magnitud")
     with pytest.raises(ConfigError, match="epochs"):
         pb.finetune(model, data, mask, epochs=-1)
+
+
+def test_api_channel_pruning_to_a_speedup() -> None:
+    pytest.importorskip("torch_pruning")
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 3, 8, 8), torch.randint(0, 10, (256,))
+    data = pb.DataSplits.from_tensors(train=(x[:200], y[:200]), test=(x[200:], y[200:]))
+    model = pb.create_model("resnet-20", (3, 8, 8), 10)
+    mask = pb.prune(model, data, strategy="l1_filter", structure="channel", speedup=2.0, score_batches=1)
+    assert pb.measure(model, data, mask)["theoretical_speedup"] >= 2.0

@@ -30,11 +30,14 @@ def _spec(kind: type[Any], **fields: Any) -> Any:
         raise ConfigError(format_validation_error(exc)) from None
 
 
+GENERIC_PRUNE_FIELDS = ("structure", "speedup", "channel_fraction", "score_batches", "batch_size")
+
+
 def prune(
     model: nn.Module,
     data: DataSplits,
     strategy: str = "magnitude",
-    compression: float = 4.0,
+    compression: float | None = None,
     *,
     scope: str = "global",
     seed: int = 0,
@@ -42,14 +45,16 @@ def prune(
     previous: Mask | None = None,
     **options: Any,
 ) -> Mask:
-    """Prune ``model`` in place to whole-model ``compression``; returns the mask.
+    """Prune ``model`` in place to whole-model ``compression`` (default 4); returns the mask.
 
-    Extra keyword arguments are the strategy's options, or ``score_batches`` / ``batch_size``.
+    Extra keyword arguments are PruneSpec fields (``structure``, ``speedup``,
+    ``channel_fraction``, ``score_batches``, ``batch_size``) or the strategy's own options.
     """
-    generic = {k: options.pop(k) for k in ("score_batches", "batch_size") if k in options}
+    generic = {k: options.pop(k) for k in GENERIC_PRUNE_FIELDS if k in options}
+    if compression is not None:
+        generic["compression"] = compression
     spec = _spec(
-        PruneSpec, strategy=strategy, compression=compression, scope=scope,
-        prunable=prunable or PrunablePolicy(), options=options, **generic,
+        PruneSpec, strategy=strategy, scope=scope, prunable=prunable or PrunablePolicy(), options=options, **generic,
     )
     return prune_model(model, data, spec, seed=seed, previous=previous)
 
