@@ -33,14 +33,32 @@ class SweepProgress:
         self.quiet = not logging.getLogger("prunebench").isEnabledFor(logging.INFO)
         self.live = not self.quiet and (self.stream.isatty() if live is None else live)
         self._bar: Progress | None = None
+        self._restore: tuple[logging.Handler, bool] | None = None
         if self.live:
             self._bar = Progress(
-                TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                 console=Console(file=self.stream), transient=False,
             )
             self._task = self._bar.add_task("sweep", total=total, status="")
+            # the run in progress: its training's latest line, instead of lines that tear the bar
+            self._run_task = self._bar.add_task("", total=None, status="", start=False)
             self._bar.start()
+            self._capture_logs()
+
+    def _capture_logs(self) -> None:
+        assert self._bar is not None
+        bar, task = self._bar, self._run_task
+
+        class ToBar(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                bar.update(task, description=record.getMessage()[:100])
+
+        logger = logging.getLogger("prunebench")
+        handler = ToBar(level=logging.INFO)
+        logger.addHandler(handler)
+        self._restore = (handler, logger.propagate)
+        logger.propagate = False
 
     @property
     def finished(self) -> int:
@@ -62,7 +80,9 @@ class SweepProgress:
         )
 
     def started_job(self, job: Job) -> None:
-        if not self.live and not self.quiet:
+        if self._bar is not None:
+            self._bar.update(self._run_task, description=f"running {job.describe()}")
+        elif not self.quiet:
             print(f"[{self.finished + 1:>{len(str(self.total))}}/{self.total}] start {job.describe()}", file=self.stream, flush=True)
 
     def finished_job(self, job: Job, outcome: Outcome) -> None:
@@ -79,4 +99,11 @@ class SweepProgress:
 
     def close(self) -> None:
         if self._bar is not None:
+            self._bar.update(self._run_task, visible=False)
             self._bar.stop()
+        if self._restore is not None:
+            handler, propagate = self._restore
+            logger = logging.getLogger("prunebench")
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            self._restore = None
