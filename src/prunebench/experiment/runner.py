@@ -40,13 +40,17 @@ def preflight(plan: Plan) -> None:
                 download=plan.settings.download,
             )
             shapes[spec.dataset] = (data.input_shape, data.num_classes)
+    models: dict[tuple[str, str], nn.Module] = {}  # keep_count only reads: one build per pair
     checked: set[tuple[str, str, str]] = set()
     for job in plan.pruned_jobs:
         spec = job.spec
-        key = (spec.dataset, spec.model, spec.prune.model_dump_json())
+        pair = (spec.dataset, spec.model)
+        if pair not in models:
+            models[pair] = model_for(spec.model, spec.dataset, *shapes[spec.dataset])
+        key = (*pair, spec.prune.model_dump_json())
         if key not in checked:
             checked.add(key)
-            keep_count(model_for(spec.model, spec.dataset, *shapes[spec.dataset]), spec.prune)
+            keep_count(models[pair], spec.prune)
 
 
 def model_for(name: str, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
