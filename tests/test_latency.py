@@ -3,6 +3,9 @@ compacted ResNet. No assertion here depends on how fast anything ran."""
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from prunebench.metrics.latency import (
     LatencyRecord,
     measured_speedup,
     sparse_csr_linears,
+    steady_allocator,
     time_torch,
     torch_threads,
 )
@@ -78,6 +82,51 @@ def test_measured_speedup_only_like_for_like() -> None:
         measured_speedup(record(), record(threads=1))
     with pytest.raises(ConfigError, match="batch_size differs"):
         measured_speedup(record(), record(batch_size=1))
+    with pytest.raises(ConfigError, match="allocator differs"):
+        measured_speedup(record(allocator="glibc-steady"), record(allocator="glibc"))
+
+
+RSS_AFTER_FREE = """
+import sys, torch
+from prunebench.metrics.latency import steady_allocator
+label = steady_allocator() if sys.argv[1] == "steady" else "default"
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+before = rss_mib()
+x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+del x
+print(label, rss_mib() - before)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_steady_allocator_keeps_freed_activations_in_the_heap() -> None:
+    def run(mode: str) -> tuple[str, float]:
+        out = subprocess.run([sys.executable, "-c", RSS_AFTER_FREE, mode], capture_output=True, text=True, check=True)
+        label, kept = out.stdout.split()
+        return label, float(kept)
+
+    # glibc's default: a 64 MiB block is mmap'd and returned to the OS on free, so the next
+    # forward pass page-faults it in again.
+    assert run("default")[1] < 16
+    label, kept = run("steady")
+    assert label == "glibc-steady" and kept > 48
+
+
+def test_cpu_records_name_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    record_ = time_torch(mlp(), (16,), 2, label="dense", threads=1, warmup=0, repeats=1)
+    assert record_.allocator == steady_allocator() != ""
+    steady_allocator.cache_clear()
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+    try:
+        assert steady_allocator() == "jemalloc"
+        steady_allocator.cache_clear()
+        monkeypatch.delenv("LD_PRELOAD")
+        monkeypatch.setenv("PRUNEBENCH_STEADY_ALLOCATOR", "0")
+        assert steady_allocator() in ("glibc", "system")
+    finally:
+        steady_allocator.cache_clear()
 
 
 def test_compacted_resnet_runs_in_onnxruntime(tmp_path: Path) -> None:
@@ -108,3 +157,18 @@ def test_compacted_resnet_runs_in_onnxruntime(tmp_path: Path) -> None:
 def test_cuda_events_record() -> None:
     timed = time_torch(mlp(), (16,), 4, label="dense", device="cuda", warmup=1, repeats=3)
     assert timed.runtime == "torch-cuda" and timed.device.startswith("cuda")
+
+
+def test_torch_runtime_labels() -> None:
+    from prunebench.metrics.latency import torch_runtime
+
+    assert torch_runtime("cuda") == ("torch-cuda", "")
+    assert torch_runtime("cpu") == ("torch-eager", steady_allocator())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_runner_runs_on_the_models_device() -> None:
+    from prunebench.metrics.latency import torch_runner
+
+    out = torch_runner(mlp().cuda(), (16,), 4)()
+    assert isinstance(out, torch.Tensor) and out.device.type == "cuda" and out.shape == (4, 4)

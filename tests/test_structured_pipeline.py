@@ -34,7 +34,8 @@ def test_channel_pruned_run_is_compacted_timed_and_stays_zero(tmp_path: Path) ->
     assert result["target"] == {"kind": "speedup", "value": 2.0} and result["target_compression"] is None
     assert result["theoretical_speedup"] >= 2.0
     latency = result["latency"]
-    assert {"runtime", "device", "threads", "batch_size", "dtype"} <= set(latency)
+    assert {"runtime", "device", "threads", "batch_size", "dtype", "allocator"} <= set(latency)
+    assert latency["runtime"] == "torch-eager" and latency["allocator"]
     assert latency["compacted"] and latency["batch_size"] == 8 and latency["threads"] == 1
     assert result["measured_speedup"] > 0
     mask = load_tensors(tmp_path / spec.run_id / "mask.pt")

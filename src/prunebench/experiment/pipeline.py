@@ -32,7 +32,7 @@ from prunebench.experiment.artifacts import load_tensors, read_json, save_tensor
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
-from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner
+from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
@@ -112,10 +112,11 @@ def latency_metrics(
         warmup=3, repeats=settings.latency_repeats,
     )
     speedup, q1, q3 = paired_speedup(times["dense"], times["pruned"])
+    runtime, allocator = torch_runtime(settings.device)
     return {
         "measured_speedup": speedup,
         "latency": {
-            "runtime": "torch eager", "device": settings.device, "threads": torch.get_num_threads(),
+            "runtime": runtime, "allocator": allocator, "device": settings.device, "threads": torch.get_num_threads(),
             "batch_size": batch, "dtype": "float32", "repeats": settings.latency_repeats,
             "dense_ms": statistics.median(times["dense"]), "pruned_ms": statistics.median(times["pruned"]),
             "measured_speedup_iqr": [q1, q3], "compacted": compacted,

@@ -8,12 +8,19 @@ Linear layers for torch's sparse CSR kernels, so one can see where sparse storag
 where it is slower than dense.
 
 Measured speedup = dense latency / pruned latency, only between records measured the same way.
+
+CPU timing first calls :func:`steady_allocator`: with glibc's default settings a forward pass
+pays page faults for every activation above the adaptive mmap threshold, and that cost depends
+on the process's allocation history, so the same model timed in two processes could differ by
+a factor of two (ResNet-56, batch 64, measured in ``docs/structured.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import functools
 import os
 import platform
 import statistics
@@ -48,6 +55,7 @@ class LatencyRecord:
     q3_ms: float
     min_ms: float
     max_ms: float
+    allocator: str = ""  # CPU memory allocator setting (see steady_allocator); "" where not applicable
 
     @property
     def spread_ms(self) -> float:
@@ -99,6 +107,42 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(old)
 
 
+# mallopt(3) parameters (glibc's malloc.h).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+
+
+@functools.cache
+def steady_allocator() -> str:
+    """Make CPU forward passes reuse freed activation memory, and say which allocator is used.
+
+    glibc serves large blocks with fresh mmap'd pages and unmaps them on free, so every forward
+    pass pays page faults in proportion to its activation sizes, and its adaptive threshold
+    makes that cost depend on what the process allocated before. With mmap off and a high
+    trim threshold, freed blocks stay in the heap and later passes reuse them: the timing
+    measures the model, not the kernel's page-fault path. This is process-wide (the heap no
+    longer shrinks below its peak) and done once. An allocator preloaded with ``LD_PRELOAD``
+    (jemalloc, tcmalloc, mimalloc) is left alone; other C libraries are left alone; so is
+    glibc when the environment sets ``PRUNEBENCH_STEADY_ALLOCATOR=0``.
+    Returns "glibc-steady", "glibc", the preloaded allocator's name, or "system".
+    """
+    preload = os.environ.get("LD_PRELOAD", "")
+    for name in PRELOADED_ALLOCATORS:
+        if name in preload:
+            return name
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return "system"
+    if os.environ.get("PRUNEBENCH_STEADY_ALLOCATOR", "1") == "0":
+        return "glibc"
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return "system"
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    done = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    return "glibc-steady" if done else "glibc"
+
+
 def cpu_name() -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)"
 
@@ -139,6 +183,7 @@ def time_torch(
 def timed_forward(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, label: str,
                   threads: int | None, warmup: int, repeats: int, device: torch.device,
                   dtype: torch.dtype, runtime: str | None) -> LatencyRecord:
+    allocator = "" if device.type == "cuda" else steady_allocator()
     x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device, dtype)
     times: list[float] = []
     with torch_threads(threads) as used, torch.inference_mode():
@@ -164,7 +209,7 @@ def timed_forward(model: nn.Module, input_shape: tuple[int, ...], batch_size: in
     return summarize(
         times, model=label, runtime=runtime or ("torch-cuda" if device.type == "cuda" else "torch-eager"),
         device=name, dtype=str(dtype).removeprefix("torch."), batch_size=batch_size,
-        threads=used, warmup=warmup,
+        threads=used, warmup=warmup, allocator=allocator,
     )
 
 
@@ -299,15 +344,30 @@ def paired_speedup(dense_ms: list[float], pruned_ms: list[float]) -> tuple[float
 
 
 def torch_runner(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> Callable[[], object]:
-    """A no-argument eval-mode forward pass on one random CPU batch (for interleaved timing)."""
+    """A no-argument eval-mode forward pass on one random batch on the model's device (for
+    interleaved timing). On CUDA each call waits for its kernels, so a wall clock around the
+    call times the pass rather than the launch."""
     model.eval()
-    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        steady_allocator()
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
 
     def run() -> object:
         with torch.inference_mode():
-            return model(x)
+            out = model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return out
 
     return run
+
+
+def torch_runtime(device: torch.device | str) -> tuple[str, str]:
+    """(runtime, allocator) labels for torch timing on ``device``, as ``LatencyRecord`` names them."""
+    if torch.device(device).type == "cuda":
+        return "torch-cuda", ""
+    return "torch-eager", steady_allocator()
 
 
 def onnx_runner(path: str | Path, input_shape: tuple[int, ...], batch_size: int, threads: int | None) -> Callable[[], object]:
@@ -318,7 +378,7 @@ def onnx_runner(path: str | Path, input_shape: tuple[int, ...], batch_size: int,
 
 def measured_speedup(dense: LatencyRecord, pruned: LatencyRecord) -> float:
     """Dense median / pruned median, refused unless both were measured the same way."""
-    for key in ("runtime", "device", "dtype", "batch_size", "threads"):
+    for key in ("runtime", "device", "dtype", "batch_size", "threads", "allocator"):
         if getattr(dense, key) != getattr(pruned, key) and not (key == "runtime" and "sparse" in pruned.runtime):
             raise ConfigError(f"measured speedup compares like with like: {key} differs "
                               f"({getattr(dense, key)} vs {getattr(pruned, key)})")

@@ -75,9 +75,10 @@ class Group:
 
 def latency_setup(latency: dict[str, Any]) -> str:
     """Latency means nothing without how it was measured: runtime, device, threads, batch, dtype."""
+    allocator = f", {latency['allocator']} allocator" if latency.get("allocator") else ""
     return (
         f"{latency['runtime']} on {latency['device']}, {latency['threads']} thread(s), "
-        f"batch {latency['batch_size']}, {latency['dtype']}"
+        f"batch {latency['batch_size']}, {latency['dtype']}{allocator}"
     )
 
 
