@@ -7,10 +7,14 @@ pruner (MetaPruner with its L1 group importance, same ignored layers, pruning ra
 for the same MAC reduction) runs side by side on the same model. Weights are the random
 initialization: latency does not depend on their values.
 
-A second part times LeNet-300-100's Linear layers with unstructured masks: dense kernels
+A second part (``--ceiling``) asks what any channel structure of ResNet-56 can reach on this
+machine: it builds the compact architecture for given residual-stream and block-inner widths
+per stage directly (no pruning method involved) and times it against the dense model.
+
+A third part times LeNet-300-100's Linear layers with unstructured masks: dense kernels
 versus torch's sparse CSR kernels.
 
-    PYTHONPATH=src python benchmarks/structured_speedup.py --threads 2 --out results.json
+    PYTHONPATH=src python benchmarks/structured_speedup.py --threads 2 --ceiling --out results.json
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ import json
 import os
 import sys
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,11 +41,13 @@ from prunebench.metrics.latency import (
     onnx_runner,
     paired_speedup,
     sparse_csr_linears,
+    steady_allocator,
     summarize,
     torch_runner,
     torch_threads,
 )
 from prunebench.models import create_model
+from prunebench.models.cifar_resnet import CifarResNet, PadShortcut
 from prunebench.pruning.channels import ChannelTarget, excluded_layers, prune_channels
 from prunebench.pruning.compact import compact
 
@@ -75,18 +81,20 @@ def torch_pruning_reference(model: nn.Module, speedup: float) -> nn.Module:
 
 
 def records_from(times: dict[str, list[float]], runtime: str, batch: int, threads: int, warmup: int) -> list[LatencyRecord]:
+    allocator = steady_allocator() if runtime == "torch-eager" else ""
     return [summarize(t, model=label, runtime=runtime, device=cpu_name(), dtype="float32", batch_size=batch,
-                      threads=threads, warmup=warmup) for label, t in times.items()]
+                      threads=threads, warmup=warmup, allocator=allocator) for label, t in times.items()]
 
 
 def time_all(models: dict[str, nn.Module], batch: int, threads: int, warmup: int, repeats: int,
-             onnx_dir: Path | None) -> tuple[list[LatencyRecord], list[dict[str, Any]]]:
+             onnx_dir: Path | None, quiet: bool = False) -> tuple[list[LatencyRecord], list[dict[str, Any]]]:
     """Interleaved timing of every model, per runtime; records plus per-round paired ratios."""
     records, paired = [], []
     runtimes: dict[str, dict[str, Callable[[], object]]] = {}
     with torch_threads(threads):
         runtimes["torch-eager"] = {label: torch_runner(m, SHAPE, batch) for label, m in models.items()}
         if onnx_dir is not None:
+            onnx_dir.mkdir(parents=True, exist_ok=True)
             for label, model in models.items():
                 path = onnx_dir / f"{label}.onnx"
                 if not path.exists():
@@ -101,8 +109,9 @@ def time_all(models: dict[str, nn.Module], batch: int, threads: int, warmup: int
                     median, q1, q3 = paired_speedup(times["dense"], times[label])
                     paired.append({"model": label, "runtime": runtime, "batch_size": batch, "threads": threads,
                                    "paired_median": median, "paired_q1": q1, "paired_q3": q3})
-    for r in records:
-        print(r.describe(), flush=True)
+    if not quiet:
+        for r in records:
+            print(r.describe(), flush=True)
     return records, paired
 
 
@@ -151,6 +160,59 @@ def structured(args: argparse.Namespace) -> dict[str, Any]:
             "records": [r.to_dict() for r in records], "speedups": speedups}
 
 
+# (residual-stream widths, block-inner widths) per stage; dense ResNet-56 is 16/32/64 : 16/32/64.
+CEILING_WIDTHS = [
+    ((16, 32, 64), (8, 16, 32)),  # what layer-scope l1_filter at 2x keeps (stream whole)
+    ((16, 32, 64), (16, 8, 16)),  # stage 1 whole, later stages at a quarter
+    ((16, 32, 64), (16, 16, 16)),  # multiples of 16 (one AVX-512 register of float32)
+    ((16, 16, 32), (16, 16, 16)),  # stream pruned too, multiples of 16
+    ((16, 32, 32), (16, 16, 16)),
+    ((8, 16, 32), (16, 32, 64)),  # stream halved, blocks whole
+    ((11, 22, 44), (11, 22, 44)),  # every width at 0.7
+    ((16, 32, 64), (1, 1, 1)),  # stream whole, blocks all but gone: the most a whole stream allows
+]
+
+
+def resnet56_with_widths(stream: tuple[int, int, int], inner: tuple[int, int, int]) -> nn.Module:
+    """The compact architecture channel pruning would leave: ``stream[s]`` channels on stage s's
+    residual stream (the stem and every block's second convolution), ``inner[s]`` between a
+    block's two convolutions. Option-A shortcuts pad the narrower stream of the stage before."""
+    model = CifarResNet(56, 3, 10, width=stream[0])
+    previous = stream[0]
+    for stage, (width, planes) in enumerate(zip(stream, inner), start=1):
+        for b, block in enumerate(getattr(model, f"layer{stage}")):
+            block.conv1 = nn.Conv2d(previous if b == 0 else width, planes, 3, stride=block.conv1.stride, padding=1, bias=False)
+            block.bn1 = nn.BatchNorm2d(planes)
+            block.conv2 = nn.Conv2d(planes, width, 3, padding=1, bias=False)
+            block.bn2 = nn.BatchNorm2d(width)
+            if b == 0 and stage > 1:
+                block.shortcut = PadShortcut(previous, width)
+        previous = width
+    model.fc = nn.Linear(previous, 10)
+    return model.eval()
+
+
+def ceiling(args: argparse.Namespace) -> list[dict[str, Any]]:
+    torch.manual_seed(0)
+    dense = create_model("resnet-56", SHAPE, 10).eval()
+    dense_macs = mac_metrics(dense, SHAPE).dense_total
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for stream, inner in CEILING_WIDTHS:
+            small = resnet56_with_widths(stream, inner)
+            theory = dense_macs / mac_metrics(small, SHAPE).dense_total
+            _, paired = time_all({"dense": dense, "compact": small}, 64, args.threads, args.warmup, args.repeats,
+                                 None if args.no_onnx else Path(tmp) / "/".join(map(str, stream + inner)).replace("/", "-"),
+                                 quiet=True)
+            for pair in paired:
+                rows.append({"stream": stream, "inner": inner, "theoretical": theory, **pair,
+                             "fraction_of_theoretical": pair["paired_median"] / theory})
+                print(f"ceiling stream {'/'.join(map(str, stream)):>8} inner {'/'.join(map(str, inner)):>8} "
+                      f"{pair['runtime']:>12} batch 64 threads {args.threads}: theoretical {theory:.2f}x measured "
+                      f"{pair['paired_median']:.2f}x ({pair['paired_median'] / theory:.2f} of theoretical)", flush=True)
+    return rows
+
+
 def unstructured(args: argparse.Namespace) -> dict[str, Any]:
     records, rows = [], []
     for sparsity in (0.5, 0.9, 0.99):
@@ -187,11 +249,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--no-onnx", action="store_true")
     parser.add_argument("--skip-unstructured", action="store_true")
+    parser.add_argument("--ceiling", action="store_true", help="also time hand-built ResNet-56 widths (see CEILING_WIDTHS)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     result: dict[str, Any] = {"torch": torch.__version__, "load_average_before": os.getloadavg(),
-                              "args": {k: str(v) for k, v in vars(args).items()}}
+                              "allocator": steady_allocator(), "args": {k: str(v) for k, v in vars(args).items()}}
+    try:
+        import onnxruntime
+
+        result["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
     result["structured"] = structured(args)
+    if args.ceiling:
+        result["ceiling"] = ceiling(args)
     if not args.skip_unstructured:
         result["unstructured"] = unstructured(args)
     result["load_average_after"] = os.getloadavg()
