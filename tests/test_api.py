@@ -45,4 +45,27 @@ def test_api_channel_pruning_to_a_speedup() -> None:
     data = pb.DataSplits.from_tensors(train=(x[:200], y[:200]), test=(x[200:], y[200:]))
     model = pb.create_model("resnet-20", (3, 8, 8), 10)
     mask = pb.prune(model, data, strategy="l1_filter", structure="channel", speedup=2.0, score_batches=1)
-    assert pb.measure(model, data, mask)["theoretical_speedup"] >= 2.0
+    metrics = pb.measure(model, data, mask)
+    assert metrics["theoretical_speedup"] >= 2.0
+    # Prunable = the policy's weights (as in result.json), not every tensor the channel mask
+    # touches: BN scales and shifts are pruned with their channels but are not "prunable".
+    policy_weights = pb.prunable_parameters(model)
+    assert any(".bn" in name for name in mask) and not any(".bn" in name for name in policy_weights)
+    prunable_total = sum(p.numel() for p in policy_weights.values())
+    prunable_nonzero = sum(int(torch.count_nonzero(p)) for p in policy_weights.values())
+    assert metrics["prunable_compression_ratio"] == pytest.approx(prunable_total / prunable_nonzero)
+
+
+def test_measure_refuses_a_model_that_left_its_mask() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(128, 10), torch.randint(0, 2, (128,))
+    data = pb.DataSplits.from_tensors(train=(x[:100], y[:100]), test=(x[100:], y[100:]))
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
+    mask = pb.prune(model, data, strategy="magnitude", compression=2)
+    pb.measure(model, data, mask)  # pruned and untouched: fine
+    with torch.no_grad():
+        model[0].weight.add_(1.0)  # training without the mask revives pruned weights
+    with pytest.raises(ConfigError, match="not zero"):
+        pb.measure(model, data, mask)
+    with pytest.raises(ConfigError, match="does not fit"):
+        pb.measure(nn.Sequential(nn.Linear(10, 2)), data, mask)

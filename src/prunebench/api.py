@@ -18,7 +18,7 @@ from prunebench.config import PruneSpec, TrainSpec, finetune_default, format_val
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
-from prunebench.pruning import KeepPruned, Mask, PrunablePolicy
+from prunebench.pruning import KeepPruned, Mask, PrunablePolicy, prunable_parameters
 from prunebench.pruning.prune import prune_model
 from prunebench.train import TrainLog, train
 
@@ -70,10 +70,23 @@ def finetune(model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, *
     return train(model, data, spec, seed=seed, callbacks=[KeepPruned(model, mask)], stage="finetune")
 
 
-def measure(model: nn.Module, data: DataSplits, mask: Mask) -> dict[str, Any]:
-    """Test accuracy, sizes and MACs, with the definitions of docs/metrics.md."""
+def measure(model: nn.Module, data: DataSplits, mask: Mask, *, prunable: PrunablePolicy | None = None) -> dict[str, Any]:
+    """Test accuracy, sizes and MACs, with the definitions of docs/metrics.md.
+
+    "Prunable" parameters are those of ``prunable`` (the policy given to ``prune``; default
+    ShrinkBench's), as in a run's ``result.json``, whatever the mask covers (a channel mask
+    also covers batch-norm scales and biases). A model whose masked entries are not zero
+    (fine-tuned without ``finetune``'s masking, say) is refused: its counts would mislead.
+    """
+    params = dict(model.named_parameters())
+    unfit = sorted(name for name, keep in mask.items() if name not in params or params[name].shape != keep.shape)
+    if unfit:
+        raise ConfigError(f"measure: the mask does not fit this model (no parameter of that name and shape): {unfit[:3]}")
+    revived = [name for name, keep in mask.items() if params[name].detach()[~keep.to(params[name].device)].any()]
+    if revived:
+        raise ConfigError(f"measure: pruned entries of {revived[:3]} are not zero; fine-tune with pb.finetune(model, data, mask)")
     test = evaluate(model, data.test_x, data.test_y)
-    sizes = size_metrics(model, mask)
+    sizes = size_metrics(model, prunable_parameters(model, prunable))
     macs = mac_metrics(model, data.input_shape)
     return {
         "top1": test.top1,
