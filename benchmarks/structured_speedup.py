@@ -220,7 +220,7 @@ def ceiling(args: argparse.Namespace) -> list[dict[str, Any]]:
             small = resnet56_with_widths(stream, inner)
             theory = dense_macs / mac_metrics(small, SHAPE).dense_total
             _, paired = time_all({"dense": dense, "compact": small}, 64, args.threads, args.warmup, args.repeats,
-                                 None if args.no_onnx else Path(tmp) / "/".join(map(str, stream + inner)).replace("/", "-"),
+                                 None if args.no_onnx else Path(tmp) / "-".join(map(str, stream + inner)),
                                  quiet=True)
             for pair in paired:
                 rows.append({"stream": stream, "inner": inner, "theoretical": theory, **pair,

@@ -108,7 +108,7 @@ def torch_threads(threads: int | None) -> Iterator[int]:
 
 
 # mallopt(3) parameters (glibc's malloc.h).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 
 
@@ -183,7 +183,7 @@ def time_torch(
 def timed_forward(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, label: str,
                   threads: int | None, warmup: int, repeats: int, device: torch.device,
                   dtype: torch.dtype, runtime: str | None) -> LatencyRecord:
-    allocator = "" if device.type == "cuda" else steady_allocator()
+    default_runtime, allocator = torch_runtime(device)
     x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device, dtype)
     times: list[float] = []
     with torch_threads(threads) as used, torch.inference_mode():
@@ -207,7 +207,7 @@ def timed_forward(model: nn.Module, input_shape: tuple[int, ...], batch_size: in
                 times.append((time.perf_counter() - start_s) * 1000.0)
             name = cpu_name()
     return summarize(
-        times, model=label, runtime=runtime or ("torch-cuda" if device.type == "cuda" else "torch-eager"),
+        times, model=label, runtime=runtime or default_runtime,
         device=name, dtype=str(dtype).removeprefix("torch."), batch_size=batch_size,
         threads=used, warmup=warmup, allocator=allocator,
     )
