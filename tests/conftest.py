@@ -1,8 +1,9 @@
-"""Shared fixtures: tiny models and data, and the real datasets when ../shared/data has them."""
+"""Shared fixtures: tiny models and data, and the real datasets when a data folder has them."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,24 @@ import torch
 from prunebench.data import DataSplits, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("PRUNEBENCH_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_data_dir(environ: Mapping[str, str], repo: Path = REPO) -> Path:
+    """Where the real datasets are: $PRUNEBENCH_TEST_DATA, else $PRUNEBENCH_DATA, else ../shared/data."""
+    for variable in ("PRUNEBENCH_TEST_DATA", "PRUNEBENCH_DATA"):
+        if environ.get(variable):
+            return Path(environ[variable])
+    return repo.parent / "shared" / "data"
+
+
+# Read once, before the fixture below hides PRUNEBENCH_DATA from the tests themselves.
+SHARED_DATA = shared_data_dir(os.environ)
 
 
 def has_dataset(name: str) -> bool:
+    """Whether SHARED_DATA holds ``name``, judged by file names only (nothing is decoded)."""
+    if name == "cifar10":
+        return any((SHARED_DATA / f / "cifar-10-binary.tar.xz").is_file() for f in ("cifar-10", "cifar10"))
     return (SHARED_DATA / name / "train-images-idx3-ubyte.gz").is_file()
 
 

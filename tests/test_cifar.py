@@ -1,20 +1,40 @@
-"""CIFAR loaders on small files written here in each official format, and the augmentation."""
+"""CIFAR loaders on small files written here in each official format, and the augmentation.
+
+The loader checks every batch against its published checksum; the small files written here
+are made "official" for one test at a time with the ``trusted`` fixture.
+"""
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 import io
+import os
+import pickle
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED_DATA, has_dataset
 from prunebench.data import DATASETS, load_dataset
-from prunebench.data.cifar import CIFAR10, CIFAR100, binary_batch_bytes, load_cifar, python_batch_bytes, random_crop_flip
+from prunebench.data.cifar import (
+    CIFAR10,
+    CIFAR100,
+    Digest,
+    binary_batch_bytes,
+    decode_python,
+    load_cifar,
+    python_batch_bytes,
+    random_crop_flip,
+)
 from prunebench.errors import DataError
 
 N_TRAIN_BATCH, N_TEST = 4, 6
+IMAGE_ROW = 3 * 32 * 32
 
 
 def fake(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +70,22 @@ def write_archive(path: Path, files: dict[str, bytes], mode: str) -> None:
             archive.addfile(info, io.BytesIO(payload))
 
 
+Trust = Callable[[dict[str, bytes]], None]
+
+
+@pytest.fixture
+def trusted(monkeypatch: pytest.MonkeyPatch) -> Trust:
+    """Make the given member files the "official" ones for this test (their SHA-256)."""
+
+    def trust(files: dict[str, bytes]) -> None:
+        for relative, payload in files.items():
+            for spec in (CIFAR10, CIFAR100):
+                if relative.split("/")[0] in (spec.python_folder, spec.binary_folder):
+                    monkeypatch.setitem(spec.official, relative, Digest("sha256", hashlib.sha256(payload).hexdigest()))
+
+    return trust
+
+
 def expected_raw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     train = [fake(N_TRAIN_BATCH, i) for i in range(1, 6)]
     x = torch.from_numpy(np.concatenate([t[0] for t in train])).float() / 255
@@ -58,8 +94,9 @@ def expected_raw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("fmt", ["python", "binary"])
 @pytest.mark.parametrize("packing", ["folder", "tar.gz", "tar.xz"])
-def test_cifar10_formats(tmp_path: Path, fmt: str, packing: str) -> None:
+def test_cifar10_formats(tmp_path: Path, trusted: Trust, fmt: str, packing: str) -> None:
     files = cifar10_files(fmt)
+    trusted(files)
     if packing == "folder":
         write_folder(tmp_path / "cifar10", files)
     else:
@@ -75,14 +112,15 @@ def test_cifar10_formats(tmp_path: Path, fmt: str, packing: str) -> None:
     assert len(raw.checksums) == 6
 
 
-def test_both_formats_decode_to_the_same_data(tmp_path: Path) -> None:
+def test_both_formats_decode_to_the_same_data(tmp_path: Path, trusted: Trust) -> None:
+    trusted(cifar10_files("python") | cifar10_files("binary"))
     write_folder(tmp_path / "a", cifar10_files("python"))
     write_folder(tmp_path / "b", cifar10_files("binary"))
     a, b = load_cifar(CIFAR10, tmp_path / "a", False), load_cifar(CIFAR10, tmp_path / "b", False)
     assert a.train_x.equal(b.train_x) and a.test_y.equal(b.test_y)
 
 
-def test_cifar100_fine_labels_both_formats(tmp_path: Path) -> None:
+def test_cifar100_fine_labels_both_formats(tmp_path: Path, trusted: Trust) -> None:
     images, fine = fake(5, 1, classes=100)
     coarse = fine // 5
     test_images, test_fine = fake(3, 2, classes=100)
@@ -94,6 +132,7 @@ def test_cifar100_fine_labels_both_formats(tmp_path: Path) -> None:
         "cifar-100-binary/train.bin": binary_batch_bytes(images, fine, coarse),
         "cifar-100-binary/test.bin": binary_batch_bytes(test_images, test_fine, test_fine // 5),
     }
+    trusted(python)  # the binary version has no published checksums: it is checked by structure
     write_folder(tmp_path / "p" / "cifar100", python)
     write_archive(tmp_path / "b" / "cifar-100-binary.tar.gz", binary, "w:gz")
     for root in (tmp_path / "p", tmp_path / "b"):
@@ -102,7 +141,8 @@ def test_cifar100_fine_labels_both_formats(tmp_path: Path) -> None:
         assert raw.train_y.tolist() == fine.tolist() and raw.test_y.tolist() == test_fine.tolist()
 
 
-def test_registered_and_split(tmp_path: Path) -> None:
+def test_registered_and_split(tmp_path: Path, trusted: Trust) -> None:
+    trusted(cifar10_files("binary"))
     write_folder(tmp_path / "cifar10", cifar10_files("binary"))
     splits = load_dataset("cifar10", data_dir=tmp_path, val_fraction=0.25, download=False)
     assert splits.input_shape == (3, 32, 32) and splits.val_x.shape[0] == 5
@@ -114,12 +154,150 @@ def test_missing_data_names_expected_files(tmp_path: Path) -> None:
         load_cifar(CIFAR10, tmp_path, False)
 
 
-def test_truncated_binary_batch_is_a_data_error(tmp_path: Path) -> None:
+def test_truncated_binary_batch_is_a_data_error(tmp_path: Path, trusted: Trust) -> None:
     files = cifar10_files("binary")
     files["cifar-10-batches-bin/test_batch.bin"] = files["cifar-10-batches-bin/test_batch.bin"][:-1]
+    trusted(files)  # past the checksum, the record structure is still checked
     write_folder(tmp_path, files)
     with pytest.raises(DataError, match="not a multiple of the 3073-byte"):
         load_cifar(CIFAR10, tmp_path, False)
+
+
+class RunsCode:
+    """Unpickling this calls ``call(argument)``: what a crafted batch would do."""
+
+    def __init__(self, call: Callable[[str], object], argument: str) -> None:
+        self.call, self.argument = call, argument
+
+    def __reduce__(self) -> tuple[Callable[[str], object], tuple[str]]:
+        return self.call, (self.argument,)
+
+
+def crafted_batches(marker: Path) -> dict[str, bytes]:
+    """A python-version folder whose data_batch_1 would create ``marker`` when unpickled."""
+    files = cifar10_files("python")
+    _, labels = fake(N_TRAIN_BATCH, 1)
+    evil = RunsCode(os.system, f"touch {marker}")
+    files["cifar-10-batches-py/data_batch_1"] = pickle.dumps({b"data": evil, b"labels": labels.tolist()})
+    return files
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [(os.system, "touch {marker}"), (builtins.exec, "open({marker!r}, 'w').close()"), (builtins.open, "{marker}")],
+)
+def test_crafted_pickle_runs_no_code(tmp_path: Path, call: Callable[[str], object], argument: str) -> None:
+    marker = tmp_path / "marker"
+    payload = pickle.dumps({b"data": RunsCode(call, argument.format(marker=str(marker))), b"labels": [0]})
+    with pytest.raises(DataError, match=r"x/data_batch_1 is not a cifar10 python batch, refused \(it refers to"):
+        decode_python(payload, CIFAR10, "x/data_batch_1")
+    assert not marker.exists()
+
+
+def test_crafted_batch_in_a_data_folder_runs_no_code(tmp_path: Path, trusted: Trust) -> None:
+    marker = tmp_path / "marker"
+    files = crafted_batches(marker)
+    write_folder(tmp_path / "cifar10", files)
+    # refused by its checksum before it is unpickled ...
+    with pytest.raises(DataError, match=r"cifar-10-batches-py/data_batch_1 is corrupt or not the official file: MD5"):
+        load_cifar(CIFAR10, tmp_path, False)
+    assert not marker.exists()
+    # ... and by the unpickler, were its checksum ever to match
+    trusted(files)
+    with pytest.raises(DataError, match=r"data_batch_1 is not a cifar10 python batch, refused \(it refers to posix\.system"):
+        load_cifar(CIFAR10, tmp_path, False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_python_batches_at_any_numpy_protocol_still_load(protocol: int) -> None:
+    images, labels = fake(3, 7)
+    payload = pickle.dumps({b"data": images.reshape(3, -1), b"labels": labels.tolist()}, protocol=protocol)
+    if protocol == 2:  # Python 3 writes protocol-2 bytes through codecs.encode, a call not admitted
+        with pytest.raises(DataError, match="_codecs.encode"):
+            decode_python(payload, CIFAR10, "batch")
+        return
+    x, y = decode_python(payload, CIFAR10, "batch")
+    assert np.array_equal(x, images) and y.tolist() == labels.tolist()
+
+
+def test_shared_references_cannot_expand_into_a_huge_array() -> None:
+    row = list(range(IMAGE_ROW))
+    payload = pickle.dumps({b"data": [row] * 1000, b"labels": [0] * 1000})  # 1000 references to one row
+    with pytest.raises(DataError, match="rows of 3072 uint8 values"):
+        decode_python(payload, CIFAR10, "batch")
+
+
+def test_official_binary_checksums_are_the_published_ones() -> None:
+    sums = SHARED_DATA / "cifar-10" / "SHA256SUMS-batches-bin"
+    if not sums.is_file():
+        pytest.skip(f"{sums} not found")
+    published = dict(reversed(line.split()) for line in sums.read_text().splitlines() if line.strip())
+    for name in (*CIFAR10.binary_train, CIFAR10.binary_test):
+        assert CIFAR10.official[f"{CIFAR10.binary_folder}/{name}"] == Digest("sha256", published[name])
+
+
+def test_unofficial_binary_batches_are_refused(tmp_path: Path) -> None:
+    write_folder(tmp_path / "cifar10", cifar10_files("binary"))  # well formed, but not the real files
+    with pytest.raises(DataError, match=r"data_batch_1\.bin is corrupt or not the official file: SHA256"):
+        load_cifar(CIFAR10, tmp_path, False)
+
+
+def test_flipped_pixel_in_a_binary_batch_is_refused(tmp_path: Path, trusted: Trust) -> None:
+    files = cifar10_files("binary")
+    trusted(files)
+    batch = bytearray(files["cifar-10-batches-bin/data_batch_1.bin"])
+    batch[1000] ^= 0x01  # one bit of one pixel
+    files["cifar-10-batches-bin/data_batch_1.bin"] = bytes(batch)
+    write_folder(tmp_path / "cifar10", files)
+    with pytest.raises(DataError) as error:
+        load_cifar(CIFAR10, tmp_path, False)
+    message = str(error.value)
+    assert str(tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_1.bin") in message
+    assert "not the official file" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("mode, suffix", [("w:xz", "tar.xz"), ("w:gz", "tar.gz")])
+def test_truncated_archive_is_a_data_error(tmp_path: Path, trusted: Trust, mode: str, suffix: str) -> None:
+    files = cifar10_files("binary")
+    trusted(files)
+    archive = tmp_path / "cifar10" / f"cifar-10-binary.{suffix}"
+    write_archive(archive, files, mode)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(DataError, match=rf"{archive.name} is a corrupt or truncated archive"):
+        load_cifar(CIFAR10, tmp_path, False)
+
+
+def test_garbage_under_an_archive_name_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / "cifar-10").mkdir()
+    (tmp_path / "cifar-10" / "cifar-10-binary.tar.xz").write_bytes(b"not an archive at all" * 100)
+    with pytest.raises(DataError, match=r"cifar-10-binary\.tar\.xz is a corrupt or truncated archive"):
+        load_cifar(CIFAR10, tmp_path, False)
+
+
+def test_data_dir_that_is_a_file_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        load_cifar(CIFAR10, tmp_path / "file", False)
+
+
+def test_shared_layout_and_torchvision_root_are_recognised(tmp_path: Path, trusted: Trust) -> None:
+    binary, python = cifar10_files("binary"), cifar10_files("python")
+    trusted(binary | python)
+    write_archive(tmp_path / "shared" / "cifar-10" / "cifar-10-binary.tar.xz", binary, "w:xz")
+    write_folder(tmp_path / "torchvision", python)  # torchvision's root holds cifar-10-batches-py/
+    for root in (tmp_path / "shared", tmp_path / "torchvision"):
+        raw = DATASETS.get("cifar10")(root, False)
+        assert raw.train_x.shape == (5 * N_TRAIN_BATCH, 3, 32, 32) and raw.test_y.equal(expected_raw()[2])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has_dataset("cifar10"), reason=f"CIFAR-10 not in {SHARED_DATA}")
+def test_real_cifar10_passes_its_checksums() -> None:
+    raw = DATASETS.get("cifar10")(SHARED_DATA, False)
+    assert raw.train_x.shape == (50_000, 3, 32, 32) and raw.test_x.shape == (10_000, 3, 32, 32)
+    assert torch.bincount(raw.test_y).tolist() == [1000] * 10
+    assert set(raw.checksums) == {f"{CIFAR10.binary_folder}/{n}" for n in (*CIFAR10.binary_train, CIFAR10.binary_test)}
 
 
 def test_random_crop_flip_is_a_seeded_crop_of_the_padded_image() -> None:

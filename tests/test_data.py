@@ -110,3 +110,13 @@ def test_real_idx_datasets(name: str) -> None:
 
 def test_every_dataset_is_registered() -> None:
     assert {"digits", "mnist", "fashion-mnist", "synthetic"} <= set(DATASETS.names())
+
+
+def test_tests_find_real_data_through_either_variable(tmp_path: Path) -> None:
+    from conftest import shared_data_dir
+
+    repo = tmp_path / "repo"
+    assert shared_data_dir({}, repo) == tmp_path / "shared" / "data"
+    assert shared_data_dir({"PRUNEBENCH_DATA": "/d"}, repo) == Path("/d")
+    assert shared_data_dir({"PRUNEBENCH_TEST_DATA": "/t", "PRUNEBENCH_DATA": "/d"}, repo) == Path("/t")
+    assert shared_data_dir({"PRUNEBENCH_TEST_DATA": "", "PRUNEBENCH_DATA": "/d"}, repo) == Path("/d")

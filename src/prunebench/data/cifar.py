@@ -9,9 +9,16 @@ re-compressed ``.tar.xz``/``.tar.bz2``/``.tar``):
   of label byte + 3072 pixel bytes) or ``cifar-100-binary/`` (``train.bin``, ``test.bin``,
   coarse and fine label bytes + 3072 pixel bytes).
 
-They are looked for in ``<data_dir>/<dataset>/`` and ``<data_dir>/``. Missing data is
-downloaded (the python version) when allowed and a network answers; otherwise the error
-names the folder and every accepted file. CIFAR-100 uses the 100 fine labels.
+They are looked for in ``<data_dir>/<dataset>/`` (``cifar10/`` or ``cifar-10/``, ``cifar100/`` or
+``cifar-100/``) and ``<data_dir>/`` (so torchvision's root, holding ``cifar-10-batches-py/``, works
+too). Missing data is downloaded (the python version) when allowed and a network answers;
+otherwise the error names the folder and every accepted file. CIFAR-100 uses the 100 fine labels.
+
+Nothing in a data folder is trusted: each batch whose official checksum is published (every
+CIFAR-10 file, CIFAR-100's python files) must match it before it is decoded, python batches are
+unpickled by an unpickler that builds only numpy arrays and plain containers (a pickle that
+names any other callable is refused, so no code from the file runs), and a corrupt or
+truncated archive is a :class:`DataError` naming it.
 
 Also here: the standard CIFAR augmentation (Zagoruyko & Komodakis; He et al. 2016) as a
 seeded function on tensors that stay on their device.
@@ -20,11 +27,16 @@ seeded function on tensors that stay on their device.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import io
+import lzma
 import os
 import pickle
 import tarfile
 import tempfile
 import urllib.request
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +49,25 @@ from prunebench.errors import DataError
 DOWNLOAD_TIMEOUT_S = 30
 IMAGE_BYTES = 3 * 32 * 32
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar")
+# The largest official batch is CIFAR-100's 154 MB train file; anything far larger is not one.
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+# What reading a damaged .tar/.gz/.xz/.bz2 can raise.
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A published checksum of one file: ``algorithm`` is a :mod:`hashlib` name."""
+
+    algorithm: str
+    hex: str
 
 
 @dataclass(frozen=True)
 class CifarSpec:
     name: str
     num_classes: int
+    folders: tuple[str, ...]  # subfolders of data_dir that may hold this dataset
     python_folder: str
     python_train: tuple[str, ...]
     python_test: str
@@ -54,11 +79,14 @@ class CifarSpec:
     archive_stems: tuple[str, ...]
     url: str
     md5: str  # of the official python-version archive
+    # "member folder/file" -> its published checksum; files not listed are checked by structure only
+    official: dict[str, Digest]
 
 
 CIFAR10 = CifarSpec(
     name="cifar10",
     num_classes=10,
+    folders=("cifar10", "cifar-10"),
     python_folder="cifar-10-batches-py",
     python_train=tuple(f"data_batch_{i}" for i in range(1, 6)),
     python_test="test_batch",
@@ -70,11 +98,27 @@ CIFAR10 = CifarSpec(
     archive_stems=("cifar-10-python", "cifar-10-binary"),
     url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     md5="c58f30108f718f92721af3b95e74349a",
+    official={
+        # MD5 is what the dataset's page (and torchvision) publishes for the python batches
+        "cifar-10-batches-py/data_batch_1": Digest("md5", "c99cafc152244af753f735de768cd75f"),
+        "cifar-10-batches-py/data_batch_2": Digest("md5", "d4bba439e000b95fd0a9bffe97cbabec"),
+        "cifar-10-batches-py/data_batch_3": Digest("md5", "54ebc095f3ab1f0389bbae665268c751"),
+        "cifar-10-batches-py/data_batch_4": Digest("md5", "634d18415352ddfa80567beed471001a"),
+        "cifar-10-batches-py/data_batch_5": Digest("md5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+        "cifar-10-batches-py/test_batch": Digest("md5", "40351d587109b95175f43aff81a1287e"),
+        "cifar-10-batches-bin/data_batch_1.bin": Digest("sha256", "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5"),
+        "cifar-10-batches-bin/data_batch_2.bin": Digest("sha256", "a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed"),
+        "cifar-10-batches-bin/data_batch_3.bin": Digest("sha256", "bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67"),
+        "cifar-10-batches-bin/data_batch_4.bin": Digest("sha256", "014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48"),
+        "cifar-10-batches-bin/data_batch_5.bin": Digest("sha256", "755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add"),
+        "cifar-10-batches-bin/test_batch.bin": Digest("sha256", "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b"),
+    },
 )
 
 CIFAR100 = CifarSpec(
     name="cifar100",
     num_classes=100,
+    folders=("cifar100", "cifar-100"),
     python_folder="cifar-100-python",
     python_train=("train",),
     python_test="test",
@@ -86,20 +130,73 @@ CIFAR100 = CifarSpec(
     archive_stems=("cifar-100-python", "cifar-100-binary"),
     url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
     md5="eb9058c3a382ffc7106e4002c42a8d85",
+    official={  # no checksums of the binary version's files are published
+        "cifar-100-python/train": Digest("md5", "16019d7e3df5f24257cddd939b257f8d"),
+        "cifar-100-python/test": Digest("md5", "f0ef6b0ae62326f3e7ffdfab6717acfc"),
+    },
 )
+
+
+def numpy_global(module: str, name: str) -> Callable[..., object]:
+    """A numpy reconstruction helper, from wherever this numpy keeps it (``numpy._core`` in 2.x,
+    ``numpy.core`` before), whichever of the two names the pickle used."""
+    for candidate in (module.replace("numpy.core", "numpy._core", 1), module):
+        try:
+            return getattr(importlib.import_module(candidate), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"this numpy has no {module}.{name}")
+
+
+# Every global an official batch (or a re-pickled copy at any protocol) refers to. Each one only
+# builds an array or a dtype from the pickle's own bytes.
+BATCH_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+)
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR python batches and nothing else: a pickle can call any global it names,
+    so only the few numpy names above are handed out and every other name is refused before
+    it is imported or called."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in BATCH_GLOBALS:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR batch never does")
+        if (module, name) in (("numpy", "ndarray"), ("numpy", "dtype")):
+            return getattr(np, name)
+        return numpy_global(module, name)
+
+
+def unpickle_batch(payload: bytes) -> object:
+    return BatchUnpickler(io.BytesIO(payload), encoding="bytes").load()
 
 
 def decode_python(payload: bytes, spec: CifarSpec, source: str) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch -> (N, 3, 32, 32) uint8 images and int64 labels."""
     try:
-        batch = pickle.loads(payload, encoding="bytes")  # noqa: S301 (official data format)
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[spec.label_key], dtype=np.int64)
+        batch = unpickle_batch(payload)
     except Exception as exc:  # any decoding failure means a corrupt or foreign file
-        raise DataError(f"{source} is not a {spec.name} python batch ({exc})") from None
-    if data.ndim != 2 or data.shape[1] != IMAGE_BYTES or len(labels) != len(data):
-        raise DataError(f"{source}: expected rows of {IMAGE_BYTES} bytes with one label each")
-    return data.reshape(-1, 3, 32, 32), labels
+        raise DataError(f"{source} is not a {spec.name} python batch, refused ({exc})") from None
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    labels = batch.get(spec.label_key) if isinstance(batch, dict) else None
+    # Exact types: a list of shared sub-lists could otherwise expand into a huge array.
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
+        raise DataError(f"{source}: expected {spec.name} images as rows of {IMAGE_BYTES} uint8 values under b'data'")
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        labels = labels.tolist()
+    if not isinstance(labels, list) or len(labels) != len(data) or not all(type(v) is int for v in labels):
+        raise DataError(f"{source}: expected one integer label per image under {spec.label_key!r}")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
 def decode_binary(payload: bytes, spec: CifarSpec, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -112,30 +209,65 @@ def decode_binary(payload: bytes, spec: CifarSpec, source: str) -> tuple[np.ndar
 
 
 class Files:
-    """Reads member files from a folder or from inside an archive, by relative path."""
+    """Reads member files from a folder or from inside an archive, by relative path.
+
+    A damaged archive is a DataError naming it, whenever the damage is found."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.archive: tarfile.TarFile | None = None
         self.members: dict[str, tarfile.TarInfo] = {}
         if root.is_file():
-            self.archive = tarfile.open(root)  # noqa: SIM115 (closed by close())
-            self.members = {m.name.removeprefix("./"): m for m in self.archive.getmembers() if m.isfile()}
+            try:
+                self.archive = tarfile.open(root)  # noqa: SIM115 (closed by close())
+                self.members = {m.name.removeprefix("./"): m for m in self.archive.getmembers() if m.isfile()}
+            except ARCHIVE_ERRORS as exc:
+                self.close()
+                raise self.corrupt(exc) from None
+
+    def corrupt(self, exc: BaseException) -> DataError:
+        return DataError(
+            f"{self.root} is a corrupt or truncated archive ({type(exc).__name__}: {exc}); "
+            "delete it and provide the original"
+        )
+
+    def source(self, relative: str) -> str:
+        return f"{self.root}:{relative}" if self.archive else str(self.root / relative)
 
     def has(self, relative: str) -> bool:
         return relative in self.members if self.archive else (self.root / relative).is_file()
 
     def read(self, relative: str) -> bytes:
+        size = self.members[relative].size if self.archive else (self.root / relative).stat().st_size
+        if size > MAX_BATCH_BYTES:
+            raise DataError(f"{self.source(relative)}: {size} bytes is far larger than any official batch")
         if self.archive is None:
             return (self.root / relative).read_bytes()
-        handle = self.archive.extractfile(self.members[relative])
-        if handle is None:
-            raise DataError(f"{self.root}: cannot read {relative}")
-        return handle.read()
+        try:
+            handle = self.archive.extractfile(self.members[relative])
+            payload = handle.read() if handle is not None else None
+        except ARCHIVE_ERRORS as exc:
+            raise self.corrupt(exc) from None
+        if payload is None or len(payload) != size:
+            raise DataError(f"{self.source(relative)}: cannot read it whole from the archive; it is truncated")
+        return payload
 
     def close(self) -> None:
         if self.archive is not None:
             self.archive.close()
+
+
+def verify(spec: CifarSpec, relative: str, payload: bytes, source: str) -> None:
+    """Refuse a batch whose published checksum differs, before anything decodes it."""
+    official = spec.official.get(relative)
+    if official is None:
+        return
+    actual = hashlib.new(official.algorithm, payload).hexdigest()
+    if actual != official.hex:
+        raise DataError(
+            f"{source} is corrupt or not the official file: {official.algorithm.upper()} {actual[:16]}... "
+            f"but the official file has {official.hex[:16]}...; delete it and provide the original"
+        )
 
 
 def layouts(spec: CifarSpec) -> list[tuple[str, tuple[str, ...], str, str]]:
@@ -149,7 +281,7 @@ def layouts(spec: CifarSpec) -> list[tuple[str, tuple[str, ...], str, str]]:
 def candidates(spec: CifarSpec, data_dir: Path) -> list[Path]:
     """Folders and archives to try, most specific first."""
     found: list[Path] = []
-    for folder in (data_dir / spec.name, data_dir):
+    for folder in (*(data_dir / name for name in spec.folders), data_dir):
         found.append(folder)
         for stem in spec.archive_stems:
             found += [folder / (stem + suffix) for suffix in ARCHIVE_SUFFIXES]
@@ -157,9 +289,12 @@ def candidates(spec: CifarSpec, data_dir: Path) -> list[Path]:
 
 
 def locate(spec: CifarSpec, data_dir: Path) -> tuple[Path, str, str] | None:
-    """(root, format, member folder) of the first complete copy, or None."""
+    """(root, format, member folder) of the first complete copy, or None.
+
+    An archive under one of the official names that cannot be read is an error, not skipped."""
     for root in candidates(spec, data_dir):
-        if not root.exists() or (root.is_file() and not tarfile.is_tarfile(root)):
+        # folders are tried only as folders, archives only as files
+        if not (root.is_file() if root.name.endswith(ARCHIVE_SUFFIXES) else root.is_dir()):
             continue
         files = Files(root)
         try:
@@ -201,6 +336,8 @@ def sha256_hex(payload: bytes) -> str:
 
 def load_cifar(spec: CifarSpec, data_dir: Path, allow_download: bool) -> RawDataset:
     """Read ``spec`` from ``data_dir``; images become per-channel standardized float32."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"data_dir {data_dir} is a file; it must be the folder that holds {spec.folders[0]}/")
     where = locate(spec, data_dir)
     if where is None:
         reason = download(spec, data_dir / spec.name) if allow_download else "downloading is off"
@@ -217,9 +354,11 @@ def load_cifar(spec: CifarSpec, data_dir: Path, allow_download: bool) -> RawData
     checksums: dict[str, str] = {}
     try:
         def read(name: str) -> tuple[np.ndarray, np.ndarray]:
-            payload = files.read(f"{folder}/{name}")
-            checksums[f"{folder}/{name}"] = sha256_hex(payload)
-            return decode(payload, spec, f"{root}:{folder}/{name}")
+            relative = f"{folder}/{name}"
+            payload = files.read(relative)
+            verify(spec, relative, payload, files.source(relative))
+            checksums[relative] = sha256_hex(payload)
+            return decode(payload, spec, files.source(relative))
 
         train = [read(name) for name in train_names]
         test = read(test_name)
@@ -291,4 +430,4 @@ def binary_batch_bytes(images: np.ndarray, labels: np.ndarray, coarse: np.ndarra
     return np.concatenate(columns, axis=1).tobytes()
 
 
-__all__ = ["CIFAR10", "CIFAR100", "load_cifar", "random_crop_flip"]
+__all__ = ["CIFAR10", "CIFAR100", "Digest", "load_cifar", "random_crop_flip"]
