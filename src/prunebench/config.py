@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prunebench.config_file import parse_value, read_config_file
 from prunebench.data import DATASETS
 from prunebench.errors import ConfigError
 from prunebench.models import MODELS
@@ -321,11 +321,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} must look like key=value (e.g. prune.compression=16)")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
+    return key.split("."), parse_value(raw, f"override {text!r}")
 
 
 def set_dotted(data: dict[str, Any], path: Sequence[str], value: Any) -> None:
@@ -353,16 +349,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
 
 def read_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """A YAML config as a plain mapping, with ``key=value`` overrides applied."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of keys to values")
-    return apply_overrides(data, overrides)
+    return apply_overrides(read_config_file(Path(path)), overrides)
 
 
 def build_specs(data: Mapping[str, Any]) -> tuple[ExperimentSpec, RunSettings]:
