@@ -12,9 +12,7 @@ re-compressed ``.tar.xz``/``.tar.bz2``/``.tar``):
 They are looked for in ``<data_dir>/<dataset>/`` and ``<data_dir>/``. Missing data is
 downloaded (the python version) when allowed and a network answers; otherwise the error
 names the folder and every accepted file. CIFAR-100 uses the 100 fine labels.
-
-Also here: the standard CIFAR augmentation (Zagoruyko & Komodakis; He et al. 2016) as a
-seeded function on tensors that stay on their device.
+The standard CIFAR augmentation lives in :mod:`prunebench.data.augment`.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prunebench.data.augment import random_crop_flip  # re-exported: it used to live here
 from prunebench.data.base import DATASETS, RawDataset
 from prunebench.errors import DataError
 
@@ -251,31 +250,6 @@ def load_cifar10(data_dir: Path, allow_download: bool) -> RawDataset:
 @DATASETS.register("cifar100")
 def load_cifar100(data_dir: Path, allow_download: bool) -> RawDataset:
     return load_cifar(CIFAR100, data_dir, allow_download)
-
-
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:
-    """The standard CIFAR augmentation on a batch (N, C, H, W), on whatever device it is on:
-    zero-pad ``padding`` pixels on each side, crop a random HxW window per image and
-    mirror half the images left-right. Draws come from ``generator`` (a CPU generator), so
-    a seeded generator gives the same crops on every device. Zero is the mean pixel after
-    per-channel standardization, so the padding adds no bias."""
-    if x.ndim != 4:
-        raise ValueError(f"random_crop_flip needs a batch (N, C, H, W), got shape {tuple(x.shape)}")
-    if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
-    n, c, h, w = x.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
-    mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device) if flip else None
-    if padding:
-        padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-        rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (N, H)
-        cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # (N, W)
-        batch = torch.arange(n, device=x.device)[:, None, None, None]
-        channel = torch.arange(c, device=x.device)[None, :, None, None]
-        x = padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
-    if mirror is not None:
-        x = torch.where(mirror[:, None, None, None], x.flip(3), x)
-    return x
 
 
 def python_batch_bytes(images: np.ndarray, labels: np.ndarray, label_key: bytes = b"labels") -> bytes:
