@@ -32,9 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     run.add_argument("--cpus-per-run", type=int, default=1, help="Ray: CPUs each run asks for")
     run.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs each run asks for (set device: cuda)")
+    add_plugin_flag(run)
 
     listing = commands.add_parser("list", help="list registered strategies, models or datasets")
     listing.add_argument("what", nargs="?", choices=LISTABLE)
+    add_plugin_flag(listing)
 
     results = commands.add_parser("results", help="one row per run from the results database")
     results.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -58,13 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_plugin_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="import a module or .py file that registers strategies, models or datasets (repeatable)",
+    )
+
+
 def command_run(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.config import read_config
     from prunebench.executors import make_executor
     from prunebench.experiment.runner import run_plan
-    from prunebench.experiment.sweep import load_plan
+    from prunebench.experiment.sweep import plan_from_mapping
+    from prunebench.plugins import CONFIG_KEY, all_plugins
     from prunebench.store import ResultsDB
 
-    plan = load_plan(args.config, args.overrides)
+    data = read_config(args.config, args.overrides)
+    data[CONFIG_KEY] = all_plugins(args.plugin, data)  # before validation: the plan names their strategies
+    plan = plan_from_mapping(data)
     executor_name = "serial" if len(plan.pruned_jobs) == 1 and args.executor == "local" else args.executor
     executor = make_executor(
         executor_name, plan.settings, args.results, args.workers,
@@ -95,10 +108,12 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.data import DATASETS
     from prunebench.models import MODELS
+    from prunebench.plugins import load_plugins
     from prunebench.pruning import STRATEGIES
 
     from prunebench.pruning.channels import CHANNEL_SCORERS
 
+    load_plugins(args.plugin, "--plugin")
     lines = {
         "strategies": [
             f"strategies: {', '.join(STRATEGIES.names())}",

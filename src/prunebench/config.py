@@ -295,6 +295,7 @@ class RunSettings(Spec):
     latency: bool = False  # time the dense and the pruned (compacted, for channels) model per run
     latency_batch_size: int = Field(default=64, ge=1)
     latency_repeats: int = Field(default=30, ge=2)
+    plugins: tuple[str, ...] = ()  # modules imported before validation, in every worker (prunebench.plugins)
 
 
 SETTINGS_KEYS = frozenset(RunSettings.model_fields)

@@ -20,8 +20,7 @@ unpickled by an unpickler that builds only numpy arrays and plain containers (a 
 names any other callable is refused, so no code from the file runs), and a corrupt or
 truncated archive is a :class:`DataError` naming it.
 
-Also here: the standard CIFAR augmentation (Zagoruyko & Komodakis; He et al. 2016) as a
-seeded function on tensors that stay on their device.
+The standard CIFAR augmentation lives in :mod:`prunebench.data.augment`.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prunebench.data.augment import random_crop_flip  # re-exported: it used to live here
 from prunebench.data.base import DATASETS, RawDataset
 from prunebench.errors import DataError
 
@@ -390,31 +390,6 @@ def load_cifar10(data_dir: Path, allow_download: bool) -> RawDataset:
 @DATASETS.register("cifar100")
 def load_cifar100(data_dir: Path, allow_download: bool) -> RawDataset:
     return load_cifar(CIFAR100, data_dir, allow_download)
-
-
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:
-    """The standard CIFAR augmentation on a batch (N, C, H, W), on whatever device it is on:
-    zero-pad ``padding`` pixels on each side, crop a random HxW window per image and
-    mirror half the images left-right. Draws come from ``generator`` (a CPU generator), so
-    a seeded generator gives the same crops on every device. Zero is the mean pixel after
-    per-channel standardization, so the padding adds no bias."""
-    if x.ndim != 4:
-        raise ValueError(f"random_crop_flip needs a batch (N, C, H, W), got shape {tuple(x.shape)}")
-    if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
-    n, c, h, w = x.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
-    mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device) if flip else None
-    if padding:
-        padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-        rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (N, H)
-        cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # (N, W)
-        batch = torch.arange(n, device=x.device)[:, None, None, None]
-        channel = torch.arange(c, device=x.device)[None, :, None, None]
-        x = padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
-    if mirror is not None:
-        x = torch.where(mirror[:, None, None, None], x.flip(3), x)
-    return x
 
 
 def python_batch_bytes(images: np.ndarray, labels: np.ndarray, label_key: bytes = b"labels") -> bytes:

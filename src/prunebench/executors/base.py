@@ -31,8 +31,10 @@ def execute(job: Job, settings: RunSettings, results_dir: Path) -> Outcome:
     """Run one job; an exception becomes a 'failed' (or 'diverged') outcome with its message."""
     from prunebench.experiment.baseline import run_dense
     from prunebench.experiment.pipeline import run_experiment
+    from prunebench.plugins import load_plugins
 
     try:
+        load_plugins(settings.plugins)  # a spawned or remote worker has not imported them yet
         if job.kind == "dense":
             return Outcome("completed", run_dense(job.spec, settings, results_dir))
         return Outcome("completed", run_experiment(job.spec, settings, results_dir))

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from prunebench.plugins import loaded_plugins
+
 
 def package_version() -> str:
     try:
@@ -43,4 +45,5 @@ def provenance(device: str) -> dict[str, Any]:
         "host": socket.gethostname(),
         "device": device,
         "threads": torch.get_num_threads(),
+        "plugins": loaded_plugins(),
     }

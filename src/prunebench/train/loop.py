@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from prunebench.config import TrainSpec
 from prunebench.data import DataSplits
-from prunebench.data.cifar import random_crop_flip
+from prunebench.data.augment import random_crop_flip
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
 

@@ -1,0 +1,151 @@
+"""No import cycle between prunebench's packages.
+
+A package is the first name under ``prunebench`` (``pruning`` for ``prunebench.pruning.select``;
+``config`` for ``prunebench.config``). Every import counts, including those inside functions:
+a lazy import dodges the import-time error, not the dependency. The graph is read from the
+source with ``ast``, so the test needs nothing installed and imports nothing it checks.
+
+KNOWN_CYCLES lists the cycles that exist today. It may only shrink: a new cycle fails, and so
+does a listed one that is gone (take it off the list).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import deque
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "prunebench"
+ROOT = "prunebench"  # prunebench/__init__.py: the curated API, a package of its own here
+
+# Each entry: the packages of one strongly connected component of the package graph.
+KNOWN_CYCLES: set[frozenset[str]] = {
+    frozenset({"config", "pruning"}),
+    frozenset({"executors", "experiment"}),
+}
+
+Edges = dict[str, dict[str, list[str]]]  # package -> imported package -> ["file:line", ...]
+
+
+def package_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
+    return ROOT if parts == ("__init__",) else parts[0]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(node: ast.AST, path: Path) -> list[str]:
+    """Dotted names an import statement refers to, relative imports resolved."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    base = node.module or ""
+    if node.level:
+        here = module_name(path).split(".")
+        if path.name != "__init__.py":
+            here = here[:-1]  # a module's relative imports start from its package
+        anchor = here[: len(here) - (node.level - 1)]
+        base = ".".join([*anchor, *([base] if base else [])])
+    # `from prunebench import data` imports a package; `from prunebench import Mask` the root.
+    return [f"{base}.{alias.name}" for alias in node.names]
+
+
+def target_package(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[0] != ROOT:
+        return None
+    if len(parts) == 1:
+        return ROOT
+    first = parts[1]
+    exists = (PACKAGE_DIR / first).is_dir() or (PACKAGE_DIR / f"{first}.py").is_file()
+    return first if exists else ROOT  # a name re-exported by prunebench/__init__.py
+
+
+def import_graph() -> Edges:
+    edges: Edges = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        source = package_of(path)
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            for name in imported_modules(node, path):
+                target = target_package(name)
+                if target is not None and target != source:
+                    where = f"{path.relative_to(PACKAGE_DIR)}:{node.lineno}"
+                    edges.setdefault(source, {}).setdefault(target, []).append(where)
+    return edges
+
+
+def strongly_connected(edges: Edges) -> list[frozenset[str]]:
+    """Components of more than one package (each holds at least one cycle), by reachability:
+    the graph has a dozen nodes, so clarity beats Tarjan."""
+    nodes = set(edges) | {t for targets in edges.values() for t in targets}
+    reach = {n: reachable(edges, n) for n in nodes}
+    components = {frozenset(m for m in nodes if m in reach[n] and n in reach[m]) | {n} for n in nodes}
+    return sorted((c for c in components if len(c) > 1), key=sorted)
+
+
+def reachable(edges: Edges, start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(edges.get(start, {}))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(edges.get(node, {}))
+    return seen
+
+
+def cycle_path(edges: Edges, component: frozenset[str]) -> str:
+    """The shortest cycle through the component's first package, each step with an import site."""
+    start = min(component)
+    previous: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for target in sorted(edges.get(node, {})):
+            if target == start:
+                steps = [node]
+                while steps[-1] != start:
+                    steps.append(previous[steps[-1]])
+                order = [*reversed(steps), start]
+                return " -> ".join(
+                    [start, *(f"{b} ({edges[a][b][0]})" for a, b in zip(order, order[1:]))]
+                )
+            if target in component and target not in previous and target != start:
+                previous[target] = node
+                queue.append(target)
+    raise AssertionError(f"{sorted(component)} holds no cycle")
+
+
+def test_the_graph_sees_imports_at_module_level_and_inside_functions() -> None:
+    edges = import_graph()
+    assert "config" in edges["train"]  # train/loop.py, at module level
+    assert "executors" in edges["cli"]  # cli.py imports its commands' packages inside functions
+    assert ROOT not in edges.get("config", {})
+
+
+def test_the_training_loop_takes_augmentation_from_data_not_from_a_dataset_loader() -> None:
+    loop = PACKAGE_DIR / "train" / "loop.py"
+    names = {n for node in ast.walk(ast.parse(loop.read_text())) for n in imported_modules(node, loop)}
+    assert "prunebench.data.augment.random_crop_flip" in names
+    assert not any(n.startswith("prunebench.data.cifar") for n in names)
+
+
+def test_cycle_detection_finds_a_cycle_and_its_path() -> None:
+    edges: Edges = {"a": {"b": ["a.py:1"]}, "b": {"c": ["b.py:2"]}, "c": {"a": ["c.py:3"]}, "d": {"a": ["d.py:4"]}}
+    (component,) = strongly_connected(edges)
+    assert component == {"a", "b", "c"}
+    assert cycle_path(edges, component) == "a -> b (a.py:1) -> c (b.py:2) -> a (c.py:3)"
+
+
+def test_no_new_import_cycle_between_packages() -> None:
+    edges = import_graph()
+    found = set(strongly_connected(edges))
+    new = [c for c in sorted(found, key=sorted) if c not in KNOWN_CYCLES]
+    gone = [sorted(c) for c in sorted(KNOWN_CYCLES - found, key=sorted)]
+    problems = [f"new import cycle: {cycle_path(edges, c)}" for c in new]
+    problems += [f"cycle {' <-> '.join(c)} is gone: remove it from KNOWN_CYCLES" for c in gone]
+    assert not problems, "\n".join(problems)
