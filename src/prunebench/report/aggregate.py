@@ -22,6 +22,8 @@ from prunebench.report.stats import Estimate, estimate
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
 DENSE_KEYS = tuple(name for name in DenseSpec.model_fields if name != "seed")
+# Keys that hold a target value: in a label they would only repeat the target (shown per point).
+TARGET_KEYS = tuple(Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds"))
 
 Settings = tuple[tuple[str, str], ...]  # sorted (dotted key, JSON value) pairs
 
@@ -159,10 +161,9 @@ def describe(settings: dict[str, str], keys: list[str]) -> str:
     parts = []
     for key in keys:
         value = settings.get(key)
-        if key == "target.kind":
-            parts.append(f"target {shown(value)}" if value else "")
-        else:
-            parts.append(f"{key}={shown(value) if value is not None else '-'}")
+        if value is None:  # this curve's target value (an N:M pattern is the structure)
+            continue
+        parts.append(f"target {shown(value)}" if key == "target.kind" else f"{key}={shown(value)}")
     return ", ".join(p for p in parts if p)
 
 
@@ -170,7 +171,7 @@ def label_curves(group: Group) -> None:
     """Label each curve by the keys that vary across its group's curves (the strategy is the name);
     a target other than compression is always named."""
     curves = list(group.curves.values())
-    varying = differences([c.settings for c in curves], hidden=("prune.strategy",))
+    varying = differences([c.settings for c in curves], hidden=("prune.strategy", *TARGET_KEYS))
     for curve in curves:
         keys = varying if "target.kind" in varying or curve.target_kind == "compression" else ["target.kind", *varying]
         curve.setting = describe(curve.settings, keys)
