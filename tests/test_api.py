@@ -19,8 +19,8 @@ def test_readme_python_example_runs() -> None:
     namespace: dict = {}
     exec(compile(block.group(1), "README.md", "exec"), namespace)  # noqa: S102 - our own README
     metrics = namespace["metrics"]
-    assert metrics["compression_ratio"] == pytest.approx(8, rel=1e-3)
-    assert metrics["top1"] > 0.5
+    assert metrics.sizes.compression_ratio == pytest.approx(8, rel=1e-3)
+    assert metrics.top1 > 0.5
 
 
 def test_api_keeps_pruned_weights_zero_and_validates_input() -> None:
@@ -46,14 +46,14 @@ def test_api_channel_pruning_to_a_speedup() -> None:
     model = pb.create_model("resnet-20", (3, 8, 8), 10)
     mask = pb.prune(model, data, strategy="l1_filter", structure="channel", speedup=2.0, score_batches=1)
     metrics = pb.measure(model, data, mask)
-    assert metrics["theoretical_speedup"] >= 2.0
+    assert metrics.macs.theoretical_speedup >= 2.0
     # Prunable = the policy's weights (as in result.json), not every tensor the channel mask
     # touches: BN scales and shifts are pruned with their channels but are not "prunable".
     policy_weights = pb.prunable_parameters(model)
     assert any(".bn" in name for name in mask) and not any(".bn" in name for name in policy_weights)
     prunable_total = sum(p.numel() for p in policy_weights.values())
     prunable_nonzero = sum(int(torch.count_nonzero(p)) for p in policy_weights.values())
-    assert metrics["prunable_compression_ratio"] == pytest.approx(prunable_total / prunable_nonzero)
+    assert metrics.sizes.prunable_compression_ratio == pytest.approx(prunable_total / prunable_nonzero)
 
 
 def test_measure_refuses_a_model_that_left_its_mask() -> None:

@@ -20,9 +20,7 @@ TINY = {
 }
 
 REQUIRED_KEYS = {
-    "run_id", "spec", "compression_ratio", "prunable_compression_ratio", "theoretical_speedup", "params_total",
-    "params_nonzero", "macs_dense", "macs_effective", "dense_top1", "pre_finetune_top1", "top1", "top5",
-    "layer_sparsity", "wall_time_s", "provenance",
+    "schema_version", "run_id", "spec", "target", "sizes", "macs", "accuracy", "retraining", "timings", "provenance",
 }
 
 
@@ -42,7 +40,8 @@ def test_run_writes_one_directory_per_run_id(tmp_path: Path, capsys: pytest.Capt
     assert REQUIRED_KEYS <= set(result)
     assert result["run_id"] == run_dirs[0].name
     assert result["spec"]["prune"]["compression"] == 4
-    assert result["compression_ratio"] == pytest.approx(4, rel=1e-4)
+    assert result["sizes"]["compression_ratio"] == pytest.approx(4, rel=1e-4)
+    assert result["target"] == {"kind": "compression", "value": 4.0}
     assert {"torch", "prunebench", "device", "threads"} <= set(result["provenance"])
     assert result["run_id"] in capsys.readouterr().out
 

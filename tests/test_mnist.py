@@ -20,6 +20,6 @@ def test_lenet_300_100_global_magnitude_10x_reaches_97_5(tmp_path: Path) -> None
         finetune=TrainSpec(epochs=2, lr=0.01, momentum=0.9, batch_size=128),
     )
     result = run_experiment(spec, RunSettings(data_dir=SHARED_DATA, download=False), tmp_path)
-    assert result["compression_ratio"] == pytest.approx(10, rel=1e-4)
-    assert result["test_examples"] == 10_000
-    assert result["top1"] >= 0.975, result["top1"]
+    assert result.sizes.compression_ratio == pytest.approx(10, rel=1e-4)
+    assert result.accuracy.test_examples == 10_000
+    assert result.accuracy.top1 >= 0.975, result.accuracy.top1

@@ -17,7 +17,7 @@ from prunebench.train import train
 
 TRAIN = TrainSpec(epochs=2, lr=0.05, batch_size=64)
 FINETUNE = TrainSpec(epochs=1, lr=0.01, batch_size=64)
-TIMING_KEYS = {"wall_time_s", "timings_s", "provenance", "dense_cached"}
+TIMING_KEYS = {"timings", "provenance"}  # wall times, and whether the dense checkpoint was reused
 
 
 def spec(strategy: str = "grad_magnitude", **changes: object) -> ExperimentSpec:
@@ -30,10 +30,8 @@ def spec(strategy: str = "grad_magnitude", **changes: object) -> ExperimentSpec:
 def test_same_spec_twice_gives_identical_masks_and_metrics(tmp_path: Path) -> None:
     first = run_experiment(spec(), RunSettings(), tmp_path / "a")
     second = run_experiment(spec(), RunSettings(), tmp_path / "b")
-    assert {k: v for k, v in first.items() if k not in TIMING_KEYS} == {
-        k: v for k, v in second.items() if k not in TIMING_KEYS
-    }
-    masks = [load_tensors(tmp_path / d / first["run_id"] / "mask.pt") for d in ("a", "b")]
+    assert first.model_dump(exclude=TIMING_KEYS) == second.model_dump(exclude=TIMING_KEYS)
+    masks = [load_tensors(tmp_path / d / first.run_id / "mask.pt") for d in ("a", "b")]
     assert masks[0].keys() == masks[1].keys()
     assert all(torch.equal(masks[0][k], masks[1][k]) for k in masks[0])
 
@@ -41,24 +39,24 @@ def test_same_spec_twice_gives_identical_masks_and_metrics(tmp_path: Path) -> No
 def test_dense_checkpoint_is_shared_and_runs_are_reused(tmp_path: Path) -> None:
     magnitude = run_experiment(spec("magnitude"), RunSettings(), tmp_path)
     random = run_experiment(spec("random"), RunSettings(), tmp_path)
-    assert not magnitude["dense_cached"] and random["dense_cached"]
-    assert magnitude["dense_id"] == random["dense_id"] and magnitude["dense_top1"] == random["dense_top1"]
-    assert random["timings_s"]["dense_train"] == 0.0
+    assert not magnitude.provenance.dense_cached and random.provenance.dense_cached
+    assert magnitude.dense_id == random.dense_id and magnitude.accuracy.dense_top1 == random.accuracy.dense_top1
+    assert random.timings.dense_train == 0.0
     again = run_experiment(spec("random"), RunSettings(), tmp_path)
     assert again == random  # read back, not rerun
     other_seed = run_experiment(spec("random", seed=1), RunSettings(), tmp_path)
-    assert other_seed["dense_id"] != random["dense_id"]
+    assert other_seed.dense_id != random.dense_id
 
 
 def test_result_metrics_are_consistent(tmp_path: Path) -> None:
     result = run_experiment(spec("magnitude"), RunSettings(), tmp_path)
-    assert result["compression_ratio"] == pytest.approx(6, rel=1e-3)
-    assert result["params_total"] / result["params_nonzero"] == pytest.approx(result["compression_ratio"])
-    assert result["macs_dense"] / result["macs_effective"] == pytest.approx(result["theoretical_speedup"])
-    assert result["macs_dense"] == sum(v["dense"] for v in result["macs_per_layer"].values())
-    assert set(result["layer_sparsity"]) == {"1.weight", "3.weight"}
-    assert 0 <= result["pre_finetune_top1"] <= 1 and 0 <= result["top1"] <= result["top5"] <= 1
-    assert result["test_examples"] == 400
+    assert result.sizes.compression_ratio == pytest.approx(6, rel=1e-3)
+    assert result.sizes.params_total / result.sizes.params_nonzero == pytest.approx(result.sizes.compression_ratio)
+    assert result.macs.dense / result.macs.effective == pytest.approx(result.macs.theoretical_speedup)
+    assert result.macs.dense == sum(v.dense for v in result.macs.per_layer.values())
+    assert set(result.sizes.layer_sparsity) == {"1.weight", "3.weight"}
+    assert 0 <= result.accuracy.pre_retrain_top1 <= 1 and 0 <= result.accuracy.top1 <= result.accuracy.top5 <= 1
+    assert result.accuracy.test_examples == 400
 
 
 def test_diverging_training_is_reported(synthetic: DataSplits) -> None:

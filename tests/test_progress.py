@@ -3,6 +3,7 @@
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +11,14 @@ from prunebench.config import ExperimentSpec
 from prunebench.executors.base import Outcome
 from prunebench.experiment.progress import SweepProgress
 from prunebench.experiment.sweep import Job
+from prunebench.record import RunResult, read_result
 
 JOB = Job("pruned", ExperimentSpec(dataset="synthetic", model="mlp"))
+STORED = read_result(Path(__file__).parent / "data" / "legacy-result.json")
+
+
+def result(top1: float) -> RunResult:
+    return STORED.model_copy(update={"accuracy": STORED.accuracy.model_copy(update={"top1": top1})})
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +34,7 @@ def test_plain_lines_count_done_failed_remaining_and_eta() -> None:
     stream = io.StringIO()
     progress = SweepProgress(3, stream=stream, live=False)
     progress.started_job(JOB)
-    progress.finished_job(JOB, Outcome("completed", {"top1": 0.5}))
+    progress.finished_job(JOB, Outcome("completed", result(0.5)))
     progress.finished_job(JOB, Outcome("diverged", error="loss became nan"))
     progress.close()
     lines = stream.getvalue().splitlines()
@@ -44,7 +51,7 @@ def test_live_bar_takes_over_training_logs_and_gives_them_back() -> None:
     progress = SweepProgress(1, stream=stream, live=True)
     assert not logger.propagate  # lines go to the bar's second row, not to stderr
     logger.info("finetune epoch 1/2  loss 0.1")
-    progress.finished_job(JOB, Outcome("completed", {"top1": 0.9}))
+    progress.finished_job(JOB, Outcome("completed", result(0.9)))
     progress.close()
     assert logger.propagate == propagate_before and logger.handlers == handlers_before
     assert "1/1" in stream.getvalue()
@@ -55,6 +62,6 @@ def test_quiet_prints_nothing() -> None:
     stream = io.StringIO()
     progress = SweepProgress(1, stream=stream, live=None)
     progress.started_job(JOB)
-    progress.finished_job(JOB, Outcome("completed", {"top1": 0.9}))
+    progress.finished_job(JOB, Outcome("completed", result(0.9)))
     progress.close()
     assert stream.getvalue() == ""

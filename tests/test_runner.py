@@ -17,6 +17,7 @@ from prunebench.executors import make_executor
 from prunebench.experiment.runner import run_plan
 from prunebench.experiment.sweep import plan_from_mapping
 from prunebench.report import write_report
+from prunebench.report.results import metrics
 from prunebench.store import ResultsDB
 
 SWEEP = {
@@ -27,11 +28,11 @@ SWEEP = {
     "finetune": {"epochs": 1, "lr": 0.01, "batch_size": 64},
     "sweep": {"prune.strategy": ["magnitude", "grad_magnitude"], "prune.compression": [2, 8], "seed": [0, 1]},
 }
-METRICS = ("compression_ratio", "theoretical_speedup", "params_nonzero", "macs_effective", "dense_top1", "pre_finetune_top1", "top1", "top5")
+METRICS = ("compression_ratio", "theoretical_speedup", "params_nonzero", "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5")
 
 
 def metrics_by_run(results: Path) -> dict[str, tuple]:
-    return {r["run_id"]: tuple(r["result"][m] for m in METRICS) for r in ResultsDB(results).rows()}
+    return {r["run_id"]: tuple(metrics(r["result"])[m] for m in METRICS) for r in ResultsDB(results).rows()}
 
 
 def test_digits_sweep_with_local_executor_then_resume_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,13 +114,14 @@ def test_results_command_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["results", "--results", str(tmp_path), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 5  # dense + magnitude and random at two levels
-    required = {"run_id", "status", "dataset", "model", "strategy", "scope", "target_compression", "seed",
-                "compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-                "macs_effective", "dense_top1", "pre_finetune_top1", "top1", "top5", "wall_time_s"}
+    required = {"run_id", "status", "dataset", "model", "strategy", "scope", "target_kind", "target_value", "seed",
+                "dense_recipe", "retrain_recipe", "compression_ratio", "theoretical_speedup", "params_total",
+                "params_nonzero", "macs_dense", "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5",
+                "wall_time_s"}
     assert all(required <= set(r) for r in rows)
     assert main(["results", "--results", str(tmp_path), "--format", "csv"]) == 0
     csv_lines = capsys.readouterr().out.splitlines()
-    assert len(csv_lines) == 6 and csv_lines[0].startswith("run_id,status,dataset")
+    assert len(csv_lines) == 6 and csv_lines[0].startswith("run_id,status,role,dataset")
     assert main(["results", "--results", str(tmp_path)]) == 0
     assert "magnitude" in capsys.readouterr().out
     assert main(["results", "--results", str(tmp_path / "none")]) == 2

@@ -95,17 +95,17 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_sensible_schedule_and_mode_runs_end_to_end(schedule: str, mode: str, results: Path) -> None:
     spec, settings = spec_for(schedule, mode)
     result = run_experiment(spec, settings, results)
-    assert result["schedule"] == schedule and result["retrain_mode"] == mode
-    assert result["compression_ratio"] == pytest.approx(4.0, rel=1e-3)
+    assert result.retraining.schedule == schedule and result.retraining.mode == mode
+    assert result.sizes.compression_ratio == pytest.approx(4.0, rel=1e-3)
     mask = Mask(load_tensors(results / spec.run_id / "mask.pt"))
     model = load_tensors(results / spec.run_id / "model.pt")
     assert all(bool((model[name][~keep] == 0).all()) for name, keep in mask.items())
     if schedule == "iterative":
-        assert [r["prunable_nonzero"] for r in result["rounds"]][-1] == mask.kept
+        assert [r["prunable_nonzero"] for r in result.retraining.rounds][-1] == mask.kept
         rounds = [Mask(load_tensors(results / spec.run_id / "rounds" / f"mask_{i:02d}.pt")) for i in (1, 2, 3)]
         assert rounds[1].is_subset_of(rounds[0]) and rounds[2].is_subset_of(rounds[1])
     if schedule == "gradual":
-        steps = [u["step"] for u in result["gradual_updates"]]
+        steps = [u["step"] for u in result.retraining.gradual_updates]
         assert steps == [1, 2, 3, 4]  # every dt = 1 step from t0 = 0 to 4; step 0 keeps all
 
 
@@ -193,7 +193,7 @@ def test_iterative_blocks_with_layer_rates_keep_whole_blocks(results: Path) -> N
     check_structure(mask, parse_structure("block:2x2"))
     assert mask["1.weight"].sum() == round(256 * 64 * 0.25)  # two rounds at 50%
     assert mask["3.weight"].sum() == round(128 * 256 * 0.75**2 / 4) * 4  # whole blocks at 25% per round
-    assert len(result["rounds"]) == 2
+    assert len(result.retraining.rounds) == 2
 
 
 def test_lr_rewind_runs_the_rest_of_the_dense_schedule(results: Path) -> None:
@@ -202,7 +202,7 @@ def test_lr_rewind_runs_the_rest_of_the_dense_schedule(results: Path) -> None:
         "train": {"epochs": 3, "batch_size": 128, "lr": 0.1, "lr_schedule": "step", "lr_milestones": [1, 2]},
         "retrain": {"mode": "lr-rewind", "rewind_epoch": 1},
     })
-    log = run_experiment(spec, settings, results)["finetune_log"]
+    log = run_experiment(spec, settings, results).retraining.log
     assert [e["epoch"] for e in log] == [2, 3]
     assert [e["lr"] for e in log] == pytest.approx([0.01, 0.001])
 
@@ -210,8 +210,8 @@ def test_lr_rewind_runs_the_rest_of_the_dense_schedule(results: Path) -> None:
 def test_scratch_trains_for_its_own_budget(results: Path) -> None:
     spec, settings = build_specs({**BASE, "retrain": {"mode": "scratch", "scratch_epochs": 2}})
     result = run_experiment(spec, settings, results)
-    assert len(result["finetune_log"]) == 2
-    assert result["retrain_recipe"]["epochs"] == 2 and result["retrain_recipe"]["lr"] == 0.1
+    assert len(result.retraining.log) == 2
+    assert result.retraining.recipe["epochs"] == 2 and result.retraining.recipe["lr"] == 0.1
 
 
 def test_gradual_ends_at_three_quarters_of_fine_tuning_by_default(results: Path) -> None:
@@ -220,5 +220,5 @@ def test_gradual_ends_at_three_quarters_of_fine_tuning_by_default(results: Path)
         "prune": {"schedule": "gradual", "compression": 8, "gradual": {"frequency": 5}},
     })
     result = run_experiment(spec, settings, results)
-    assert [u["step"] for u in result["gradual_updates"]] == [5, 10, 15]
-    assert result["compression_ratio"] == pytest.approx(8.0, rel=1e-3)
+    assert [u["step"] for u in result.retraining.gradual_updates] == [5, 10, 15]
+    assert result.sizes.compression_ratio == pytest.approx(8.0, rel=1e-3)

@@ -3,7 +3,18 @@
 import multiprocessing
 from pathlib import Path
 
+from prunebench.record import Accuracy, Macs, Provenance, RunResult, Sizes, Timings
 from prunebench.store import ResultsDB
+
+
+def record(run_id: str, top1: float) -> RunResult:
+    """A minimal record: the store only keeps it."""
+    sizes = Sizes(params_total=2, params_nonzero=1, prunable_total=2, prunable_nonzero=1, compression_ratio=2.0,
+                  prunable_compression_ratio=2.0, sparsity=0.5)
+    return RunResult(
+        run_id=run_id, dense_id="d", spec={}, sizes=sizes, macs=Macs(dense=2, effective=1, theoretical_speedup=2.0),
+        accuracy=Accuracy(top1=top1, top5=top1, dense_top1=top1), timings=Timings(wall=0.0), provenance=Provenance(),
+    )
 
 WRITERS = 8
 ROWS = 50
@@ -15,7 +26,7 @@ def write_rows(results_dir: Path, writer: int) -> None:
         run_id = f"w{writer}-r{i}"
         db.register({"run_id": run_id, "kind": "pruned", "spec": {"writer": writer, "i": i}})
         db.mark_running(run_id)
-        db.finish(run_id, "completed", {"top1": i / ROWS, "wall_time_s": 0.0})
+        db.finish(run_id, "completed", record(run_id, i / ROWS))
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
@@ -31,13 +42,13 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert len(rows) == WRITERS * ROWS
     assert {r["run_id"] for r in rows} == {f"w{w}-r{i}" for w in range(WRITERS) for i in range(ROWS)}
     assert all(r["status"] == "completed" and r["attempts"] == 1 for r in rows)
-    assert all(r["result"]["top1"] == int(r["run_id"].split("-r")[1]) / ROWS for r in rows)
+    assert all(r["result"].accuracy.top1 == int(r["run_id"].split("-r")[1]) / ROWS for r in rows)
 
 
 def test_register_keeps_existing_status(tmp_path: Path) -> None:
     db = ResultsDB(tmp_path)
     db.register({"run_id": "a", "kind": "pruned", "spec": {}})
     db.mark_running("a")
-    db.finish("a", "completed", {"top1": 0.5})
+    db.finish("a", "completed", record("a", 0.5))
     db.register({"run_id": "a", "kind": "pruned", "spec": {}})
     assert db.status_of("a") == "completed" and db.counts() == {"completed": 1}

@@ -12,6 +12,7 @@ from prunebench.experiment import run_experiment
 from prunebench.experiment.artifacts import load_tensors
 from prunebench.experiment.runner import run_plan
 from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.record import Target
 from prunebench.report import write_report
 
 TRAIN = TrainSpec(epochs=1, lr=0.05, batch_size=64)
@@ -31,13 +32,13 @@ def test_channel_pruned_run_is_compacted_timed_and_stays_zero(tmp_path: Path) ->
         prune=PruneSpec(strategy="l1_filter", structure="channel", speedup=2, score_batches=1),
     )
     result = run_experiment(spec, LATENCY, tmp_path)
-    assert result["target"] == {"kind": "speedup", "value": 2.0} and result["target_compression"] is None
-    assert result["theoretical_speedup"] >= 2.0
-    latency = result["latency"]
-    assert {"runtime", "device", "threads", "batch_size", "dtype", "allocator"} <= set(latency)
-    assert latency["runtime"] == "torch-eager" and latency["allocator"]
-    assert latency["compacted"] and latency["batch_size"] == 8 and latency["threads"] == 1
-    assert result["measured_speedup"] > 0
+    assert result.target == Target(kind="speedup", value=2.0)
+    assert result.macs.theoretical_speedup >= 2.0
+    latency = result.latency
+    assert latency.device == "cpu" and latency.dtype == "float32"
+    assert latency.runtime == "torch-eager" and latency.allocator
+    assert latency.compacted and latency.batch_size == 8 and latency.threads == 1
+    assert result.latency.measured_speedup > 0
     mask = load_tensors(tmp_path / spec.run_id / "mask.pt")
     weights = load_tensors(tmp_path / spec.run_id / "model.pt")
     assert any(".bn" in name for name in mask)  # batch-norm scales go with their channels
@@ -52,8 +53,8 @@ def test_scratch_baselines_train_for_their_budget(tmp_path: Path, mode: str) -> 
         prune=PruneSpec(strategy="magnitude", compression=3), retrain=RetrainSpec(mode=mode),
     )
     result = run_experiment(spec, RunSettings(threads=1), tmp_path)
-    budget = 2 if mode == "scratch-e" else round(2 * result["macs_dense"] / result["macs_effective"])
-    assert result["retrain_recipe"]["epochs"] == budget == len(result["finetune_log"])
+    budget = 2 if mode == "scratch-e" else round(2 * result.macs.dense / result.macs.effective)
+    assert result.retraining.recipe["epochs"] == budget == len(result.retraining.log)
     assert budget > 2 or mode == "scratch-e"
 
 
@@ -78,9 +79,9 @@ def test_crop_flip_augmentation_trains_deterministically(tmp_path: Path) -> None
     spec = ExperimentSpec(dataset="synthetic", model="mlp", train=recipe, finetune=FINETUNE)
     first = run_experiment(spec, RunSettings(threads=1), tmp_path / "a")
     second = run_experiment(spec, RunSettings(threads=1), tmp_path / "b")
-    assert first["top1"] == second["top1"] and first["dense_top1"] == second["dense_top1"]
+    assert first.accuracy.top1 == second.accuracy.top1 and first.accuracy.dense_top1 == second.accuracy.dense_top1
     plain = run_experiment(spec.model_copy(update={"train": TRAIN}), RunSettings(threads=1), tmp_path / "c")
-    assert plain["dense_id"] != first["dense_id"]
+    assert plain.dense_id != first.dense_id
 
 
 def test_report_draws_measured_against_theoretical_speedup(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@
     fit(model, data, epochs=10)      # or bring an already trained model
     mask = prune(model, data, strategy="magnitude", compression=8)
     finetune(model, data, mask, epochs=2, lr=0.01)
-    print(measure(model, data, mask))
+    print(measure(model, data, mask).sizes.compression_ratio)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from prunebench.errors import ConfigError
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
 from prunebench.pruning import KeepPruned, Mask, PrunablePolicy, prunable_parameters
 from prunebench.pruning.prune import prune_model
+from prunebench.record import Macs, Measurement, Sizes
 from prunebench.train import TrainLog, train
 
 
@@ -70,8 +71,8 @@ def finetune(model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, *
     return train(model, data, spec, seed=seed, callbacks=[KeepPruned(model, mask)], stage="finetune")
 
 
-def measure(model: nn.Module, data: DataSplits, mask: Mask, *, prunable: PrunablePolicy | None = None) -> dict[str, Any]:
-    """Test accuracy, sizes and MACs, with the definitions of docs/metrics.md.
+def measure(model: nn.Module, data: DataSplits, mask: Mask, *, prunable: PrunablePolicy | None = None) -> Measurement:
+    """Test accuracy, sizes and MACs (the parts of a run's record that apply), as docs/metrics.md defines them.
 
     "Prunable" parameters are those of ``prunable`` (the policy given to ``prune``; default
     ShrinkBench's), as in a run's ``result.json``, whatever the mask covers (a channel mask
@@ -86,17 +87,8 @@ def measure(model: nn.Module, data: DataSplits, mask: Mask, *, prunable: Prunabl
     if revived:
         raise ConfigError(f"measure: pruned entries of {revived[:3]} are not zero; fine-tune with pb.finetune(model, data, mask)")
     test = evaluate(model, data.test_x, data.test_y)
-    sizes = size_metrics(model, prunable_parameters(model, prunable))
-    macs = mac_metrics(model, data.input_shape)
-    return {
-        "top1": test.top1,
-        "top5": test.top5,
-        "loss": test.loss,
-        "compression_ratio": sizes.compression_ratio,
-        "prunable_compression_ratio": sizes.prunable_compression_ratio,
-        "params_total": sizes.params_total,
-        "params_nonzero": sizes.params_nonzero,
-        "macs_dense": macs.dense_total,
-        "macs_effective": macs.effective_total,
-        "theoretical_speedup": macs.theoretical_speedup,
-    }
+    return Measurement(
+        sizes=Sizes.of(size_metrics(model, prunable_parameters(model, prunable))),
+        macs=Macs.of(mac_metrics(model, data.input_shape)),
+        top1=test.top1, top5=test.top5, loss=test.loss, test_examples=test.examples,
+    )

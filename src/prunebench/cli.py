@@ -89,11 +89,11 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         if row["result"]:
             r = row["result"]
             console.print(
-                f"run {r['run_id']}: top-1 {r['top1']:.2%} (dense {r['dense_top1']:.2%}, before fine-tuning "
-                f"{r['pre_finetune_top1']:.2%}), compression {r['compression_ratio']:.2f}x, "
-                f"theoretical speedup {r['theoretical_speedup']:.2f}x"
+                f"run {r.run_id}: top-1 {r.accuracy.top1:.2%} (dense {r.accuracy.dense_top1:.2%}, before retraining "
+                f"{r.accuracy.pre_retrain_top1:.2%}), compression {r.sizes.compression_ratio:.2f}x, "
+                f"theoretical speedup {r.macs.theoretical_speedup:.2f}x"
             )
-            console.print(f"result: {args.results / r['run_id'] / 'result.json'}", soft_wrap=True)
+            console.print(f"result: {args.results / r.run_id / 'result.json'}", soft_wrap=True)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     console.print(f"{len(plan.jobs)} runs: {summary}; database {args.results / 'prunebench.db'}", soft_wrap=True)
     incomplete = sum(n for s, n in statuses.items() if s != "completed")

@@ -32,15 +32,16 @@ DEMO_CONFIG: dict[str, Any] = {
 
 def summary_table(results_dir: Path) -> Table:
     group = build_groups(open_db(results_dir).rows())[0]
-    levels = sorted({lvl for points in group.series.values() for lvl in points})
+    levels = sorted({p.target.value: p.level for c in group.curves.values() for p in c.points.values()}.items())
     table = Table(title=f"{group.title}: test top-1 (%), mean over seeds, after pruning and fine-tuning")
     table.add_column("strategy")
-    for level in levels:
-        table.add_column(f"{level:g}x", justify="right")
-    for (strategy, scope), points in sorted(group.series.items()):
+    for _, label in levels:
+        table.add_column(label, justify="right")
+    for curve in group.sorted_curves():
+        by_value = {p.target.value: p for p in curve.points.values()}
         table.add_row(
-            f"{strategy} ({scope})",
-            *(f"{points[lvl].top1_estimate().mean * 100:.1f}" if lvl in points else "" for lvl in levels),
+            curve.label,
+            *(f"{by_value[v].top1_estimate().mean * 100:.1f}" if v in by_value else "" for v, _ in levels),
         )
     return table
 

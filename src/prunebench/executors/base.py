@@ -9,13 +9,14 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
 from prunebench.config import RunSettings
 from prunebench.errors import TrainingDiverged
 from prunebench.experiment.sweep import Job
+from prunebench.record import RunResult
 
 log = logging.getLogger("prunebench")
 
@@ -23,7 +24,7 @@ log = logging.getLogger("prunebench")
 @dataclass(frozen=True)
 class Outcome:
     status: str  # completed | failed | diverged
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
     error: str | None = None
 
 

@@ -5,7 +5,7 @@ How pruning and retraining interleave is the spec's ``prune.schedule`` and ``ret
 
 Layout under the results directory::
 
-    <run_id>/result.json          metrics, resolved spec, provenance
+    <run_id>/result.json          the run's RunResult (prunebench.record): metrics, spec, provenance
     <run_id>/mask.pt, model.pt    tensors only (load with weights_only=True)
     <run_id>/rounds/mask_NN.pt    iterative schedules: the mask after round NN
     dense/<dense_id>/model.pt     the dense checkpoint every strategy of that seed prunes
@@ -38,6 +38,7 @@ from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
+from prunebench.record import Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, read_result
 from prunebench.train import train
 
 log = logging.getLogger("prunebench")
@@ -96,7 +97,7 @@ def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn
 
 def latency_metrics(
     spec: ExperimentSpec, settings: RunSettings, data: DataSplits, model: nn.Module, mask: Mask, results_dir: Path
-) -> dict[str, Any]:
+) -> Latency:
     """Dense against pruned latency, timed in turns; channel-pruned models are compacted first.
 
     An unstructured mask leaves the dense tensors in place, so its measured speedup is ~1x:
@@ -113,23 +114,20 @@ def latency_metrics(
     )
     speedup, q1, q3 = paired_speedup(times["dense"], times["pruned"])
     runtime, allocator = torch_runtime(settings.device)
-    return {
-        "measured_speedup": speedup,
-        "latency": {
-            "runtime": runtime, "allocator": allocator, "device": settings.device, "threads": torch.get_num_threads(),
-            "batch_size": batch, "dtype": "float32", "repeats": settings.latency_repeats,
-            "dense_ms": statistics.median(times["dense"]), "pruned_ms": statistics.median(times["pruned"]),
-            "measured_speedup_iqr": [q1, q3], "compacted": compacted,
-        },
-    }
+    return Latency(
+        runtime=runtime, allocator=allocator, device=settings.device, threads=torch.get_num_threads(),
+        batch_size=batch, dtype="float32", repeats=settings.latency_repeats,
+        dense_ms=statistics.median(times["dense"]), pruned_ms=statistics.median(times["pruned"]),
+        measured_speedup=speedup, measured_speedup_iqr=(q1, q3), compacted=compacted,
+    )
 
 
-def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> dict[str, Any]:
-    """Run (or reuse) one experiment and return its ``result.json`` contents."""
+def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
+    """Run (or reuse) one experiment and return its record (``result.json`` is its JSON)."""
     run_dir = results_dir / spec.run_id
     if (run_dir / RESULT_FILE).is_file():
         log.info("run %s exists; reusing it", spec.run_id)
-        return read_json(run_dir / RESULT_FILE)
+        return read_result(run_dir / RESULT_FILE)
     data, model = prepare(spec, settings)
     check_schedule(spec, data, model)
     started = time.perf_counter()
@@ -140,57 +138,37 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
     final = evaluate(model, data.test_x, data.test_y)
 
     prunable = prunable_parameters(model, spec.prune.prunable)
-    sizes = size_metrics(model, prunable)
-    macs = mac_metrics(model, data.input_shape)
-    result = {
-        "run_id": spec.run_id,
-        "dense_id": spec.dense_spec().content_hash(),
-        "spec": spec.model_dump(mode="json"),
-        "target": {"kind": spec.prune.target[0], "value": spec.prune.target[1]},
-        "target_compression": spec.prune.compression if spec.prune.target[0] == "compression" else None,
-        "compression_ratio": sizes.compression_ratio,
-        "prunable_compression_ratio": sizes.prunable_compression_ratio,
-        "sparsity": sizes.sparsity,
-        "params_total": sizes.params_total,
-        "params_nonzero": sizes.params_nonzero,
-        "prunable_total": sizes.prunable_total,
-        "prunable_nonzero": sizes.prunable_nonzero,
-        "layer_sparsity": sizes.layer_sparsity,
-        "macs_dense": macs.dense_total,
-        "macs_effective": macs.effective_total,
-        "macs_per_layer": {name: {"dense": n, "effective": macs.effective[name]} for name, n in macs.dense.items()},
-        "theoretical_speedup": macs.theoretical_speedup,
-        "dense_top1": dense["test_top1"],
-        "dense_top5": dense["test_top5"],
-        "dense_val_top1": dense["val_top1"],
-        "pre_finetune_top1": pre.top1,
-        "pre_finetune_top5": pre.top5,
-        "top1": final.top1,
-        "top5": final.top5,
-        "loss": final.loss,
-        "val_top1": history.epochs[-1].val_top1 if history.epochs else None,
-        "test_examples": final.examples,
-        "finetune_log": [asdict(e) for e in history.epochs],
-        "timings_s": {
-            "dense_train": 0.0 if dense["cached"] else dense["wall_time_s"],
-            "prune": outcome.prune_time_s,
-            "finetune": outcome.train_time_s,  # all (re)training after the dense checkpoint
-        },
-        "schedule": spec.prune.schedule,
-        "structure": spec.prune.structure,
-        "retrain_mode": spec.retrain.mode,
-        "retrain_recipe": {**final_recipe(spec), "epochs": len(history.epochs)},
-        "rounds": outcome.rounds,
-        "gradual_updates": outcome.gradual_updates,
-        "dense_cached": dense["cached"],
-        **(latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else {}),
-        "wall_time_s": time.perf_counter() - started,
-        "dataset_checksums": data.checksums,
-        "provenance": provenance(settings.device),
-    }
+    spec_json = spec.model_dump(mode="json")
+    latency = latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else None
+    result = RunResult(
+        run_id=spec.run_id,
+        dense_id=spec.dense_spec().content_hash(),
+        dense_sha256=dense.get("sha256"),
+        spec=spec_json,
+        target=Target.from_prune(spec_json["prune"]),
+        sizes=Sizes.of(size_metrics(model, prunable)),
+        macs=Macs.of(mac_metrics(model, data.input_shape)),
+        accuracy=Accuracy(
+            top1=final.top1, top5=final.top5, loss=final.loss, test_examples=final.examples,
+            val_top1=history.epochs[-1].val_top1 if history.epochs else None,
+            pre_retrain_top1=pre.top1, pre_retrain_top5=pre.top5,
+            dense_top1=dense["test_top1"], dense_top5=dense["test_top5"], dense_val_top1=dense["val_top1"],
+        ),
+        latency=latency,
+        retraining=Retraining(
+            schedule=spec.prune.schedule, structure=spec.prune.structure, mode=spec.retrain.mode,
+            recipe={**final_recipe(spec), "epochs": len(history.epochs)},
+            log=[asdict(e) for e in history.epochs], rounds=outcome.rounds, gradual_updates=outcome.gradual_updates,
+        ),
+        timings=Timings(
+            dense_train=0.0 if dense["cached"] else dense["wall_time_s"],
+            prune=outcome.prune_time_s, retrain=outcome.train_time_s, wall=time.perf_counter() - started,
+        ),
+        provenance=Provenance(**provenance(settings.device), dataset_checksums=data.checksums, dense_cached=dense["cached"]),
+    )
     save_tensors(run_dir / "mask.pt", mask.state_dict())
     for index, round_mask in enumerate(outcome.round_masks, start=1):  # iterative: every rung of the ladder
         save_tensors(run_dir / "rounds" / f"mask_{index:02d}.pt", round_mask.state_dict())
     save_tensors(run_dir / "model.pt", model.state_dict())
-    write_json(run_dir / RESULT_FILE, result)  # last: its presence marks the run done
+    write_json(run_dir / RESULT_FILE, result.model_dump(mode="json"))  # last: its presence marks the run done
     return result

@@ -87,7 +87,7 @@ class SweepProgress:
 
     def finished_job(self, job: Job, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
-        detail = f"top-1 {outcome.result['top1']:.2%}" if outcome.result else (outcome.error or "")
+        detail = f"top-1 {outcome.result.accuracy.top1:.2%}" if outcome.result else (outcome.error or "")
         line = f"{outcome.status} {job.describe()}: {detail}"
         if self._bar is not None:
             failed = self.counts["failed"] + self.counts["diverged"]

@@ -81,7 +81,6 @@ def row_for(job: Job) -> dict[str, Any]:
         "model": spec.model,
         "strategy": spec.prune.strategy if pruned else "dense",
         "scope": spec.prune.scope if pruned else None,
-        "target_compression": spec.prune.target[1] if pruned else 1.0,  # the level: a ratio, or a channel target
         "seed": spec.seed,
         "dense_id": spec.dense_spec().content_hash(),
         "finetune_id": recipe_id(spec) if pruned else None,

@@ -1,48 +1,81 @@
-"""From completed rows to curves: per (dataset, model), per (strategy, setting), per level.
+"""From completed rows to curves: per (dataset, model), per curve, per target.
 
-A run's setting is its scope plus whatever else differs from the one-shot, unstructured,
-fine-tuned default (schedule, structure, retraining mode), so different methods never share
-a curve.
+A point is keyed by everything in the run's spec except the seed (dense and retraining
+recipes, strategy and options, scope, schedule and its settings, structure, retraining mode,
+target kind and value, val_fraction, prunable policy...), so runs that differ in anything but
+the seed are never averaged together. A curve is everything except the seed and the target
+value; its points are the targets, drawn at the compression they reached. Curves are labelled
+by the settings that differ between the curves of their group (the strategy always shown).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prunebench.config import DenseSpec
+from prunebench.record import Role, RunResult, Target, role_of
 from prunebench.report.stats import Estimate, estimate
 
-Series = tuple[str, str]  # (strategy, setting)
+# Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
+CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
+DENSE_KEYS = tuple(name for name in DenseSpec.model_fields if name != "seed")
+# Keys that hold a target value: in a label they would only repeat the target (shown per point).
+TARGET_KEYS = tuple(Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds"))
+
+Settings = tuple[tuple[str, str], ...]  # sorted (dotted key, JSON value) pairs
 
 
-def setting_of(spec: dict[str, Any]) -> str:
-    """'global', or e.g. 'layer, iterative, weight-rewind' for non-default methods."""
-    prune = spec.get("prune", {})
-    parts = [prune.get("scope", "global")]
-    if prune.get("schedule", "one-shot") != "one-shot":
-        parts.append(prune["schedule"])
-    if prune.get("structure", "unstructured") != "unstructured":
-        parts.append(prune["structure"])
-    mode = spec.get("retrain", {}).get("mode", "finetune")
-    if mode != "finetune":
-        parts.append(mode)
-    return ", ".join(parts)
+def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"prune": {"scope": "layer"}}`` -> ``{"prune.scope": '"layer"'}`` (values as JSON)."""
+    flat: dict[str, str] = {}
+    for key, value in spec.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = json.dumps(value, sort_keys=True)
+    return flat
+
+
+def curve_settings(spec: Mapping[str, Any], target: Target) -> dict[str, str]:
+    """The spec without seed and target value, plus the target kind: what a curve shares."""
+    flat = {k: v for k, v in flatten(spec).items() if k != "seed" and k != target.spec_key()}
+    flat["target.kind"] = json.dumps(target.kind)
+    return flat
+
+
+def dense_key(spec: Mapping[str, Any]) -> Settings:
+    """The dense spec without the seed: what a dense accuracy is filed under."""
+    return tuple(sorted(flatten({k: spec[k] for k in DENSE_KEYS if k in spec}).items()))
+
+
+def shown(value: str) -> str:
+    """A JSON value as a label shows it: strings unquoted."""
+    parsed = json.loads(value)
+    return parsed if isinstance(parsed, str) else value
 
 
 @dataclass
 class Point:
-    level: float  # target compression
+    target: Target
     top1: dict[int, float] = field(default_factory=dict)  # seed -> value
     compression: dict[int, float] = field(default_factory=dict)
     speedup: dict[int, float] = field(default_factory=dict)
     measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
     latency_ms: dict[int, float] = field(default_factory=dict)
 
+    @property
+    def level(self) -> str:
+        return self.target.label()
+
     def top1_estimate(self) -> Estimate:
         return estimate(list(self.top1.values()))
 
     def mean_compression(self) -> float:
+        """The x position: the compression the runs reached (a round count or N:M sets no ratio)."""
         return estimate(list(self.compression.values())).mean
 
     def mean_speedup(self) -> float:
@@ -50,12 +83,45 @@ class Point:
 
 
 @dataclass
+class Curve:
+    strategy: str
+    role: Role
+    settings: dict[str, str]  # curve_settings of its runs
+    retrain_recipe: str | None
+    points: dict[str, Point] = field(default_factory=dict)  # JSON target value -> point
+    setting: str = ""  # what differs from the group's other curves; set by build_groups
+
+    @property
+    def target_kind(self) -> str:
+        return json.loads(self.settings["target.kind"])
+
+    @property
+    def label(self) -> str:
+        return f"{self.strategy} ({self.setting})" if self.setting else self.strategy
+
+    def ordered(self) -> list[Point]:
+        """Points by the compression they reached."""
+        return sorted(self.points.values(), key=lambda p: (p.mean_compression(), p.level))
+
+    def comparison(self) -> Settings:
+        """What a fair comparison holds equal: all settings but strategy, scope and options."""
+        return tuple(sorted((k, v) for k, v in self.settings.items() if not k.startswith(CONTROL_KEYS)))
+
+
+@dataclass
+class Dense:
+    settings: dict[str, str]
+    top1: dict[int, float] = field(default_factory=dict)  # seed -> value
+    setting: str = ""
+
+
+@dataclass
 class Group:
     dataset: str
     model: str
-    series: dict[Series, dict[float, Point]] = field(default_factory=lambda: defaultdict(dict))
-    dense_top1: dict[int, float] = field(default_factory=dict)
-    finetune_ids: set[str] = field(default_factory=set)
+    curves: dict[Settings, Curve] = field(default_factory=dict)
+    dense: dict[Settings, Dense] = field(default_factory=dict)
+    retrain_recipes: set[str] = field(default_factory=set)
     latency_setups: set[str] = field(default_factory=set)
     rows: int = 0
 
@@ -63,45 +129,90 @@ class Group:
     def title(self) -> str:
         return f"{self.dataset} / {self.model}"
 
-    def levels(self, series: Series) -> list[float]:
-        return sorted(self.series[series])
+    def sorted_curves(self) -> list[Curve]:
+        return sorted(self.curves.values(), key=lambda c: (c.role != "method", c.label))
 
     def has_latency(self) -> bool:
-        return any(p.measured_speedup for points in self.series.values() for p in points.values())
+        return any(p.measured_speedup for c in self.curves.values() for p in c.points.values())
 
     def seeds(self) -> set[int]:
-        return {seed for points in self.series.values() for p in points.values() for seed in p.top1}
+        return {seed for c in self.curves.values() for p in c.points.values() for seed in p.top1}
+
+    def dense_seeds(self) -> int:
+        return sum(len(d.top1) for d in self.dense.values())
 
 
-def latency_setup(latency: dict[str, Any]) -> str:
+def latency_setup(latency: Any) -> str:
     """Latency means nothing without how it was measured: runtime, device, threads, batch, dtype."""
-    allocator = f", {latency['allocator']} allocator" if latency.get("allocator") else ""
+    allocator = f", {latency.allocator} allocator" if latency.allocator else ""
     return (
-        f"{latency['runtime']} on {latency['device']}, {latency['threads']} thread(s), "
-        f"batch {latency['batch_size']}, {latency['dtype']}{allocator}"
+        f"{latency.runtime} on {latency.device}, {latency.threads} thread(s), "
+        f"batch {latency.batch_size}, {latency.dtype}{allocator}"
     )
+
+
+def differences(settings: list[dict[str, str]], hidden: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose value is not the same in every one of ``settings``."""
+    keys = sorted({k for s in settings for k in s})
+    return [k for k in keys if k not in hidden and len({s.get(k) for s in settings}) > 1]
+
+
+def describe(settings: dict[str, str], keys: list[str]) -> str:
+    parts = []
+    for key in keys:
+        value = settings.get(key)
+        if value is None:  # this curve's target value (an N:M pattern is the structure)
+            continue
+        parts.append(f"target {shown(value)}" if key == "target.kind" else f"{key}={shown(value)}")
+    return ", ".join(p for p in parts if p)
+
+
+def label_curves(group: Group) -> None:
+    """Label each curve by the keys that vary across its group's curves (the strategy is the name);
+    a target other than compression is always named."""
+    curves = list(group.curves.values())
+    varying = differences([c.settings for c in curves], hidden=("prune.strategy", *TARGET_KEYS))
+    for curve in curves:
+        keys = varying if "target.kind" in varying or curve.target_kind == "compression" else ["target.kind", *varying]
+        curve.setting = describe(curve.settings, keys)
+    dense = list(group.dense.values())
+    varying = differences([d.settings for d in dense])
+    for entry in dense:
+        entry.setting = describe(entry.settings, varying)
 
 
 def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
     groups: dict[tuple[str, str], Group] = {}
     for row in rows:
-        if row["status"] != "completed" or not row.get("result"):
+        result: RunResult | None = row.get("result")
+        if row["status"] != "completed" or result is None:
             continue
         key = (row["dataset"], row["model"])
         group = groups.setdefault(key, Group(*key))
         group.rows += 1
-        result, seed = row["result"], row["seed"]
-        group.dense_top1[seed] = result["dense_top1"]
-        if row["kind"] == "dense":
+        seed = row["seed"]
+        settings = dense_key(result.spec)
+        group.dense.setdefault(settings, Dense(dict(settings))).top1[seed] = result.accuracy.dense_top1
+        role = role_of(row.get("role") or result.role, row["strategy"], row["kind"] == "dense")
+        if role == "dense" or result.target is None:
             continue
-        group.finetune_ids.add(row["finetune_id"])
-        points = group.series[(row["strategy"], setting_of(row["spec"]))]
-        point = points.setdefault(row["target_compression"], Point(row["target_compression"]))
-        point.top1[seed] = result["top1"]
-        point.compression[seed] = result["compression_ratio"]
-        point.speedup[seed] = result["theoretical_speedup"]
-        if result.get("measured_speedup") is not None:
-            point.measured_speedup[seed] = result["measured_speedup"]
-            point.latency_ms[seed] = result["latency"]["pruned_ms"]
-            group.latency_setups.add(latency_setup(result["latency"]))
+        if row.get("retrain_recipe"):
+            group.retrain_recipes.add(row["retrain_recipe"])
+        curve_of = curve_settings(result.spec, result.target)
+        curve_key = tuple(sorted(curve_of.items()))
+        curve = group.curves.setdefault(
+            curve_key, Curve(row["strategy"], role, curve_of, row.get("retrain_recipe")),
+        )
+        if role == "control":
+            curve.role = "control"
+        point = curve.points.setdefault(json.dumps(result.target.value), Point(result.target))
+        point.top1[seed] = result.accuracy.top1
+        point.compression[seed] = result.sizes.compression_ratio
+        point.speedup[seed] = result.macs.theoretical_speedup
+        if result.latency is not None:
+            point.measured_speedup[seed] = result.latency.measured_speedup
+            point.latency_ms[seed] = result.latency.pruned_ms
+            group.latency_setups.add(latency_setup(result.latency))
+    for group in groups.values():
+        label_curves(group)
     return sorted(groups.values(), key=lambda g: (g.dataset, g.model))

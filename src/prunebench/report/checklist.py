@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prunebench.experiment.sweep import CONTROL_STRATEGY
 from prunebench.report.aggregate import Group
 
 MIN_LEVELS = 5
@@ -19,18 +18,18 @@ class Check:
 
 
 def evaluate_checklist(group: Group) -> list[Check]:
-    series = sorted(group.series)
-    fewest_levels = min((len(group.series[s]) for s in series), default=0)
-    seeds_per_point = [len(p.top1) for s in series for p in group.series[s].values()]
-    fewest_seeds = min(seeds_per_point, default=0)
+    curves = group.sorted_curves()
+    fewest_levels = min((len(c.points) for c in curves), default=0)
+    fewest_seeds = min((len(p.top1) for c in curves for p in c.points.values()), default=0)
     controls_missing = []
-    for strategy, scope in series:
-        if strategy == CONTROL_STRATEGY:
+    for curve in curves:
+        if curve.role == "control":
             continue
-        control = {lvl for (name, _), points in group.series.items() if name == CONTROL_STRATEGY for lvl in points}
-        missing = [lvl for lvl in group.series[(strategy, scope)] if lvl not in control]
+        # A control is a control run of the same comparison: same recipe, schedule, structure, target kind.
+        control = {t for c in curves if c.role == "control" and c.comparison() == curve.comparison() for t in c.points}
+        missing = [curve.points[t].level for t in curve.points if t not in control]
         if missing:
-            controls_missing.append(f"{strategy}/{scope} at {', '.join(f'{m:g}x' for m in missing)}")
+            controls_missing.append(f"{curve.label} at {', '.join(missing)}")
     return [
         Check(
             f"at least {MIN_LEVELS} compression levels per curve", fewest_levels >= MIN_LEVELS,
@@ -42,19 +41,19 @@ def evaluate_checklist(group: Group) -> list[Check]:
         ),
         Check(
             "compression ratio and theoretical speedup both reported",
-            all(p.compression and p.speedup for s in series for p in group.series[s].values()),
+            all(p.compression and p.speedup for c in curves for p in c.points.values()),
             "every point carries both (definitions in docs/metrics.md)",
         ),
         Check(
-            "dense model present", bool(group.dense_top1),
-            f"dense accuracy for {len(group.dense_top1)} seed(s)" if group.dense_top1 else "no dense result",
+            "dense model present", bool(group.dense),
+            f"dense accuracy for {group.dense_seeds()} seed(s)" if group.dense else "no dense result",
         ),
         Check(
             "random-pruning control at every level of every strategy", not controls_missing,
             "missing: " + "; ".join(controls_missing) if controls_missing else "present everywhere",
         ),
         Check(
-            "every strategy fine-tuned with the same recipe", len(group.finetune_ids) <= 1,
-            f"{len(group.finetune_ids)} different fine-tuning recipe(s) in this comparison",
+            "every strategy fine-tuned with the same recipe", len(group.retrain_recipes) <= 1,
+            f"{len(group.retrain_recipes)} different retraining recipe(s) in this comparison",
         ),
     ]

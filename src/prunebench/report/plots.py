@@ -26,20 +26,21 @@ def save(figure: plt.Figure) -> bytes:
 def curve_figure(group: Group, axis: str, published: list[PublishedPoint]) -> bytes:
     """top-1 against ``axis`` ('compression' or 'speedup'), log2 x axis, mean and 95% CI band."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for strategy, scope in sorted(group.series):
-        points = [group.series[(strategy, scope)][lvl] for lvl in group.levels((strategy, scope))]
+    for curve in group.sorted_curves():
+        points = curve.ordered()
         x = np.array([p.mean_compression() if axis == "compression" else p.mean_speedup() for p in points])
         estimates = [p.top1_estimate() for p in points]
         mean = np.array([e.mean for e in estimates]) * 100
         low = np.array([e.ci_low for e in estimates]) * 100
         high = np.array([e.ci_high for e in estimates]) * 100
-        style = "--" if strategy == "random" else "-"
-        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=f"{strategy} ({scope})")
+        style = "--" if curve.role == "control" else "-"
+        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=curve.label)
         if not np.isnan(low).all():
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
-    if group.dense_top1:
-        dense = estimate(list(group.dense_top1.values())).mean * 100
-        ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"dense ({dense:.2f}%)")
+    for entry in group.dense.values():
+        dense = estimate(list(entry.top1.values())).mean * 100
+        name = f"dense, {entry.setting}" if entry.setting else "dense"
+        ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"{name} ({dense:.2f}%)")
     shown = [p for p in published if (p.compression if axis == "compression" else p.speedup)]
     if shown:
         ax.scatter(
@@ -59,14 +60,14 @@ def measured_speedup_figure(group: Group) -> bytes:
     """Measured against theoretical speedup, with the y = x line a perfect runtime would follow."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     largest = 1.0
-    for series in sorted(group.series):
-        points = [p for p in (group.series[series][lvl] for lvl in group.levels(series)) if p.measured_speedup]
+    for curve in group.sorted_curves():
+        points = [p for p in curve.ordered() if p.measured_speedup]
         if not points:
             continue
         x = [p.mean_speedup() for p in points]
         y = [estimate(list(p.measured_speedup.values())).mean for p in points]
         largest = max(largest, *x, *y)
-        ax.plot(x, y, marker="o", markersize=3, label=f"{series[0]} ({series[1]})")
+        ax.plot(x, y, marker="o", markersize=3, label=curve.label)
     ax.plot([1, largest], [1, largest], color="black", linestyle=":", linewidth=1, label="y = x")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
@@ -81,13 +82,13 @@ def measured_speedup_figure(group: Group) -> bytes:
 def latency_figure(group: Group) -> bytes:
     """top-1 against measured latency of the pruned model."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for series in sorted(group.series):
-        points = [p for p in (group.series[series][lvl] for lvl in group.levels(series)) if p.latency_ms]
+    for curve in group.sorted_curves():
+        points = [p for p in curve.ordered() if p.latency_ms]
         if not points:
             continue
         x = [estimate(list(p.latency_ms.values())).mean for p in points]
         y = [p.top1_estimate().mean * 100 for p in points]
-        ax.plot(x, y, marker="o", markersize=3, label=f"{series[0]} ({series[1]})")
+        ax.plot(x, y, marker="o", markersize=3, label=curve.label)
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(f"{group.title}: top-1 vs measured latency\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)

@@ -1,4 +1,9 @@
-"""``prunebench results``: one flat row per run from the results database."""
+"""``prunebench results``: one flat row per run from the results database.
+
+Columns: what defines the run (role, strategy, scope, structure, schedule, retraining mode, target
+kind and value, short ids of the dense recipe and of the retraining recipe), its headline
+metrics, and every other spec key whose value differs between the runs (e.g. ``finetune.lr``).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,28 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import ConfigError
+from prunebench.record import RunResult, role_of
+from prunebench.report.aggregate import differences
+from prunebench.report.aggregate import flatten as spec_flatten
 from prunebench.store import DB_FILE, ResultsDB
 
 COLUMNS = (
-    "run_id", "status", "dataset", "model", "strategy", "scope", "target_compression", "seed",
+    "run_id", "status", "role", "dataset", "model", "strategy", "scope", "structure", "schedule", "retrain_mode",
+    "target_kind", "target_value", "dense_recipe", "retrain_recipe", "seed",
     "compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-    "macs_effective", "dense_top1", "pre_finetune_top1", "top1", "top5", "wall_time_s", "error",
+    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "wall_time_s", "error",
 )
-METRIC_COLUMNS = COLUMNS[8:19]
+
+
+def metrics(result: RunResult) -> dict[str, Any]:
+    """The record's headline numbers, as the flat columns name them."""
+    return {
+        "compression_ratio": result.sizes.compression_ratio, "theoretical_speedup": result.macs.theoretical_speedup,
+        "params_total": result.sizes.params_total, "params_nonzero": result.sizes.params_nonzero,
+        "macs_dense": result.macs.dense, "macs_effective": result.macs.effective,
+        "dense_top1": result.accuracy.dense_top1, "pre_retrain_top1": result.accuracy.pre_retrain_top1,
+        "top1": result.accuracy.top1, "top5": result.accuracy.top5, "wall_time_s": result.timings.wall,
+    }
 
 
 def open_db(results_dir: Path) -> ResultsDB:
@@ -26,15 +45,31 @@ def open_db(results_dir: Path) -> ResultsDB:
 
 
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
-    result = row.get("result") or {}
     flat = {c: row.get(c) for c in COLUMNS if c in row}
-    flat.update({c: result.get(c) for c in METRIC_COLUMNS})
+    flat["role"] = role_of(row.get("role"), row.get("strategy"), row.get("kind") == "dense")
+    if row.get("result") is not None:
+        flat.update(metrics(row["result"]))
     flat["error"] = row.get("error")
     return flat
 
 
+def varying_spec(rows: list[dict[str, Any]]) -> list[str]:
+    """Dotted spec keys whose value differs between the pruned runs (beyond the fixed columns)."""
+    specs = [spec_flatten(r["spec"]) for r in rows if r.get("kind") != "dense" and r.get("spec")]
+    fixed = {"seed", "dataset", "model", "prune.strategy", "prune.scope", "prune.structure", "prune.schedule",
+             "retrain.mode", "prune.compression", "prune.speedup", "prune.channel_fraction", "prune.iterative.rounds"}
+    return [k for k in differences(specs) if k not in fixed]
+
+
 def results_rows(results_dir: Path) -> list[dict[str, Any]]:
-    return [flatten(r) for r in open_db(results_dir).rows()]
+    """One flat row per run: the fixed columns, then each spec key that varies between runs."""
+    rows = open_db(results_dir).rows()
+    extra = varying_spec(rows)
+    flat = []
+    for row in rows:
+        values = spec_flatten(row.get("spec") or {})
+        flat.append({**flatten(row), **{k: json.loads(values[k]) if k in values else None for k in extra}})
+    return flat
 
 
 def cell(value: Any) -> str:
@@ -50,11 +85,11 @@ def format_results(rows: list[dict[str, Any]], fmt: str) -> str:
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    shown = [c for c in COLUMNS if c != "error"]
+    shown = [c for c in (list(rows[0]) if rows else COLUMNS) if c != "error"]
     table = [shown] + [[cell(r.get(c)) for c in shown] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(shown))]
     return "".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() + "\n" for line in table)

@@ -6,7 +6,6 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from prunebench.experiment.sweep import CONTROL_STRATEGY
 from prunebench.report.aggregate import Group
 from prunebench.report.stats import Estimate, area_under_log2, estimate, paired_difference
 
@@ -56,52 +55,58 @@ def ci(e: Estimate) -> str:
 
 def levels_table(group: Group) -> Table:
     rows = []
-    if group.dense_top1:
-        d = estimate(list(group.dense_top1.values()))
-        rows.append(["dense", "-", "1", "1.00", "1.00", pct(d.mean), pct(d.std), str(d.n), ci(d)])
-    for series in sorted(group.series):
-        for level in group.levels(series):
-            point = group.series[series][level]
+    for dense in group.dense.values():
+        d = estimate(list(dense.top1.values()))
+        rows.append(["dense", dense.setting or "-", "-", "1.00", "1.00", pct(d.mean), pct(d.std), str(d.n), ci(d)])
+    for curve in group.sorted_curves():
+        for point in curve.ordered():
             e = point.top1_estimate()
             rows.append([
-                series[0], series[1], f"{level:g}", f"{point.mean_compression():.2f}", f"{point.mean_speedup():.2f}",
-                pct(e.mean), pct(e.std), str(e.n), ci(e),
+                curve.strategy, curve.setting or "-", point.level, f"{point.mean_compression():.2f}",
+                f"{point.mean_speedup():.2f}", pct(e.mean), pct(e.std), str(e.n), ci(e),
             ])
     header = ["strategy", "setting", "target", "compression", "speedup", "top-1 mean (%)", "std", "n", "95% CI"]
-    return Table(f"{group.title}: test top-1 at each compression level", header, rows)
+    return Table(f"{group.title}: test top-1 at each target", header, rows)
 
 
 def paired_table(group: Group) -> Table:
-    """a - b per level, paired across seeds: strategies of one setting, and each against random."""
+    """a - b per target, paired across seeds, between curves that differ only in strategy, scope
+    and options (so the same recipe, schedule, structure, target kind); a control is always b."""
     rows = []
-    for (a, sa), (b, sb) in itertools.combinations(sorted(group.series), 2):
-        if sa != sb and CONTROL_STRATEGY not in (a, b):
+    for a, b in itertools.combinations(group.sorted_curves(), 2):
+        if a.comparison() != b.comparison() or a.role == b.role == "control":
             continue
-        if a == CONTROL_STRATEGY:  # always report 'method - random'
-            (a, sa), (b, sb) = (b, sb), (a, sa)
-        pa, pb = group.series[(a, sa)], group.series[(b, sb)]
-        for level in sorted(set(pa) & set(pb)):
-            diff = paired_difference(pa[level].top1, pb[level].top1)
+        if a.role == "control":  # always report 'method - control'
+            a, b = b, a
+        for level in sorted(set(a.points) & set(b.points)):
+            diff = paired_difference(a.points[level].top1, b.points[level].top1)
             if diff is None:
                 continue
             verdict = "" if diff.n < 2 else ("a > b" if diff.ci_low > 0 else "a < b" if diff.ci_high < 0 else "no difference")
-            rows.append([f"{a} ({sa}) - {b} ({sb})", f"{level:g}", pct(diff.mean), str(diff.n), ci(diff), verdict])
+            rows.append([f"{a.label} - {b.label}", a.points[level].level, pct(diff.mean), str(diff.n), ci(diff), verdict])
     header = ["a - b", "target", "mean difference (points)", "n", "95% CI", "at 95%"]
     return Table(f"{group.title}: paired differences in top-1", header, rows)
 
 
 def summary_table(group: Group) -> Table:
-    """Mean top-1 over the log2-compression range, per seed, then mean and CI over seeds."""
+    """Mean top-1 over the log2-compression range, per seed, then mean and CI over seeds.
+
+    x is the target ratio for compression targets, the reached compression for the other kinds."""
     rows = []
-    for series in sorted(group.series):
-        levels = group.levels(series)
-        points = [group.series[series][lvl] for lvl in levels]
+    for curve in group.sorted_curves():
+        points = curve.ordered()
         seeds = set.intersection(*(set(p.top1) for p in points)) if points else set()
-        per_seed = [area_under_log2(levels, [p.top1[s] for p in points]) for s in sorted(seeds)]
+        by_target = curve.target_kind == "compression"
+        per_seed = [
+            area_under_log2([float(p.target.value) if by_target else p.compression[s] for p in points],
+                            [p.top1[s] for p in points])
+            for s in sorted(seeds)
+        ]
         if not per_seed:
             continue
         e = estimate(per_seed)
-        rows.append([series[0], series[1], f"{levels[0]:g}-{levels[-1]:g}", pct(e.mean), str(e.n), ci(e)])
+        span = f"{points[0].level}-{points[-1].level}" if by_target else f"{points[0].mean_compression():.3g}-{points[-1].mean_compression():.3g}x"
+        rows.append([curve.strategy, curve.setting or "-", span, pct(e.mean), str(e.n), ci(e)])
     header = ["strategy", "setting", "levels", "area under top-1 vs log2 compression (%)", "n", "95% CI"]
     return Table(f"{group.title}: one number per curve", header, rows)
 

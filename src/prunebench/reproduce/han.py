@@ -45,9 +45,9 @@ def run(seeds: list[int], settings: RunSettings, results_dir: Path) -> Report:
         model_clock = Stopwatch()
         for seed in seeds:
             result = run_experiment(experiment_spec(experiment, seed), settings, results_dir)
-            dense_err.append(100 * (1 - result["dense_top1"]))
-            pruned_err.append(100 * (1 - result["top1"]))
-            ratios.append(result["prunable_compression_ratio"])
+            dense_err.append(100 * (1 - result.accuracy.dense_top1))
+            pruned_err.append(100 * (1 - result.accuracy.top1))
+            ratios.append(result.sizes.prunable_compression_ratio)
         published = entry["published"]
         dense_mean, _ = mean_spread(dense_err)
         pruned_mean, _ = mean_spread(pruned_err)

@@ -46,8 +46,8 @@ def run(seeds: list[int], settings: RunSettings, results_dir: Path) -> Report:
     for seed in seeds:
         spec = experiment_spec(config["experiment"], seed)
         result = run_experiment(spec, settings, results_dir)
-        dense.append(100 * result["dense_top1"])
-        for entry in result["rounds"]:
+        dense.append(100 * result.accuracy.dense_top1)
+        for entry in result.retraining.rounds if result.retraining else []:
             tickets.setdefault(entry["round"], []).append(100 * entry["top1"])
             remaining.setdefault(entry["round"], []).append(100 * entry["weights_remaining"])
         for r in controls:

@@ -1,13 +1,16 @@
 """The results database: one SQLite file in the results directory, the system of record.
 
 One row per run (pruned runs and dense baselines alike), keyed by run id, so rerunning a sweep
-updates rows instead of duplicating them. WAL mode plus a busy timeout lets many processes
+updates rows instead of duplicating them. Its ``result`` is the run's RunResult; the other
+columns index what the report and ``prunebench results`` group and filter by. The schema is
+versioned (``PRAGMA user_version``); a file from an older version is migrated when opened. WAL mode plus a busy timeout lets many processes
 write at once; every write is one short transaction.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -15,8 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from prunebench.errors import DataError
+from prunebench.record import RunResult, index_of, load_result, role_of
+
+log = logging.getLogger("prunebench")
+
 DB_FILE = "prunebench.db"
 BUSY_TIMEOUT_S = 60.0
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the layout before versions (see migrate_v0)
 
 STATUSES = ("pending", "running", "completed", "failed", "diverged")
 
@@ -25,25 +34,53 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,               -- 'pruned' or 'dense'
     status TEXT NOT NULL,
-    dataset TEXT, model TEXT, strategy TEXT, scope TEXT,
-    target_compression REAL, seed INTEGER,
+    dataset TEXT, model TEXT, strategy TEXT, scope TEXT, seed INTEGER,
     dense_id TEXT, finetune_id TEXT,  -- what the run shares with others (fair-comparison checks)
     spec TEXT NOT NULL,               -- canonical resolved spec, JSON
-    result TEXT,                      -- result.json contents, JSON
+    result TEXT,                      -- the RunResult (result.json), JSON
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     started_at REAL, finished_at REAL, wall_time_s REAL,
-    provenance TEXT
+    provenance TEXT,
+    role TEXT,                        -- 'method', 'control' or 'dense', as the sweep planned it
+    target_kind TEXT, target_value,   -- a ratio or fraction, a round count, or an 'N:M' pattern
+    structure TEXT, schedule TEXT, retrain_mode TEXT,
+    dense_recipe TEXT, retrain_recipe TEXT  -- short ids of the train / finetune+retrain sections
 );
-CREATE INDEX IF NOT EXISTS runs_by_group ON runs (dataset, model, strategy, scope, target_compression);
+CREATE INDEX IF NOT EXISTS runs_by_point ON runs (dataset, model, strategy, target_kind, target_value);
 """
 
 COLUMNS = (
-    "run_id", "kind", "status", "dataset", "model", "strategy", "scope", "target_compression", "seed",
+    "run_id", "kind", "status", "dataset", "model", "strategy", "scope", "seed",
     "dense_id", "finetune_id", "spec", "result", "error", "attempts", "started_at", "finished_at",
-    "wall_time_s", "provenance",
+    "wall_time_s", "provenance", "role", "target_kind", "target_value", "structure", "schedule",
+    "retrain_mode", "dense_recipe", "retrain_recipe",
 )
-JSON_COLUMNS = ("spec", "result", "provenance")
+JSON_COLUMNS = ("spec", "provenance")
+ADDED_IN_V1 = COLUMNS[COLUMNS.index("role"):]
+
+
+def migrate_v0(conn: sqlite3.Connection) -> None:
+    """The unversioned layout: add the index columns from each row's spec, turn each result
+    into a RunResult, and drop ``target_compression`` (a compression, a speedup or a channel
+    fraction depending on the run, now ``target_kind`` and ``target_value``)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    for column in ADDED_IN_V1:
+        if column not in have:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column}{' TEXT' if column != 'target_value' else ''}")
+    rows = conn.execute("SELECT run_id, kind, strategy, spec, result FROM runs").fetchall()
+    for run_id, kind, strategy, spec, result in rows:
+        index = index_of(json.loads(spec))
+        index["role"] = role_of(None, strategy, kind == "dense")
+        index["result"] = load_result(result).model_dump_json() if result else None
+        index["run_id"] = run_id
+        conn.execute(
+            "UPDATE runs SET " + ", ".join(f"{k}=:{k}" for k in index if k != "run_id") + " WHERE run_id=:run_id", index
+        )
+    conn.execute("DROP INDEX IF EXISTS runs_by_group")
+    if "target_compression" in have:
+        conn.execute("ALTER TABLE runs DROP COLUMN target_compression")
+    log.info("results database migrated to schema version %d", SCHEMA_VERSION)
 
 
 class ResultsDB:
@@ -53,7 +90,25 @@ class ResultsDB:
         results_dir.mkdir(parents=True, exist_ok=True)
         self.path = results_dir / DB_FILE
         with self._connect() as conn:
-            conn.executescript(SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")  # one process creates or migrates; the others wait
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise DataError(
+                        f"{self.path}: schema version {version} is newer than this prunebench's "
+                        f"({SCHEMA_VERSION}); open it with the version that wrote it"
+                    )
+                if version < SCHEMA_VERSION:
+                    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+                    if exists:
+                        migrate_v0(conn)
+                    for statement in filter(str.strip, SCHEMA.split(";")):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -78,7 +133,7 @@ class ResultsDB:
     def register(self, row: Mapping[str, Any]) -> None:
         """Add a run as pending, unless it is already known (its status is then kept)."""
         values = {c: row.get(c) for c in COLUMNS}
-        values.update(status="pending", attempts=0)
+        values.update(index_of(row["spec"]), status="pending", attempts=0)
         values = encode(values)
         names = ", ".join(values)
         self._write(
@@ -92,7 +147,7 @@ class ResultsDB:
             {"run_id": run_id, "now": time.time()},
         )
 
-    def finish(self, run_id: str, status: str, result: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+    def finish(self, run_id: str, status: str, result: RunResult | None = None, error: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         self._write(
@@ -100,9 +155,9 @@ class ResultsDB:
             "wall_time_s=:wall, provenance=:provenance WHERE run_id=:run_id",
             {
                 "run_id": run_id, "status": status, "error": error, "now": time.time(),
-                "result": json.dumps(result) if result is not None else None,
-                "wall": (result or {}).get("wall_time_s"),
-                "provenance": json.dumps((result or {}).get("provenance")) if result else None,
+                "result": result.model_dump_json() if result is not None else None,
+                "wall": result.timings.wall if result is not None else None,
+                "provenance": result.provenance.model_dump_json() if result is not None else None,
             },
         )
 
@@ -128,4 +183,8 @@ def encode(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def decode(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: json.loads(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
+    """JSON columns parsed; ``result`` as a RunResult."""
+    decoded = {k: json.loads(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
+    if decoded.get("result") is not None:
+        decoded["result"] = load_result(decoded["result"])
+    return decoded

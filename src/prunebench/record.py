@@ -1,0 +1,340 @@
+"""One typed record per run: what the pipeline returns, what result.json holds, what the store
+indexes and what the report reads. A field means one thing; metric definitions: docs/metrics.md.
+
+result.json is ``RunResult.model_dump_json()``; its ``schema_version`` says which layout it is.
+A result written before the record existed (a flat dict without ``schema_version``) loads
+through :func:`from_legacy`, which logs that it converted it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from prunebench.errors import DataError
+
+log = logging.getLogger("prunebench")
+
+SCHEMA_VERSION = 1
+RECIPE_ID_LENGTH = 10
+
+Role = Literal["method", "control", "dense"]
+TargetKind = Literal["compression", "speedup", "channel_fraction", "rounds", "nm"]
+CONTROL_PREFIX = "random"  # rows written before roles existed: their controls were strategy 'random'
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(Record):
+    """What the run was asked to reach. ``value`` is a ratio or fraction (compression, speedup,
+    channel_fraction), a round count (rounds) or an 'N:M' pattern (nm); ``kind`` says which."""
+
+    kind: TargetKind
+    value: float | int | str
+
+    @classmethod
+    def from_prune(cls, prune: Mapping[str, Any]) -> Target:
+        """The target a resolved ``prune`` section sets (``spec.model_dump(mode='json')['prune']``)."""
+        structure = str(prune.get("structure", "unstructured"))
+        if ":" in structure and not structure.startswith("block"):
+            return cls(kind="nm", value=structure)
+        if prune.get("speedup") is not None:
+            return cls(kind="speedup", value=float(prune["speedup"]))
+        if prune.get("channel_fraction") is not None:
+            return cls(kind="channel_fraction", value=float(prune["channel_fraction"]))
+        rounds = (prune.get("iterative") or {}).get("rounds")
+        if prune.get("schedule") == "iterative" and rounds is not None:
+            return cls(kind="rounds", value=int(rounds))
+        return cls(kind="compression", value=float(prune.get("compression", 4.0)))
+
+    def label(self) -> str:
+        """'8x', 'speedup 2x', 'channels 0.5', '3 rounds', '2:4'."""
+        if self.kind == "compression":
+            return f"{self.value:g}x"
+        if self.kind == "speedup":
+            return f"speedup {self.value:g}x"
+        if self.kind == "channel_fraction":
+            return f"channels {self.value:g}"
+        if self.kind == "rounds":
+            return f"{self.value} rounds"
+        return str(self.value)
+
+    def spec_key(self) -> str:
+        """The dotted spec key that holds the value (the rest of the spec is the curve)."""
+        return {"compression": "prune.compression", "speedup": "prune.speedup", "channel_fraction":
+                "prune.channel_fraction", "rounds": "prune.iterative.rounds", "nm": "prune.structure"}[self.kind]
+
+
+class Sizes(Record):
+    """Parameter counts. compression_ratio = params_total / params_nonzero (whole model)."""
+
+    params_total: int
+    params_nonzero: int
+    prunable_total: int
+    prunable_nonzero: int
+    compression_ratio: float
+    prunable_compression_ratio: float
+    sparsity: float  # pruned / prunable
+    layer_sparsity: dict[str, float] = {}
+
+    @classmethod
+    def of(cls, metrics: Any) -> Sizes:
+        """From :class:`prunebench.metrics.size.SizeMetrics`."""
+        return cls(
+            params_total=metrics.params_total, params_nonzero=metrics.params_nonzero,
+            prunable_total=metrics.prunable_total, prunable_nonzero=metrics.prunable_nonzero,
+            compression_ratio=metrics.compression_ratio, prunable_compression_ratio=metrics.prunable_compression_ratio,
+            sparsity=metrics.sparsity, layer_sparsity=metrics.layer_sparsity,
+        )
+
+
+class LayerMacs(Record):
+    dense: int
+    effective: int
+
+
+class Macs(Record):
+    """MACs of one example. theoretical_speedup = dense / effective."""
+
+    dense: int
+    effective: int
+    theoretical_speedup: float
+    per_layer: dict[str, LayerMacs] = {}
+
+    @classmethod
+    def of(cls, metrics: Any) -> Macs:
+        """From :class:`prunebench.metrics.flops.MacMetrics`."""
+        return cls(
+            dense=metrics.dense_total, effective=metrics.effective_total,
+            theoretical_speedup=metrics.theoretical_speedup,
+            per_layer={name: LayerMacs(dense=n, effective=metrics.effective[name]) for name, n in metrics.dense.items()},
+        )
+
+
+class Accuracy(Record):
+    """Test accuracy over every test example once; val_* from the split held out of training."""
+
+    top1: float
+    top5: float
+    loss: float | None = None
+    test_examples: int | None = None
+    val_top1: float | None = None
+    pre_retrain_top1: float | None = None  # right after pruning, before any retraining
+    pre_retrain_top5: float | None = None
+    dense_top1: float
+    dense_top5: float | None = None
+    dense_val_top1: float | None = None
+
+
+class Latency(Record):
+    """Dense and pruned latency timed in turns; measured_speedup = dense / pruned (median of ratios)."""
+
+    runtime: str
+    allocator: str | None = None
+    device: str
+    threads: int
+    batch_size: int
+    dtype: str
+    repeats: int
+    dense_ms: float
+    pruned_ms: float
+    measured_speedup: float
+    measured_speedup_iqr: tuple[float, float]
+    compacted: bool
+
+
+class Retraining(Record):
+    """How the pruned network was obtained and trained after pruning."""
+
+    schedule: str
+    structure: str
+    mode: str
+    recipe: dict[str, Any]  # the final training's recipe, epochs as run
+    log: list[dict[str, Any]] = []  # per epoch of the final training
+    rounds: list[dict[str, Any]] = []  # iterative: one entry per round
+    gradual_updates: list[dict[str, int]] = []
+
+
+class Timings(Record):
+    """Seconds. dense_train is 0 when the dense checkpoint was reused."""
+
+    dense_train: float = 0.0
+    prune: float = 0.0
+    retrain: float = 0.0  # all (re)training after the dense checkpoint
+    wall: float
+
+
+class Provenance(Record):
+    """What the result was produced with."""
+
+    prunebench: str | None = None
+    git_commit: str | None = None
+    torch: str | None = None
+    python: str | None = None
+    platform: str | None = None
+    host: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    dataset_checksums: dict[str, str] = {}
+    dense_cached: bool = False
+
+
+class Measurement(Record):
+    """What :func:`prunebench.measure` reports for a user's own model: the parts that apply."""
+
+    sizes: Sizes
+    macs: Macs
+    top1: float
+    top5: float
+    loss: float | None = None
+    test_examples: int
+
+
+class RunResult(Record):
+    """One run, pruned or dense baseline (``role`` 'dense': no target, no retraining)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    role: Role | None = None  # set by the sweep that planned the run; None: a single run
+    dense_id: str
+    dense_sha256: str | None = None
+    spec: dict[str, Any]  # the resolved spec (a dense baseline: its dense spec)
+    target: Target | None = None
+    sizes: Sizes
+    macs: Macs
+    accuracy: Accuracy
+    latency: Latency | None = None
+    retraining: Retraining | None = None
+    timings: Timings
+    provenance: Provenance
+
+
+def load_result(data: Mapping[str, Any] | str | bytes) -> RunResult:
+    """A RunResult from its JSON (text or parsed); the flat layout from before the record converts."""
+    parsed: Any = json.loads(data) if isinstance(data, (str, bytes)) else data
+    if not isinstance(parsed, Mapping):
+        raise DataError("a run result must be a JSON object")
+    if "schema_version" not in parsed:
+        return from_legacy(parsed)
+    if parsed["schema_version"] != SCHEMA_VERSION:
+        raise DataError(
+            f"result schema_version {parsed['schema_version']!r} is not {SCHEMA_VERSION}: "
+            "written by another prunebench version; read it with that version"
+        )
+    try:
+        return RunResult.model_validate(parsed)
+    except ValidationError as exc:
+        raise DataError(f"invalid run result: {str(exc).splitlines()[0]}") from None
+
+
+def read_result(path: Path) -> RunResult:
+    """Load ``path`` (a result.json) through :func:`load_result`."""
+    try:
+        return load_result(path.read_text())
+    except (DataError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: {exc}") from None
+
+
+def from_legacy(old: Mapping[str, Any]) -> RunResult:
+    """Convert a result written before ``schema_version`` existed (flat keys) into a RunResult.
+
+    The old ``target_compression`` is dropped: the target is re-derived from the spec, so a
+    round-count or N:M run gets its own target kind instead of the default compression.
+    """
+    log.info("converting a result without schema_version (run %s) to schema %d", old.get("run_id") or old.get("dense_id"), SCHEMA_VERSION)
+    spec = dict(old["spec"])
+    dense = "prune" not in spec
+    top1 = old["top1"]
+    accuracy = Accuracy(
+        top1=top1, top5=old["top5"], loss=old.get("loss"), test_examples=old.get("test_examples"),
+        val_top1=old.get("val_top1", old.get("dense_val_top1")),
+        pre_retrain_top1=None if dense else old.get("pre_finetune_top1"),
+        pre_retrain_top5=None if dense else old.get("pre_finetune_top5"),
+        dense_top1=old["dense_top1"], dense_top5=old.get("dense_top5", old["top5"] if dense else None),
+        dense_val_top1=old.get("dense_val_top1"),
+    )
+    params_total, params_nonzero = old["params_total"], old["params_nonzero"]
+    sizes = Sizes(
+        params_total=params_total, params_nonzero=params_nonzero,
+        prunable_total=old.get("prunable_total", 0), prunable_nonzero=old.get("prunable_nonzero", 0),
+        compression_ratio=old["compression_ratio"], prunable_compression_ratio=old["prunable_compression_ratio"],
+        sparsity=old.get("sparsity", 0.0), layer_sparsity=old.get("layer_sparsity", {}),
+    )
+    macs = Macs(
+        dense=old["macs_dense"], effective=old["macs_effective"], theoretical_speedup=old["theoretical_speedup"],
+        per_layer={k: LayerMacs(**v) for k, v in old.get("macs_per_layer", {}).items()},
+    )
+    latency = None
+    if old.get("latency"):
+        latency = Latency(**old["latency"], measured_speedup=old["measured_speedup"])
+    timings = old.get("timings_s", {})
+    provenance = Provenance(
+        **old.get("provenance", {}), dataset_checksums=old.get("dataset_checksums", {}),
+        dense_cached=bool(old.get("dense_cached", False)),
+    )
+    retraining = None if dense else Retraining(
+        schedule=old.get("schedule", "one-shot"), structure=old.get("structure", "unstructured"),
+        mode=old.get("retrain_mode", "finetune"), recipe=old.get("retrain_recipe", {}),
+        log=old.get("finetune_log", []), rounds=old.get("rounds", []), gradual_updates=old.get("gradual_updates", []),
+    )
+    return RunResult(
+        run_id=old.get("run_id") or dense_run_id(old["dense_id"]),
+        role="dense" if dense else None,
+        dense_id=old["dense_id"], dense_sha256=old.get("dense_sha256"), spec=spec,
+        target=None if dense else Target.from_prune(spec["prune"]),
+        sizes=sizes, macs=macs, accuracy=accuracy, latency=latency, retraining=retraining,
+        timings=Timings(
+            dense_train=timings.get("dense_train", 0.0 if old.get("dense_cached") else old.get("wall_time_s", 0.0)),
+            prune=timings.get("prune", 0.0), retrain=timings.get("finetune", 0.0), wall=old.get("wall_time_s", 0.0),
+        ),
+        provenance=provenance,
+    )
+
+
+DENSE_PREFIX = "dense-"
+
+
+def dense_run_id(dense_id: str) -> str:
+    """The run id of a dense baseline row: its dense checkpoint's id, prefixed."""
+    return DENSE_PREFIX + dense_id
+
+
+def recipe_id(*sections: Any) -> str:
+    """A short id of resolved spec sections (JSON), e.g. ``recipe_id(spec['train'])``."""
+    payload = json.dumps(list(sections), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:RECIPE_ID_LENGTH]
+
+
+def index_of(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns a results index keeps for a run, from its resolved spec (a dense spec has no prune)."""
+    prune = spec.get("prune")
+    if prune is None:
+        return {
+            "target_kind": None, "target_value": None, "structure": None, "schedule": None, "retrain_mode": None,
+            "dense_recipe": recipe_id(spec.get("train", {})), "retrain_recipe": None,
+        }
+    target = Target.from_prune(prune)
+    return {
+        "target_kind": target.kind, "target_value": target.value,
+        "structure": prune.get("structure", "unstructured"), "schedule": prune.get("schedule", "one-shot"),
+        "retrain_mode": spec.get("retrain", {}).get("mode", "finetune"),
+        "dense_recipe": recipe_id(spec.get("train", {})),
+        "retrain_recipe": recipe_id(spec.get("finetune", {}), spec.get("retrain", {})),
+    }
+
+
+def role_of(role: str | None, strategy: str | None, dense: bool) -> Role:
+    """A row's role: as recorded, else (rows from before roles) dense, or a control named random*."""
+    if role in ("method", "control", "dense"):
+        return role  # type: ignore[return-value]
+    if dense:
+        return "dense"
+    return "control" if (strategy or "").startswith(CONTROL_PREFIX) else "method"
