@@ -183,6 +183,7 @@ class Provenance(Record):
     host: str | None = None
     device: str | None = None
     threads: int | None = None
+    plugins: tuple[str, ...] = ()  # user modules this process imported (prunebench.plugins)
     dataset_checksums: dict[str, str] = {}
     dense_cached: bool = False
 
