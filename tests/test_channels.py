@@ -58,3 +58,25 @@ def test_unstructured_and_nm_sweeps_get_random() -> None:
     for prune in ({"compression": 4}, {"structure": "2:4", "prunable": {"exclude": ["conv1.*"]}}):
         plan = plan_from_mapping({**base, "model": "mlp", "prune": prune, "sweep": {"seed": [0]}})
         assert [j.spec.prune.strategy for j in plan.pruned_jobs if j.role == "control"] == ["random"]
+
+
+def _digits_like():
+    from prunebench.data import load_dataset
+
+    return load_dataset("synthetic", data_dir=None, val_fraction=0.1, seed=0, device="cpu", download=False)
+
+
+def test_prunable_exclude_keeps_the_layers_channels_in_a_channel_run() -> None:
+    import prunebench as pb
+    from prunebench.models import create_model
+    from prunebench.pruning import PrunablePolicy
+
+    data = _digits_like()
+    for exclude, whole in (((), False), (("features.0.*",), True)):
+        torch.manual_seed(0)
+        model = create_model("conv-2", data.input_shape, data.num_classes)
+        mask = pb.prune(model, data, "l1_filter", structure="channel", channel_fraction=0.5,
+                        prunable=PrunablePolicy(exclude=exclude))
+        first = mask["features.0.weight"] if "features.0.weight" in mask else None
+        assert (first is None or bool(first.all())) is whole
+        assert not mask["features.2.weight"].all()  # the other layers are still pruned

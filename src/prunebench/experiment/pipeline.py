@@ -33,6 +33,7 @@ from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
 from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime
+from prunebench.pruning.channels import layers_matching
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
@@ -105,7 +106,8 @@ def latency_metrics(
     dense = build_model(spec, data).to(settings.device)
     dense.load_state_dict(load_tensors(results_dir / DENSE_DIR / spec.dense_spec().content_hash() / "model.pt"))
     compacted = spec.prune.structure == CHANNEL
-    pruned = compact(model, mask, data.input_shape) if compacted else model
+    exclude = layers_matching(model, spec.prune.prunable.exclude)
+    pruned = compact(model, mask, data.input_shape, exclude) if compacted else model
     batch = settings.latency_batch_size
     times = interleaved_times(
         {"dense": torch_runner(dense, data.input_shape, batch), "pruned": torch_runner(pruned, data.input_shape, batch)},

@@ -14,6 +14,7 @@ the effective parameter and MAC counts of the masked model are those of the comp
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,19 @@ def excluded_layers(model: nn.Module, exclude: Iterable[str] = ()) -> tuple[str,
         if name not in known:
             raise ConfigError(f"prune.exclude: {name!r} is not a module of the model")
     return tuple(dict.fromkeys(names))
+
+
+def layers_matching(model: nn.Module, patterns: Iterable[str]) -> tuple[str, ...]:
+    """Modules with a parameter whose name matches a glob of ``patterns`` (the parameter-name
+    globs of ``prune.prunable.exclude``): channel pruning keeps their output channels whole."""
+    patterns = tuple(patterns)
+    return tuple(
+        name for name, module in model.named_modules()
+        if any(
+            fnmatch.fnmatchcase(f"{name}.{p}" if name else p, pattern)
+            for p, _ in module.named_parameters(recurse=False) for pattern in patterns
+        )
+    )
 
 
 def dependency_graph(model: nn.Module, input_shape: tuple[int, ...], exclude: Iterable[str] = ()) -> tuple[Any, list[Any], tuple[str, ...]]:

@@ -12,7 +12,7 @@ from prunebench.config import CHANNEL, PruneSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.metrics.size import unprunable_nonzero
-from prunebench.pruning.channels import ChannelTarget, prune_channels
+from prunebench.pruning.channels import ChannelTarget, layers_matching, prune_channels
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.prunable import prunable_parameters
 from prunebench.pruning.scores import STRATEGIES, Batch, ScoreInputs
@@ -109,11 +109,13 @@ def prune_channel_model(
 
     The mask covers every tensor a removed channel touches (weights, biases, batch-norm
     parameters, the next layer's input slices), so compaction can drop them physically.
+    A layer with a parameter matched by ``prune.prunable.exclude`` keeps all its output channels.
     """
     kind, value = spec.target
     selection = prune_channels(
         model, data.input_shape, spec.strategy, ChannelTarget(kind, value), spec.scope,
-        batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed), seed=seed, previous=previous,
+        batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed), seed=seed,
+        exclude=layers_matching(model, spec.prunable.exclude), previous=previous,
     )
     selection.mask.apply(model)
     return selection.mask
