@@ -80,3 +80,38 @@ def test_prunable_exclude_keeps_the_layers_channels_in_a_channel_run() -> None:
         first = mask["features.0.weight"] if "features.0.weight" in mask else None
         assert (first is None or bool(first.all())) is whole
         assert not mask["features.2.weight"].all()  # the other layers are still pruned
+
+
+def test_compact_refuses_a_mask_that_is_not_a_channel_mask() -> None:
+    import prunebench as pb
+    from prunebench.errors import ConfigError
+    from prunebench.models import create_model
+    from prunebench.pruning import PrunablePolicy
+    from prunebench.pruning.compact import compact
+
+    data = _digits_like()
+    for structure, options in (("unstructured", {"compression": 4}), ("2:4", {})):
+        model = create_model("conv-2", data.input_shape, data.num_classes)
+        mask = pb.prune(model, data, "magnitude", structure=structure,
+                        prunable=PrunablePolicy(exclude=("features.0.*",)), **options)
+        with pytest.raises(ConfigError, match="compact needs a channel mask"):
+            compact(model, mask, data.input_shape)
+
+
+def test_measure_works_on_a_compacted_model() -> None:
+    import prunebench as pb
+    from prunebench.models import create_model
+    from prunebench.pruning import Mask
+    from prunebench.pruning.compact import compact
+
+    data = _digits_like()
+    torch.manual_seed(0)
+    model = create_model("conv-2", data.input_shape, data.num_classes)
+    mask = pb.prune(model, data, "l1_filter", structure="channel", channel_fraction=0.5)
+    masked = pb.measure(model, data, mask)
+    small = compact(model, mask, data.input_shape).eval()
+    for measured in (pb.measure(small, data), pb.measure(small, data, Mask.ones(dict(small.named_parameters())))):
+        assert measured["params_total"] == measured["params_nonzero"] == masked["params_nonzero"]
+        assert measured["macs_dense"] == measured["macs_effective"] == masked["macs_effective"]
+        assert measured["params_total"] < masked["params_total"]
+        assert measured["top1"] == pytest.approx(masked["top1"])

@@ -43,25 +43,51 @@ def removable_channels(group: ChannelGroup, mask: Mask) -> list[int]:
 def compact(model: nn.Module, mask: Mask, input_shape: tuple[int, ...], exclude: Iterable[str] = ()) -> nn.Module:
     """A smaller copy of ``model`` with every channel that ``mask`` fully zeroes removed.
 
-    ``model`` is left as it is; the copy carries the masked weights (so entries the mask
-    zeroes inside kept channels stay zero). ``exclude`` must match the one used to select.
+    ``model`` is left as it is. ``exclude`` must match the one used to select. Only a channel
+    mask (``prune.structure: channel``) can be compacted: a mask that prunes entries inside
+    the channels it keeps (unstructured, N:M, block) is refused with a ConfigError, since the
+    smaller model would still hold its zeros and measure as something it is not.
     """
     mask.validate_for(model)
     small = copy.deepcopy(model)
     mask.apply(small)
     tp_graph, tp_groups, _ = dependency_graph(small, tuple(input_shape), exclude)
     removals = []
+    removed: dict[str, torch.Tensor] = {}
     for group in groups_from(small, tp_graph, tp_groups):
         channels = removable_channels(group, mask)
         if len(channels) == group.channels:
             raise ConfigError(f"mask removes every channel of {group.root}; keep at least one")
         if channels:
             removals.append((group.root, channels))
+            mark_removed(removed, group, channels, mask)
+    check_channel_mask(mask, removed)
     for root_name, channels in removals:
         root = small.get_submodule(root_name)
         pruner = tp_graph.get_pruner_of_module(root)
         tp_graph.get_pruning_group(root, pruner.prune_out_channels, channels).prune()
     return small
+
+
+def mark_removed(removed: dict[str, torch.Tensor], group: ChannelGroup, channels: list[int], mask: Mask) -> None:
+    """Flag, per parameter, the entries that removing ``channels`` of ``group`` takes away."""
+    gone = torch.zeros(group.channels, dtype=torch.bool)
+    gone[channels] = True
+    for s in group.slices:
+        flags = removed.setdefault(s.param, torch.zeros(mask[s.param].shape, dtype=torch.bool))
+        flags.index_fill_(s.dim, s.positions[gone[s.owner]], True)
+
+
+def check_channel_mask(mask: Mask, removed: dict[str, torch.Tensor]) -> None:
+    """Refuse a mask whose pruned entries are not all inside removed channels."""
+    for name, keep in mask.items():
+        inside = (~keep.cpu()) & ~removed.get(name, torch.zeros_like(keep, device="cpu"))
+        if inside.any():
+            raise ConfigError(
+                f"compact needs a channel mask (prune.structure 'channel'): this mask prunes "
+                f"{int(inside.sum())} entries of {name} inside channels it keeps (an unstructured, "
+                "N:M or block mask cannot be compacted; measure the masked model instead)"
+            )
 
 
 def reinitialize(model: nn.Module, seed: int) -> nn.Module:
