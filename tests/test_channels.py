@@ -115,3 +115,69 @@ def test_measure_works_on_a_compacted_model() -> None:
         assert measured["macs_dense"] == measured["macs_effective"] == masked["macs_effective"]
         assert measured["params_total"] < masked["params_total"]
         assert measured["top1"] == pytest.approx(masked["top1"])
+
+
+class NormsAndGroups(torch.nn.Module):
+    """GroupNorm (blocks of 2, and one per channel), a grouped convolution, a LayerNorm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.conv1, self.gn1 = nn.Conv2d(1, 8, 3, padding=1), nn.GroupNorm(4, 8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.BatchNorm2d(8)
+        self.conv3, self.gn3 = nn.Conv2d(8, 12, 3, padding=1, groups=4), nn.GroupNorm(12, 12)
+        self.conv4, self.ln4 = nn.Conv2d(12, 6, 1), nn.GroupNorm(1, 6)  # a LayerNorm over channels
+        self.fc1, self.ln = nn.Linear(6 * 4 * 4, 16), nn.LayerNorm(16)
+        self.fc2 = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.nn.functional
+        x = f.relu(self.gn1(self.conv1(x)))
+        x = f.relu(self.bn2(self.conv2(x)))
+        x = f.max_pool2d(f.relu(self.gn3(self.conv3(x))), 2)
+        x = f.relu(self.ln4(self.conv4(x)))
+        return self.fc2(f.relu(self.ln(self.fc1(x.flatten(1)))))
+
+
+def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    """Norm scales and shifts away from 1 and 0, BN statistics away from their defaults."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.BatchNorm2d)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=generator))
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=generator))
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+    return model.eval()
+
+
+def test_groupnorm_layernorm_and_grouped_conv_compact_to_the_masked_model() -> None:
+    from prunebench.metrics import mac_metrics, size_metrics
+    from prunebench.pruning.channels import ChannelTarget, channel_graph, prune_channels
+    from prunebench.pruning.compact import compact
+
+    shape = (1, 8, 8)
+    torch.manual_seed(0)
+    model = _perturbed(NormsAndGroups())
+    graph = channel_graph(model, shape)
+    units = {g.root: (g.channels, g.width) for g in graph.groups}
+    # conv1: GN blocks {0,1}..{6,7} tied across conv2's two groups -> 2 units; conv2: its two
+    # groups, read by conv3 in 4 groups of 2 -> 2 units; conv3: 4 groups of 3 -> 3 units; conv4
+    # and fc1: one norm over all their channels -> 1 unit, nothing prunable
+    assert units == {"conv1": (2, 8), "conv2": (2, 8), "conv3": (3, 12), "conv4": (1, 6), "fc1": (1, 16)}
+    x = torch.randn(16, *shape, generator=torch.Generator().manual_seed(1))
+    for seed in range(3):
+        selection = prune_channels(model, shape, "random_channel", ChannelTarget("channel_fraction", 0.3), seed=seed)
+        masked = _perturbed(NormsAndGroups())
+        masked.load_state_dict(model.state_dict())
+        selection.mask.apply(masked)
+        small = compact(model, selection.mask, shape).eval()
+        assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+        with torch.no_grad():
+            torch.testing.assert_close(small(x), masked(x), rtol=1e-5, atol=1e-5)
+        sizes = size_metrics(masked, dict(masked.named_parameters()))
+        assert sum(p.numel() for p in small.parameters()) == sizes.params_nonzero
+        assert mac_metrics(small, shape).dense_total == mac_metrics(masked, shape).effective_total
+        assert small.gn1.num_channels // small.gn1.num_groups == 2 and small.conv3.groups == 4

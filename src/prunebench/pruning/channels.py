@@ -70,9 +70,30 @@ class ChannelSlice:
 
 @dataclass(frozen=True)
 class ChannelGroup:
+    """One set of coupled channels. Selection works on *units*: a unit is one channel, or
+    several channels that must go together (GroupNorm blocks, a grouped convolution's groups);
+    ``channels`` counts units and ``unit_of`` maps each root channel to its unit."""
+
     root: str  # the module whose output channels number the group's channels
     channels: int
     slices: tuple[ChannelSlice, ...]
+    unit_of: tuple[int, ...] = ()  # root channel -> its unit (empty: each channel is a unit)
+
+    @property
+    def width(self) -> int:
+        """Channels of the group (the root's output channels)."""
+        return len(self.unit_of) if self.unit_of else self.channels
+
+    def channels_in(self, flags: torch.Tensor) -> int:
+        """Channels held by the flagged units."""
+        return int(flags.sum()) if not self.unit_of else int(flags[list(self.unit_of)].sum())
+
+    def root_channels(self, units: Iterable[int]) -> list[int]:
+        """The root's output channels that make up ``units``."""
+        chosen = set(units)
+        if not self.unit_of:
+            return sorted(chosen)
+        return [c for c, u in enumerate(self.unit_of) if u in chosen]
 
     def of_role(self, role: Role, kind: str = "weight") -> list[ChannelSlice]:
         return [s for s in self.slices if s.role == role and s.param.endswith("." + kind)]
@@ -91,7 +112,7 @@ class ChannelGraph:
 
     @property
     def channels_total(self) -> int:
-        return sum(g.channels for g in self.groups)
+        return sum(g.width for g in self.groups)
 
     @property
     def dense_macs_total(self) -> int:
@@ -147,28 +168,86 @@ def is_depthwise(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and module.groups == module.in_channels == module.out_channels
 
 
+def is_grouped(module: nn.Module) -> bool:
+    """A grouped convolution that is not depthwise: each of its groups reads its own inputs."""
+    return isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and not is_depthwise(module)
+
+
+NORMS = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
 def slices_of(module: nn.Module, name: str, is_out: bool, idxs: list[int], root_idxs: list[int]) -> list[ChannelSlice]:
     """The parameter slices that one Torch-Pruning group item removes."""
     positions = torch.tensor(idxs, dtype=torch.long)
     owner = torch.tensor(root_idxs, dtype=torch.long)
     prefix = f"{name}." if name else ""
 
-    def make(kind: str, dim: int, role: Role) -> list[ChannelSlice]:
+    def make(kind: str, dim: int, role: Role, at: torch.Tensor = positions) -> list[ChannelSlice]:
         if not isinstance(getattr(module, kind, None), nn.Parameter):
             return []
-        return [ChannelSlice(prefix + kind, dim, positions, owner, role)]
+        unique, first = unique_first(at)
+        return [ChannelSlice(prefix + kind, dim, unique, owner[first], role)]
 
-    if isinstance(module, _BatchNorm):
+    if isinstance(module, (_BatchNorm, nn.GroupNorm)):
         return make("weight", 0, "norm") + make("bias", 0, "norm")
+    if isinstance(module, nn.LayerNorm):  # Torch-Pruning prunes its last normalized dimension
+        dim = len(module.normalized_shape) - 1
+        return make("weight", dim, "norm") + make("bias", dim, "norm")
     if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
-        if isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and not is_depthwise(module):
-            raise ConfigError(f"channel pruning supports plain and depthwise convolutions, not {module.groups}-group {name}")
         if is_out or is_depthwise(module):
             return make("weight", 0, "out") + make("bias", 0, "out")
+        if is_grouped(module):  # input channel c is column c mod (inputs per group) of its group's filters
+            return make("weight", 1, "in", positions % (module.in_channels // module.groups))
         return make("weight", 1, "in")
     if any(True for _ in module.parameters(recurse=False)):
         raise ConfigError(f"channel pruning does not support {type(module).__name__} layers ({name})")
     return []  # Torch-Pruning's own nodes for additions, activations, reshapes: no parameters
+
+
+def ties_of(module: nn.Module, is_out: bool, idxs: list[int], root_idxs: list[int]) -> list[list[int]]:
+    """Sets of root channels that ``module`` only lets go together, so that the masked model
+    computes exactly what the compacted one does:
+
+    - a GroupNorm normalizes each block of channels together: a zeroed channel would still
+      count in its block's mean and variance, so whole blocks go;
+    - a LayerNorm over the channels normalizes all of them together: none can go;
+    - a grouped convolution needs the same channels removed from each of its groups.
+    """
+    if isinstance(module, nn.GroupNorm):
+        block = module.num_channels // module.num_groups
+        keys = [i // block for i in idxs]
+    elif isinstance(module, nn.LayerNorm):
+        keys = [0] * len(idxs)
+    elif is_grouped(module):
+        per_group = (module.out_channels if is_out else module.in_channels) // module.groups
+        keys = [i % per_group for i in idxs]
+    else:
+        return []
+    sets: dict[int, list[int]] = {}
+    for key, root in zip(keys, root_idxs):
+        sets.setdefault(key, []).append(root)
+    return [members for members in sets.values() if len(members) > 1]
+
+
+def units_of(channels: int, ties: Iterable[list[int]]) -> torch.Tensor:
+    """Unit index of each channel: channels tied together (transitively) form one unit,
+    numbered in the order of their lowest channel."""
+    parent = list(range(channels))
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for members in ties:
+        for other in members[1:]:
+            a, b = find(members[0]), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = [find(c) for c in range(channels)]
+    numbering = {root: index for index, root in enumerate(dict.fromkeys(roots))}
+    return torch.tensor([numbering[r] for r in roots], dtype=torch.long)
 
 
 def merge(slices: list[ChannelSlice]) -> tuple[ChannelSlice, ...]:
@@ -196,20 +275,28 @@ def unique_first(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def groups_from(model: nn.Module, graph: Any, tp_groups: Iterable[Any]) -> tuple[ChannelGroup, ...]:
-    """prunebench's view of Torch-Pruning groups: parameter slices by name."""
+    """prunebench's view of Torch-Pruning groups: parameter slices by name, owned by units
+    (a channel, or channels that must go together; see :func:`ties_of`)."""
     names = {module: name for name, module in model.named_modules()}
     groups = []
     for tp_group in tp_groups:
         root = tp_group[0].dep.target.module
         slices: list[ChannelSlice] = []
+        ties: list[list[int]] = []
         for item in tp_group.items:
             module = item.dep.target.module
             if module not in names:  # a Torch-Pruning node standing for a functional op
                 continue
             is_out = graph.is_out_channel_pruning_fn(item.dep.handler)
             slices += slices_of(module, names[module], is_out, list(item.idxs), list(item.root_idxs))
-        channels = graph.get_pruner_of_module(root).get_out_channels(root)
-        groups.append(ChannelGroup(root=names[root], channels=int(channels), slices=merge(slices)))
+            ties += ties_of(module, is_out, list(item.idxs), list(item.root_idxs))
+        channels = int(graph.get_pruner_of_module(root).get_out_channels(root))
+        unit = units_of(channels, ties)
+        units = int(unit.max()) + 1 if channels else 0
+        if units < channels:
+            slices = [ChannelSlice(x.param, x.dim, x.positions, unit[x.owner], x.role) for x in slices]
+        unit_of = tuple(unit.tolist()) if units < channels else ()
+        groups.append(ChannelGroup(root=names[root], channels=units, slices=merge(slices), unit_of=unit_of))
     return tuple(groups)
 
 
@@ -457,7 +544,7 @@ def achieved(graph: ChannelGraph, flags: Sequence[torch.Tensor]) -> ChannelAchie
         weight = f"{module}.weight" if module else "weight"
         density = kept[weight] / math.prod(graph.shapes[weight]) if weight in kept else 1.0
         macs_kept += round(macs * density)
-    channels_pruned = sum(int(f.sum()) for f in flags)
+    channels_pruned = sum(g.channels_in(f) for g, f in zip(graph.groups, flags))
     return ChannelAchieved(
         compression=graph.params_total / max(params_kept, 1),
         speedup=graph.dense_macs_total / max(macs_kept, 1),
@@ -536,13 +623,15 @@ def select_channels(
     def evaluate(count: int) -> ChannelAchieved:
         return achieved(graph, flags_at(count))
 
-    if target.kind == "channel_fraction":
-        count = min(round(target.value * graph.channels_total), len(order))
-    else:
-        def reached(count: int) -> bool:
-            result = evaluate(count)
-            return (result.compression if target.kind == "compression" else result.speedup) >= target.value * (1 - 1e-9)
+    def reached(count: int) -> bool:
+        result = evaluate(count)
+        if target.kind == "channel_fraction":  # units of several channels reach it from above
+            return result.channels_pruned >= round(target.value * graph.channels_total)
+        return (result.compression if target.kind == "compression" else result.speedup) >= target.value * (1 - 1e-9)
 
+    if target.kind == "channel_fraction" and not reached(len(order)):
+        count = len(order)
+    else:
         if not reached(len(order)):
             most = evaluate(len(order))
             raise ConfigError(

@@ -25,7 +25,7 @@ ScratchMode = Literal["scratch-e", "scratch-b"]
 
 
 def removable_channels(group: ChannelGroup, mask: Mask) -> list[int]:
-    """Channels of ``group`` whose every slice ``mask`` zeroes: removing them changes nothing.
+    """Units (channels, or channels tied together) of ``group`` whose every slice ``mask`` zeroes: removing them changes nothing.
 
     A channel the mask only partly zeroes (say, its filter but not its BN shift) still
     carries a signal, so it stays.
@@ -59,13 +59,17 @@ def compact(model: nn.Module, mask: Mask, input_shape: tuple[int, ...], exclude:
         if len(channels) == group.channels:
             raise ConfigError(f"mask removes every channel of {group.root}; keep at least one")
         if channels:
-            removals.append((group.root, channels))
+            removals.append((group.root, group.root_channels(channels)))
             mark_removed(removed, group, channels, mask)
     check_channel_mask(mask, removed)
+    # Torch-Pruning keeps a GroupNorm's group count; whole blocks go here, so the block size stays
+    blocks = {m: m.num_channels // m.num_groups for m in small.modules() if isinstance(m, nn.GroupNorm)}
     for root_name, channels in removals:
         root = small.get_submodule(root_name)
         pruner = tp_graph.get_pruner_of_module(root)
         tp_graph.get_pruning_group(root, pruner.prune_out_channels, channels).prune()
+    for norm, block in blocks.items():
+        norm.num_groups = norm.num_channels // block
     return small
 
 
