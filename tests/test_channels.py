@@ -181,3 +181,47 @@ def test_groupnorm_layernorm_and_grouped_conv_compact_to_the_masked_model() -> N
         assert sum(p.numel() for p in small.parameters()) == sizes.params_nonzero
         assert mac_metrics(small, shape).dense_total == mac_metrics(masked, shape).effective_total
         assert small.gn1.num_channels // small.gn1.num_groups == 2 and small.conv3.groups == 4
+
+
+def _bn_l1(model: torch.nn.Module) -> float:
+    return sum(float(m.weight.abs().sum()) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_slimming_runs_its_sparsity_training_phase(tmp_path: Path) -> None:
+    from prunebench.config import ExperimentSpec, RunSettings, TrainSpec
+    from prunebench.experiment import run_experiment
+    from prunebench.experiment.pipeline import dense_checkpoint, prepare, sparsity_training
+
+    recipe = TrainSpec(epochs=1, lr=0.05, batch_size=64)
+
+    def spec(**options: object) -> ExperimentSpec:
+        return ExperimentSpec(dataset="synthetic", model="resnet-20", train=recipe, finetune=recipe,
+                              prune={"structure": "channel", "strategy": "slimming", "channel_fraction": 0.2,
+                                     "options": options})
+
+    after = {}
+    for name, options in (("l1", {"sparsity": 0.05}), ("plain", {"sparsity": 0.0}), ("off", {"epochs": 0})):
+        data, model = prepare(spec(**options), RunSettings())
+        dense_checkpoint(spec(**options), data, model, tmp_path)  # the same dense weights each time
+        dense_l1 = _bn_l1(model)
+        ran = sparsity_training(spec(**options), data, model)
+        assert (ran is None) == (name == "off")
+        after[name] = _bn_l1(model)
+    assert after["off"] == dense_l1
+    assert after["l1"] < after["plain"] - 0.1 * dense_l1  # the penalty, not the training, shrinks gamma
+    result = run_experiment(spec(), RunSettings(), tmp_path)  # the default: lambda 1e-4, finetune's epochs
+    assert result["sparsity_training"]["epochs"] == 1 and result["sparsity_training"]["options"]["sparsity"] == 1e-4
+
+
+def test_slimming_options_are_validated_and_documented() -> None:
+    from prunebench.config import PruneSpec
+    from prunebench.errors import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match="prune.options.sparsity"):
+        PruneSpec(structure="channel", strategy="slimming", options={"sparsity": -1})
+    with pytest.raises((ConfigError, ValueError), match="prune.options.gamma: unknown option of strategy slimming"):
+        PruneSpec(structure="channel", strategy="slimming", options={"gamma": 1})
+    with pytest.raises((ConfigError, ValueError), match="unknown option of strategy l1_filter"):
+        PruneSpec(structure="channel", strategy="l1_filter", options={"sparsity": 1e-4})
+    docs = (Path(__file__).parents[1] / "docs" / "structured.md").read_text()
+    assert "prune.options.sparsity" in docs and "prune.options.epochs" in docs

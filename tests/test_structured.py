@@ -248,7 +248,7 @@ def test_slimming_loss_adds_l1_of_bn_scales() -> None:
     scales = net[1].weight.abs().sum() + net[4].weight.abs().sum()
     expected = F.cross_entropy(logits, target) + 1e-2 * scales
     torch.testing.assert_close(loss, expected)
-    with pytest.raises(ConfigError, match="slimming_strength"):
+    with pytest.raises(ConfigError, match="prune.options.sparsity"):
         slimming_loss(net, -1.0)
 
 

@@ -33,7 +33,7 @@ from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
 from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime
-from prunebench.pruning.channels import layers_matching
+from prunebench.pruning.channels import CHANNEL_SCORERS, layers_matching
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
@@ -44,6 +44,7 @@ from prunebench.train import train
 log = logging.getLogger("prunebench")
 
 RESULT_FILE = "result.json"
+SPARSITY_SEED_OFFSET = 2  # the sparsity-training phase's data order differs from fine-tuning's
 DENSE_DIR = "dense"
 
 
@@ -126,6 +127,31 @@ def latency_metrics(
     }
 
 
+def sparsity_training(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> dict[str, Any] | None:
+    """A channel strategy's own training phase before it scores (slimming: Liu et al. 2017's
+    L1 penalty on every BN scale), in place on the dense weights.
+
+    It starts from the shared dense checkpoint, so every method still prunes the same model,
+    and trains with the ``finetune`` recipe (for ``prune.options.epochs`` epochs) plus the
+    strategy's penalty; the paper instead trains from scratch with the penalty.
+    """
+    if spec.prune.structure != CHANNEL:
+        return None
+    strategy = CHANNEL_SCORERS.get(spec.prune.strategy)
+    if strategy.training_loss is None:
+        return None
+    options = strategy.parse_options(spec.prune.options)
+    epochs = options.epochs if options.epochs is not None else spec.finetune.epochs
+    if epochs == 0:
+        return None
+    started = time.perf_counter()
+    recipe = spec.finetune.model_copy(update={"epochs": epochs})
+    history = train(model, data, recipe, seed=spec.seed + SPARSITY_SEED_OFFSET, stage="sparsity training",
+                    loss_fn=strategy.training_loss(model, options))
+    return {"epochs": epochs, "options": asdict(options), "wall_time_s": time.perf_counter() - started,
+            "log": [asdict(e) for e in history.epochs]}
+
+
 def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> dict[str, Any]:
     """Run (or reuse) one experiment and return its ``result.json`` contents."""
     run_dir = results_dir / spec.run_id
@@ -137,6 +163,7 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
     started = time.perf_counter()
     dense = dense_checkpoint(spec, data, model, results_dir)
 
+    sparsity = sparsity_training(spec, data, model)
     outcome = run_schedule(spec, data, model, results_dir)
     mask, pre, history = outcome.mask, outcome.pre, outcome.history
     final = evaluate(model, data.test_x, data.test_y)
@@ -185,6 +212,7 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
         "rounds": outcome.rounds,
         "gradual_updates": outcome.gradual_updates,
         "dense_cached": dense["cached"],
+        **({"sparsity_training": sparsity} if sparsity is not None else {}),
         **(latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else {}),
         "wall_time_s": time.perf_counter() - started,
         "dataset_checksums": data.checksums,

@@ -19,9 +19,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field as PydanticField
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -30,6 +31,7 @@ from prunebench.errors import ConfigError
 from prunebench.metrics.flops import dense_macs
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.prunable import classifier_name
+from prunebench.pruning.scores.base import NoOptions, parse_options
 from prunebench.registry import Registry
 
 Role = Literal["out", "in", "norm"]
@@ -327,9 +329,54 @@ class ChannelScoreInputs:
     generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
 
 
-# A channel scorer returns one score per channel of each group (low scores are pruned).
-ChannelScorer = Callable[[ChannelScoreInputs], list[torch.Tensor]]
-CHANNEL_SCORERS: Registry[ChannelScorer] = Registry("channel strategy")
+# A channel scorer returns one score per channel (unit) of each group; low scores are pruned.
+ChannelScorer = Callable[[ChannelScoreInputs, Any], list[torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class ChannelStrategy:
+    """A registered channel scorer with the dataclass of its ``prune.options``, the same
+    contract as a weight strategy's (:class:`prunebench.pruning.scores.Strategy`)."""
+
+    name: str
+    score: ChannelScorer
+    options_type: type = NoOptions
+    # A strategy that needs its own training before it scores (slimming's L1 on BN scales)
+    # gives the loss of that phase here: (model, options) -> loss_fn; its options then carry
+    # ``epochs`` (None: the fine-tuning recipe's).
+    training_loss: Callable[[nn.Module, Any], LossFn] | None = None
+
+    def parse_options(self, raw: Mapping[str, Any] | None) -> Any:
+        return parse_options(self.name, self.options_type, raw)
+
+
+CHANNEL_SCORERS: Registry[ChannelStrategy] = Registry("channel strategy")
+
+
+def register_channel_scorer(
+    name: str, options: type = NoOptions, training_loss: Callable[[nn.Module, Any], LossFn] | None = None
+) -> Callable[[ChannelScorer], ChannelScorer]:
+    """Register ``fn(inputs, options) -> scores`` as channel strategy ``name``."""
+
+    def decorator(fn: ChannelScorer) -> ChannelScorer:
+        CHANNEL_SCORERS.add(name, ChannelStrategy(name, fn, options, training_loss))
+        return fn
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class SlimmingOptions:
+    """Liu et al. 2017's sparsity training, run before slimming prunes.
+
+    ``sparsity`` is the paper's lambda, the weight of the L1 penalty on every BatchNorm scale
+    (Section 5: chosen from 1e-3, 1e-4, 1e-5 on CIFAR-10; 1e-4 for VGGNet, 1e-5 for ResNet and
+    DenseNet). ``epochs`` of sparsity training (unset: the ``finetune`` recipe's epochs; 0 skips
+    the phase and prunes the dense model's own |gamma|).
+    """
+
+    sparsity: Annotated[float, PydanticField(ge=0)] = 1e-4
+    epochs: Annotated[int, PydanticField(ge=0)] | None = None
 
 
 def rows(tensor: torch.Tensor, s: ChannelSlice) -> torch.Tensor:
@@ -345,8 +392,8 @@ def per_channel(group: ChannelGroup, slices: Iterable[ChannelSlice], values: Cal
     return total
 
 
-@CHANNEL_SCORERS.register("l1_filter")
-def l1_filter(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
+@register_channel_scorer("l1_filter")
+def l1_filter(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Li et al. 2017, "Pruning Filters for Efficient ConvNets": the sum of absolute kernel
     weights of each filter. Where several layers write one channel (a residual stream), the
     channel's score is the sum over those filters."""
@@ -357,8 +404,8 @@ def l1_filter(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
     ]
 
 
-@CHANNEL_SCORERS.register("fpgm")
-def fpgm(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
+@register_channel_scorer("fpgm")
+def fpgm(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """He et al. 2019, "Filter Pruning via Geometric Median": filters close to the geometric
     median of their layer are the most replaceable. As in the paper (Eq. 6), a filter's score
     is the sum of its Euclidean distances to the other filters of its layer; the smallest
@@ -372,11 +419,16 @@ def fpgm(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
     return [per_channel(g, g.of_role("out"), distance_sums) for g in inputs.graph.groups]
 
 
-@CHANNEL_SCORERS.register("slimming")
-def slimming(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
+def slimming_training_loss(model: nn.Module, options: SlimmingOptions) -> LossFn:
+    return slimming_loss(model, options.sparsity)
+
+
+@register_channel_scorer("slimming", SlimmingOptions, slimming_training_loss)
+def slimming(inputs: ChannelScoreInputs, options: SlimmingOptions) -> list[torch.Tensor]:
     """Liu et al. 2017, "Learning Efficient Convolutional Networks through Network Slimming":
     the absolute BatchNorm scale |gamma| of each channel (summed where several BNs share a
-    channel). Train with :func:`slimming_loss` first, as the paper does."""
+    channel). Train with :func:`slimming_loss` first, as the paper does: a run does so for
+    ``prune.options.epochs`` epochs with ``prune.options.sparsity`` (:class:`SlimmingOptions`)."""
     params = dict(inputs.model.named_parameters())
     scores = []
     for g in inputs.graph.groups:
@@ -387,15 +439,15 @@ def slimming(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
     return scores
 
 
-@CHANNEL_SCORERS.register("taylor")
-def taylor(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
+@register_channel_scorer("taylor")
+def taylor(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Molchanov et al. 2019, "Importance Estimation for Neural Network Pruning": the
     importance of a set of parameters S is (sum over s in S of g_s * w_s)^2, a first-order
     estimate of the loss change when S is removed, averaged over mini-batches. S is every
     parameter slice removed with the channel (filters, BN scale and shift, reader slices).
     Gradients are taken in training mode on a copy, so the model's BN statistics stay put."""
     if not inputs.batches:
-        raise ConfigError("prune.strategy taylor needs training batches (set prune.batches >= 1)")
+        raise ConfigError("prune.strategy taylor needs training batches (set prune.score_batches >= 1)")
     import copy
 
     model = copy.deepcopy(inputs.model).train()
@@ -417,8 +469,8 @@ def taylor(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
     return [t / len(inputs.batches) for t in totals]
 
 
-@CHANNEL_SCORERS.register("random_channel")
-def random_channel(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
+@register_channel_scorer("random_channel")
+def random_channel(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Uniform random channel scores: the baseline every structured method must beat."""
     return [torch.rand(g.channels, generator=inputs.generator) for g in inputs.graph.groups]
 
@@ -428,7 +480,7 @@ def slimming_loss(model: nn.Module, strength: float, base: LossFn = F.cross_entr
     scale, which drives unimportant channels' scales towards zero (the paper uses 1e-4 for
     VGG). Pass it as ``loss_fn`` to the training loop for the sparsity-training phase."""
     if strength < 0:
-        raise ConfigError(f"train.slimming_strength must be >= 0, got {strength}")
+        raise ConfigError(f"prune.options.sparsity must be >= 0, got {strength}")
     scales = [m.weight for m in model.modules() if isinstance(m, _BatchNorm) and m.weight is not None]
     if not scales:
         raise ConfigError("slimming training needs a model with BatchNorm layers")
@@ -446,11 +498,12 @@ def score_channels(
     batches: Sequence[Batch] = (),
     loss_fn: LossFn = F.cross_entropy,
     seed: int = 0,
+    options: Mapping[str, Any] | None = None,
 ) -> list[torch.Tensor]:
     """Run a registered channel scorer and check its output (one finite score per channel)."""
     scorer = CHANNEL_SCORERS.get(strategy)
     inputs = ChannelScoreInputs(model, graph, batches, loss_fn, torch.Generator().manual_seed(seed))
-    scores = scorer(inputs)
+    scores = scorer.score(inputs, scorer.parse_options(options))
     if len(scores) != len(graph.groups):
         raise ValueError(f"channel strategy {strategy!r} scored {len(scores)} groups, expected {len(graph.groups)}")
     for g, s in zip(graph.groups, scores):
@@ -663,11 +716,12 @@ def prune_channels(
     seed: int = 0,
     exclude: Iterable[str] = (),
     previous: Mask | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> ChannelSelection:
     """Score, select and return the channel mask (the model is not modified; apply the mask
     with ``selection.mask.apply(model)``, keep it with KeepPruned, remove it with compact)."""
     graph = channel_graph(model, input_shape, exclude)
-    scores = score_channels(strategy, model, graph, batches, loss_fn, seed)
+    scores = score_channels(strategy, model, graph, batches, loss_fn, seed, options)
     return select_channels(graph, model, scores, target, scope, previous)
 
 

@@ -115,7 +115,7 @@ def prune_channel_model(
     selection = prune_channels(
         model, data.input_shape, spec.strategy, ChannelTarget(kind, value), spec.scope,
         batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed), seed=seed,
-        exclude=layers_matching(model, spec.prunable.exclude), previous=previous,
+        exclude=layers_matching(model, spec.prunable.exclude), previous=previous, options=spec.options,
     )
     selection.mask.apply(model)
     return selection.mask
