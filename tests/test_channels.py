@@ -181,6 +181,13 @@ def test_groupnorm_layernorm_and_grouped_conv_compact_to_the_masked_model() -> N
         assert sum(p.numel() for p in small.parameters()) == sizes.params_nonzero
         assert mac_metrics(small, shape).dense_total == mac_metrics(masked, shape).effective_total
         assert small.gn1.num_channels // small.gn1.num_groups == 2 and small.conv3.groups == 4
+        # the scratch baselines' start, at full width, computes what the fresh compact model does
+        from prunebench.pruning.compact import scratch_model, scratch_start
+
+        start = NormsAndGroups().eval()
+        start.load_state_dict(scratch_start(model, selection.mask, shape, seed=7))
+        with torch.no_grad():
+            torch.testing.assert_close(start(x), scratch_model(small, 7).eval()(x), rtol=1e-5, atol=1e-5)
 
 
 def _bn_l1(model: torch.nn.Module) -> float:
@@ -225,3 +232,32 @@ def test_slimming_options_are_validated_and_documented() -> None:
         PruneSpec(structure="channel", strategy="l1_filter", options={"sparsity": 1e-4})
     docs = (Path(__file__).parents[1] / "docs" / "structured.md").read_text()
     assert "prune.options.sparsity" in docs and "prune.options.epochs" in docs
+
+
+def test_channel_scratch_run_starts_from_the_compact_models_initialization(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prunebench.config import ExperimentSpec, RunSettings, TrainSpec
+    from prunebench.experiment import retrain, run_experiment
+    from prunebench.pruning.compact import compact, scratch_model
+
+    recipe = TrainSpec(epochs=1, lr=0.05, batch_size=64)
+    spec = ExperimentSpec(dataset="synthetic", model="resnet-20", train=recipe, finetune=recipe,
+                          prune={"structure": "channel", "strategy": "l1_filter", "channel_fraction": 0.3},
+                          retrain={"mode": "scratch-e"})
+    started = {}
+    real = retrain.train_masked
+
+    def spy(model, data, recipe, mask, **kwargs):  # the weights the scratch run trains from
+        started["model"] = __import__("copy").deepcopy(model)
+        started["mask"], started["shape"] = mask, data.input_shape
+        return real(model, data, recipe, mask, **kwargs)
+
+    monkeypatch.setattr(retrain, "train_masked", spy)
+    run_experiment(spec, RunSettings(threads=1), tmp_path)
+    model, mask, shape = started["model"], started["mask"], started["shape"]
+    for name, keep in mask.items():  # pruned entries start at zero
+        assert torch.count_nonzero(dict(model.named_parameters())[name].detach()[~keep]) == 0
+    ours = compact(model, mask, shape).state_dict()
+    expected = scratch_model(compact(model, mask, shape), spec.seed + retrain.REINIT_SEED_OFFSET).state_dict()
+    assert ours.keys() == expected.keys()
+    for key in ours:
+        torch.testing.assert_close(ours[key], expected[key], rtol=0, atol=0, msg=key)
