@@ -261,3 +261,15 @@ def test_channel_scratch_run_starts_from_the_compact_models_initialization(tmp_p
     assert ours.keys() == expected.keys()
     for key in ours:
         torch.testing.assert_close(ours[key], expected[key], rtol=0, atol=0, msg=key)
+
+
+def test_pruning_does_not_import_the_config_schema() -> None:
+    import ast
+
+    root = Path(__file__).parents[1] / "src" / "prunebench" / "pruning"
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n == "prunebench.config" or n.startswith("prunebench.config.") for n in names), path
