@@ -124,7 +124,7 @@ def excluded_layers(model: nn.Module, exclude: Iterable[str] = ()) -> tuple[str,
     known = {name for name, _ in model.named_modules()}
     for name in names:
         if name not in known:
-            raise ConfigError(f"prune.exclude: {name!r} is not a module of the model")
+            raise ConfigError(f"exclude: {name!r} is not a module of the model (in a config, prune.prunable.exclude takes parameter-name globs)")
     return tuple(dict.fromkeys(names))
 
 
