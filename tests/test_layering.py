@@ -20,7 +20,6 @@ ROOT = "prunebench"  # prunebench/__init__.py: the curated API, a package of its
 
 # Each entry: the packages of one strongly connected component of the package graph.
 KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"config", "pruning"}),
     frozenset({"executors", "experiment"}),
 }
 

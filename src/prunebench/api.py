@@ -71,8 +71,14 @@ def finetune(model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, *
     return train(model, data, spec, seed=seed, callbacks=[KeepPruned(model, mask)], stage="finetune")
 
 
-def measure(model: nn.Module, data: DataSplits, mask: Mask, *, prunable: PrunablePolicy | None = None) -> Measurement:
+def measure(
+    model: nn.Module, data: DataSplits, mask: Mask | None = None, *, prunable: PrunablePolicy | None = None
+) -> Measurement:
     """Test accuracy, sizes and MACs (the parts of a run's record that apply), as docs/metrics.md defines them.
+
+    ``mask`` is the mask the model was pruned with; leave it out for a model that holds no
+    mask, such as the smaller model :func:`prunebench.pruning.compact.compact` returns (its
+    sizes and MACs are then those of the compacted architecture).
 
     "Prunable" parameters are those of ``prunable`` (the policy given to ``prune``; default
     ShrinkBench's), as in a run's ``result.json``, whatever the mask covers (a channel mask
@@ -80,6 +86,7 @@ def measure(model: nn.Module, data: DataSplits, mask: Mask, *, prunable: Prunabl
     (fine-tuned without ``finetune``'s masking, say) is refused: its counts would mislead.
     """
     params = dict(model.named_parameters())
+    mask = mask if mask is not None else Mask.ones(params)
     unfit = sorted(name for name, keep in mask.items() if name not in params or params[name].shape != keep.shape)
     if unfit:
         raise ConfigError(f"measure: the mask does not fit this model (no parameter of that name and shape): {unfit[:3]}")

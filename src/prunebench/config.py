@@ -204,8 +204,7 @@ class PruneSpec(Spec):
                     f"prune.strategy {self.strategy!r} scores single weights; structure 'channel' needs one of "
                     f"{', '.join(CHANNEL_SCORERS.names())}"
                 )
-            if self.options:
-                raise ValueError("prune.options: channel strategies take no options")
+            CHANNEL_SCORERS.get(self.strategy).parse_options(self.options)
         elif self.strategy not in STRATEGIES:
             raise ValueError(f"prune.strategy {self.strategy!r} scores channels: it needs prune.structure 'channel'")
         else:

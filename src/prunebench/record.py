@@ -161,6 +161,7 @@ class Retraining(Record):
     log: list[dict[str, Any]] = []  # per epoch of the final training
     rounds: list[dict[str, Any]] = []  # iterative: one entry per round
     gradual_updates: list[dict[str, int]] = []
+    sparsity_training: dict[str, Any] | None = None  # a channel strategy's own training phase (slimming)
 
 
 class Timings(Record):

@@ -33,6 +33,7 @@ from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
 from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime
+from prunebench.pruning.channels import CHANNEL_SCORERS, layers_matching
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
@@ -44,6 +45,7 @@ from prunebench.train import train
 log = logging.getLogger("prunebench")
 
 RESULT_FILE = "result.json"
+SPARSITY_SEED_OFFSET = 2  # the sparsity-training phase's data order differs from fine-tuning's
 DENSE_DIR = "dense"
 
 
@@ -106,7 +108,8 @@ def latency_metrics(
     dense = build_model(spec, data).to(settings.device)
     dense.load_state_dict(load_tensors(results_dir / DENSE_DIR / spec.dense_spec().content_hash() / "model.pt"))
     compacted = spec.prune.structure == CHANNEL
-    pruned = compact(model, mask, data.input_shape) if compacted else model
+    exclude = layers_matching(model, spec.prune.prunable.exclude)
+    pruned = compact(model, mask, data.input_shape, exclude) if compacted else model
     batch = settings.latency_batch_size
     times = interleaved_times(
         {"dense": torch_runner(dense, data.input_shape, batch), "pruned": torch_runner(pruned, data.input_shape, batch)},
@@ -122,6 +125,31 @@ def latency_metrics(
     )
 
 
+def sparsity_training(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> dict[str, Any] | None:
+    """A channel strategy's own training phase before it scores (slimming: Liu et al. 2017's
+    L1 penalty on every BN scale), in place on the dense weights.
+
+    It starts from the shared dense checkpoint, so every method still prunes the same model,
+    and trains with the ``finetune`` recipe (for ``prune.options.epochs`` epochs) plus the
+    strategy's penalty; the paper instead trains from scratch with the penalty.
+    """
+    if spec.prune.structure != CHANNEL:
+        return None
+    strategy = CHANNEL_SCORERS.get(spec.prune.strategy)
+    if strategy.training_loss is None:
+        return None
+    options = strategy.parse_options(spec.prune.options)
+    epochs = options.epochs if options.epochs is not None else spec.finetune.epochs
+    if epochs == 0:
+        return None
+    started = time.perf_counter()
+    recipe = spec.finetune.model_copy(update={"epochs": epochs})
+    history = train(model, data, recipe, seed=spec.seed + SPARSITY_SEED_OFFSET, stage="sparsity training",
+                    loss_fn=strategy.training_loss(model, options))
+    return {"epochs": epochs, "options": asdict(options), "wall_time_s": time.perf_counter() - started,
+            "log": [asdict(e) for e in history.epochs]}
+
+
 def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
     """Run (or reuse) one experiment and return its record (``result.json`` is its JSON)."""
     run_dir = results_dir / spec.run_id
@@ -133,6 +161,7 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
     started = time.perf_counter()
     dense = dense_checkpoint(spec, data, model, results_dir)
 
+    sparsity = sparsity_training(spec, data, model)
     outcome = run_schedule(spec, data, model, results_dir)
     mask, pre, history = outcome.mask, outcome.pre, outcome.history
     final = evaluate(model, data.test_x, data.test_y)
@@ -159,6 +188,7 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
             schedule=spec.prune.schedule, structure=spec.prune.structure, mode=spec.retrain.mode,
             recipe={**final_recipe(spec), "epochs": len(history.epochs)},
             log=[asdict(e) for e in history.epochs], rounds=outcome.rounds, gradual_updates=outcome.gradual_updates,
+            sparsity_training=sparsity,
         ),
         timings=Timings(
             dense_train=0.0 if dense["cached"] else dense["wall_time_s"],

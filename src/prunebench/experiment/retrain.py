@@ -13,13 +13,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prunebench.config import ExperimentSpec, TrainSpec
+from prunebench.config import CHANNEL, ExperimentSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.experiment.artifacts import load_tensors, save_tensors
 from prunebench.models import create_model
 from prunebench.metrics import mac_metrics
-from prunebench.pruning.compact import scratch_epochs
+from prunebench.pruning.channels import layers_matching
+from prunebench.pruning.compact import scratch_epochs, scratch_start
 from prunebench.pruning import KeepPruned, Mask
 from prunebench.train import TrainLog, train
 
@@ -47,6 +48,17 @@ def initial_weights(spec: ExperimentSpec, data: DataSplits, seed: int) -> State:
 def fresh_weights(spec: ExperimentSpec, data: DataSplits) -> State:
     """A random initialization other than the dense network's: the reinit/scratch control."""
     return initial_weights(spec, data, spec.seed + REINIT_SEED_OFFSET)
+
+
+def scratch_weights(spec: ExperimentSpec, data: DataSplits, model: nn.Module, mask: Mask) -> State:
+    """Scratch-E/-B's starting weights (Liu et al. 2019): the pruned architecture, freshly
+    initialized. For a channel mask that is the compact model's default initialization (which
+    follows each layer's new fan-in, :func:`prunebench.pruning.compact.scratch_model`) placed
+    at the kept positions; for other masks, the full-width model's fresh initialization."""
+    if spec.prune.structure != CHANNEL:
+        return fresh_weights(spec, data)
+    exclude = layers_matching(model, spec.prune.prunable.exclude)
+    return scratch_start(model, mask, data.input_shape, spec.seed + REINIT_SEED_OFFSET, exclude)
 
 
 class _Reached(Exception):
@@ -133,7 +145,7 @@ def retrain(
     if mode in ("scratch-e", "scratch-b"):
         macs = mac_metrics(model, data.input_shape)  # the mask is applied: effective = pruned MACs
         epochs = scratch_epochs(mode, spec.train.epochs, macs.dense_total, macs.effective_total)
-        load_weights(model, fresh_weights(spec, data))
+        load_weights(model, scratch_weights(spec, data, model, mask))
         return train_masked(model, data, spec.train.model_copy(update={"epochs": epochs}), mask, seed=seed, stage=stage)
     if mode in ("reinit", "scratch"):
         load_weights(model, fresh_weights(spec, data))

@@ -1,7 +1,9 @@
 """Sweeps: a ``sweep:`` section of dotted keys -> lists expands to the product of its values.
 
 Baselines belong in every comparison: unless ``baselines: false``, a sweep gains random
-pruning at every listed compression and one dense row per dense checkpoint. The random control
+pruning at every listed target, with the random strategy of the run's structure
+(``random_channel`` for channel pruning, ``random`` otherwise), and one dense row per dense
+checkpoint. The random control
 is run with global scope only: random scores are i.i.d., so global selection already prunes
 every layer to the same expected fraction, and a layer-scope copy would measure the same thing.
 """
@@ -14,19 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from prunebench.config import (
     ExperimentSpec,
     RunSettings,
     build_specs,
     deep_copy,
+    format_validation_error,
     read_config,
     set_dotted,
 )
 from prunebench.errors import ConfigError
+from prunebench.pruning.structures import random_control
 
 SWEEP_KEY = "sweep"
 BASELINES_KEY = "baselines"
-CONTROL_STRATEGY = "random"
+CONTROL_STRATEGY = random_control("unstructured")  # the weight structures' control
 DENSE_PREFIX = "dense-"
 
 
@@ -36,6 +42,7 @@ class Job:
 
     kind: Literal["dense", "pruned"]
     spec: ExperimentSpec
+    role: Literal["method", "control"] = "method"  # control: a baseline the sweep added
 
     @property
     def run_id(self) -> str:
@@ -75,8 +82,15 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
 
 
 def with_control(spec: ExperimentSpec) -> ExperimentSpec:
-    control = spec.prune.model_copy(update={"strategy": CONTROL_STRATEGY, "scope": "global", "options": {}})
-    return spec.model_copy(update={"prune": control})
+    """``spec`` pruned by its structure's random control, re-validated like any config."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    prune = data.setdefault("prune", {})
+    prune.update(strategy=random_control(spec.prune.structure), scope="global")
+    prune.pop("options", None)
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"the random control of this sweep is invalid: {format_validation_error(exc)}") from None
 
 
 def plan_from_mapping(data: Mapping[str, Any]) -> Plan:
@@ -97,12 +111,15 @@ def plan_from_mapping(data: Mapping[str, Any]) -> Plan:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             raise ConfigError(f"{exc} (sweep point {where})" if where else str(exc)) from None
         specs.setdefault(spec.run_id, spec)
+    controls: set[str] = set()
     if baselines:
         for spec in list(specs.values()):
             control = with_control(spec)
-            specs.setdefault(control.run_id, control)
+            if control.run_id not in specs:
+                specs[control.run_id] = control
+                controls.add(control.run_id)
     assert settings is not None  # at least one point was built
-    pruned = [Job("pruned", s) for s in specs.values()]
+    pruned = [Job("pruned", s, "control" if s.run_id in controls else "method") for s in specs.values()]
     dense: dict[str, Job] = {}
     for job in pruned:
         dense.setdefault(job.spec.dense_spec().content_hash(), Job("dense", job.spec))

@@ -1,6 +1,6 @@
 """Pruning: scores -> selection -> mask, and keeping masked weights at zero.
 
-``prunebench.pruning.prune`` ties them to a :class:`~prunebench.config.PruneSpec`.
+``prunebench.pruning.prune`` ties them together for one set of pruning settings.
 """
 
 from prunebench.pruning.mask import Mask

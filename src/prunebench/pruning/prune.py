@@ -1,29 +1,57 @@
-"""score -> select -> mask, for any registered strategy."""
+"""score -> select -> mask, for any registered strategy.
+
+The settings come as any object with :class:`PruneSettings`' attributes (a
+:class:`prunebench.config.PruneSpec` is one): pruning knows what it needs, not the config schema.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prunebench.config import CHANNEL, PruneSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.metrics.size import unprunable_nonzero
-from prunebench.pruning.channels import ChannelTarget, prune_channels
+from prunebench.pruning.channels import ChannelTarget, layers_matching, prune_channels
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.prunable import prunable_parameters
+from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
 from prunebench.pruning.scores import STRATEGIES, Batch, ScoreInputs
 from prunebench.pruning.select import keep_count_for_compression
 from prunebench.pruning.structures import (
+    CHANNEL,
     check_shapes,
     check_structure,
     nm_keep_count,
     parse_structure,
     select_structured,
 )
+
+
+class PruneSettings(Protocol):
+    """What pruning reads of its settings (the fields of ``prune:`` in a config)."""
+
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def scope(self) -> Any: ...  # "global" or "layer"
+    @property
+    def compression(self) -> float: ...
+    @property
+    def target(self) -> tuple[str, float]: ...  # (kind, value), e.g. ("speedup", 2.0)
+    @property
+    def structure(self) -> str: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+    @property
+    def prunable(self) -> PrunablePolicy: ...
+    @property
+    def score_batches(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
 
 
 def scoring_batches(data: DataSplits, batch_size: int, count: int, seed: int) -> list[Batch]:
@@ -34,7 +62,7 @@ def scoring_batches(data: DataSplits, batch_size: int, count: int, seed: int) ->
     return [(data.train_x[order[s : s + batch_size]], data.train_y[order[s : s + batch_size]]) for s in starts]
 
 
-def keep_count(model: nn.Module, spec: PruneSpec) -> int:
+def keep_count(model: nn.Module, spec: PruneSettings) -> int:
     """Prunable entries to keep for ``spec.compression``; raises ConfigError if unreachable.
 
     An N:M structure fixes the count itself (N of every M); a shape it cannot tile is refused.
@@ -59,7 +87,7 @@ def keep_count(model: nn.Module, spec: PruneSpec) -> int:
 def prune_model(
     model: nn.Module,
     data: DataSplits,
-    spec: PruneSpec,
+    spec: PruneSettings,
     *,
     seed: int,
     previous: Mask | None = None,
@@ -103,17 +131,19 @@ def prune_model(
 
 
 def prune_channel_model(
-    model: nn.Module, data: DataSplits, spec: PruneSpec, *, seed: int, previous: Mask | None = None
+    model: nn.Module, data: DataSplits, spec: PruneSettings, *, seed: int, previous: Mask | None = None
 ) -> Mask:
     """Remove whole channels (coupled ones together) to ``spec.target``; zero them in place.
 
     The mask covers every tensor a removed channel touches (weights, biases, batch-norm
     parameters, the next layer's input slices), so compaction can drop them physically.
+    A layer with a parameter matched by ``prune.prunable.exclude`` keeps all its output channels.
     """
     kind, value = spec.target
     selection = prune_channels(
         model, data.input_shape, spec.strategy, ChannelTarget(kind, value), spec.scope,
-        batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed), seed=seed, previous=previous,
+        batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed), seed=seed,
+        exclude=layers_matching(model, spec.prunable.exclude), previous=previous, options=spec.options,
     )
     selection.mask.apply(model)
     return selection.mask

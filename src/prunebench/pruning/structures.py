@@ -197,3 +197,18 @@ def check_structure(mask: Mask, structure: Structure) -> None:
     problems = structure_violations(mask, structure)
     if problems:
         raise ValueError(f"mask breaks structure: {'; '.join(problems)}")
+
+
+CHANNEL = "channel"  # whole channels (filters), removed with everything coupled to them
+
+
+def random_control(structure: str) -> str:
+    """The strategy that prunes at random under ``structure``: the baseline every method of
+    that structure must beat. Channels are chosen by ``random_channel``; weights, N:M groups
+    and blocks by ``random`` (random scores summed over a group stay random)."""
+    return "random_channel" if structure == CHANNEL else "random"
+
+
+def random_controls() -> frozenset[str]:
+    """Every strategy that is some structure's random control."""
+    return frozenset({random_control(CHANNEL), random_control(UNSTRUCTURED)})

@@ -51,23 +51,28 @@ class Strategy(Generic[OptionsT]):
 
     def parse_options(self, raw: Mapping[str, Any] | None) -> OptionsT:
         """Validate ``prune.options`` against this strategy's dataclass."""
-        raw = dict(raw or {})
-        known = {f.name for f in dataclasses.fields(self.options_type)}  # type: ignore[arg-type]
-        for key in raw:
-            if key not in known:
-                allowed = ", ".join(sorted(known)) or "none"
-                raise ConfigError(f"options.{key}: unknown option of strategy {self.name} (allowed: {allowed})")
-        try:
-            return TypeAdapter(self.options_type).validate_python(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "options"
-            raise ConfigError(f"options.{where}: {first['msg']} (strategy {self.name})") from None
+        return parse_options(self.name, self.options_type, raw)
 
     def __call__(self, inputs: ScoreInputs, options: OptionsT | None = None) -> Scores:
         scores = self.score(inputs, options if options is not None else self.options_type())
         check_scores(self.name, inputs.params, scores)
         return scores
+
+
+def parse_options(strategy: str, options_type: type[OptionsT], raw: Mapping[str, Any] | None) -> OptionsT:
+    """Validate ``prune.options`` against a strategy's options dataclass (weights or channels)."""
+    raw = dict(raw or {})
+    known = {f.name for f in dataclasses.fields(options_type)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"prune.options.{key}: unknown option of strategy {strategy} (allowed: {allowed})")
+    try:
+        return TypeAdapter(options_type).validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        raise ConfigError(f"prune.options.{where}: {first['msg']} (strategy {strategy})") from None
 
 
 STRATEGIES: Registry[Strategy[Any]] = Registry("strategy")
