@@ -147,7 +147,7 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
         "dense_id": spec.dense_spec().content_hash(),
         "spec": spec.model_dump(mode="json"),
         "target": {"kind": spec.prune.target[0], "value": spec.prune.target[1]},
-        "target_compression": spec.prune.compression if spec.prune.target[0] == "compression" else None,
+        "target_compression": spec.prune.resolved_compression if spec.prune.target[0] == "compression" else None,
         "compression_ratio": sizes.compression_ratio,
         "prunable_compression_ratio": sizes.prunable_compression_ratio,
         "sparsity": sizes.sparsity,
