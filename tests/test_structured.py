@@ -248,7 +248,7 @@ def test_slimming_loss_adds_l1_of_bn_scales() -> None:
     scales = net[1].weight.abs().sum() + net[4].weight.abs().sum()
     expected = F.cross_entropy(logits, target) + 1e-2 * scales
     torch.testing.assert_close(loss, expected)
-    with pytest.raises(ConfigError, match="slimming_strength"):
+    with pytest.raises(ConfigError, match="strength must be >= 0"):
         slimming_loss(net, -1.0)
 
 
@@ -328,5 +328,5 @@ def test_excluded_layers_keep_their_channels() -> None:
     assert "features.0" not in selection.pruned and "features.0.weight" not in selection.mask
     small = compact(model, selection.mask, (3, 16, 16), exclude=["features.0"])
     assert small.features[0].out_channels == 64 and small.features[4].out_channels < 128
-    with pytest.raises(ConfigError, match="prune.exclude: 'features.99'"):
+    with pytest.raises(ConfigError, match="prune.prunable.exclude: 'features.99'"):
         prune_channels(model, (3, 16, 16), "l1_filter", ChannelTarget("channel_fraction", 0.5), exclude=["features.99"])

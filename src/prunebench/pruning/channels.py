@@ -107,7 +107,7 @@ def excluded_layers(model: nn.Module, exclude: Iterable[str] = ()) -> tuple[str,
     known = {name for name, _ in model.named_modules()}
     for name in names:
         if name not in known:
-            raise ConfigError(f"prune.exclude: {name!r} is not a module of the model")
+            raise ConfigError(f"prune.prunable.exclude: {name!r} is not a module of the model")
     return tuple(dict.fromkeys(names))
 
 
@@ -294,7 +294,7 @@ def taylor(inputs: ChannelScoreInputs) -> list[torch.Tensor]:
     parameter slice removed with the channel (filters, BN scale and shift, reader slices).
     Gradients are taken in training mode on a copy, so the model's BN statistics stay put."""
     if not inputs.batches:
-        raise ConfigError("prune.strategy taylor needs training batches (set prune.batches >= 1)")
+        raise ConfigError("prune.strategy taylor needs training batches (set prune.score_batches >= 1)")
     import copy
 
     model = copy.deepcopy(inputs.model).train()
@@ -327,7 +327,7 @@ def slimming_loss(model: nn.Module, strength: float, base: LossFn = F.cross_entr
     scale, which drives unimportant channels' scales towards zero (the paper uses 1e-4 for
     VGG). Pass it as ``loss_fn`` to the training loop for the sparsity-training phase."""
     if strength < 0:
-        raise ConfigError(f"train.slimming_strength must be >= 0, got {strength}")
+        raise ConfigError(f"slimming_loss: strength must be >= 0, got {strength}")
     scales = [m.weight for m in model.modules() if isinstance(m, _BatchNorm) and m.weight is not None]
     if not scales:
         raise ConfigError("slimming training needs a model with BatchNorm layers")
