@@ -141,3 +141,24 @@ def test_list_prints_schedules_and_modes_with_their_options(capsys: pytest.Captu
     for name in RETRAIN_MODES:
         assert f"  {name}: {RETRAIN_MODES.get(name).description}" in out
     assert "retrain.rewind_epoch=0" in out and "iterative rounds rewind to retrain.rewind_step" in out
+
+
+def _top_level_imports(module: str) -> set[str]:
+    import ast
+    import importlib.util
+
+    origin = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
+    tree = ast.parse(Path(str(origin)).read_text())
+    names = set()
+    for node in tree.body:  # module level only: catalog's lookups import when a spec is validated
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module + ("." + node.names[0].name if node.module == "prunebench" else ""))
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return {n for n in names if n.startswith("prunebench")}
+
+
+def test_the_schema_imports_no_implementation() -> None:
+    """config knows names, not implementations: it imports only the catalog, errors and a pure data type."""
+    assert _top_level_imports("prunebench.config") == {"prunebench.catalog", "prunebench.errors", "prunebench.pruning.prunable"}
+    assert _top_level_imports("prunebench.catalog") == {"prunebench.registry"}
