@@ -168,8 +168,8 @@ class Iterative(Schedule):
             raise ValueError("prune.iterative.layer_rates needs prune.scope 'layer'")
 
     def retrain_settings(self, mode: RetrainRules) -> tuple[str, ...]:
-        assert isinstance(mode, RetrainMode)
-        return (*mode.settings, *mode.round_settings)
+        """The mode's own settings and those its intermediate rounds read (e.g. reinit's rewind_step)."""
+        return (*mode.settings, *getattr(mode, "round_settings", ()))
 
     def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
         params = prunable_parameters(model, spec.prune.prunable)
