@@ -16,19 +16,29 @@ ISSUE_EXAMPLE = {
 
 
 def test_run_ids_are_pinned() -> None:
-    """A refactor must not silently change run ids: every cached result would be orphaned."""
+    """A refactor must not silently change run ids: every cached result would be orphaned.
+
+    A change of these ids is a change of the cache's meaning: say why in CHANGELOG.md.
+    """
     spec, _ = build_specs(ISSUE_EXAMPLE)
-    assert spec.run_id == "ef015e45ab49f039"
-    assert ExperimentSpec(dataset="digits", model="mlp").run_id == "95b01485a4a937cd"
-    assert ExperimentSpec(dataset="digits", model="mlp", prune=PruneSpec(compression=16)).run_id == "c1843f34df9d47a1"
+    assert spec.run_id == "648094a654e678fd"
+    assert spec.dense_spec().content_hash() == "6d8d70658b2749bf"
+    assert ExperimentSpec(dataset="digits", model="mlp").run_id == "f671fa2e9aae3480"
+    assert ExperimentSpec(dataset="digits", model="mlp", prune=PruneSpec(compression=16)).run_id == "3dac8d7d76ff9581"
 
 
-def test_canonical_json_leaves_defaults_out_and_sorts_keys() -> None:
+def test_canonical_json_spells_out_every_default_and_sorts_keys() -> None:
     spec = ExperimentSpec(dataset="digits", model="mlp", train=TrainSpec(epochs=3))
-    assert json.loads(spec.canonical_json()) == {"dataset": "digits", "model": "mlp", "train": {"epochs": 3}}
-    assert spec.canonical_json() == '{"dataset":"digits","model":"mlp","train":{"epochs":3}}'
+    data = json.loads(spec.canonical_json())
+    assert data["train"] == {**TrainSpec().model_dump(mode="json"), "epochs": 3}
+    assert data["finetune"]["lr"] == 0.01 and data["prune"]["compression"] == 4.0  # an unset target resolved
+    assert data["retrain"] == {"mode": "finetune", "rewind_step": 0, "rewind_epoch": 0, "scratch_epochs": None}
+    assert spec.canonical_json().startswith('{"dataset":"digits","finetune":{"augment":"none",')
+    # every default is in the hash, so a changed default changes the ids of the specs it changes;
     # spelling a default out does not change the id
     assert ExperimentSpec(dataset="digits", model="mlp", seed=0).run_id == ExperimentSpec(dataset="digits", model="mlp").run_id
+    assert ExperimentSpec(dataset="digits", model="mlp", prune=PruneSpec(compression=4)).run_id == spec.replace(
+        train=TrainSpec()).run_id
 
 
 def test_settings_do_not_change_the_run_id() -> None:

@@ -46,7 +46,7 @@ def test_threads_are_restored() -> None:
     with torch_threads(1) as used:
         assert used == 1 == torch.get_num_threads()
     assert torch.get_num_threads() == before
-    with pytest.raises(ConfigError, match="latency.threads"):
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
         with torch_threads(0):
             pass
 

@@ -64,11 +64,34 @@ def target_package(name: str) -> str | None:
     return first if exists else ROOT  # a name re-exported by prunebench/__init__.py
 
 
+def is_type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` imports exist for annotations only and never run."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those inside ``if TYPE_CHECKING:`` blocks."""
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        if is_type_checking_block(node):
+            stack.extend(node.orelse)  # type: ignore[attr-defined]
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def import_graph() -> Edges:
     edges: Edges = {}
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         source = package_of(path)
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in runtime_nodes(ast.parse(path.read_text(), filename=str(path))):
             for name in imported_modules(node, path):
                 target = target_package(name)
                 if target is not None and target != source:

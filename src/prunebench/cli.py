@@ -13,7 +13,7 @@ from rich.console import Console
 from prunebench.errors import PrunebenchError
 
 DEFAULT_RESULTS = Path("prunebench-results")
-LISTABLE = ("strategies", "models", "datasets")
+LISTABLE = ("strategies", "models", "datasets", "schedules", "retrain-modes")
 EXIT_INPUT_ERROR = 2
 EXIT_RUNS_FAILED = 1
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs each run asks for (set device: cuda)")
     add_plugin_flag(run)
 
-    listing = commands.add_parser("list", help="list registered strategies, models or datasets")
+    listing = commands.add_parser("list", help="list registered strategies, models, datasets, schedules or retraining modes")
     listing.add_argument("what", nargs="?", choices=LISTABLE)
     add_plugin_flag(listing)
 
@@ -106,6 +106,8 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_list(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.catalog import RETRAIN_MODES, SCHEDULES
+    from prunebench.config import PruneSpec, RetrainSpec
     from prunebench.data import DATASETS
     from prunebench.models import MODELS
     from prunebench.plugins import load_plugins
@@ -114,6 +116,25 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.pruning.channels import CHANNEL_SCORERS
 
     load_plugins(args.plugin, "--plugin")
+
+    def schedule_line(name: str) -> str:
+        schedule = SCHEDULES.get(name)
+        line = f"  {name}: {schedule.description}"
+        if schedule.section:
+            defaults = PruneSpec.model_fields[schedule.section].get_default(call_default_factory=True)
+            options = ", ".join(f"{k}={v!r}" for k, v in defaults.model_dump().items())
+            line += f" (prune.{schedule.section}: {options})"
+        return line
+
+    def mode_line(name: str) -> str:
+        mode = RETRAIN_MODES.get(name)
+        defaults = RetrainSpec()
+        settings = ", ".join(f"retrain.{k}={getattr(defaults, k)!r}" for k in mode.settings) or "no settings"
+        rounds = getattr(mode, "round_settings", ())
+        if rounds:
+            settings += f"; iterative rounds rewind to {', '.join(f'retrain.{k}' for k in rounds)}"
+        return f"  {name}: {mode.description} (schedules: {', '.join(mode.schedules)}; {settings})"
+
     lines = {
         "strategies": [
             f"strategies: {', '.join(STRATEGIES.names())}",
@@ -121,10 +142,12 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
         ],
         "models": [f"models: {', '.join(MODELS.names())}"],
         "datasets": [f"datasets: {', '.join(DATASETS.names())}"],
+        "schedules": ["schedules (prune.schedule):", *map(schedule_line, SCHEDULES.names())],
+        "retrain-modes": ["retraining modes (retrain.mode):", *map(mode_line, RETRAIN_MODES.names())],
     }
     for what in [args.what] if args.what else LISTABLE:
         for line in lines[what]:
-            console.print(line)
+            console.print(line, highlight=False, soft_wrap=True)
     return 0
 
 

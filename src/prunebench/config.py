@@ -1,7 +1,12 @@
-"""Typed, frozen, validated specs. A run's canonical JSON (defaults left out) hashes to its id.
+"""Typed, frozen, validated specs. A run's canonical JSON (every default spelled out) hashes to its id.
 
 Everything that can change a result belongs to :class:`ExperimentSpec`. Where data lives, the
 device and thread count belong to :class:`RunSettings`: they do not change the run id.
+
+The schema knows names, not implementations: strategies, structures, schedules, retraining
+modes, models and datasets are looked up in :mod:`prunebench.catalog` when a spec is validated.
+Validators check values, never which fields were given, so a spec's ``model_dump`` validates
+back to the same spec.
 """
 
 from __future__ import annotations
@@ -16,26 +21,42 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prunebench import catalog
 from prunebench.config_file import parse_value, read_config_file
-from prunebench.data import DATASETS
 from prunebench.errors import ConfigError
-from prunebench.models import MODELS
 from prunebench.pruning.prunable import PrunablePolicy
-from prunebench.pruning.channels import CHANNEL_SCORERS
-from prunebench.pruning.scores import STRATEGIES
-from prunebench.pruning.structures import parse_structure
 
 RUN_ID_LENGTH = 16
 CHANNEL = "channel"  # prune.structure for filter/channel pruning
+DEFAULT_COMPRESSION = 4.0  # prune.compression when no target is given
 
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def resolved(self) -> dict[str, Any]:
+        """The spec as JSON data with every default spelled out: what the id hashes.
+
+        A changed default therefore changes the ids of the specs it changes, and a cached
+        result or dense checkpoint is never reused for a run it does not match.
+        """
+        data = self.model_dump(mode="json")
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, Spec):
+                data[name] = value.resolved()
+        return data
+
     def canonical_json(self) -> str:
-        """Sorted keys, no whitespace, defaults left out: adding a defaulted field keeps ids."""
-        data = self.model_dump(mode="json", exclude_defaults=True)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        """The resolved spec with sorted keys and no whitespace."""
+        return json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` applied, validated like any other spec (model_copy is not)."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:RUN_ID_LENGTH]
@@ -61,19 +82,11 @@ def finetune_default() -> TrainSpec:
     return TrainSpec(epochs=2, lr=0.01)
 
 
-RetrainMode = Literal["finetune", "lr-rewind", "weight-rewind", "reinit", "scratch", "scratch-e", "scratch-b"]
-
-# Which retraining modes each schedule accepts (see docs/methods.md for why the others are refused).
-ALLOWED_MODES: dict[str, tuple[str, ...]] = {
-    "one-shot": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch", "scratch-e", "scratch-b"),
-    "iterative": ("finetune", "lr-rewind", "weight-rewind", "reinit", "scratch", "scratch-e", "scratch-b"),
-    "gradual": ("finetune",),
-    "at-init": ("finetune", "reinit"),
-}
-
-
 class RetrainSpec(Spec):
     """How the pruned network is trained after pruning (and between iterative rounds).
+
+    The modes are registered objects (``prunebench.experiment.retrain``) that say which of
+    the settings below they use and which schedules they accept:
 
     - ``finetune``: continue from the pruned weights with the ``finetune`` recipe.
     - ``lr-rewind``: continue from the pruned weights with the ``train`` recipe's LR schedule
@@ -89,10 +102,21 @@ class RetrainSpec(Spec):
       (E), or for the same compute, epochs x dense MACs / pruned MACs (B).
     """
 
-    mode: RetrainMode = "finetune"
+    mode: str = "finetune"
     rewind_step: int = Field(default=0, ge=0)
     rewind_epoch: int = Field(default=0, ge=0)
     scratch_epochs: int | None = Field(default=None, ge=1)
+
+    @field_validator("mode")
+    @classmethod
+    def known_mode(cls, name: str) -> str:
+        catalog.RETRAIN_MODES.get(name)
+        return name
+
+    @classmethod
+    def settings(cls) -> tuple[str, ...]:
+        """The ``retrain.*`` keys a mode may use (every key but ``mode``)."""
+        return tuple(name for name in cls.model_fields if name != "mode")
 
 
 class IterativeSpec(Spec):
@@ -126,17 +150,17 @@ class GradualSpec(Spec):
 class PruneSpec(Spec):
     strategy: str = "magnitude"
     scope: Literal["global", "layer"] = "global"
-    compression: float = Field(default=4.0, gt=1)  # whole-model total / nonzero parameters
+    compression: float | None = Field(default=None, gt=1)  # whole-model total / nonzero; unset: 4 (see target)
     score_batches: int = Field(default=8, ge=1)  # training batches shown to data-driven scorers
     batch_size: int = Field(default=128, ge=1)  # size of each of those batches
     options: dict[str, Any] = Field(default_factory=dict)  # the strategy's own hyperparameters
     prunable: PrunablePolicy = PrunablePolicy()
-    schedule: Literal["one-shot", "iterative", "gradual", "at-init"] = "one-shot"
+    schedule: str = "one-shot"  # a registered schedule (prunebench list schedules)
     structure: str = "unstructured"  # or "N:M" (e.g. "2:4"), "block:RxC" (e.g. "block:4x4"), "channel"
     speedup: float | None = Field(default=None, gt=1)  # channel pruning: a MAC-reduction target
     channel_fraction: float | None = Field(default=None, gt=0, lt=1)  # channel pruning: channels to remove
-    iterative: IterativeSpec = IterativeSpec()
-    gradual: GradualSpec = GradualSpec()
+    iterative: IterativeSpec = Field(default_factory=IterativeSpec)
+    gradual: GradualSpec = Field(default_factory=GradualSpec)
 
     @field_validator("structure", mode="before")
     @classmethod
@@ -146,46 +170,49 @@ class PruneSpec(Spec):
                 f"got the number {value}: quote N:M, e.g. '2:4' in YAML, prune.structure=\"'2:4'\" as an override"
             )
         if isinstance(value, str) and value != CHANNEL:
-            parse_structure(value)
+            catalog.parse_structure(value)
         return value
+
+    @field_validator("schedule")
+    @classmethod
+    def known_schedule(cls, name: str) -> str:
+        catalog.SCHEDULES.get(name)
+        return name
 
     @model_validator(mode="after")
     def consistent_schedule(self) -> PruneSpec:
         """Settings of one schedule must not be given to another; N:M fixes its own sparsity."""
-        fields = self.model_fields_set
-        if "iterative" in fields and self.iterative != IterativeSpec() and self.schedule != "iterative":
-            raise ValueError(f"prune.iterative is only used by prune.schedule 'iterative', not {self.schedule!r}")
-        if "gradual" in fields and self.gradual != GradualSpec() and self.schedule != "gradual":
-            raise ValueError(f"prune.gradual is only used by prune.schedule 'gradual', not {self.schedule!r}")
-        if self.iterative.rounds is not None and "compression" in fields:
-            raise ValueError("prune.iterative.rounds and prune.compression both set the target: give one")
-        if self.iterative.layer_rates and self.iterative.rounds is None:
-            raise ValueError("prune.iterative.layer_rates needs prune.iterative.rounds (the target is then the rounds)")
-        if self.iterative.layer_rates and self.scope != "layer":
-            raise ValueError("prune.iterative.layer_rates needs prune.scope 'layer'")
-        g = self.gradual
-        if g.end_step is not None and g.end_step - g.start_step < g.frequency:
-            raise ValueError("prune.gradual.end_step - prune.gradual.start_step must be at least prune.gradual.frequency")
+        schedule = catalog.SCHEDULES.get(self.schedule)
+        for other in map(catalog.SCHEDULES.get, catalog.SCHEDULES):
+            section = other.section
+            if section and other is not schedule and getattr(self, section) != _default(type(self), section):
+                raise ValueError(f"prune.{section} is only used by prune.schedule {other.name!r}, not {self.schedule!r}")
+        schedule.validate(self)
         targets = [name for name in ("speedup", "channel_fraction") if getattr(self, name) is not None]
         if targets and self.structure != CHANNEL:
             raise ValueError(f"prune.{targets[0]} is a channel-pruning target: it needs prune.structure 'channel'")
-        if len(targets) + ("compression" in fields) > 1:
+        if len(targets) + (self.compression is not None) > 1:
             raise ValueError("prune.compression, prune.speedup and prune.channel_fraction each set the target: give one")
         if self.structure == CHANNEL:
             if self.schedule != "one-shot":
                 raise ValueError(f"prune.structure 'channel' needs prune.schedule 'one-shot', not {self.schedule!r}")
             return self
-        structure = parse_structure(self.structure)
-        if structure.kind == "nm":
-            if self.schedule not in ("one-shot", "at-init"):
-                raise ValueError(f"prune.structure N:M needs prune.schedule 'one-shot' or 'at-init', not {self.schedule!r}")
-            if "compression" in fields:
+        if self._is_nm:
+            if schedule.refines_masks:
+                fixed = [s for s in catalog.SCHEDULES if not catalog.SCHEDULES.get(s).refines_masks]
+                raise ValueError(f"prune.structure N:M needs prune.schedule {_either(fixed)}, not {self.schedule!r}")
+            if self.compression is not None:
                 raise ValueError("prune.structure N:M fixes the sparsity at 1 - N/M: leave prune.compression out")
         return self
+
+    @property
+    def _is_nm(self) -> bool:
+        return self.structure != CHANNEL and catalog.parse_structure(self.structure).kind == "nm"
 
     @field_validator("strategy")
     @classmethod
     def known_strategy(cls, name: str) -> str:
+        STRATEGIES, CHANNEL_SCORERS = catalog.strategies(), catalog.channel_strategies()
         if name not in STRATEGIES and name not in CHANNEL_SCORERS:
             close = difflib.get_close_matches(name, [*STRATEGIES.names(), *CHANNEL_SCORERS.names()], n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -198,6 +225,7 @@ class PruneSpec(Spec):
     @model_validator(mode="after")
     def strategy_fits_structure(self) -> PruneSpec:
         """Weight strategies score weights; channel strategies (structure 'channel') score channels."""
+        STRATEGIES, CHANNEL_SCORERS = catalog.strategies(), catalog.channel_strategies()
         if self.structure == CHANNEL:
             if self.strategy not in CHANNEL_SCORERS:
                 raise ValueError(
@@ -212,13 +240,26 @@ class PruneSpec(Spec):
         return self
 
     @property
+    def resolved_compression(self) -> float:
+        """The compression to prune to: ``prune.compression``, or 4 when it is left out."""
+        return self.compression if self.compression is not None else DEFAULT_COMPRESSION
+
+    @property
     def target(self) -> tuple[str, float]:
         """(kind, value): ('compression', 8.0), or for channel pruning ('speedup', 2.0) etc."""
         if self.speedup is not None:
             return "speedup", self.speedup
         if self.channel_fraction is not None:
             return "channel_fraction", self.channel_fraction
-        return "compression", self.compression
+        return "compression", self.resolved_compression
+
+    def resolved(self) -> dict[str, Any]:
+        """An unset compression is hashed as the default it stands for, where it is the target
+        (not where speedup, channel_fraction, iterative rounds or N:M set the target)."""
+        data = super().resolved()
+        if self.target[0] == "compression" and self.iterative.rounds is None and not self._is_nm:
+            data["compression"] = self.resolved_compression
+        return data
 
 
 class ExperimentSpec(Spec):
@@ -228,39 +269,40 @@ class ExperimentSpec(Spec):
     model: str
     seed: int = 0
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
-    train: TrainSpec = TrainSpec()
-    prune: PruneSpec = PruneSpec()
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    prune: PruneSpec = Field(default_factory=PruneSpec)
     finetune: TrainSpec = Field(default_factory=finetune_default)
-    retrain: RetrainSpec = RetrainSpec()
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
 
     @model_validator(mode="after")
     def consistent_retraining(self) -> ExperimentSpec:
-        """Refuse a retraining mode its schedule cannot use, and settings of another mode."""
-        mode, schedule = self.retrain.mode, self.prune.schedule
-        if mode not in ALLOWED_MODES[schedule]:
-            allowed = ", ".join(ALLOWED_MODES[schedule])
-            raise ValueError(f"retrain.mode {mode!r} does not apply to prune.schedule {schedule!r} (allowed: {allowed})")
-        rewinds_weights = mode == "weight-rewind" or (schedule == "iterative" and mode in ("reinit", "scratch"))
-        if self.retrain.rewind_step and not rewinds_weights:
-            raise ValueError(f"retrain.rewind_step is only used by retrain.mode 'weight-rewind', not {mode!r}")
-        if self.retrain.rewind_epoch and mode != "lr-rewind":
-            raise ValueError(f"retrain.rewind_epoch is only used by retrain.mode 'lr-rewind', not {mode!r}")
-        if mode == "lr-rewind" and self.retrain.rewind_epoch >= self.train.epochs:
-            raise ValueError(f"retrain.rewind_epoch must be below train.epochs ({self.train.epochs})")
-        if self.retrain.scratch_epochs is not None and mode != "scratch":
-            raise ValueError(f"retrain.scratch_epochs is only used by retrain.mode 'scratch', not {mode!r}")
+        """Refuse a retraining mode its schedule cannot use, and settings the mode does not use."""
+        mode = catalog.RETRAIN_MODES.get(self.retrain.mode)
+        schedule = catalog.SCHEDULES.get(self.prune.schedule)
+        modes = [catalog.RETRAIN_MODES.get(name) for name in catalog.RETRAIN_MODES]
+        if schedule.name not in mode.schedules:
+            allowed = ", ".join(m.name for m in modes if schedule.name in m.schedules)
+            raise ValueError(
+                f"retrain.mode {mode.name!r} does not apply to prune.schedule {schedule.name!r} (allowed: {allowed})"
+            )
+        used = schedule.retrain_settings(mode)
+        for key in RetrainSpec.settings():
+            if key not in used and getattr(self.retrain, key) != _default(RetrainSpec, key):
+                users = [m.name for m in modes if schedule.name in m.schedules and key in schedule.retrain_settings(m)]
+                raise ValueError(f"retrain.{key} is only used by retrain.mode {_either(users)}, not {mode.name!r}")
+        mode.validate(self)
         return self
 
     @field_validator("dataset")
     @classmethod
     def known_dataset(cls, name: str) -> str:
-        DATASETS.get(name)
+        catalog.datasets().get(name)
         return name
 
     @field_validator("model")
     @classmethod
     def known_model(cls, name: str) -> str:
-        MODELS.get(name)
+        catalog.models().get(name)
         return name
 
     @property
@@ -298,6 +340,16 @@ class RunSettings(Spec):
 
 
 SETTINGS_KEYS = frozenset(RunSettings.model_fields)
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def _either(names: Sequence[str]) -> str:
+    """['a'] -> "'a'"; ['a', 'b', 'c'] -> "'a', 'b' or 'c'"."""
+    quoted = [repr(n) for n in names]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted) or "none"
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -364,7 +416,7 @@ def build_specs(data: Mapping[str, Any]) -> tuple[ExperimentSpec, RunSettings]:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
     if settings.data_dir is None and os.environ.get("PRUNEBENCH_DATA"):
-        settings = settings.model_copy(update={"data_dir": Path(os.environ["PRUNEBENCH_DATA"])})
+        settings = settings.replace(data_dir=Path(os.environ["PRUNEBENCH_DATA"]))
     return spec, settings
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from prunebench.config import DEFAULT_COMPRESSION
 from prunebench.errors import DataError
 
 log = logging.getLogger("prunebench")
@@ -53,7 +54,8 @@ class Target(Record):
         rounds = (prune.get("iterative") or {}).get("rounds")
         if prune.get("schedule") == "iterative" and rounds is not None:
             return cls(kind="rounds", value=int(rounds))
-        return cls(kind="compression", value=float(prune.get("compression", 4.0)))
+        compression = prune.get("compression")  # unset: the default it stands for
+        return cls(kind="compression", value=float(compression if compression is not None else DEFAULT_COMPRESSION))
 
     def label(self) -> str:
         """'8x', 'speedup 2x', 'channels 0.5', '3 rounds', '2:4'."""

@@ -1,5 +1,7 @@
 """Retraining modes: which weights a pruned network starts from, and which recipe trains it.
 
+Each mode is a registered :class:`RetrainMode` that owns its rules (the schedules it accepts,
+the ``retrain.*`` settings it reads), which the config schema asks when it validates a spec.
 Every mode trains through the one training loop with :class:`KeepPruned`, so pruned weights
 stay exactly zero whatever the optimizer. See :class:`prunebench.config.RetrainSpec`.
 """
@@ -8,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 
+from prunebench import catalog
 from prunebench.config import CHANNEL, ExperimentSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
@@ -120,6 +125,150 @@ def train_masked(
     return train(model, data, recipe, seed=seed, callbacks=[KeepPruned(model, mask)], stage=stage, first_epoch=first_epoch)
 
 
+Start = Literal["pruned", "rewound", "fresh"]
+ALL_SCHEDULES = ("one-shot", "iterative", "gradual", "at-init")
+AFTER_TRAINING = ("one-shot", "iterative")  # schedules that prune a trained network, then retrain it
+
+
+@dataclass(frozen=True)
+class RetrainMode:
+    """A retraining mode: where the retrained weights start, which recipe trains them, which
+    schedules it applies to and which ``retrain.*`` settings it reads.
+
+    ``start``: ``pruned`` (the weights pruning left), ``rewound`` (the survivors reset to dense
+    training's step ``retrain.rewind_step``) or ``fresh`` (a new random initialization).
+    ``rounds`` is the mode the intermediate rounds of an iterative schedule use (unset: this
+    one), ``round_settings`` the ``retrain.*`` keys those rounds read beyond ``settings``.
+    """
+
+    name: str
+    description: str
+    start: Start
+    recipe_key: Literal["finetune", "train"]
+    schedules: tuple[str, ...] = AFTER_TRAINING
+    settings: tuple[str, ...] = ()
+    rounds: str | None = None
+    round_settings: tuple[str, ...] = ()
+
+    def validate(self, spec: ExperimentSpec) -> None:
+        """Raise ValueError for a value this mode cannot use (the keys are checked by the schema)."""
+
+    def recipe(self, spec: ExperimentSpec) -> TrainSpec:
+        """The recipe this mode trains with (recorded in result.json)."""
+        return spec.finetune if self.recipe_key == "finetune" else spec.train
+
+    def training_recipe(self, spec: ExperimentSpec, model: nn.Module, data: DataSplits) -> TrainSpec:
+        """The recipe of an actual retraining of the pruned ``model`` (scratch-b reads its MACs)."""
+        return self.recipe(spec)
+
+    def first_epoch(self, spec: ExperimentSpec, data: DataSplits) -> int:
+        """The recipe's epoch the retraining starts at (its LR schedule continues from there)."""
+        return 0
+
+    def round_mode(self) -> RetrainMode:
+        return RETRAIN_MODES.get(self.rounds) if self.rounds else self
+
+    def load_start(
+        self, model: nn.Module, spec: ExperimentSpec, data: DataSplits, mask: Mask, rewind_state: State | None
+    ) -> None:
+        if self.start == "rewound":
+            if rewind_state is None:
+                raise ValueError(f"{self.name} needs the rewind weights")
+            load_weights(model, rewind_state)
+        elif self.start == "fresh":
+            load_weights(model, fresh_weights(spec, data))
+
+    def retrain(
+        self,
+        model: nn.Module,
+        data: DataSplits,
+        spec: ExperimentSpec,
+        mask: Mask,
+        *,
+        rewind_state: State | None,
+        stage: str,
+        recipe: TrainSpec | None = None,
+    ) -> TrainLog:
+        """Set the starting weights and train the pruned network in place.
+
+        ``recipe`` replaces the mode's own (a schedule may fix it: at-init trains with ``train``).
+        """
+        if recipe is None:
+            recipe = self.training_recipe(spec, model, data)  # before the weights change: the pruned model's MACs
+        self.load_start(model, spec, data, mask, rewind_state)
+        seed = spec.seed + RETRAIN_SEED_OFFSET
+        return train_masked(model, data, recipe, mask, seed=seed, stage=stage, first_epoch=self.first_epoch(spec, data))
+
+
+class LrRewind(RetrainMode):
+    def validate(self, spec: ExperimentSpec) -> None:
+        if spec.retrain.rewind_epoch >= spec.train.epochs:
+            raise ValueError(f"retrain.rewind_epoch must be below train.epochs ({spec.train.epochs})")
+
+    def first_epoch(self, spec: ExperimentSpec, data: DataSplits) -> int:
+        return spec.retrain.rewind_epoch
+
+
+class WeightRewind(RetrainMode):
+    def first_epoch(self, spec: ExperimentSpec, data: DataSplits) -> int:
+        return spec.retrain.rewind_step // steps_per_epoch(data, spec.train)
+
+
+class Scratch(RetrainMode):
+    def recipe(self, spec: ExperimentSpec) -> TrainSpec:
+        if spec.retrain.scratch_epochs is None:
+            return spec.train
+        return spec.train.replace(epochs=spec.retrain.scratch_epochs)
+
+
+class ScratchBudget(RetrainMode):
+    """Liu et al. 2019's Scratch-E (the dense epochs) and Scratch-B (the dense compute)."""
+
+    def training_recipe(self, spec: ExperimentSpec, model: nn.Module, data: DataSplits) -> TrainSpec:
+        macs = mac_metrics(model, data.input_shape)  # the mask is applied: effective = pruned MACs
+        mode: Literal["scratch-e", "scratch-b"] = "scratch-e" if self.name == "scratch-e" else "scratch-b"
+        return spec.train.replace(epochs=scratch_epochs(mode, spec.train.epochs, macs.dense_total, macs.effective_total))
+
+    def load_start(
+        self, model: nn.Module, spec: ExperimentSpec, data: DataSplits, mask: Mask, rewind_state: State | None
+    ) -> None:
+        load_weights(model, scratch_weights(spec, data, model, mask))  # the pruned architecture's own init
+
+
+RETRAIN_MODES = catalog.RETRAIN_MODES
+for _mode in (
+    RetrainMode(
+        "finetune", "continue from the pruned weights with the finetune recipe", "pruned", "finetune",
+        schedules=ALL_SCHEDULES,
+    ),
+    LrRewind(
+        "lr-rewind", "continue from the pruned weights with the train recipe from epoch rewind_epoch (Renda et al. 2020)",
+        "pruned", "train", settings=("rewind_epoch",),
+    ),
+    WeightRewind(
+        "weight-rewind", "reset the survivors to dense step rewind_step, train recipe from there (Frankle et al. 2020)",
+        "rewound", "train", settings=("rewind_step",),
+    ),
+    RetrainMode(
+        "reinit", "the same mask on a fresh random initialization, the train recipe", "fresh", "train",
+        schedules=(*AFTER_TRAINING, "at-init"), rounds="weight-rewind", round_settings=("rewind_step",),
+    ),
+    Scratch(
+        "scratch", "the same mask on a fresh random initialization, train recipe for scratch_epochs", "fresh", "train",
+        settings=("scratch_epochs",), rounds="weight-rewind", round_settings=("rewind_step",),
+    ),
+    ScratchBudget(
+        "scratch-e", "the pruned architecture from a fresh initialization, the dense epochs (Liu et al. 2019)",
+        "fresh", "train", rounds="weight-rewind",
+    ),
+    ScratchBudget(
+        "scratch-b", "the pruned architecture from a fresh initialization, the dense compute (Liu et al. 2019)",
+        "fresh", "train", rounds="weight-rewind",
+    ),
+):
+    RETRAIN_MODES.add(_mode.name, _mode)
+
+
 def retrain(
     model: nn.Module,
     data: DataSplits,
@@ -131,37 +280,11 @@ def retrain(
     stage: str,
 ) -> TrainLog:
     """Set the starting weights for ``mode`` and train the pruned network in place."""
-    seed = spec.seed + RETRAIN_SEED_OFFSET
-    if mode == "finetune":
-        return train_masked(model, data, spec.finetune, mask, seed=seed, stage=stage)
-    if mode == "lr-rewind":
-        return train_masked(model, data, spec.train, mask, seed=seed, stage=stage, first_epoch=spec.retrain.rewind_epoch)
-    if mode == "weight-rewind":
-        if rewind_state is None:
-            raise ValueError("weight-rewind needs the rewind weights")
-        load_weights(model, rewind_state)
-        first = spec.retrain.rewind_step // steps_per_epoch(data, spec.train)
-        return train_masked(model, data, spec.train, mask, seed=seed, stage=stage, first_epoch=first)
-    if mode in ("scratch-e", "scratch-b"):
-        macs = mac_metrics(model, data.input_shape)  # the mask is applied: effective = pruned MACs
-        epochs = scratch_epochs(mode, spec.train.epochs, macs.dense_total, macs.effective_total)
-        load_weights(model, scratch_weights(spec, data, model, mask))
-        return train_masked(model, data, spec.train.model_copy(update={"epochs": epochs}), mask, seed=seed, stage=stage)
-    if mode in ("reinit", "scratch"):
-        load_weights(model, fresh_weights(spec, data))
-        recipe = spec.train
-        if mode == "scratch" and spec.retrain.scratch_epochs is not None:
-            recipe = recipe.model_copy(update={"epochs": spec.retrain.scratch_epochs})
-        return train_masked(model, data, recipe, mask, seed=seed, stage=stage)
-    raise ConfigError(
-        f"retrain.mode must be finetune, lr-rewind, weight-rewind, reinit, scratch, scratch-e or scratch-b, got {mode!r}"
-    )
+    return RETRAIN_MODES.get(mode).retrain(model, data, spec, mask, rewind_state=rewind_state, stage=stage)
 
 
-def recipe_of(spec: ExperimentSpec, mode: str) -> TrainSpec:
-    """The recipe ``mode`` trains with (recorded in result.json)."""
-    if mode == "finetune":
-        return spec.finetune
-    if mode == "scratch" and spec.retrain.scratch_epochs is not None:
-        return spec.train.model_copy(update={"epochs": spec.retrain.scratch_epochs})
-    return spec.train
+def check_rewind_step(spec: ExperimentSpec, data: DataSplits) -> None:
+    """Refuse a rewinding step beyond dense training before any training starts."""
+    total = steps_per_epoch(data, spec.train) * spec.train.epochs
+    if spec.retrain.rewind_step > total:
+        raise ConfigError(f"retrain.rewind_step {spec.retrain.rewind_step} exceeds dense training's {total} steps")

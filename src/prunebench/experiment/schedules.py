@@ -1,8 +1,10 @@
-"""Run a pruning schedule with its retraining mode on a model that holds the dense weights.
+"""Pruning schedules as registered objects: each owns its config section, its validation,
+its data-dependent checks, its runner and the recipe of its final training.
 
 The step-by-step targets come from :mod:`prunebench.pruning.schedules` (pure functions); this
 module prunes and trains. Each runner returns a :class:`ScheduleOutcome` that the pipeline
-turns into ``result.json``.
+turns into ``result.json``. The config schema asks these objects (through
+:mod:`prunebench.catalog`) whether a spec is consistent.
 """
 
 from __future__ import annotations
@@ -18,26 +20,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import ExperimentSpec, PruneSpec
+from prunebench import catalog
+from prunebench.catalog import RetrainRules
+from prunebench.config import ExperimentSpec, PruneSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.experiment.retrain import (
+    RETRAIN_MODES,
     RETRAIN_SEED_OFFSET,
+    RetrainMode,
+    check_rewind_step,
     initial_weights,
     load_weights,
-    recipe_of,
-    retrain,
     rewind_weights,
     steps_per_epoch,
-    train_masked,
 )
 from prunebench.metrics import evaluate
 from prunebench.metrics.accuracy import AccuracyMetrics
 from prunebench.pruning import KeepPruned, Mask, prunable_parameters
 from prunebench.pruning.prune import keep_count, prune_model
 from prunebench.pruning.schedules import (
-    cubic_keep,
-    is_update_step,
+    CubicSchedule,
     iterative_ladder,
     ladder_to_target,
     layer_ladder,
@@ -45,10 +48,6 @@ from prunebench.pruning.schedules import (
 from prunebench.train import TrainLog, train
 
 log = logging.getLogger("prunebench")
-
-# Modes that carry information from one iterative round to the next; the controls (reinit,
-# scratch) take the lottery-ticket trajectory (weight rewinding) and differ only at the end.
-ROUND_MODES = ("finetune", "lr-rewind", "weight-rewind")
 
 
 @dataclass
@@ -61,6 +60,46 @@ class ScheduleOutcome:
     rounds: list[dict[str, Any]] = field(default_factory=list)  # iterative: one entry per round
     round_masks: list[Mask] = field(default_factory=list)
     gradual_updates: list[dict[str, int]] = field(default_factory=list)
+
+
+def mode_of(spec: ExperimentSpec) -> RetrainMode:
+    mode = RETRAIN_MODES.get(spec.retrain.mode)
+    assert isinstance(mode, RetrainMode)  # every registered mode is one
+    return mode
+
+
+def _rewind_state(spec: ExperimentSpec, data: DataSplits, results_dir: Path, model: nn.Module, *modes: RetrainMode) -> Any:
+    """The rewinding weights if one of ``modes`` starts from them, else None."""
+    if any(m.start == "rewound" for m in modes):
+        return rewind_weights(spec, data, results_dir, _device(model))
+    return None
+
+
+class Schedule:
+    """A pruning schedule. ``section`` names its ``prune.*`` settings (None: it has none);
+    ``refines_masks`` says whether a later step prunes further a mask an earlier step chose."""
+
+    name: str = ""
+    description: str = ""
+    section: str | None = None
+    refines_masks: bool = False
+
+    def validate(self, prune: PruneSpec) -> None:
+        """Raise ValueError, naming the keys, for settings that contradict each other."""
+
+    def retrain_settings(self, mode: RetrainRules) -> tuple[str, ...]:
+        """The ``retrain.*`` keys ``mode`` reads under this schedule."""
+        return mode.settings
+
+    def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
+        """Raise ConfigError if the schedule cannot run on this data, before any training."""
+
+    def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
+        raise NotImplementedError
+
+    def final_recipe(self, spec: ExperimentSpec) -> TrainSpec:
+        """The recipe of the final training, as recorded in result.json."""
+        return mode_of(spec).recipe(spec)
 
 
 def gradual_window(spec: ExperimentSpec, data: DataSplits) -> tuple[int, int, int]:
@@ -80,19 +119,20 @@ def gradual_window(spec: ExperimentSpec, data: DataSplits) -> tuple[int, int, in
     return g.start_step, g.frequency, count
 
 
-def check_schedule(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
-    """Reject a schedule that cannot run on this data before any training starts."""
-    if spec.prune.schedule == "gradual":
-        gradual_window(spec, data)
-    if spec.retrain.mode == "weight-rewind" or spec.prune.schedule == "iterative":
-        total = steps_per_epoch(data, spec.train) * spec.train.epochs
-        if spec.retrain.rewind_step > total:
-            raise ConfigError(f"retrain.rewind_step {spec.retrain.rewind_step} exceeds dense training's {total} steps")
-    if spec.prune.schedule == "iterative":
-        params = prunable_parameters(model, spec.prune.prunable)
-        for name in spec.prune.iterative.layer_rates:
-            if not any(fnmatch.fnmatchcase(p, name) for p in params):
-                raise ConfigError(f"prune.iterative.layer_rates: {name!r} matches no prunable parameter ({', '.join(params)})")
+class OneShot(Schedule):
+    name = "one-shot"
+    description = "prune the dense checkpoint once to the target, then retrain"
+
+    def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
+        mode = mode_of(spec)
+        started = time.perf_counter()
+        mask = prune_model(model, data, spec.prune, seed=spec.seed)
+        prune_time = time.perf_counter() - started
+        pre = evaluate(model, data.test_x, data.test_y)
+        rewind = _rewind_state(spec, data, results_dir, model, mode)
+        started = time.perf_counter()
+        history = mode.retrain(model, data, spec, mask, rewind_state=rewind, stage="finetune")
+        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
 
 
 def iterative_plan(model: nn.Module, prune: PruneSpec) -> list[int | dict[str, int]]:
@@ -107,55 +147,74 @@ def iterative_plan(model: nn.Module, prune: PruneSpec) -> list[int | dict[str, i
     return list(ladder_to_target(total, it.rate, keep_count(model, prune)))
 
 
-def run_one_shot(spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
-    started = time.perf_counter()
-    mask = prune_model(model, data, spec.prune, seed=spec.seed)
-    prune_time = time.perf_counter() - started
-    pre = evaluate(model, data.test_x, data.test_y)
-    rewind = rewind_weights(spec, data, results_dir, _device(model)) if spec.retrain.mode == "weight-rewind" else None
-    started = time.perf_counter()
-    history = retrain(model, data, spec, mask, spec.retrain.mode, rewind_state=rewind, stage="finetune")
-    return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
+class Iterative(Schedule):
+    """Rounds of prune -> retrain. The intermediate rounds retrain with the mode's round mode:
+    the mode itself where it carries the network from round to round (finetune, lr-rewind,
+    weight-rewind); weight rewinding for the controls (reinit, scratch*), which take the
+    lottery-ticket trajectory and differ only at the end."""
 
+    name = "iterative"
+    description = "rounds of prune -> retrain, each removing prune.iterative.rate of what remains"
+    section = "iterative"
+    refines_masks = True
 
-def run_iterative(spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
-    final_mode = spec.retrain.mode
-    round_mode = final_mode if final_mode in ROUND_MODES else "weight-rewind"
-    needs_rewind = "weight-rewind" in (round_mode, final_mode)
-    rewind = rewind_weights(spec, data, results_dir, _device(model)) if needs_rewind else None
-    plan = iterative_plan(model, spec.prune)
-    prunable_total = sum(p.numel() for p in prunable_parameters(model, spec.prune.prunable).values())
-    mask: Mask | None = None
-    rounds: list[dict[str, Any]] = []
-    masks: list[Mask] = []
-    prune_time = train_time = 0.0
-    pre = history = None
-    for index, keep in enumerate(plan, start=1):
-        last = index == len(plan)
-        started = time.perf_counter()
-        mask = prune_model(model, data, spec.prune, seed=spec.seed + index - 1, previous=mask, keep=keep)
-        prune_time += time.perf_counter() - started
-        pre = evaluate(model, data.test_x, data.test_y)
-        mode = final_mode if last else round_mode
-        started = time.perf_counter()
-        history = retrain(model, data, spec, mask, mode, rewind_state=rewind, stage=f"round {index}/{len(plan)}")
-        train_time += time.perf_counter() - started
-        after = evaluate(model, data.test_x, data.test_y)
-        rounds.append({
-            "round": index,
-            "mode": mode,
-            "weights_remaining": mask.kept / prunable_total,
-            "prunable_nonzero": mask.kept,
-            "pre_retrain_top1": pre.top1,
-            "top1": after.top1,
-            "val_top1": history.epochs[-1].val_top1 if history.epochs else None,
-        })
-        masks.append(mask)
-        log.info("round %d/%d: %.1f%% of prunable weights remain, top-1 %.2f%%",
-                 index, len(plan), 100 * mask.kept / prunable_total, 100 * after.top1)
-    if mask is None or pre is None or history is None:
-        raise ValueError("an iterative schedule needs at least one round")
-    return ScheduleOutcome(mask, pre, history, prune_time, train_time, rounds=rounds, round_masks=masks)
+    def validate(self, prune: PruneSpec) -> None:
+        it = prune.iterative
+        if it.rounds is not None and prune.compression is not None:
+            raise ValueError("prune.iterative.rounds and prune.compression both set the target: give one")
+        if it.layer_rates and it.rounds is None:
+            raise ValueError("prune.iterative.layer_rates needs prune.iterative.rounds (the target is then the rounds)")
+        if it.layer_rates and prune.scope != "layer":
+            raise ValueError("prune.iterative.layer_rates needs prune.scope 'layer'")
+
+    def retrain_settings(self, mode: RetrainRules) -> tuple[str, ...]:
+        """The mode's own settings and those its intermediate rounds read (e.g. reinit's rewind_step)."""
+        return (*mode.settings, *getattr(mode, "round_settings", ()))
+
+    def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
+        params = prunable_parameters(model, spec.prune.prunable)
+        for name in spec.prune.iterative.layer_rates:
+            if not any(fnmatch.fnmatchcase(p, name) for p in params):
+                raise ConfigError(f"prune.iterative.layer_rates: {name!r} matches no prunable parameter ({', '.join(params)})")
+
+    def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
+        final_mode = mode_of(spec)
+        round_mode = final_mode.round_mode()
+        assert isinstance(round_mode, RetrainMode)
+        rewind = _rewind_state(spec, data, results_dir, model, round_mode, final_mode)
+        plan = iterative_plan(model, spec.prune)
+        prunable_total = sum(p.numel() for p in prunable_parameters(model, spec.prune.prunable).values())
+        mask: Mask | None = None
+        rounds: list[dict[str, Any]] = []
+        masks: list[Mask] = []
+        prune_time = train_time = 0.0
+        pre = history = None
+        for index, keep in enumerate(plan, start=1):
+            last = index == len(plan)
+            started = time.perf_counter()
+            mask = prune_model(model, data, spec.prune, seed=spec.seed + index - 1, previous=mask, keep=keep)
+            prune_time += time.perf_counter() - started
+            pre = evaluate(model, data.test_x, data.test_y)
+            mode = final_mode if last else round_mode
+            started = time.perf_counter()
+            history = mode.retrain(model, data, spec, mask, rewind_state=rewind, stage=f"round {index}/{len(plan)}")
+            train_time += time.perf_counter() - started
+            after = evaluate(model, data.test_x, data.test_y)
+            rounds.append({
+                "round": index,
+                "mode": mode.name,
+                "weights_remaining": mask.kept / prunable_total,
+                "prunable_nonzero": mask.kept,
+                "pre_retrain_top1": pre.top1,
+                "top1": after.top1,
+                "val_top1": history.epochs[-1].val_top1 if history.epochs else None,
+            })
+            masks.append(mask)
+            log.info("round %d/%d: %.1f%% of prunable weights remain, top-1 %.2f%%",
+                     index, len(plan), 100 * mask.kept / prunable_total, 100 * after.top1)
+        if mask is None or pre is None or history is None:
+            raise ValueError("an iterative schedule needs at least one round")
+        return ScheduleOutcome(mask, pre, history, prune_time, train_time, rounds=rounds, round_masks=masks)
 
 
 class GradualPruning:
@@ -163,18 +222,19 @@ class GradualPruning:
 
     def __init__(self, model: nn.Module, data: DataSplits, spec: ExperimentSpec, window: tuple[int, int, int]) -> None:
         self.model, self.data, self.spec = model, data, spec
-        self.start, self.frequency, self.count = window
+        start, frequency, count = window
         params = prunable_parameters(model, spec.prune.prunable)
-        self.total = sum(p.numel() for p in params.values())
-        self.final_keep = keep_count(model, spec.prune)
+        self.schedule = CubicSchedule(
+            total=sum(p.numel() for p in params.values()), final_keep=keep_count(model, spec.prune),
+            initial_sparsity=spec.prune.gradual.initial_sparsity, start=start, frequency=frequency, count=count,
+        )
         self.mask = Mask.ones(params)
         self.keeper = KeepPruned(model, self.mask)
         self.updates: list[dict[str, int]] = []
         self.prune_time = 0.0
 
     def keep_at(self, step: int) -> int:
-        g = self.spec.prune.gradual
-        return cubic_keep(step, self.total, self.final_keep, g.initial_sparsity, self.start, self.frequency, self.count)
+        return self.schedule.target_at(step)
 
     def update(self, step: int) -> None:
         keep = self.keep_at(step)
@@ -188,55 +248,93 @@ class GradualPruning:
         self.updates.append({"step": step, "prunable_nonzero": self.mask.kept})
 
     def on_train_start(self) -> None:
-        if is_update_step(0, self.start, self.frequency, self.count):
+        if self.schedule.is_update(0):
             self.update(0)
 
     def on_step_end(self, step: int) -> None:
         self.keeper.apply()
-        if is_update_step(step, self.start, self.frequency, self.count):
+        if self.schedule.is_update(step):
             self.update(step)
 
 
-def run_gradual(spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
-    pruner = GradualPruning(model, data, spec, gradual_window(spec, data))
-    pre = evaluate(model, data.test_x, data.test_y)  # the dense network: pruning happens while training
-    started = time.perf_counter()
-    history = train(model, data, spec.finetune, seed=spec.seed + RETRAIN_SEED_OFFSET, callbacks=[pruner], stage="gradual")
-    elapsed = time.perf_counter() - started
-    return ScheduleOutcome(pruner.mask, pre, history, pruner.prune_time, elapsed - pruner.prune_time,
-                           gradual_updates=pruner.updates)
+class Gradual(Schedule):
+    name = "gradual"
+    description = "Zhu & Gupta's cubic sparsity ramp during fine-tuning, masks updated every prune.gradual.frequency steps"
+    section = "gradual"
+    refines_masks = True
+
+    def validate(self, prune: PruneSpec) -> None:
+        g = prune.gradual
+        if g.end_step is not None and g.end_step - g.start_step < g.frequency:
+            raise ValueError("prune.gradual.end_step - prune.gradual.start_step must be at least prune.gradual.frequency")
+
+    def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
+        gradual_window(spec, data)
+
+    def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
+        pruner = GradualPruning(model, data, spec, gradual_window(spec, data))
+        pre = evaluate(model, data.test_x, data.test_y)  # the dense network: pruning happens while training
+        started = time.perf_counter()
+        history = train(model, data, spec.finetune, seed=spec.seed + RETRAIN_SEED_OFFSET, callbacks=[pruner], stage="gradual")
+        elapsed = time.perf_counter() - started
+        return ScheduleOutcome(pruner.mask, pre, history, pruner.prune_time, elapsed - pruner.prune_time,
+                               gradual_updates=pruner.updates)
+
+    def final_recipe(self, spec: ExperimentSpec) -> TrainSpec:
+        return spec.finetune  # pruning happens during fine-tuning
 
 
-def run_at_init(spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
-    """Prune the dense network's own initialization; train it with the ``train`` recipe."""
-    load_weights(model, initial_weights(spec, data, spec.seed))
-    started = time.perf_counter()
-    mask = prune_model(model, data, spec.prune, seed=spec.seed)
-    prune_time = time.perf_counter() - started
-    pre = evaluate(model, data.test_x, data.test_y)
-    started = time.perf_counter()
-    if spec.retrain.mode == "reinit":
-        history = retrain(model, data, spec, mask, "reinit", rewind_state=None, stage="train sparse (reinit)")
-    else:
-        history = train_masked(model, data, spec.train, mask, seed=spec.seed + RETRAIN_SEED_OFFSET, stage="train sparse")
-    return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
+class AtInit(Schedule):
+    """Prune the dense network's own initialization; train it with the ``train`` recipe.
+
+    Retraining mode ``finetune`` trains the pruned initialization itself (there is no trained
+    network to fine-tune, so it uses the ``train`` recipe); ``reinit`` a fresh one.
+    """
+
+    name = "at-init"
+    description = "prune the network's initialization once, then train it with the train recipe"
+
+    def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
+        mode = mode_of(spec)
+        load_weights(model, initial_weights(spec, data, spec.seed))
+        started = time.perf_counter()
+        mask = prune_model(model, data, spec.prune, seed=spec.seed)
+        prune_time = time.perf_counter() - started
+        pre = evaluate(model, data.test_x, data.test_y)
+        started = time.perf_counter()
+        stage = "train sparse" if mode.start == "pruned" else f"train sparse ({mode.name})"
+        history = mode.retrain(model, data, spec, mask, rewind_state=None, stage=stage, recipe=self.final_recipe(spec))
+        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
+
+    def final_recipe(self, spec: ExperimentSpec) -> TrainSpec:
+        return spec.train  # there is no trained network to fine-tune: a pruned initialization is trained
 
 
-RUNNERS = {"one-shot": run_one_shot, "iterative": run_iterative, "gradual": run_gradual, "at-init": run_at_init}
+SCHEDULES = catalog.SCHEDULES
+for _schedule in (OneShot(), Iterative(), Gradual(), AtInit()):
+    SCHEDULES.add(_schedule.name, _schedule)
+
+
+def schedule_of(spec: ExperimentSpec) -> Schedule:
+    schedule = SCHEDULES.get(spec.prune.schedule)
+    assert isinstance(schedule, Schedule)  # every registered schedule is one
+    return schedule
+
+
+def check_schedule(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
+    """Reject a schedule that cannot run on this data before any training starts."""
+    check_rewind_step(spec, data)
+    schedule_of(spec).check(spec, data, model)
 
 
 def run_schedule(spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
     """Prune and retrain ``model`` (holding the dense weights) as ``spec`` says."""
-    return RUNNERS[spec.prune.schedule](spec, data, model, results_dir)
+    return schedule_of(spec).run(spec, data, model, results_dir)
 
 
 def final_recipe(spec: ExperimentSpec) -> Mapping[str, Any]:
     """The recipe of the final training, as recorded in result.json."""
-    if spec.prune.schedule == "at-init" and spec.retrain.mode == "finetune":
-        return spec.train.model_dump(mode="json")
-    if spec.prune.schedule == "gradual":
-        return spec.finetune.model_dump(mode="json")
-    return recipe_of(spec, spec.retrain.mode).model_dump(mode="json")
+    return schedule_of(spec).final_recipe(spec).model_dump(mode="json")
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -52,7 +52,7 @@ class Job:
         s = self.spec
         if self.kind == "dense":
             return f"{s.dataset}/{s.model} dense seed {s.seed}"
-        return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope} {s.prune.compression:g}x seed {s.seed}"
+        return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope} {s.prune.resolved_compression:g}x seed {s.seed}"
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,11 @@ def summarize(times_ms: list[float], **fields: Any) -> LatencyRecord:
 
 def check_counts(warmup: int, repeats: int, batch_size: int) -> None:
     if warmup < 0:
-        raise ConfigError(f"latency.warmup must be >= 0, got {warmup}")
+        raise ConfigError(f"latency warmup must be >= 0, got {warmup}")
     if repeats < 1:
-        raise ConfigError(f"latency.repeats must be >= 1, got {repeats}")
+        raise ConfigError(f"latency_repeats must be >= 1, got {repeats}")
     if batch_size < 1:
-        raise ConfigError(f"latency.batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"latency_batch_size must be >= 1, got {batch_size}")
 
 
 @contextlib.contextmanager
@@ -99,7 +99,7 @@ def torch_threads(threads: int | None) -> Iterator[int]:
     old = torch.get_num_threads()
     if threads is not None:
         if threads < 1:
-            raise ConfigError(f"latency.threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     try:
         yield torch.get_num_threads()
@@ -253,7 +253,7 @@ def onnx_session(path: str | Path, threads: int | None = None) -> Any:
     options = ort.SessionOptions()
     if threads is not None:
         if threads < 1:
-            raise ConfigError(f"latency.threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -323,7 +323,7 @@ def interleaved_times(runners: dict[str, Callable[[], object]], warmup: int, rep
     :func:`paired_speedup`) cancel most of it.
     """
     if warmup < 0 or repeats < 1:
-        raise ConfigError(f"latency.warmup must be >= 0 and latency.repeats >= 1, got {warmup} and {repeats}")
+        raise ConfigError(f"latency warmup must be >= 0 and latency_repeats >= 1, got {warmup} and {repeats}")
     for run in runners.values():
         for _ in range(warmup):
             run()

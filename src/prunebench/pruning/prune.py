@@ -80,7 +80,7 @@ def keep_count(model: nn.Module, spec: PruneSettings) -> int:
         params_total=sum(p.numel() for p in model.parameters()),
         unprunable_nonzero=unprunable_nonzero(model, params),
         prunable_total=sum(p.numel() for p in params.values()),
-        compression=spec.compression,
+        compression=spec.resolved_compression,
     )
 
 

@@ -8,18 +8,15 @@
   s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (n * dt)) ** 3, masks updated every dt steps.
 - ``at-init``: prune the freshly initialized network once, then train it.
 
-Nothing here touches a model; the experiment runner (``prunebench.experiment.schedules``) calls
-these functions and does the pruning and training.
+Nothing here touches a model; the registered schedules (``prunebench.experiment.schedules``)
+call these functions and do the pruning and training.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from typing import Literal
-
-Schedule = Literal["one-shot", "iterative", "gradual", "at-init"]
-SCHEDULES: tuple[str, ...] = ("one-shot", "iterative", "gradual", "at-init")
+from dataclasses import dataclass
 
 
 def iterative_keep(total: int, rate: float, round_index: int) -> int:
@@ -96,6 +93,28 @@ def update_steps(start: int, frequency: int, count: int) -> list[int]:
 
 def is_update_step(step: int, start: int, frequency: int, count: int) -> bool:
     return start <= step <= start + count * frequency and (step - start) % frequency == 0
+
+
+@dataclass(frozen=True)
+class CubicSchedule:
+    """The gradual schedule as a function of the optimizer step: ``target_at(step)`` is the
+    number of entries to keep, ``is_update(step)`` whether the mask changes at that step."""
+
+    total: int
+    final_keep: int
+    initial_sparsity: float
+    start: int  # t0
+    frequency: int  # dt
+    count: int  # n
+
+    def target_at(self, step: int) -> int:
+        return cubic_keep(step, self.total, self.final_keep, self.initial_sparsity, self.start, self.frequency, self.count)
+
+    def is_update(self, step: int) -> bool:
+        return is_update_step(step, self.start, self.frequency, self.count)
+
+    def update_steps(self) -> list[int]:
+        return update_steps(self.start, self.frequency, self.count)
 
 
 def remaining_fraction(counts: Sequence[int], total: int) -> list[float]:
