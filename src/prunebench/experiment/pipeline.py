@@ -28,7 +28,7 @@ from torch import nn
 
 from prunebench.config import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
-from prunebench.experiment.artifacts import load_tensors, read_json, save_tensors, write_json
+from prunebench.store.artifacts import load_tensors, read_json, save_tensors, write_json
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics

@@ -16,7 +16,7 @@ from torch import nn
 from prunebench.config import ExperimentSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
-from prunebench.experiment.artifacts import load_tensors, save_tensors
+from prunebench.store.artifacts import load_tensors, save_tensors
 from prunebench.models import create_model
 from prunebench.metrics import mac_metrics
 from prunebench.pruning.compact import scratch_epochs

@@ -6,7 +6,7 @@ import html
 import re
 from pathlib import Path
 
-from prunebench.experiment.artifacts import write_atomic
+from prunebench.store.artifacts import write_atomic
 from prunebench.report.aggregate import build_groups
 from prunebench.report.checklist import evaluate_checklist
 from prunebench.report.page import Section, render
