@@ -22,6 +22,7 @@ def run_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) ->
     macs = mac_metrics(model, data.input_shape)
     return {
         "dense_id": spec.dense_spec().content_hash(),
+        "dense_sha256": dense["model_sha256"],  # which weights these figures describe
         "spec": spec.dense_spec().model_dump(mode="json"),
         "target_compression": 1.0,
         "compression_ratio": sizes.compression_ratio,

@@ -2,6 +2,8 @@
 
 Resuming is the same call: completed runs are skipped; runs left 'running' by an interrupted
 sweep, and failed ones, are run again under the same run id, so nothing is duplicated.
+One process at a time runs a plan on a results directory (``store.lock``): a second one waits,
+then skips what the first completed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from prunebench.experiment.progress import SweepProgress
 from prunebench.experiment.sweep import Job, Plan
 from prunebench.pruning.prune import keep_count
 from prunebench.store import ResultsDB
+from prunebench.store.lock import results_lock
 
 log = logging.getLogger("prunebench")
 
@@ -95,6 +98,12 @@ def run_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | Non
     The plan is checked first (:func:`preflight`): bad input raises before anything is written.
     """
     preflight(plan)
+    with results_lock(results_dir):  # held until every job has finished: workers write on our behalf
+        return execute_plan(plan, results_dir, executor, live)
+
+
+def execute_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | None) -> Counter[str]:
+    """:func:`run_plan` once the results directory's lock is held."""
     db = ResultsDB(results_dir)
     for job in plan.jobs:
         db.register(row_for(job))

@@ -1,28 +1,72 @@
-"""``prunebench results``: one flat row per run from the results database."""
+"""``prunebench results``: one flat row per run from the results database.
+
+``dense_check`` says whether the dense weights a result was computed from (its recorded
+``dense_sha256``) are still the file in dense/<dense_id>/model.pt: ``ok``, ``mismatch`` (the
+checkpoint was replaced since; the report leaves such results out), ``no checkpoint``, or empty
+when the result records no digest.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from prunebench.errors import ConfigError
 from prunebench.store import DB_FILE, ResultsDB
+from prunebench.store.artifacts import sha256_file
+from prunebench.store.layout import dense_model_path
+
+log = logging.getLogger("prunebench")
 
 COLUMNS = (
     "run_id", "status", "dataset", "model", "strategy", "scope", "target_compression", "seed",
     "compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-    "macs_effective", "dense_top1", "pre_finetune_top1", "top1", "top5", "wall_time_s", "error",
+    "macs_effective", "dense_top1", "pre_finetune_top1", "top1", "top5", "wall_time_s", "error", "dense_check",
 )
 METRIC_COLUMNS = COLUMNS[8:19]
+DENSE_OK, DENSE_MISMATCH, DENSE_MISSING = "ok", "mismatch", "no checkpoint"
 
 
 def open_db(results_dir: Path) -> ResultsDB:
     if not (results_dir / DB_FILE).is_file():
         raise ConfigError(f"--results {results_dir}: no {DB_FILE} there (run a config with `prunebench run` first)")
     return ResultsDB(results_dir)
+
+
+def dense_checks(results_dir: Path, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """run_id -> whether the dense weights its result records are the checkpoint's current file."""
+    current: dict[str, str | None] = {}
+    checks = {}
+    for row in rows:
+        recorded = (row.get("result") or {}).get("dense_sha256")
+        dense_id = row.get("dense_id")
+        if recorded is None or dense_id is None:
+            continue
+        if dense_id not in current:
+            path = dense_model_path(results_dir, dense_id)
+            current[dense_id] = sha256_file(path) if path.is_file() else None
+        digest = current[dense_id]
+        checks[row["run_id"]] = DENSE_MISSING if digest is None else DENSE_OK if digest == recorded else DENSE_MISMATCH
+    return checks
+
+
+def mark_dense_checks(results_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """Set each row's ``dense_check``; returns (and warns about) the mismatched run ids."""
+    checks = dense_checks(results_dir, rows)
+    for row in rows:
+        row["dense_check"] = checks.get(row["run_id"])
+    mismatched = [row["run_id"] for row in rows if row["dense_check"] == DENSE_MISMATCH]
+    if mismatched:
+        log.warning(
+            "%d result(s) were computed from dense weights that are no longer the checkpoint in %s/dense "
+            "(dense_check: mismatch): %s", len(mismatched), results_dir, ", ".join(mismatched[:10])
+            + (", ..." if len(mismatched) > 10 else ""),
+        )
+    return mismatched
 
 
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +78,9 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def results_rows(results_dir: Path) -> list[dict[str, Any]]:
-    return [flatten(r) for r in open_db(results_dir).rows()]
+    rows = open_db(results_dir).rows()
+    mark_dense_checks(results_dir, rows)
+    return [flatten(r) for r in rows]
 
 
 def cell(value: Any) -> str:
