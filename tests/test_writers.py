@@ -205,3 +205,23 @@ def test_a_result_recording_no_dense_digest_is_shown_unflagged(tmp_path: Path) -
     rows = db.rows()
     assert mark_dense_checks(results, rows) == []
     assert len(build_groups(rows)) == 1  # kept in the report
+
+
+def test_rerun_repairs_damaged_artifacts_of_completed_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A completed row counts only while its files are whole: a rerun redoes what was damaged."""
+    results = tmp_path / "results"
+    plan = plan_from_mapping({**SWEEP, "threads": 1, "sweep": {"prune.compression": [2, 4], "seed": [0, 1]}, "baselines": False})
+    run = lambda: run_plan(plan, results, make_executor("serial", plan.settings, results), live=False)  # noqa: E731
+    assert run()["completed"] == 6
+    rows = ResultsDB(results).rows()
+    dense0 = next(r for r in rows if r["kind"] == "dense" and r["seed"] == 0)
+    lost_mask = next(r for r in rows if r["kind"] == "pruned" and r["seed"] == 1)
+    (results / "dense" / dense0["dense_id"] / "model.pt").write_bytes(b"")
+    (results / lost_mask["run_id"] / "mask.pt").unlink()
+    with caplog.at_level(logging.WARNING, logger="prunebench"):
+        assert run()["completed"] == 6
+    assert f"{lost_mask['run_id']}/result.json: mask.pt missing beside it" in caplog.text
+    redone = {r["run_id"] for r in rows if r["dense_id"] == dense0["dense_id"]} | {lost_mask["run_id"]}
+    after = ResultsDB(results).rows()
+    assert {r["run_id"]: r["attempts"] for r in after} == {r["run_id"]: 2 if r["run_id"] in redone else 1 for r in rows}
+    assert {r["dense_check"] for r in results_rows(results)} == {"ok"}

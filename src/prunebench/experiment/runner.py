@@ -27,6 +27,7 @@ from prunebench.experiment.progress import SweepProgress
 from prunebench.experiment.sweep import Job, Plan
 from prunebench.pruning.prune import keep_count
 from prunebench.store import ResultsDB
+from prunebench.store.layout import completed_dense, completed_result
 from prunebench.store.lock import results_lock
 
 log = logging.getLogger("prunebench")
@@ -92,6 +93,18 @@ def row_for(job: Job) -> dict[str, Any]:
     }
 
 
+def still_complete(job: Job, row: dict[str, Any], results_dir: Path, digests: dict[str, str | None]) -> bool:
+    """A completed row counts only while its files are whole and paired with the dense weights on disk.
+
+    Otherwise (a damaged, deleted or replaced artifact, reported by ``store.layout``) it runs again.
+    """
+    if job.kind == "pruned":
+        return completed_result(results_dir, job.run_id, digests) is not None
+    found = completed_dense(results_dir, job.spec.dense_spec().content_hash())
+    recorded = (row.get("result") or {}).get("dense_sha256")
+    return found is not None and recorded in (None, found[1]["model_sha256"])
+
+
 def run_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | None = None) -> Counter[str]:
     """Execute every job of ``plan`` that is not completed yet; returns the final status counts.
 
@@ -107,7 +120,12 @@ def execute_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool |
     db = ResultsDB(results_dir)
     for job in plan.jobs:
         db.register(row_for(job))
-    todo = [job for job in plan.jobs if db.status_of(job.run_id) != "completed"]
+    rows = {row["run_id"]: row for row in db.rows()}
+    digests: dict[str, str | None] = {}
+    todo = [
+        job for job in plan.jobs
+        if rows[job.run_id]["status"] != "completed" or not still_complete(job, rows[job.run_id], results_dir, digests)
+    ]
     skipped = len(plan.jobs) - len(todo)
     if skipped:
         log.info("%d of %d runs already completed; running the other %d", skipped, len(plan.jobs), len(todo))

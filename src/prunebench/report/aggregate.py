@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from prunebench.report.results import DENSE_MISMATCH
 from prunebench.report.stats import Estimate, estimate
 
 Series = tuple[str, str]  # (strategy, setting)
@@ -87,7 +88,7 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
     for row in rows:
         if row["status"] != "completed" or not row.get("result"):
             continue
-        if row.get("dense_check") == "mismatch":  # paired with weights the checkpoint no longer holds
+        if row.get("dense_check") == DENSE_MISMATCH:  # paired with weights the checkpoint no longer holds
             continue
         key = (row["dataset"], row["model"])
         group = groups.setdefault(key, Group(*key))

@@ -61,10 +61,10 @@ def mark_dense_checks(results_dir: Path, rows: list[dict[str, Any]]) -> list[str
         row["dense_check"] = checks.get(row["run_id"])
     mismatched = [row["run_id"] for row in rows if row["dense_check"] == DENSE_MISMATCH]
     if mismatched:
+        shown = ", ".join(mismatched[:10]) + (", ..." if len(mismatched) > 10 else "")
         log.warning(
             "%d result(s) were computed from dense weights that are no longer the checkpoint in %s/dense "
-            "(dense_check: mismatch): %s", len(mismatched), results_dir, ", ".join(mismatched[:10])
-            + (", ..." if len(mismatched) > 10 else ""),
+            "(dense_check: mismatch; running the sweep again redoes them): %s", len(mismatched), results_dir, shown,
         )
     return mismatched
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from prunebench.store.artifacts import load_tensors, load_tensors_with_digest, read_json
+from prunebench.store.artifacts import load_tensors, load_tensors_with_digest, read_json, sha256_file
 
 log = logging.getLogger("prunebench")
 
@@ -44,6 +44,17 @@ def dense_folder(results_dir: Path, dense_id: str) -> Path:
 
 def dense_model_path(results_dir: Path, dense_id: str) -> Path:
     return dense_folder(results_dir, dense_id) / MODEL_FILE
+
+
+def dense_digest(results_dir: Path, dense_id: str, cache: dict[str, str | None] | None = None) -> str | None:
+    """SHA-256 of the dense checkpoint's model.pt as it is now, or None when there is none."""
+    if cache is not None and dense_id in cache:
+        return cache[dense_id]
+    path = dense_model_path(results_dir, dense_id)
+    digest = sha256_file(path) if path.is_file() else None
+    if cache is not None:
+        cache[dense_id] = digest
+    return digest
 
 
 def _parsed(path: Path) -> dict[str, Any] | None:
@@ -68,10 +79,14 @@ def _loads(path: Path) -> bool:
     return True
 
 
-def completed_result(results_dir: Path, run_id: str) -> dict[str, Any] | None:
+def completed_result(
+    results_dir: Path, run_id: str, digests: dict[str, str | None] | None = None
+) -> dict[str, Any] | None:
     """The stored result of ``run_id`` if its folder holds a whole completed run, else None.
 
-    Whole means: result.json parses, names this run id, and mask.pt and model.pt beside it load.
+    Whole means: result.json parses, names this run id, mask.pt and model.pt beside it load, and
+    the dense weights it records having pruned (``dense_sha256``) are still the checkpoint's file.
+    ``digests`` caches the checkpoints' digests across calls.
     """
     folder = run_folder(results_dir, run_id)
     path = folder / RESULT_FILE
@@ -89,6 +104,11 @@ def completed_result(results_dir: Path, run_id: str) -> dict[str, Any] | None:
         return None
     if not all(_loads(folder / name) for name in (MASK_FILE, MODEL_FILE)):
         log.warning("ignoring %s: its tensors do not load; running it again", path)
+        return None
+    recorded = result.get("dense_sha256")
+    if recorded is not None and dense_digest(results_dir, str(result.get("dense_id")), digests) != recorded:
+        log.warning("ignoring %s: it was pruned from dense weights that are no longer %s; running it again",
+                    path, dense_model_path(results_dir, str(result.get("dense_id"))))
         return None
     return result
 
