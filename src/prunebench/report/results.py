@@ -17,8 +17,7 @@ from typing import Any
 
 from prunebench.errors import ConfigError
 from prunebench.store import DB_FILE, ResultsDB
-from prunebench.store.artifacts import sha256_file
-from prunebench.store.layout import dense_model_path
+from prunebench.store.layout import dense_digest
 
 log = logging.getLogger("prunebench")
 
@@ -46,10 +45,7 @@ def dense_checks(results_dir: Path, rows: list[dict[str, Any]]) -> dict[str, str
         dense_id = row.get("dense_id")
         if recorded is None or dense_id is None:
             continue
-        if dense_id not in current:
-            path = dense_model_path(results_dir, dense_id)
-            current[dense_id] = sha256_file(path) if path.is_file() else None
-        digest = current[dense_id]
+        digest = dense_digest(results_dir, dense_id, current)
         checks[row["run_id"]] = DENSE_MISSING if digest is None else DENSE_OK if digest == recorded else DENSE_MISMATCH
     return checks
 
