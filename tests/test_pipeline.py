@@ -9,7 +9,7 @@ from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import TrainingDiverged
 from prunebench.experiment import run_experiment
-from prunebench.experiment.artifacts import load_tensors
+from prunebench.store.artifacts import load_tensors
 from prunebench.metrics import mac_metrics
 from prunebench.models import MODELS, create_model
 from prunebench.pruning import prunable_parameters

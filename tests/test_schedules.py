@@ -12,7 +12,7 @@ from prunebench.config import build_specs
 from prunebench.data import load_dataset
 from prunebench.errors import ConfigError
 from prunebench.experiment import run_experiment
-from prunebench.experiment.artifacts import load_tensors
+from prunebench.store.artifacts import load_tensors
 from prunebench.experiment.retrain import fresh_weights, initial_weights, retrain, rewind_weights
 from prunebench.pruning import Mask
 from prunebench.pruning.schedules import (

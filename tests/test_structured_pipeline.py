@@ -9,7 +9,7 @@ from prunebench.config import ExperimentSpec, PruneSpec, RetrainSpec, RunSetting
 from prunebench.errors import ConfigError
 from prunebench.executors import make_executor
 from prunebench.experiment import run_experiment
-from prunebench.experiment.artifacts import load_tensors
+from prunebench.store.artifacts import load_tensors
 from prunebench.experiment.runner import run_plan
 from prunebench.experiment.sweep import plan_from_mapping
 from prunebench.record import Target

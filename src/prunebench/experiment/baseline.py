@@ -23,7 +23,7 @@ def run_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) ->
         run_id=dense_run_id(dense_id),
         role="dense",
         dense_id=dense_id,
-        dense_sha256=dense.get("sha256"),
+        dense_sha256=dense["model_sha256"],  # which weights these figures describe
         spec=spec.dense_spec().model_dump(mode="json"),
         sizes=Sizes.of(size_metrics(model, prunable_parameters(model, spec.prune.prunable))),
         macs=Macs.of(mac_metrics(model, data.input_shape)),

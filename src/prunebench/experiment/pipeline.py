@@ -3,15 +3,8 @@
 How pruning and retraining interleave is the spec's ``prune.schedule`` and ``retrain.mode``
 (``prunebench.experiment.schedules``); one-shot + finetune is the plain pipeline.
 
-Layout under the results directory::
-
-    <run_id>/result.json          the run's RunResult (prunebench.record): metrics, spec, provenance
-    <run_id>/mask.pt, model.pt    tensors only (load with weights_only=True)
-    <run_id>/rounds/mask_NN.pt    iterative schedules: the mask after round NN
-    dense/<dense_id>/model.pt     the dense checkpoint every strategy of that seed prunes
-    dense/<dense_id>/dense.json   its accuracy and training log
-
-Every stage is skipped when its artifact exists.
+Every stage is skipped when its artifact exists and is whole; the layout of the results
+directory, and what "whole" means, is ``prunebench.store.layout``.
 """
 
 from __future__ import annotations
@@ -28,7 +21,7 @@ from torch import nn
 
 from prunebench.config import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
-from prunebench.experiment.artifacts import load_tensors, read_json, save_tensors, write_json
+from prunebench.store.artifacts import load_tensors, save_tensors, write_json
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
@@ -39,14 +32,16 @@ from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
-from prunebench.record import Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, read_result
+from prunebench.record import Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, load_result
+from prunebench.store.layout import (
+    DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
+)
+from prunebench.store.lock import dense_lock
 from prunebench.train import train
 
 log = logging.getLogger("prunebench")
 
-RESULT_FILE = "result.json"
 SPARSITY_SEED_OFFSET = 2  # the sparsity-training phase's data order differs from fine-tuning's
-DENSE_DIR = "dense"
 
 
 def build_model(spec: ExperimentSpec, data: DataSplits) -> nn.Module:
@@ -59,29 +54,50 @@ def build_model(spec: ExperimentSpec, data: DataSplits) -> nn.Module:
 def dense_checkpoint(
     spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path
 ) -> dict[str, Any]:
-    """Train the dense model once per DenseSpec; later calls load the same weights."""
+    """Train the dense model once per DenseSpec; later calls load the same weights.
+
+    A complete checkpoint is never overwritten: the check and the write happen under the
+    checkpoint's lock, so a second writer waits and then loads the first one's weights.
+    ``info["model_sha256"]`` names the weights ``model`` now holds.
+    """
     dense = spec.dense_spec()
-    folder = results_dir / DENSE_DIR / dense.content_hash()
-    if (folder / "dense.json").is_file() and (folder / "model.pt").is_file():
-        model.load_state_dict(load_tensors(folder / "model.pt"))
-        info = read_json(folder / "dense.json")
-        info["cached"] = True
-        return info
-    started = time.perf_counter()
-    history = train(model, data, spec.train, seed=spec.seed, stage="dense")
-    test = evaluate(model, data.test_x, data.test_y)
-    info = {
-        "spec": dense.model_dump(mode="json"),
-        "test_top1": test.top1,
-        "test_top5": test.top5,
-        "val_top1": history.epochs[-1].val_top1 if history.epochs else None,
-        "train_log": [asdict(e) for e in history.epochs],
-        "wall_time_s": time.perf_counter() - started,
-    }
-    save_tensors(folder / "model.pt", model.state_dict())
-    write_json(folder / "dense.json", info)  # last: its presence marks the stage done
+    folder = dense_folder(results_dir, dense.content_hash())
+    with dense_lock(folder):
+        found = completed_dense(results_dir, dense.content_hash())
+        if found is not None:
+            state, info = found
+            model.load_state_dict(state)
+            info["cached"] = True
+            return info
+        started = time.perf_counter()
+        history = train(model, data, spec.train, seed=spec.seed, stage="dense")
+        test = evaluate(model, data.test_x, data.test_y)
+        info = {
+            "spec": dense.model_dump(mode="json"),
+            "test_top1": test.top1,
+            "test_top5": test.top5,
+            "val_top1": history.epochs[-1].val_top1 if history.epochs else None,
+            "train_log": [asdict(e) for e in history.epochs],
+            "wall_time_s": time.perf_counter() - started,
+        }
+        info["model_sha256"] = save_tensors(folder / MODEL_FILE, model.state_dict())
+        write_json(folder / DENSE_FILE, info)  # last: its presence marks the stage done
     info["cached"] = False
     return info
+
+
+def reusable_result(spec: ExperimentSpec, results_dir: Path) -> RunResult | None:
+    """A completed run's stored record, if its folder holds one that can be trusted."""
+    stored = completed_result(results_dir, spec.run_id)
+    if stored is None:
+        return None
+    try:
+        result = load_result(stored)
+    except DataError as exc:
+        log.warning("ignoring the stored result of run %s (%s); running it again", spec.run_id, exc)
+        return None
+    log.info("run %s exists; reusing it", spec.run_id)
+    return result
 
 
 def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn.Module]:
@@ -153,9 +169,9 @@ def sparsity_training(spec: ExperimentSpec, data: DataSplits, model: nn.Module) 
 def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
     """Run (or reuse) one experiment and return its record (``result.json`` is its JSON)."""
     run_dir = results_dir / spec.run_id
-    if (run_dir / RESULT_FILE).is_file():
-        log.info("run %s exists; reusing it", spec.run_id)
-        return read_result(run_dir / RESULT_FILE)
+    reused = reusable_result(spec, results_dir)
+    if reused is not None:
+        return reused
     data, model = prepare(spec, settings)
     check_schedule(spec, data, model)
     started = time.perf_counter()
@@ -172,7 +188,7 @@ def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pat
     result = RunResult(
         run_id=spec.run_id,
         dense_id=spec.dense_spec().content_hash(),
-        dense_sha256=dense.get("sha256"),
+        dense_sha256=dense["model_sha256"],  # the exact weights this run pruned
         spec=spec_json,
         target=Target.from_prune(spec_json["prune"]),
         sizes=Sizes.of(size_metrics(model, prunable)),

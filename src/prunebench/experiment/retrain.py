@@ -21,7 +21,8 @@ from prunebench import catalog
 from prunebench.config import CHANNEL, ExperimentSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
-from prunebench.experiment.artifacts import load_tensors, save_tensors
+from prunebench.store.artifacts import load_tensors, save_tensors
+from prunebench.store.layout import DENSE_DIR
 from prunebench.models import create_model
 from prunebench.metrics import mac_metrics
 from prunebench.pruning.channels import layers_matching
@@ -29,7 +30,6 @@ from prunebench.pruning.compact import scratch_epochs, scratch_start
 from prunebench.pruning import KeepPruned, Mask
 from prunebench.train import TrainLog, train
 
-DENSE_DIR = "dense"
 # A fresh initialization must differ from the dense one (seed) yet be reproducible.
 REINIT_SEED_OFFSET = 1_000_003
 # Every (final or round) retraining sees the same data order; it differs from dense training's.

@@ -2,6 +2,8 @@
 
 Resuming is the same call: completed runs are skipped; runs left 'running' by an interrupted
 sweep, and failed ones, are run again under the same run id, so nothing is duplicated.
+One process at a time runs a plan on a results directory (``store.lock``): a second one waits,
+then skips what the first completed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from prunebench.experiment.progress import SweepProgress
 from prunebench.experiment.sweep import Job, Plan
 from prunebench.pruning.prune import keep_count
 from prunebench.store import ResultsDB
+from prunebench.store.layout import completed_dense, completed_result
+from prunebench.store.lock import results_lock
 
 log = logging.getLogger("prunebench")
 
@@ -77,6 +81,7 @@ def row_for(job: Job) -> dict[str, Any]:
     return {
         "run_id": job.run_id,
         "kind": job.kind,
+        "role": job.role if pruned else "dense",  # controls are the baselines the sweep added
         "dataset": spec.dataset,
         "model": spec.model,
         "strategy": spec.prune.strategy if pruned else "dense",
@@ -88,16 +93,39 @@ def row_for(job: Job) -> dict[str, Any]:
     }
 
 
+def still_complete(job: Job, row: dict[str, Any], results_dir: Path, digests: dict[str, str | None]) -> bool:
+    """A completed row counts only while its files are whole and paired with the dense weights on disk.
+
+    Otherwise (a damaged, deleted or replaced artifact, reported by ``store.layout``) it runs again.
+    """
+    if job.kind == "pruned":
+        return completed_result(results_dir, job.run_id, digests) is not None
+    found = completed_dense(results_dir, job.spec.dense_spec().content_hash())
+    recorded = row["result"].dense_sha256 if row.get("result") is not None else None
+    return found is not None and recorded in (None, found[1]["model_sha256"])
+
+
 def run_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | None = None) -> Counter[str]:
     """Execute every job of ``plan`` that is not completed yet; returns the final status counts.
 
     The plan is checked first (:func:`preflight`): bad input raises before anything is written.
     """
     preflight(plan)
+    with results_lock(results_dir):  # held until every job has finished: workers write on our behalf
+        return execute_plan(plan, results_dir, executor, live)
+
+
+def execute_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | None) -> Counter[str]:
+    """:func:`run_plan` once the results directory's lock is held."""
     db = ResultsDB(results_dir)
     for job in plan.jobs:
         db.register(row_for(job))
-    todo = [job for job in plan.jobs if db.status_of(job.run_id) != "completed"]
+    rows = {row["run_id"]: row for row in db.rows()}
+    digests: dict[str, str | None] = {}
+    todo = [
+        job for job in plan.jobs
+        if rows[job.run_id]["status"] != "completed" or not still_complete(job, rows[job.run_id], results_dir, digests)
+    ]
     skipped = len(plan.jobs) - len(todo)
     if skipped:
         log.info("%d of %d runs already completed; running the other %d", skipped, len(plan.jobs), len(todo))

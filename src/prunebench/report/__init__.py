@@ -12,7 +12,7 @@ from prunebench.report.checklist import evaluate_checklist
 from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, published
 from prunebench.report.plots import curve_figure, latency_figure, measured_speedup_figure
-from prunebench.report.results import open_db
+from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import group_tables
 
 REPORT_FILE = "report.html"
@@ -31,6 +31,7 @@ def slug(text: str) -> str:
 def write_report(results_dir: Path, out_dir: Path) -> Path:
     """Write figures (PNG), tables (Markdown, CSV, LaTeX) and one self-contained HTML file."""
     rows = open_db(results_dir).rows()
+    mismatched = mark_dense_checks(results_dir, rows)
     groups = build_groups(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
@@ -63,6 +64,12 @@ def write_report(results_dir: Path, out_dir: Path) -> Path:
         f"{len(rows)} runs in the database, {len(failed)} not completed"
         + (": " + ", ".join(f"{r['run_id']} ({r['status']})" for r in failed[:20]) if failed else "."),
     ]
+    if mismatched:
+        preamble.append(
+            f"{len(mismatched)} completed run(s) left out: their recorded dense_sha256 is not the SHA-256 of "
+            "the dense checkpoint now on disk (it was replaced after they pruned it): "
+            + html.escape(", ".join(mismatched[:20]))
+        )
     path = out_dir / REPORT_FILE
     write_atomic(path, render("prunebench report", sections, preamble).encode())
     return path

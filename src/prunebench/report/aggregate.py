@@ -17,6 +17,7 @@ from typing import Any
 
 from prunebench.config import DenseSpec
 from prunebench.record import Role, RunResult, Target, role_of
+from prunebench.store.layout import DENSE_MISMATCH
 from prunebench.report.stats import Estimate, estimate
 
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
@@ -186,6 +187,8 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
     for row in rows:
         result: RunResult | None = row.get("result")
         if row["status"] != "completed" or result is None:
+            continue
+        if row.get("dense_check") == DENSE_MISMATCH:  # paired with weights the checkpoint no longer holds
             continue
         key = (row["dataset"], row["model"])
         group = groups.setdefault(key, Group(*key))

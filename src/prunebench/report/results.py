@@ -3,6 +3,11 @@
 Columns: what defines the run (role, strategy, scope, structure, schedule, retraining mode, target
 kind and value, short ids of the dense recipe and of the retraining recipe), its headline
 metrics, and every other spec key whose value differs between the runs (e.g. ``finetune.lr``).
+
+``dense_check`` says whether the dense weights a result was computed from (its recorded
+``dense_sha256``) are still the file in dense/<dense_id>/model.pt: ``ok``, ``mismatch`` (the
+checkpoint was replaced since; the report leaves such results out), ``no checkpoint``, or empty
+when the result records no digest.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +24,15 @@ from prunebench.record import RunResult, role_of
 from prunebench.report.aggregate import differences
 from prunebench.report.aggregate import flatten as spec_flatten
 from prunebench.store import DB_FILE, ResultsDB
+from prunebench.store.layout import DENSE_MISMATCH, DENSE_MISSING, DENSE_OK, dense_digest
+
+log = logging.getLogger("prunebench")
 
 COLUMNS = (
     "run_id", "status", "role", "dataset", "model", "strategy", "scope", "structure", "schedule", "retrain_mode",
     "target_kind", "target_value", "dense_recipe", "retrain_recipe", "seed",
     "compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "wall_time_s", "error",
+    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "wall_time_s", "error", "dense_check",
 )
 
 
@@ -42,6 +51,35 @@ def open_db(results_dir: Path) -> ResultsDB:
     if not (results_dir / DB_FILE).is_file():
         raise ConfigError(f"--results {results_dir}: no {DB_FILE} there (run a config with `prunebench run` first)")
     return ResultsDB(results_dir)
+
+
+def dense_checks(results_dir: Path, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """run_id -> whether the dense weights its result records are the checkpoint's current file."""
+    current: dict[str, str | None] = {}
+    checks = {}
+    for row in rows:
+        recorded = row["result"].dense_sha256 if row.get("result") is not None else None
+        dense_id = row.get("dense_id")
+        if recorded is None or dense_id is None:
+            continue
+        digest = dense_digest(results_dir, dense_id, current)
+        checks[row["run_id"]] = DENSE_MISSING if digest is None else DENSE_OK if digest == recorded else DENSE_MISMATCH
+    return checks
+
+
+def mark_dense_checks(results_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """Set each row's ``dense_check``; returns (and warns about) the mismatched run ids."""
+    checks = dense_checks(results_dir, rows)
+    for row in rows:
+        row["dense_check"] = checks.get(row["run_id"])
+    mismatched = [row["run_id"] for row in rows if row["dense_check"] == DENSE_MISMATCH]
+    if mismatched:
+        shown = ", ".join(mismatched[:10]) + (", ..." if len(mismatched) > 10 else "")
+        log.warning(
+            "%d result(s) were computed from dense weights that are no longer the checkpoint in %s/dense "
+            "(dense_check: mismatch; running the sweep again redoes them): %s", len(mismatched), results_dir, shown,
+        )
+    return mismatched
 
 
 def flatten(row: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +102,7 @@ def varying_spec(rows: list[dict[str, Any]]) -> list[str]:
 def results_rows(results_dir: Path) -> list[dict[str, Any]]:
     """One flat row per run: the fixed columns, then each spec key that varies between runs."""
     rows = open_db(results_dir).rows()
+    mark_dense_checks(results_dir, rows)
     extra = varying_spec(rows)
     flat = []
     for row in rows:

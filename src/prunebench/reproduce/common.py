@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prunebench.config import ExperimentSpec, build_specs
-from prunebench.experiment.artifacts import write_json
+from prunebench.store.artifacts import write_json
 
 
 def load_reproduction_config(name: str) -> dict[str, Any]:

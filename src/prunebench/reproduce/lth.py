@@ -8,7 +8,7 @@ from typing import Any
 
 from prunebench.config import ExperimentSpec, RunSettings
 from prunebench.experiment import prepare, run_experiment
-from prunebench.experiment.artifacts import load_tensors, read_json, write_json
+from prunebench.store.artifacts import load_tensors, read_json, write_json
 from prunebench.experiment.retrain import retrain
 from prunebench.metrics import evaluate
 from prunebench.pruning import Mask
