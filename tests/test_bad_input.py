@@ -138,6 +138,7 @@ CASES: dict[str, Case] = {
     "seed as a float": Case(("seed=1.5",), "seed"),
     "nesterov 1": Case(("train.nesterov=1",), "train.nesterov"),
     "milestone true": Case(("train.lr_schedule=step", "train.lr_milestones=[true]"), "train.lr_milestones.0"),
+    "milestone at epoch -1": Case(("train.lr_schedule=step", "train.lr_milestones=[-1]"), "train.lr_milestones.0"),
     "latency yes as a string": Case(change={"latency": "yes"}, key="latency"),
     "latency_repeats true": Case(("latency_repeats=true",), "latency_repeats"),
     "negative latency_repeats": Case(("latency_repeats=-3",), "latency_repeats"),

@@ -61,7 +61,7 @@ class TrainSpec(Spec):
     weight_decay: Float = Field(default=0.0, ge=0)
     batch_size: Int = Field(default=128, ge=1)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"
-    lr_milestones: tuple[Int, ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
+    lr_milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
     lr_gamma: Float = Field(default=0.1, gt=0)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
 
