@@ -160,7 +160,9 @@ def command_results(args: argparse.Namespace, console: Console) -> int:
 
 def command_report(args: argparse.Namespace, console: Console) -> int:
     from prunebench.report import write_report
+    from prunebench.store.db import check_writable_dir
 
+    check_writable_dir(args.out, "--out")
     html = write_report(args.results, args.out)
     console.print(f"report: {html}", soft_wrap=True)
     return 0
@@ -175,6 +177,7 @@ def command_demo(args: argparse.Namespace, console: Console) -> int:
 def command_reproduce(args: argparse.Namespace, console: Console) -> int:
     from prunebench.errors import ConfigError
     from prunebench.reproduce import list_reproductions, run_reproduction, run_settings
+    from prunebench.store.db import check_writable_dir
 
     if args.list or not args.name:
         for name, summary in list_reproductions().items():
@@ -182,6 +185,9 @@ def command_reproduce(args: argparse.Namespace, console: Console) -> int:
         if not args.list:
             raise ConfigError("name a reproduction to run (listed above), or pass --list")
         return 0
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        raise ConfigError(f"--data-dir: {args.data_dir} is a file, not a directory")
+    check_writable_dir(args.results, "--results")
     settings = run_settings(args.data_dir, args.threads)
     report = run_reproduction(args.name, args.seeds, settings, args.results)
     report.print(console)

@@ -15,11 +15,12 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from prunebench import catalog
 from prunebench.config_file import parse_value, read_config_file
@@ -29,10 +30,18 @@ from prunebench.pruning.prunable import PrunablePolicy
 RUN_ID_LENGTH = 16
 CHANNEL = "channel"  # prune.structure for filter/channel pruning
 DEFAULT_COMPRESSION = 4.0  # prune.compression when no target is given
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps")
+MAX_SEED = 2**31 - 1  # torch.manual_seed, NumPy and SQLite all take it, with room for per-stage offsets
+
+# Values are taken as written: `true` is not an epoch count and "0.1" is not a learning rate.
+# Strict types refuse both; an integer still fills a float field (as the same float, so ids keep).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float is finite
 
     def resolved(self) -> dict[str, Any]:
         """The spec as JSON data with every default spelled out: what the id hashes.
@@ -65,16 +74,16 @@ class Spec(BaseModel):
 class TrainSpec(Spec):
     """One training recipe, used for dense training, fine-tuning and scratch training alike."""
 
-    epochs: int = Field(default=10, ge=0)
+    epochs: Int = Field(default=10, ge=0)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(default=0.1, gt=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=128, ge=1)
+    lr: Float = Field(default=0.1, gt=0)
+    momentum: Float = Field(default=0.9, ge=0, lt=1)
+    nesterov: Bool = False
+    weight_decay: Float = Field(default=0.0, ge=0)
+    batch_size: Int = Field(default=128, ge=1)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"
-    lr_milestones: tuple[int, ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
-    lr_gamma: float = Field(default=0.1, gt=0)
+    lr_milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
+    lr_gamma: Float = Field(default=0.1, gt=0)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
 
 
@@ -103,9 +112,9 @@ class RetrainSpec(Spec):
     """
 
     mode: str = "finetune"
-    rewind_step: int = Field(default=0, ge=0)
-    rewind_epoch: int = Field(default=0, ge=0)
-    scratch_epochs: int | None = Field(default=None, ge=1)
+    rewind_step: Int = Field(default=0, ge=0)
+    rewind_epoch: Int = Field(default=0, ge=0)
+    scratch_epochs: Int | None = Field(default=None, ge=1)
 
     @field_validator("mode")
     @classmethod
@@ -128,9 +137,9 @@ class IterativeSpec(Spec):
     then gives some layers their own rate, e.g. ``{"5.weight": 0.1}`` for an output layer.
     """
 
-    rate: float = Field(default=0.2, gt=0, lt=1)
-    rounds: int | None = Field(default=None, ge=1)
-    layer_rates: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)
+    rate: Float = Field(default=0.2, gt=0, lt=1)
+    rounds: Int | None = Field(default=None, ge=1)
+    layer_rates: dict[str, Annotated[Float, Field(gt=0, lt=1)]] = Field(default_factory=dict)
 
 
 class GradualSpec(Spec):
@@ -141,24 +150,24 @@ class GradualSpec(Spec):
     three quarters of the fine-tuning steps, leaving the last quarter to recover.
     """
 
-    initial_sparsity: float = Field(default=0.0, ge=0, lt=1)
-    start_step: int = Field(default=0, ge=0)
-    end_step: int | None = Field(default=None, ge=1)
-    frequency: int = Field(default=100, ge=1)
+    initial_sparsity: Float = Field(default=0.0, ge=0, lt=1)
+    start_step: Int = Field(default=0, ge=0)
+    end_step: Int | None = Field(default=None, ge=1)
+    frequency: Int = Field(default=100, ge=1)
 
 
 class PruneSpec(Spec):
     strategy: str = "magnitude"
     scope: Literal["global", "layer"] = "global"
-    compression: float | None = Field(default=None, gt=1)  # whole-model total / nonzero; unset: 4 (see target)
-    score_batches: int = Field(default=8, ge=1)  # training batches shown to data-driven scorers
-    batch_size: int = Field(default=128, ge=1)  # size of each of those batches
+    compression: Float | None = Field(default=None, gt=1)  # whole-model total / nonzero; unset: 4 (see target)
+    score_batches: Int = Field(default=8, ge=1)  # training batches shown to data-driven scorers
+    batch_size: Int = Field(default=128, ge=1)  # size of each of those batches
     options: dict[str, Any] = Field(default_factory=dict)  # the strategy's own hyperparameters
     prunable: PrunablePolicy = PrunablePolicy()
     schedule: str = "one-shot"  # a registered schedule (prunebench list schedules)
     structure: str = "unstructured"  # or "N:M" (e.g. "2:4"), "block:RxC" (e.g. "block:4x4"), "channel"
-    speedup: float | None = Field(default=None, gt=1)  # channel pruning: a MAC-reduction target
-    channel_fraction: float | None = Field(default=None, gt=0, lt=1)  # channel pruning: channels to remove
+    speedup: Float | None = Field(default=None, gt=1)  # channel pruning: a MAC-reduction target
+    channel_fraction: Float | None = Field(default=None, gt=0, lt=1)  # channel pruning: channels to remove
     iterative: IterativeSpec = Field(default_factory=IterativeSpec)
     gradual: GradualSpec = Field(default_factory=GradualSpec)
 
@@ -267,8 +276,8 @@ class ExperimentSpec(Spec):
 
     dataset: str
     model: str
-    seed: int = 0
-    val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    seed: Int = Field(default=0, ge=0, le=MAX_SEED)
+    val_fraction: Float = Field(default=0.1, ge=0, lt=1)
     train: TrainSpec = Field(default_factory=TrainSpec)
     prune: PruneSpec = Field(default_factory=PruneSpec)
     finetune: TrainSpec = Field(default_factory=finetune_default)
@@ -321,8 +330,8 @@ class DenseSpec(Spec):
 
     dataset: str
     model: str
-    seed: int
-    val_fraction: float
+    seed: Int = Field(ge=0, le=MAX_SEED)
+    val_fraction: Float = Field(ge=0, lt=1)
     train: TrainSpec
 
 
@@ -330,13 +339,28 @@ class RunSettings(Spec):
     """Where and how to run; none of it changes the results, so none of it is in the run id."""
 
     data_dir: Path | None = None
-    download: bool = True
-    device: str = "cpu"
-    threads: int | None = Field(default=None, ge=1)
-    latency: bool = False  # time the dense and the pruned (compacted, for channels) model per run
-    latency_batch_size: int = Field(default=64, ge=1)
-    latency_repeats: int = Field(default=30, ge=2)
+    download: Bool = True
+    device: str = "cpu"  # cpu, cuda, cuda:N or mps; checked against the installed torch before a run
+    threads: Int | None = Field(default=None, ge=1)
+    latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run
+    latency_batch_size: Int = Field(default=64, ge=1)
+    latency_repeats: Int = Field(default=30, ge=2)
     plugins: tuple[str, ...] = ()  # modules imported before validation, in every worker (prunebench.plugins)
+
+    @field_validator("data_dir")
+    @classmethod
+    def data_dir_is_a_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a directory")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def device_kind(cls, value: str) -> str:
+        """The form only; whether this machine has it is checked before a run (runner.preflight)."""
+        if not DEVICE_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a device prunebench runs on (allowed: cpu, cuda, cuda:N, mps)")
+        return value
 
 
 SETTINGS_KEYS = frozenset(RunSettings.model_fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -28,8 +29,10 @@ def make_executor(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    if cpus_per_run < 1 or gpus_per_run < 0:
-        raise ConfigError("--cpus-per-run must be >= 1 and --gpus-per-run >= 0")
+    if cpus_per_run < 1:
+        raise ConfigError(f"--cpus-per-run must be >= 1, got {cpus_per_run}")
+    if not (math.isfinite(gpus_per_run) and gpus_per_run >= 0):
+        raise ConfigError(f"--gpus-per-run must be a finite number >= 0, got {gpus_per_run}")
     if name == "serial":
         return SerialExecutor(settings, results_dir)
     if name == "local":

@@ -19,42 +19,76 @@ import torch
 from torch import nn
 
 from prunebench.config import ExperimentSpec
-from prunebench.data import load_dataset
+from prunebench.data import default_data_dir, load_dataset
 from prunebench.errors import ConfigError
 from prunebench.executors.base import Executor, Outcome
 from prunebench.models import create_model
 from prunebench.experiment.progress import SweepProgress
+from prunebench.experiment.schedules import check_schedule
 from prunebench.experiment.sweep import Job, Plan
 from prunebench.pruning.prune import keep_count
 from prunebench.store import ResultsDB
 from prunebench.store.layout import completed_dense, completed_result
 from prunebench.store.lock import results_lock
+from prunebench.store.db import check_results_dir
 
 log = logging.getLogger("prunebench")
 
 
-def preflight(plan: Plan) -> None:
-    """Raise on anything that would fail every run (data files, unreachable targets) — before writing."""
-    shapes: dict[str, tuple[tuple[int, ...], int]] = {}
+def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool = True) -> None:
+    """Raise on anything that would fail every run — before anything is written.
+
+    The results directory and the device first (cheap), then each dataset split (its training
+    set must not be empty), the pruning targets and each schedule's steps, which need the
+    dataset's size. ``local_device``: the runs use this process's torch (not a cluster's).
+    """
+    if results_dir is not None:
+        check_results_dir(results_dir)
+    if local_device:
+        check_device(plan.settings.device)
+    data_dir = plan.settings.data_dir or default_data_dir()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(f"data_dir: {data_dir} is a file, not a directory")
+    splits: dict[tuple[str, float], list[Job]] = {}  # one load per split, dropped once checked
     for job in plan.jobs:
-        spec = job.spec
-        if spec.dataset not in shapes:
-            data = load_dataset(
-                spec.dataset, data_dir=plan.settings.data_dir, val_fraction=spec.val_fraction,
-                download=plan.settings.download,
+        splits.setdefault((job.spec.dataset, job.spec.val_fraction), []).append(job)
+    models: dict[tuple[str, str], nn.Module] = {}  # the checks only read: one build per pair
+    checked: set[str] = set()
+    for (dataset, val_fraction), jobs in splits.items():
+        data = load_dataset(
+            dataset, data_dir=plan.settings.data_dir, val_fraction=val_fraction, download=plan.settings.download,
+        )
+        if data.train_x.shape[0] == 0:
+            n = data.val_x.shape[0]
+            raise ConfigError(
+                f"val_fraction: {val_fraction:g} holds out all {n} training examples of {dataset}, "
+                f"leaving none to train on (allowed: below {1 - 0.5 / n:.6g})"
             )
-            shapes[spec.dataset] = (data.input_shape, data.num_classes)
-    models: dict[tuple[str, str], nn.Module] = {}  # keep_count only reads: one build per pair
-    checked: set[tuple[str, str, str]] = set()
-    for job in plan.pruned_jobs:
-        spec = job.spec
-        pair = (spec.dataset, spec.model)
-        if pair not in models:
-            models[pair] = model_for(spec.model, spec.dataset, *shapes[spec.dataset])
-        key = (*pair, spec.prune.model_dump_json())
-        if key not in checked:
-            checked.add(key)
-            keep_count(models[pair], spec.prune)
+        for job in jobs:
+            spec = job.spec
+            if job.kind != "pruned":
+                continue
+            pair = (spec.dataset, spec.model)
+            if pair not in models:
+                models[pair] = model_for(spec.model, spec.dataset, data.input_shape, data.num_classes)
+            key = spec.model_copy(update={"seed": 0}).canonical_json()  # seeds do not change these checks
+            if key not in checked:
+                checked.add(key)
+                keep_count(models[pair], spec.prune)
+                check_schedule(spec, data, models[pair])  # e.g. a gradual window past fine-tuning's steps
+
+
+def check_device(device: str) -> None:
+    """``device`` must be one the installed torch can use here (``cuda:N`` below the GPU count)."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {device} is not available: this torch {torch.__version__} sees no CUDA GPU (use cpu)")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ConfigError(f"device: {device} is not available: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device: mps is not available with this torch {torch.__version__} on this machine (use cpu)")
 
 
 def model_for(name: str, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -110,7 +144,7 @@ def run_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | Non
 
     The plan is checked first (:func:`preflight`): bad input raises before anything is written.
     """
-    preflight(plan)
+    preflight(plan, results_dir, local_device=getattr(executor, "address", None) is None)  # a cluster has its own GPUs
     with results_lock(results_dir):  # held until every job has finished: workers write on our behalf
         return execute_plan(plan, results_dir, executor, live)
 

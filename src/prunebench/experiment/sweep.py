@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from prunebench.config import (
+    SETTINGS_KEYS,
     ExperimentSpec,
     RunSettings,
     build_specs,
@@ -75,6 +76,11 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
     if not isinstance(grid, Mapping):
         raise ConfigError("sweep: must map dotted keys to lists of values")
     for key, values in grid.items():
+        if str(key).split(".")[0] in SETTINGS_KEYS:
+            raise ConfigError(
+                f"sweep.{key}: {key} is a run setting; settings do not change results (they are not in the run id), "
+                "so they cannot be swept: set it once, outside sweep"
+            )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.{key}: must be a non-empty list of values")
     keys = list(grid)

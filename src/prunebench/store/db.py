@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prunebench.errors import DataError
+from prunebench.errors import ConfigError, DataError
 from prunebench.record import RunResult, index_of, load_result, role_of
 
 log = logging.getLogger("prunebench")
@@ -87,8 +88,16 @@ class ResultsDB:
     """A thin, process-safe wrapper: open per process, short transactions."""
 
     def __init__(self, results_dir: Path) -> None:
-        results_dir.mkdir(parents=True, exist_ok=True)
         self.path = results_dir / DB_FILE
+        if self.path.exists() or self.path.is_symlink():
+            check_database(self.path)  # never add prunebench's table to someone else's file
+        results_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create_or_migrate()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: cannot open the results database ({exc})") from None
+
+    def _create_or_migrate(self) -> None:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")  # one process creates or migrates; the others wait
             try:
@@ -176,6 +185,46 @@ class ResultsDB:
     def counts(self) -> dict[str, int]:
         with self._connect() as conn:
             return dict(conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+
+
+def check_writable_dir(path: Path, option: str) -> None:
+    """``path`` must be a writable directory, or creatable as one; ConfigError naming ``option``."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    where = "" if existing == path else f"cannot create {path}: "
+    if not existing.is_dir():
+        raise ConfigError(f"{option}: {where}{existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: {where}{existing} is not writable")
+
+
+def check_results_dir(results_dir: Path) -> None:
+    """Refuse, before anything is written, a results path that cannot hold prunebench's files.
+
+    It must be (or be creatable as) a writable directory, and a ``prunebench.db`` already there
+    must be a prunebench database: anything else is the user's file and is left untouched.
+    """
+    check_writable_dir(results_dir, "--results")
+    db = results_dir / DB_FILE
+    if db.exists() or db.is_symlink():
+        check_database(db)
+
+
+def check_database(path: Path) -> None:
+    """An existing database must be prunebench's (its ``runs`` table) or empty; read-only check."""
+    if not path.is_file():
+        raise DataError(f"{path}: not a prunebench results database (not a regular file)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise DataError(f"{path}: not a prunebench results database ({exc}); move it away or choose another --results") from None
+    if tables and "runs" not in tables:
+        raise DataError(f"{path}: an SQLite database without prunebench's runs table; move it away or choose another --results")
 
 
 def encode(values: dict[str, Any]) -> dict[str, Any]:
