@@ -285,13 +285,18 @@ class DenseSpec(Spec):
     train: TrainSpec
 
 
+# torch threads: more than any CPU has; beyond it OpenMP aborts the process instead of raising.
+# A fixed bound, not one relative to os.cpu_count(): a config valid here is valid on every machine.
+MAX_THREADS = 1024
+
+
 class RunSettings(Spec):
     """Where and how to run; none of it changes the results, so none of it is in the run id."""
 
     data_dir: Path | None = None
     download: bool = True
     device: str = "cpu"
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, le=MAX_THREADS)
     latency: bool = False  # time the dense and the pruned (compacted, for channels) model per run
     latency_batch_size: int = Field(default=64, ge=1)
     latency_repeats: int = Field(default=30, ge=2)

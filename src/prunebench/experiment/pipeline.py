@@ -32,7 +32,7 @@ from prunebench.experiment.artifacts import load_tensors, read_json, save_tensor
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
-from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime
+from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime, torch_threads
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
@@ -83,8 +83,6 @@ def dense_checkpoint(
 
 def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn.Module]:
     """Everything that can reject the input (data files, model, reachable target), writing nothing."""
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
     data = load_dataset(
         spec.dataset, data_dir=settings.data_dir, val_fraction=spec.val_fraction,
         seed=spec.seed, device=settings.device, download=settings.download,
@@ -125,7 +123,15 @@ def latency_metrics(
 
 
 def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> dict[str, Any]:
-    """Run (or reuse) one experiment and return its ``result.json`` contents."""
+    """Run (or reuse) one experiment and return its ``result.json`` contents.
+
+    Runs with ``settings.threads`` torch threads and leaves the caller's thread count as it was.
+    """
+    with torch_threads(settings.threads):
+        return _run_experiment(spec, settings, results_dir)
+
+
+def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> dict[str, Any]:
     run_dir = results_dir / spec.run_id
     if (run_dir / RESULT_FILE).is_file():
         log.info("run %s exists; reusing it", spec.run_id)
