@@ -70,7 +70,10 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     executor = make_executor(
         executor_name, args.workers, address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
     )
-    statuses = run_plan(plan, args.results, executor)
+    try:
+        statuses = run_plan(plan, args.results, executor)
+    finally:
+        executor.close()  # also when preflight refuses the plan: a Ray started for it is shut down
     if not plan.is_sweep:
         row = next(r for r in ResultsDB(args.results).rows() if r["run_id"] == plan.pruned_jobs[0].run_id)
         if row["result"]:
