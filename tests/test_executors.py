@@ -160,7 +160,7 @@ def test_pool_workers_die_with_the_driver_and_write_nothing_after(tmp_path: Path
         assert "Traceback" not in err
 
 
-def test_sigint_prints_one_line_exits_130_and_the_rerun_completes(tmp_path: Path) -> None:
+def test_sigint_prints_one_line_exits_130_and_leaves_the_rest_to_resume(tmp_path: Path) -> None:
     driver, results, _ = start_sweep(tmp_path)
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=30)
@@ -169,8 +169,8 @@ def test_sigint_prints_one_line_exits_130_and_the_rerun_completes(tmp_path: Path
     last = err.strip().splitlines()[-1]
     assert last.startswith("prunebench: interrupted (SIGINT): ") and "runs finished" in last
     assert "rerun the same command to resume" in last
-    counts = ResultsDB(results).counts()
-    assert counts.get("completed", 0) < sum(counts.values())  # stopped partway
+    statuses = {r["status"] for r in ResultsDB(results).rows()}
+    assert statuses - {"completed"} and statuses <= {"completed", "running", "pending"}  # stopped partway, nothing failed
 
 
 # --- Ray -----------------------------------------------------------------------------------
