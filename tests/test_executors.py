@@ -154,7 +154,7 @@ def test_pool_workers_die_with_the_driver_and_write_nothing_after(tmp_path: Path
     time.sleep(5)
     assert files_under(results) == written
     if sig == signal.SIGTERM:
-        assert driver.returncode == 143
+        assert driver.returncode == 143, err[-3000:]
         lines = err.strip().splitlines()
         assert lines[-1].startswith("prunebench: interrupted (SIGTERM): ") and "rerun the same command" in lines[-1]
         assert "Traceback" not in err
@@ -164,7 +164,7 @@ def test_sigint_prints_one_line_exits_130_and_leaves_the_rest_to_resume(tmp_path
     driver, results, _ = start_sweep(tmp_path)
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=30)
-    assert driver.returncode == 130
+    assert driver.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("prunebench: interrupted (SIGINT): ") and "runs finished" in last
