@@ -50,7 +50,7 @@ def timed_sweep(config: dict, executor: str, workers: int, quick: bool) -> tuple
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)
         started = time.perf_counter()
-        statuses = run_plan(plan, results, make_executor(executor, plan.settings, results, workers), live=False)
+        statuses = run_plan(plan, results, make_executor(executor, workers), live=False)
         elapsed = time.perf_counter() - started
     if statuses["completed"] != len(plan.jobs):
         raise SystemExit(f"{executor}: not every run completed: {dict(statuses)}")

@@ -40,7 +40,7 @@ def test_channel_sweep_with_baselines_runs_end_to_end(tmp_path: Path) -> None:
         ("random_channel", "channel", 1.5)
     ]
     assert {j.role for j in plan.pruned_jobs if j.spec.prune.strategy != "random_channel"} == {"method"}
-    statuses = run_plan(plan, tmp_path, make_executor("serial", plan.settings, tmp_path), live=False)
+    statuses = run_plan(plan, tmp_path, make_executor("serial"), live=False)
     assert statuses == {"completed": len(plan.jobs)}  # dense + two methods + the random control
     assert len(plan.jobs) == 4
 

@@ -28,7 +28,7 @@ TINY = {
 
 def run(config: dict, results: Path) -> list[dict]:
     plan = plan_from_mapping(config)
-    statuses = run_plan(plan, results, make_executor("serial", plan.settings, results), live=False)
+    statuses = run_plan(plan, results, make_executor("serial"), live=False)
     assert statuses["completed"] == len(plan.jobs)
     return ResultsDB(results).rows()
 

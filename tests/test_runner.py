@@ -92,16 +92,16 @@ def test_failures_are_isolated_and_the_exit_status_says_so(tmp_path: Path, capsy
 def test_local_executor_matches_serial(tmp_path: Path) -> None:
     plan = plan_from_mapping({**SWEEP, "sweep": {"prune.strategy": ["magnitude"], "prune.compression": [4], "seed": [0]}})
     for name in ("serial", "local"):
-        run_plan(plan, tmp_path / name, make_executor(name, plan.settings, tmp_path / name, workers=2), live=False)
+        run_plan(plan, tmp_path / name, make_executor(name, workers=2), live=False)
     assert metrics_by_run(tmp_path / "serial") == metrics_by_run(tmp_path / "local")
 
 
 def test_ray_executor_matches_serial(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     plan = plan_from_mapping({**SWEEP, "sweep": {"prune.strategy": ["magnitude"], "prune.compression": [4], "seed": [0, 1]}})
-    run_plan(plan, tmp_path / "serial", make_executor("serial", plan.settings, tmp_path / "serial"), live=False)
+    run_plan(plan, tmp_path / "serial", make_executor("serial"), live=False)
     try:
-        statuses = run_plan(plan, tmp_path / "ray", make_executor("ray", plan.settings, tmp_path / "ray", workers=2), live=False)
+        statuses = run_plan(plan, tmp_path / "ray", make_executor("ray", workers=2), live=False)
     finally:
         ray.shutdown()
     assert statuses["completed"] == len(plan.jobs)
@@ -110,7 +110,7 @@ def test_ray_executor_matches_serial(tmp_path: Path) -> None:
 
 def test_results_command_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plan = plan_from_mapping({**SWEEP, "sweep": {"prune.compression": [2, 4]}})
-    run_plan(plan, tmp_path, make_executor("serial", plan.settings, tmp_path), live=False)
+    run_plan(plan, tmp_path, make_executor("serial"), live=False)
     assert main(["results", "--results", str(tmp_path), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 5  # dense + magnitude and random at two levels
@@ -129,7 +129,7 @@ def test_results_command_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> None:
     plan = plan_from_mapping({**SWEEP, "sweep": {"prune.compression": [2, 4, 8], "seed": [0, 1]}})
-    run_plan(plan, tmp_path / "r", make_executor("serial", plan.settings, tmp_path / "r"), live=False)
+    run_plan(plan, tmp_path / "r", make_executor("serial"), live=False)
     html_path = write_report(tmp_path / "r", tmp_path / "out")
     files = {p.name for p in (tmp_path / "out").iterdir()}
     for kind in ("levels", "paired", "summary"):

@@ -93,7 +93,7 @@ def test_report_draws_measured_against_theoretical_speedup(tmp_path: Path) -> No
         "prune": {"strategy": "l1_filter", "structure": "channel", "score_batches": 1},
         "sweep": {"prune.speedup": [1.5, 2.5]},
     })
-    statuses = run_plan(plan, tmp_path / "r", make_executor("serial", plan.settings, tmp_path / "r"), live=False)
+    statuses = run_plan(plan, tmp_path / "r", make_executor("serial"), live=False)
     assert statuses["completed"] == 3
     write_report(tmp_path / "r", tmp_path / "out")
     names = {p.name for p in (tmp_path / "out").iterdir()}

@@ -174,7 +174,7 @@ def test_results_and_report_flag_results_pruned_from_other_dense_weights(
 ) -> None:
     results = tmp_path / "results"
     plan = plan_from_mapping({**SWEEP, "threads": 1, "sweep": {"prune.compression": [2, 4]}, "baselines": False})
-    assert run_plan(plan, results, make_executor("serial", plan.settings, results), live=False)["completed"] == 3
+    assert run_plan(plan, results, make_executor("serial"), live=False)["completed"] == 3
     clean = results_rows(results)
     assert {r["dense_check"] for r in clean} == {"ok"}
     assert "dense_check" in format_results(clean, "text").splitlines()[0]
@@ -197,7 +197,7 @@ def test_results_and_report_flag_results_pruned_from_other_dense_weights(
 def test_a_result_recording_no_dense_digest_is_shown_unflagged(tmp_path: Path) -> None:
     results = tmp_path / "results"
     plan = plan_from_mapping({**SWEEP, "threads": 1, "sweep": {"prune.compression": [2]}, "baselines": False})
-    run_plan(plan, results, make_executor("serial", plan.settings, results), live=False)
+    run_plan(plan, results, make_executor("serial"), live=False)
     db = ResultsDB(results)
     for row in db.rows():  # as written before results recorded their dense weights
         db.finish(row["run_id"], "completed", row["result"].model_copy(update={"dense_sha256": None}))
@@ -211,7 +211,7 @@ def test_rerun_repairs_damaged_artifacts_of_completed_runs(tmp_path: Path, caplo
     """A completed row counts only while its files are whole: a rerun redoes what was damaged."""
     results = tmp_path / "results"
     plan = plan_from_mapping({**SWEEP, "threads": 1, "sweep": {"prune.compression": [2, 4], "seed": [0, 1]}, "baselines": False})
-    run = lambda: run_plan(plan, results, make_executor("serial", plan.settings, results), live=False)  # noqa: E731
+    run = lambda: run_plan(plan, results, make_executor("serial"), live=False)  # noqa: E731
     assert run()["completed"] == 6
     rows = ResultsDB(results).rows()
     dense0 = next(r for r in rows if r["kind"] == "dense" and r["seed"] == 0)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from prunebench.errors import PrunebenchError
+from prunebench.errors import Interrupted, PrunebenchError
 
 DEFAULT_RESULTS = Path("prunebench-results")
 LISTABLE = ("strategies", "models", "datasets", "schedules", "retrain-modes")
@@ -80,10 +81,12 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     plan = plan_from_mapping(data)
     executor_name = "serial" if len(plan.pruned_jobs) == 1 and args.executor == "local" else args.executor
     executor = make_executor(
-        executor_name, plan.settings, args.results, args.workers,
-        address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+        executor_name, args.workers, address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
     )
-    statuses = run_plan(plan, args.results, executor)
+    try:
+        statuses = run_plan(plan, args.results, executor)
+    finally:
+        executor.close()  # also when preflight refuses the plan: a Ray started for it is shut down
     if not plan.is_sweep:
         row = next(r for r in ResultsDB(args.results).rows() if r["run_id"] == plan.pruned_jobs[0].run_id)
         if row["result"]:
@@ -206,11 +209,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": command_run, "list": command_list, "results": command_results,
         "report": command_report, "demo": command_demo, "reproduce": command_reproduce,
     }
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         return handlers[args.command](args, console)
     except PrunebenchError as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback; the runner has cleaned up
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        done = f"{exc.summary}; " if isinstance(exc, Interrupted) and exc.summary else ""
+        print(f"prunebench: interrupted ({signal.Signals(signum).name}): {done}"
+              "rerun the same command to resume", file=sys.stderr)
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def raise_interrupted(signum: int, frame: object) -> None:
+    """SIGTERM takes the path Ctrl-C takes: workers ended, the database consistent, one line."""
+    raise Interrupted(signum)
 
 
 if __name__ == "__main__":

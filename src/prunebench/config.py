@@ -335,13 +335,18 @@ class DenseSpec(Spec):
     train: TrainSpec
 
 
+# torch threads: more than any CPU has; beyond it OpenMP aborts the process instead of raising.
+# A fixed bound, not one relative to os.cpu_count(): a config valid here is valid on every machine.
+MAX_THREADS = 1024
+
+
 class RunSettings(Spec):
     """Where and how to run; none of it changes the results, so none of it is in the run id."""
 
     data_dir: Path | None = None
     download: Bool = True
     device: str = "cpu"  # cpu, cuda, cuda:N or mps; checked against the installed torch before a run
-    threads: Int | None = Field(default=None, ge=1)
+    threads: Int | None = Field(default=None, ge=1, le=MAX_THREADS)
     latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run
     latency_batch_size: Int = Field(default=64, ge=1)
     latency_repeats: Int = Field(default=30, ge=2)

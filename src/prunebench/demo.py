@@ -49,7 +49,7 @@ def summary_table(results_dir: Path) -> Table:
 def run_demo(results_dir: Path, executor_name: str, console: Console) -> int:
     started = time.perf_counter()
     plan = plan_from_mapping(DEMO_CONFIG)
-    statuses = run_plan(plan, results_dir, make_executor(executor_name, plan.settings, results_dir), live=False)
+    statuses = run_plan(plan, results_dir, make_executor(executor_name), live=False)
     report = write_report(results_dir, results_dir / "report")
     console.print(summary_table(results_dir))
     console.print(

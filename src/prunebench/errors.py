@@ -26,3 +26,12 @@ class DataError(PrunebenchError):
 
 class TrainingDiverged(PrunebenchError):
     """The loss became NaN or infinite during training."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM) stopped the work; ``summary`` says what had finished."""
+
+    def __init__(self, signum: int, summary: str = "") -> None:
+        super().__init__(signum, summary)
+        self.signum = signum
+        self.summary = summary

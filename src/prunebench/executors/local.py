@@ -7,53 +7,70 @@ import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-from prunebench.config import RunSettings
-from prunebench.executors.base import DoneHook, Outcome, StartHook, execute, init_worker, threads_per_worker
-from prunebench.experiment.sweep import Job
+from prunebench.executors.base import DoneHook, JobFn, Outcome, StartHook, execute, init_worker, threads_per_worker
 
 
 @dataclass
 class LocalExecutor:
     """One process pool for the executor's lifetime: starting workers (importing torch) costs
-    seconds, so the dense phase and the pruning phase of a sweep share it. ``close`` ends it."""
+    seconds, so the dense phase and the pruning phase of a sweep share it. ``close`` ends it.
 
-    settings: RunSettings
-    results_dir: Path
+    Workers die with the driver (see :func:`~prunebench.executors.base.die_with_parent`); an
+    interrupted ``run`` (Ctrl-C, SIGTERM) kills them before it re-raises, so no worker goes on
+    writing into the results directory.
+    """
+
     workers: int
     name: str = "local"
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            threads = self.settings.threads or threads_per_worker(self.workers)
             log_level = logging.getLogger("prunebench").getEffectiveLevel()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 # spawn, not fork: a forked copy of an initialized torch runtime can deadlock
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(threads, log_level),
+                initializer=init_worker, initargs=(threads_per_worker(self.workers), log_level),
             )
         return self._pool
 
-    def run(self, jobs: Sequence[Job], on_start: StartHook, on_done: DoneHook) -> None:
+    def run(self, jobs: Sequence[Any], fn: JobFn, on_start: StartHook, on_done: DoneHook) -> None:
         queue = list(jobs)
-        running: dict[Future[Outcome], Job] = {}
-        while queue or running:
-            while queue and len(running) < self.workers:
-                job = queue.pop(0)
-                on_start(job)
-                running[self.pool().submit(execute, job, self.settings, self.results_dir)] = job
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = running.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died (OOM, segfault)
-                    outcome = Outcome("failed", error=f"worker process died: {type(exc).__name__}: {exc}")
-                    self.close()  # a broken pool takes no more work; the next job starts a new one
-                on_done(job, outcome)
+        running: dict[Future[Outcome], Any] = {}
+        try:
+            while queue or running:
+                while queue and len(running) < self.workers:
+                    job = queue.pop(0)
+                    on_start(job)
+                    running[self.pool().submit(execute, fn, job)] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker died (OOM, segfault)
+                        outcome = Outcome("failed", error=f"worker process died: {type(exc).__name__}: {exc}")
+                        self.close()  # a broken pool takes no more work; the next job starts a new one
+                    on_done(job, outcome)
+        except BaseException:
+            self.kill()  # interrupted: the unfinished jobs are the runner's to resume, not ours to finish
+            raise
+
+    def kill(self) -> None:
+        """End every worker now (their jobs are lost; they are rerun on resume)."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        # ProcessPoolExecutor has no public way to stop running work before Python 3.14
+        processes = list(getattr(pool, "_processes", {}).values())
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.join(timeout=5)
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:

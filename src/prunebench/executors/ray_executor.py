@@ -1,4 +1,9 @@
-"""One Ray task per job, on a local Ray or a cluster (``pip install prunebench[ray]``).
+"""One Ray task per job, on a private local Ray or a cluster (``pip install prunebench[ray]``).
+
+A local Ray (no address) is private to this driver: every server it starts listens on
+127.0.0.1 only, and every process it starts ends with the driver (``close`` shuts it down; a
+reaper process ends what Ray would leave behind if the driver is killed). A cluster named by
+``address`` is joined as it is: its network exposure and authentication are the cluster's.
 
 The results directory must be reachable at the same path from every node (a shared file
 system); the driver alone writes the results database.
@@ -6,15 +11,18 @@ system); the driver alone writes the results database.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
-from prunebench.config import RunSettings
 from prunebench.errors import ConfigError
-from prunebench.executors.base import DoneHook, Outcome, StartHook, execute
-from prunebench.experiment.sweep import Job
+from prunebench.executors.base import DoneHook, JobFn, Outcome, StartHook, execute
+
+LOOPBACK = "127.0.0.1"
 
 
 def _ray() -> Any:
@@ -25,44 +33,78 @@ def _ray() -> Any:
     return ray
 
 
-def _execute_with_threads(job: Job, settings: RunSettings, results_dir: Path, threads: int) -> Outcome:
+@contextmanager
+def _loopback_node(ray: Any) -> Iterator[None]:
+    """Let Ray keep 127.0.0.1 as the node address while it starts.
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` alone is turned into the machine's routable
+    address on Linux, and Ray's servers then bind every interface. Ray keeps the loopback
+    address where its single-machine mode is on (its ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+    read once at import): set for the duration of ``ray.init`` and restored after.
+    """
+    constants = ray._private.ray_constants
+    old = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = old
+
+
+def _execute_with_threads(fn: JobFn, job: Any, threads: int) -> Outcome:
     import torch
 
-    torch.set_num_threads(threads)
-    return execute(job, settings, results_dir)
+    torch.set_num_threads(threads)  # a Ray worker process is ours, as a pool worker is
+    return execute(fn, job)
 
 
 @dataclass
 class RayExecutor:
-    settings: RunSettings
-    results_dir: Path
     workers: int
-    address: str | None = None  # None starts a local Ray; "auto" or "ray://host:10001" joins one
+    address: str | None = None  # None starts a private local Ray; "auto" or "ray://host:10001" joins one
     cpus_per_job: int = 1
     gpus_per_job: float = 0.0
     name: str = "ray"
+    _started: bool = field(default=False, init=False, repr=False)
+    _reaper: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
-    def run(self, jobs: Sequence[Job], on_start: StartHook, on_done: DoneHook) -> None:
+    def connect(self) -> None:
+        """Join ``address`` or start a private local Ray; a failure to connect is a ConfigError."""
+        ray = _ray()
+        if ray.is_initialized():
+            return  # the caller's own session: used as is, and left running
+        if self.address:
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, ValueError, RuntimeError...
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(f"--ray-address {self.address}: cannot join a Ray cluster: {first}") from None
+            return
+        # started first, so that it records every process Ray starts
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-m", "prunebench.executors.reaper", str(os.getpid())],
+            stdin=subprocess.PIPE, start_new_session=True,
+        )
+        with _loopback_node(ray):
+            ray.init(
+                num_cpus=self.workers * self.cpus_per_job, include_dashboard=False,
+                log_to_driver=False, _node_ip_address=LOOPBACK,
+            )
+        self._started = True
+
+    def run(self, jobs: Sequence[Any], fn: JobFn, on_start: StartHook, on_done: DoneHook) -> None:
         if not jobs:
             return
         ray = _ray()
-        if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(
-                    num_cpus=self.workers * self.cpus_per_job, include_dashboard=False,
-                    log_to_driver=False, _node_ip_address="127.0.0.1",
-                )
+        self.connect()
         task = ray.remote(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job)(_execute_with_threads)
-        results_dir = self.results_dir.resolve()
         queue = list(jobs)
-        running: dict[Any, Job] = {}
+        running: dict[Any, Any] = {}
         while queue or running:
             while queue and len(running) < self.workers:
                 job = queue.pop(0)
                 on_start(job)
-                running[task.remote(job, self.settings, results_dir, self.settings.threads or self.cpus_per_job)] = job
+                running[task.remote(fn, job, self.cpus_per_job)] = job
             done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
                 job = running.pop(ref)
@@ -73,4 +115,13 @@ class RayExecutor:
                 on_done(job, outcome)
 
     def close(self) -> None:
-        """Leave Ray running: a cluster, or the caller's own session, outlives one sweep."""
+        """Shut down a Ray this executor started; a joined cluster or the caller's session keeps running."""
+        if self._started:
+            _ray().shutdown()
+            self._started = False
+        if self._reaper is not None:
+            assert self._reaper.stdin is not None
+            self._reaper.stdin.close()  # EOF: the reaper ends whatever ray.shutdown left, then exits
+            self._reaper.wait(timeout=30)
+            self._reaper = None
+

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from prunebench.config import RunSettings
-from prunebench.executors.base import DoneHook, StartHook, execute
-from prunebench.experiment.sweep import Job
+from prunebench.executors.base import DoneHook, JobFn, StartHook, execute
 
 
 @dataclass
 class SerialExecutor:
-    settings: RunSettings
-    results_dir: Path
     name: str = "serial"
 
-    def run(self, jobs: Sequence[Job], on_start: StartHook, on_done: DoneHook) -> None:
+    def run(self, jobs: Sequence[Any], fn: JobFn, on_start: StartHook, on_done: DoneHook) -> None:
         for job in jobs:
             on_start(job)
-            on_done(job, execute(job, self.settings, self.results_dir))
+            on_done(job, execute(fn, job))
 
     def close(self) -> None:
         """Nothing to release."""

@@ -9,12 +9,21 @@ from prunebench.config import ExperimentSpec, RunSettings
 from prunebench.experiment.pipeline import dense_checkpoint, prepare
 from prunebench.experiment.provenance import provenance
 from prunebench.metrics import mac_metrics, size_metrics
+from prunebench.metrics.latency import torch_threads
 from prunebench.pruning import prunable_parameters
 from prunebench.record import Accuracy, Macs, Provenance, RunResult, Sizes, Timings, dense_run_id
 
 
 def run_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
-    """Train (or load) ``spec``'s dense checkpoint and report it as a record with role 'dense'."""
+    """Train (or load) ``spec``'s dense checkpoint and report it as a record with role 'dense'.
+
+    Runs with ``settings.threads`` torch threads and leaves the caller's thread count as it was.
+    """
+    with torch_threads(settings.threads):
+        return _run_dense(spec, settings, results_dir)
+
+
+def _run_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
     started = time.perf_counter()
     data, model = prepare(spec, settings)
     dense = dense_checkpoint(spec, data, model, results_dir)

@@ -25,7 +25,7 @@ from prunebench.store.artifacts import load_tensors, save_tensors, write_json
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
-from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime
+from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime, torch_threads
 from prunebench.pruning.channels import CHANNEL_SCORERS, layers_matching
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
@@ -102,8 +102,6 @@ def reusable_result(spec: ExperimentSpec, results_dir: Path) -> RunResult | None
 
 def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn.Module]:
     """Everything that can reject the input (data files, model, reachable target), writing nothing."""
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
     data = load_dataset(
         spec.dataset, data_dir=settings.data_dir, val_fraction=spec.val_fraction,
         seed=spec.seed, device=settings.device, download=settings.download,
@@ -167,7 +165,15 @@ def sparsity_training(spec: ExperimentSpec, data: DataSplits, model: nn.Module) 
 
 
 def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
-    """Run (or reuse) one experiment and return its record (``result.json`` is its JSON)."""
+    """Run (or reuse) one experiment and return its record (``result.json`` is its JSON).
+
+    Runs with ``settings.threads`` torch threads and leaves the caller's thread count as it was.
+    """
+    with torch_threads(settings.threads):
+        return _run_experiment(spec, settings, results_dir)
+
+
+def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
     run_dir = results_dir / spec.run_id
     reused = reusable_result(spec, results_dir)
     if reused is not None:

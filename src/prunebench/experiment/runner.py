@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from torch import nn
 
 from prunebench.config import ExperimentSpec
 from prunebench.data import default_data_dir, load_dataset
-from prunebench.errors import ConfigError
+from prunebench.errors import ConfigError, Interrupted
 from prunebench.executors.base import Executor, Outcome
+from prunebench.experiment.jobs import job_function
 from prunebench.models import create_model
 from prunebench.experiment.progress import SweepProgress
 from prunebench.experiment.schedules import check_schedule
@@ -176,8 +178,9 @@ def execute_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool |
         db.mark_running(job.run_id)
         progress.started_job(job)
 
+    fn = job_function(plan.settings, results_dir)
     try:
-        executor.run([j for j in todo if j.kind == "dense"], on_start, on_done)
+        executor.run([j for j in todo if j.kind == "dense"], fn, on_start, on_done)
         runnable = []
         for job in (j for j in todo if j.kind == "pruned"):
             if job.spec.dense_spec().content_hash() in failed_dense:
@@ -185,7 +188,13 @@ def execute_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool |
                 on_done(job, Outcome("failed", error="its dense model failed to train"))
             else:
                 runnable.append(job)
-        executor.run(runnable, on_start, on_done)
+        executor.run(runnable, fn, on_start, on_done)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI: runs left 'running' are rerun on resume
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        raise Interrupted(
+            signum, f"{progress.finished} of {len(todo)} runs finished before the interrupt"
+            + (f" ({skipped} more were already completed)" if skipped else "")
+        ) from None
     finally:
         executor.close()
         progress.close()

@@ -136,7 +136,8 @@ class ResultsDB:
                 conn.execute(sql, params)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # an interrupt just after COMMIT must not become "no transaction is active"
+                    conn.execute("ROLLBACK")
                 raise
 
     def register(self, row: Mapping[str, Any]) -> None:
