@@ -15,8 +15,10 @@ from prunebench.experiment.runner import run_plan
 from prunebench.experiment.sweep import plan_from_mapping
 from prunebench.record import SCHEMA_VERSION, RunResult, Target, load_result, read_result
 from prunebench.report.aggregate import build_groups
-from prunebench.report.tables import levels_table
+from prunebench.report.checklist import evaluate_checklist
+from prunebench.report.tables import levels_table, paired_table
 from prunebench.store import ResultsDB
+from prunebench.store import db as results_db
 
 DATA = Path(__file__).parent / "data"
 TINY = {
@@ -58,6 +60,13 @@ def test_newer_or_broken_results_are_refused() -> None:
         load_result({**record.model_dump(mode="json"), "sizes": {}})
 
 
+def test_the_role_is_the_rows_not_the_results() -> None:
+    """A result says what ran, not which plan ran it: an earlier result's role is ignored on read."""
+    record = read_result(DATA / "legacy-result.json")
+    assert "role" not in RunResult.model_fields and "role" not in record.model_dump()
+    assert load_result({**record.model_dump(mode="json"), "role": "control"}) == record
+
+
 def test_legacy_database_migrates_in_place(tmp_path: Path) -> None:
     shutil.copy(DATA / "legacy-v0.db", tmp_path / "prunebench.db")
     rows = {r["strategy"] + "/" + str(r["target_kind"]) + "/" + str(r["target_value"]): r for r in ResultsDB(tmp_path).rows()}
@@ -72,7 +81,40 @@ def test_legacy_database_migrates_in_place(tmp_path: Path) -> None:
     assert len({r["dense_recipe"] for r in rows.values()}) == 1
     again = ResultsDB(tmp_path).rows()  # opened again: already migrated, nothing changes
     assert [r["result"] for r in again] == [r["result"] for r in rows.values()]
-    assert sqlite3.connect(tmp_path / "prunebench.db").execute("PRAGMA user_version").fetchone()[0] == 1
+    conn = sqlite3.connect(tmp_path / "prunebench.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == results_db.SCHEMA_VERSION == 2
+    assert "finetune_id" not in {c[1] for c in conn.execute("PRAGMA table_info(runs)")}  # retrain_recipe is the one id
+    assert all("finetune_id" not in r for r in rows.values())
+
+
+def test_version_1_database_drops_its_second_recipe_id(tmp_path: Path) -> None:
+    shutil.copy(DATA / "legacy-v0.db", tmp_path / "prunebench.db")
+    with sqlite3.connect(tmp_path / "prunebench.db") as conn:  # what version 1 left: finetune_id kept
+        results_db.migrate_v0(conn)
+        conn.execute("PRAGMA user_version=1")
+    query = "SELECT run_id, kind, retrain_recipe, finetune_id FROM runs ORDER BY rowid"
+    before = sqlite3.connect(tmp_path / "prunebench.db").execute(query).fetchall()
+    assert all(finetune_id for _, kind, _, finetune_id in before if kind == "pruned")
+    rows = ResultsDB(tmp_path).rows()
+    assert all("finetune_id" not in r for r in rows)
+    assert [(r["run_id"], r["retrain_recipe"]) for r in rows] == [(run_id, recipe) for run_id, _, recipe, _ in before]
+    assert sqlite3.connect(tmp_path / "prunebench.db").execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_results_and_report_read_a_legacy_results_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A results directory written before versions: both commands work through the CLI, unchanged."""
+    shutil.copy(DATA / "legacy-v0.db", tmp_path / "prunebench.db")
+    assert main(["results", "--results", str(tmp_path), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split(",")
+    table = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    assert len(table) == 7 and {r["status"] for r in table} == {"completed"}
+    assert {r["strategy"]: r["role"] for r in table} == {"dense": "dense", "magnitude": "method", "random": "control"}
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "PASS: every strategy fine-tuned with the same recipe" in html
+    paired = (tmp_path / "report" / "digits-mlp-paired.csv").read_text()
+    assert paired.count("magnitude (") == 2 and paired.count(" - random (") == 2  # method - control at 2x and 4x
 
 
 def test_lr_and_epoch_sweep_keeps_every_run_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,6 +139,8 @@ def test_lr_and_epoch_sweep_keeps_every_run_apart(tmp_path: Path, capsys: pytest
     # Dense accuracy is filed by the dense spec (epochs differ), not by seed alone.
     assert len(group.dense) == 2 and all(len(d.top1) == 2 for d in group.dense.values())
     assert sum(r[0] == "dense" for r in levels_table(group).rows) == 2
+    (recipe_check,) = [c for c in evaluate_checklist(group) if c.name == "every strategy fine-tuned with the same recipe"]
+    assert not recipe_check.passed and recipe_check.detail.startswith("3 different")  # 3 LRs, epochs are the dense recipe
     assert main(["results", "--results", str(tmp_path), "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split(",")
@@ -138,3 +182,26 @@ def test_controls_come_from_the_role_not_the_strategy_name(tmp_path: Path) -> No
               for r in rows]
     (group,) = build_groups(marked)
     assert {c.strategy: c.role for c in group.curves.values()} == {"magnitude": "control", "random": "method"}
+
+
+def test_a_channel_sweeps_control_is_its_random_channel_run(tmp_path: Path) -> None:
+    pytest.importorskip("torch_pruning")
+    config = {
+        "dataset": "synthetic", "model": "conv-2", "threads": 1,
+        "train": {"epochs": 1, "batch_size": 64}, "finetune": {"epochs": 1, "batch_size": 64},
+        "prune": {"structure": "channel", "strategy": "l1_filter"}, "sweep": {"prune.speedup": [1.5, 2.0]},
+    }
+    rows = run(config, tmp_path)
+    assert {r["strategy"]: r["role"] for r in rows} == {"dense": "dense", "l1_filter": "method", "random_channel": "control"}
+    (group,) = build_groups(rows)
+    assert {c.strategy: c.role for c in group.curves.values()} == {"l1_filter": "method", "random_channel": "control"}
+    checks = {c.name: c for c in evaluate_checklist(group)}
+    assert checks["random-pruning control at every level of every strategy"].passed
+    assert checks["every strategy fine-tuned with the same recipe"].passed
+    paired = paired_table(group).rows
+    assert [(row[0].split(" (")[0], row[0].split(" - ")[1].split(" (")[0], row[1]) for row in paired] == [
+        ("l1_filter", "random_channel", "speedup 1.5x"), ("l1_filter", "random_channel", "speedup 2x"),
+    ]
+    # Without the sweep's marks the name decides (rows from before roles) and gives the same answer.
+    (unmarked,) = build_groups([{**r, "role": None} for r in rows])
+    assert {c.strategy: c.role for c in unmarked.curves.values()} == {"l1_filter": "method", "random_channel": "control"}

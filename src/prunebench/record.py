@@ -203,11 +203,14 @@ class Measurement(Record):
 
 
 class RunResult(Record):
-    """One run, pruned or dense baseline (``role`` 'dense': no target, no retraining)."""
+    """One run, pruned or dense baseline (a dense baseline: no target, no retraining).
+
+    Whether a run is a method or a control is not in it: that belongs to the plan that ran it
+    (the same spec is a control when a sweep adds it and a method when listed), so the results
+    database keeps it as the row's ``role``."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
-    role: Role | None = None  # set by the sweep that planned the run; None: a single run
     dense_id: str
     dense_sha256: str | None = None
     spec: dict[str, Any]  # the resolved spec (a dense baseline: its dense spec)
@@ -233,6 +236,8 @@ def load_result(data: Mapping[str, Any] | str | bytes) -> RunResult:
             f"result schema_version {parsed['schema_version']!r} is not {SCHEMA_VERSION}: "
             "written by another prunebench version; read it with that version"
         )
+    if "role" in parsed:  # results written before the role moved to the database row
+        parsed = {k: v for k, v in parsed.items() if k != "role"}
     try:
         return RunResult.model_validate(parsed)
     except ValidationError as exc:
@@ -291,7 +296,6 @@ def from_legacy(old: Mapping[str, Any]) -> RunResult:
     )
     return RunResult(
         run_id=old.get("run_id") or dense_run_id(old["dense_id"]),
-        role="dense" if dense else None,
         dense_id=old["dense_id"], dense_sha256=old.get("dense_sha256"), spec=spec,
         target=None if dense else Target.from_prune(spec["prune"]),
         sizes=sizes, macs=macs, accuracy=accuracy, latency=latency, retraining=retraining,

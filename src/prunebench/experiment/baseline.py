@@ -15,7 +15,7 @@ from prunebench.record import Accuracy, Macs, Provenance, RunResult, Sizes, Timi
 
 
 def run_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
-    """Train (or load) ``spec``'s dense checkpoint and report it as a record with role 'dense'.
+    """Train (or load) ``spec``'s dense checkpoint and report it as a record (no target, no retraining).
 
     Runs with ``settings.threads`` torch threads and leaves the caller's thread count as it was.
     """
@@ -30,7 +30,6 @@ def _run_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -
     dense_id = spec.dense_spec().content_hash()
     return RunResult(
         run_id=dense_run_id(dense_id),
-        role="dense",
         dense_id=dense_id,
         dense_sha256=dense["model_sha256"],  # which weights these figures describe
         spec=spec.dense_spec().model_dump(mode="json"),

@@ -8,8 +8,6 @@ then skips what the first completed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import signal
 from collections import Counter
@@ -19,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import ExperimentSpec
 from prunebench.data import default_data_dir, load_dataset
 from prunebench.errors import ConfigError, Interrupted
 from prunebench.executors.base import Executor, Outcome
@@ -105,12 +102,6 @@ def model_for(name: str, dataset: str, input_shape: tuple[int, ...], num_classes
     return model
 
 
-def recipe_id(spec: ExperimentSpec) -> str:
-    """What must be equal for a fair comparison: the fine-tuning recipe and retraining mode."""
-    payload = json.dumps([spec.finetune.canonical_json(), spec.retrain.canonical_json()])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
 def row_for(job: Job) -> dict[str, Any]:
     spec = job.spec
     pruned = job.kind == "pruned"
@@ -124,7 +115,6 @@ def row_for(job: Job) -> dict[str, Any]:
         "scope": spec.prune.scope if pruned else None,
         "seed": spec.seed,
         "dense_id": spec.dense_spec().content_hash(),
-        "finetune_id": recipe_id(spec) if pruned else None,
         "spec": spec.model_dump(mode="json") if pruned else spec.dense_spec().model_dump(mode="json"),
     }
 

@@ -88,7 +88,7 @@ class Curve:
     strategy: str
     role: Role
     settings: dict[str, str]  # curve_settings of its runs
-    retrain_recipe: str | None
+    retrain_recipe: str | None  # the row's id of its finetune + retrain sections (record.recipe_id)
     points: dict[str, Point] = field(default_factory=dict)  # JSON target value -> point
     setting: str = ""  # what differs from the group's other curves; set by build_groups
 
@@ -122,7 +122,6 @@ class Group:
     model: str
     curves: dict[Settings, Curve] = field(default_factory=dict)
     dense: dict[Settings, Dense] = field(default_factory=dict)
-    retrain_recipes: set[str] = field(default_factory=set)
     latency_setups: set[str] = field(default_factory=set)
     rows: int = 0
 
@@ -196,11 +195,9 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         seed = row["seed"]
         settings = dense_key(result.spec)
         group.dense.setdefault(settings, Dense(dict(settings))).top1[seed] = result.accuracy.dense_top1
-        role = role_of(row.get("role") or result.role, row["strategy"], row["kind"] == "dense")
+        role = role_of(row.get("role"), row["strategy"], row["kind"] == "dense")
         if role == "dense" or result.target is None:
             continue
-        if row.get("retrain_recipe"):
-            group.retrain_recipes.add(row["retrain_recipe"])
         curve_of = curve_settings(result.spec, result.target)
         curve_key = tuple(sorted(curve_of.items()))
         curve = group.curves.setdefault(

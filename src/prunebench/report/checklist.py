@@ -30,6 +30,7 @@ def evaluate_checklist(group: Group) -> list[Check]:
         missing = [curve.points[t].level for t in curve.points if t not in control]
         if missing:
             controls_missing.append(f"{curve.label} at {', '.join(missing)}")
+    recipes = {c.retrain_recipe for c in curves if c.retrain_recipe is not None}
     return [
         Check(
             f"at least {MIN_LEVELS} compression levels per curve", fewest_levels >= MIN_LEVELS,
@@ -53,7 +54,7 @@ def evaluate_checklist(group: Group) -> list[Check]:
             "missing: " + "; ".join(controls_missing) if controls_missing else "present everywhere",
         ),
         Check(
-            "every strategy fine-tuned with the same recipe", len(group.retrain_recipes) <= 1,
-            f"{len(group.retrain_recipes)} different retraining recipe(s) in this comparison",
+            "every strategy fine-tuned with the same recipe", len(recipes) <= 1,
+            f"{len(recipes)} different retraining recipe(s) in this comparison",
         ),
     ]

@@ -26,7 +26,7 @@ log = logging.getLogger("prunebench")
 
 DB_FILE = "prunebench.db"
 BUSY_TIMEOUT_S = 60.0
-SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the layout before versions (see migrate_v0)
+SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the layout before versions (see MIGRATIONS)
 
 STATUSES = ("pending", "running", "completed", "failed", "diverged")
 
@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS runs (
     kind TEXT NOT NULL,               -- 'pruned' or 'dense'
     status TEXT NOT NULL,
     dataset TEXT, model TEXT, strategy TEXT, scope TEXT, seed INTEGER,
-    dense_id TEXT, finetune_id TEXT,  -- what the run shares with others (fair-comparison checks)
+    dense_id TEXT,                    -- the dense checkpoint the run prunes
     spec TEXT NOT NULL,               -- canonical resolved spec, JSON
     result TEXT,                      -- the RunResult (result.json), JSON
     error TEXT,
@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS runs_by_point ON runs (dataset, model, strategy, targ
 
 COLUMNS = (
     "run_id", "kind", "status", "dataset", "model", "strategy", "scope", "seed",
-    "dense_id", "finetune_id", "spec", "result", "error", "attempts", "started_at", "finished_at",
+    "dense_id", "spec", "result", "error", "attempts", "started_at", "finished_at",
     "wall_time_s", "provenance", "role", "target_kind", "target_value", "structure", "schedule",
     "retrain_mode", "dense_recipe", "retrain_recipe",
 )
@@ -81,7 +81,15 @@ def migrate_v0(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS runs_by_group")
     if "target_compression" in have:
         conn.execute("ALTER TABLE runs DROP COLUMN target_compression")
-    log.info("results database migrated to schema version %d", SCHEMA_VERSION)
+
+
+def migrate_v1(conn: sqlite3.Connection) -> None:
+    """Drop ``finetune_id``: a second id of the fine-tuning recipe; ``retrain_recipe`` is the one."""
+    if "finetune_id" in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}:
+        conn.execute("ALTER TABLE runs DROP COLUMN finetune_id")
+
+
+MIGRATIONS = (migrate_v0, migrate_v1)  # MIGRATIONS[v] takes a file from version v to v + 1
 
 
 class ResultsDB:
@@ -110,7 +118,9 @@ class ResultsDB:
                 if version < SCHEMA_VERSION:
                     exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
                     if exists:
-                        migrate_v0(conn)
+                        for migrate in MIGRATIONS[version:]:
+                            migrate(conn)
+                        log.info("results database migrated from schema version %d to %d", version, SCHEMA_VERSION)
                     for statement in filter(str.strip, SCHEMA.split(";")):
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
