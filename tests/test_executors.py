@@ -18,8 +18,8 @@ from prunebench.cli import main
 from prunebench.errors import TrainingDiverged
 from prunebench.executors import Outcome, make_executor
 from prunebench.executors.reaper import stat_of
-from prunebench.experiment.jobs import run_job
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.jobs import run_job
+from prunebench.plan.sweep import plan_from_mapping
 from prunebench.store import ResultsDB
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "prunebench"
