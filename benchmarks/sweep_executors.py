@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from prunebench.executors import make_executor
-from prunebench.experiment.runner import run_plan
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.runner import run_plan
+from prunebench.plan.sweep import plan_from_mapping
 
 SWEEP = {
     "dataset": "digits",

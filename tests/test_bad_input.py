@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from prunebench.cli import main
 from prunebench.config import ExperimentSpec, RunSettings, build_specs
 from prunebench.errors import ConfigError
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.sweep import plan_from_mapping
 
 TINY: dict[str, Any] = {
     "dataset": "synthetic",
@@ -314,7 +314,7 @@ SHIPPED_IDS = {  # digest of every run id a shipped config plans (ids hash resol
 
 @pytest.mark.parametrize("path", SHIPPED_IDS)
 def test_shipped_configs_keep_their_run_ids(path: str) -> None:
-    from prunebench.experiment.sweep import load_plan
+    from prunebench.plan.sweep import load_plan
 
     ids = [job.run_id for job in load_plan(Path(__file__).parents[1] / path).jobs]
     assert hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16] == SHIPPED_IDS[path]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from prunebench.executors import make_executor
-from prunebench.experiment.runner import run_plan
-from prunebench.experiment.sweep import plan_from_mapping, with_control
+from prunebench.plan.runner import run_plan
+from prunebench.plan.sweep import plan_from_mapping, with_control
 from prunebench.pruning.structures import random_control
 
 pytest.importorskip("torch_pruning")

@@ -42,8 +42,8 @@ from prunebench import cli
 from prunebench.config import ExperimentSpec, RunSettings, apply_overrides
 from prunebench.config_file import load_yaml
 from prunebench.errors import PrunebenchError
-from prunebench.experiment.runner import preflight
-from prunebench.experiment.sweep import BASELINES_KEY, SWEEP_KEY, load_plan, plan_from_mapping
+from prunebench.plan.runner import preflight
+from prunebench.plan.sweep import BASELINES_KEY, SWEEP_KEY, load_plan, plan_from_mapping
 from prunebench.pruning.scores import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ from prunebench.cli import main
 from prunebench.errors import TrainingDiverged
 from prunebench.executors import Outcome, make_executor
 from prunebench.executors.reaper import stat_of
-from prunebench.experiment.jobs import run_job
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.jobs import run_job
+from prunebench.plan.sweep import plan_from_mapping
 from prunebench.store import ResultsDB
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "prunebench"
@@ -65,7 +65,7 @@ def test_executors_import_neither_experiment_nor_config() -> None:
         tree = ast.parse(path.read_text())
         names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        assert not [m for m in names if m.startswith(("prunebench.experiment", "prunebench.config"))], path.name
+        assert not [m for m in names if m.startswith(("prunebench.plan", "prunebench.experiment", "prunebench.config"))], path.name
 
 
 def test_an_in_process_job_leaves_torch_threads_as_it_found_them(tmp_path: Path) -> None:

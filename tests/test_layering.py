@@ -169,3 +169,9 @@ def test_no_new_import_cycle_between_packages() -> None:
     problems = [f"new import cycle: {cycle_path(edges, c)}" for c in new]
     problems += [f"cycle {' <-> '.join(c)} is gone: remove it from KNOWN_CYCLES" for c in gone]
     assert not problems, "\n".join(problems)
+
+
+def test_planning_imports_the_single_run_and_the_single_run_knows_nothing_of_planning() -> None:
+    edges = import_graph()
+    assert "experiment" in edges["plan"]  # plan/jobs.py runs one job through the pipeline
+    assert "plan" not in reachable(edges, "experiment")

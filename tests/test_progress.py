@@ -9,8 +9,8 @@ import pytest
 
 from prunebench.config import ExperimentSpec
 from prunebench.executors.base import Outcome
-from prunebench.experiment.progress import SweepProgress
-from prunebench.experiment.sweep import Job
+from prunebench.plan.progress import SweepProgress
+from prunebench.plan.sweep import Job
 from prunebench.record import RunResult, read_result
 
 JOB = Job("pruned", ExperimentSpec(dataset="synthetic", model="mlp"))

@@ -11,8 +11,8 @@ import pytest
 from prunebench.cli import main
 from prunebench.errors import DataError
 from prunebench.executors import make_executor
-from prunebench.experiment.runner import run_plan
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.runner import run_plan
+from prunebench.plan.sweep import plan_from_mapping
 from prunebench.record import SCHEMA_VERSION, RunResult, Target, load_result, read_result
 from prunebench.report.aggregate import build_groups
 from prunebench.report.checklist import evaluate_checklist

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 
 from prunebench.cli import main
-from prunebench.config import build_specs
+from prunebench.config import RunSettings, build_specs
 from prunebench.errors import ConfigError
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
@@ -60,3 +63,22 @@ def test_report_fails_when_any_check_fails_and_says_so() -> None:
     assert Report("y", "paper", [0], checks[::2], 1.0, []).passed  # a reference row is not a check
     assert mean_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert set(REPRODUCTIONS) == set(list_reproductions())
+
+
+def test_threads_travel_in_the_settings_and_the_callers_count_is_restored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[int] = []
+
+    def probe(seeds: list[int], settings: RunSettings, results_dir: Path) -> Report:
+        seen.append(torch.get_num_threads())
+        return Report(name="probe", paper="-", seeds=seeds, checks=[], wall_time_s=0.0, differences=[])
+
+    monkeypatch.setitem(REPRODUCTIONS, "probe", probe)
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    settings = run_settings(threads=wanted)
+    assert settings.threads == wanted and torch.get_num_threads() == before
+    run_reproduction("probe", 1, settings, tmp_path)
+    assert seen == [wanted] and torch.get_num_threads() == before
+    assert (tmp_path / "reproduce" / "probe").is_dir()

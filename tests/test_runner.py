@@ -14,8 +14,8 @@ import yaml
 
 from prunebench.cli import main
 from prunebench.executors import make_executor
-from prunebench.experiment.runner import run_plan
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.runner import run_plan
+from prunebench.plan.sweep import plan_from_mapping
 from prunebench.report import write_report
 from prunebench.report.results import metrics
 from prunebench.store import ResultsDB

@@ -16,7 +16,7 @@ from prunebench.catalog import RETRAIN_MODES, SCHEDULES, channel_strategies, str
 from prunebench.cli import main
 from prunebench.config import ExperimentSpec, build_specs
 from prunebench.errors import ConfigError
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.sweep import plan_from_mapping
 
 STRUCTURES = ("unstructured", "2:4", "block:2x2", "channel")
 TARGETS: dict[str, dict[str, Any]] = {

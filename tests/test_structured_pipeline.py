@@ -10,8 +10,8 @@ from prunebench.errors import ConfigError
 from prunebench.executors import make_executor
 from prunebench.experiment import run_experiment
 from prunebench.store.artifacts import load_tensors
-from prunebench.experiment.runner import run_plan
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.runner import run_plan
+from prunebench.plan.sweep import plan_from_mapping
 from prunebench.record import Target
 from prunebench.report import write_report
 

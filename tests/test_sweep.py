@@ -1,7 +1,7 @@
 import pytest
 
 from prunebench.errors import ConfigError
-from prunebench.experiment.sweep import expand_grid, plan_from_mapping
+from prunebench.plan.sweep import expand_grid, plan_from_mapping
 
 BASE = {
     "dataset": "synthetic",

@@ -16,8 +16,8 @@ import yaml
 from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
 from prunebench.executors import make_executor
 from prunebench.experiment import run_experiment
-from prunebench.experiment.runner import run_plan
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.runner import run_plan
+from prunebench.plan.sweep import plan_from_mapping
 from prunebench.report import write_report
 from prunebench.report.aggregate import build_groups
 from prunebench.report.results import format_results, mark_dense_checks, results_rows

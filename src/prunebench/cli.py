@@ -71,8 +71,8 @@ def add_plugin_flag(parser: argparse.ArgumentParser) -> None:
 def command_run(args: argparse.Namespace, console: Console) -> int:
     from prunebench.config import read_config
     from prunebench.executors import make_executor
-    from prunebench.experiment.runner import run_plan
-    from prunebench.experiment.sweep import plan_from_mapping
+    from prunebench.plan.runner import run_plan
+    from prunebench.plan.sweep import plan_from_mapping
     from prunebench.plugins import CONFIG_KEY, all_plugins
     from prunebench.store import ResultsDB
 

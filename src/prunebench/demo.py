@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from prunebench.executors import make_executor
-from prunebench.experiment.runner import run_plan
-from prunebench.experiment.sweep import plan_from_mapping
+from prunebench.plan.runner import run_plan
+from prunebench.plan.sweep import plan_from_mapping
 from prunebench.report import write_report
 from prunebench.report.aggregate import build_groups
 from prunebench.report.results import open_db

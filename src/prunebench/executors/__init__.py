@@ -1,7 +1,7 @@
 """Executors: serial, a local process pool (default), and Ray.
 
 They run a job function over opaque, picklable jobs and know nothing of what a job is; the
-experiment layer supplies both (``prunebench.experiment.jobs``).
+planning layer supplies both (``prunebench.plan.jobs``).
 """
 
 from __future__ import annotations

@@ -10,11 +10,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from prunebench.config import RunSettings
 from prunebench.data import DATA_ENV
 from prunebench.errors import ConfigError
+from prunebench.metrics.latency import torch_threads
 from prunebench.reproduce import han, lth
 from prunebench.reproduce.common import Check, Report, load_reproduction_config
 
@@ -28,23 +27,29 @@ def list_reproductions() -> dict[str, str]:
 
 
 def run_settings(data_dir: Path | None = None, threads: int | None = None) -> RunSettings:
-    """Settings for a reproduction: ``$PRUNEBENCH_DATA`` when no folder is given."""
+    """Settings for a reproduction: ``$PRUNEBENCH_DATA`` when no folder is given.
+
+    ``threads`` travels in the settings; nothing global changes until a reproduction runs.
+    """
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
     if data_dir is None and os.environ.get(DATA_ENV):
         data_dir = Path(os.environ[DATA_ENV])
-    if threads:
-        torch.set_num_threads(threads)
     return RunSettings(data_dir=data_dir, threads=threads)
 
 
 def run_reproduction(name: str, seeds: int, settings: RunSettings, results_dir: Path) -> Report:
-    """Run (or reuse) every run of reproduction ``name`` over seeds 0..seeds-1; save its report."""
+    """Run (or reuse) every run of reproduction ``name`` over seeds 0..seeds-1; save its report.
+
+    Everything runs with ``settings.threads`` torch threads, the controls trained outside the
+    pipeline included; the caller's thread count is restored afterwards.
+    """
     if name not in REPRODUCTIONS:
         raise ConfigError(f"unknown reproduction {name!r} (known: {', '.join(sorted(REPRODUCTIONS))})")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    report = REPRODUCTIONS[name](list(range(seeds)), settings, results_dir)
+    with torch_threads(settings.threads):
+        report = REPRODUCTIONS[name](list(range(seeds)), settings, results_dir)
     report.save(results_dir / "reproduce" / name)
     return report
 

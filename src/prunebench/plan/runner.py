@@ -20,11 +20,11 @@ from torch import nn
 from prunebench.data import default_data_dir, load_dataset
 from prunebench.errors import ConfigError, Interrupted
 from prunebench.executors.base import Executor, Outcome
-from prunebench.experiment.jobs import job_function
+from prunebench.plan.jobs import job_function
 from prunebench.models import create_model
-from prunebench.experiment.progress import SweepProgress
+from prunebench.plan.progress import SweepProgress
 from prunebench.experiment.schedules import check_schedule
-from prunebench.experiment.sweep import Job, Plan
+from prunebench.plan.sweep import Job, Plan
 from prunebench.pruning.prune import keep_count
 from prunebench.store import ResultsDB
 from prunebench.store.layout import completed_dense, completed_result

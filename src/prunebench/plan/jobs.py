@@ -9,7 +9,7 @@ from prunebench.config import RunSettings
 from prunebench.executors import JobFn
 from prunebench.experiment.baseline import run_dense
 from prunebench.experiment.pipeline import run_experiment
-from prunebench.experiment.sweep import Job
+from prunebench.plan.sweep import Job
 from prunebench.plugins import load_plugins
 from prunebench.record import RunResult
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from prunebench.executors.base import Outcome
-from prunebench.experiment.sweep import Job
+from prunebench.plan.sweep import Job
 
 
 def format_seconds(seconds: float) -> str:
