@@ -60,3 +60,29 @@ def test_report_fails_when_any_check_fails_and_says_so() -> None:
     assert Report("y", "paper", [0], checks[::2], 1.0, []).passed  # a reference row is not a check
     assert mean_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert set(REPRODUCTIONS) == set(list_reproductions())
+
+
+def test_a_reproduction_holds_the_results_lock(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """While its runs write, a `prunebench run` on the same results directory would wait."""
+    import fcntl
+    import os
+
+    from prunebench.store.lock import LOCK_FILE
+
+    held: list[bool] = []
+
+    def fake_run(seeds: list[int], settings: object, results_dir) -> Report:  # type: ignore[no-untyped-def]
+        fd = os.open(results_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: conflicts even in-process
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        return Report("fake", "paper", seeds, [], 0.0, [])
+
+    monkeypatch.setitem(REPRODUCTIONS, "fake", fake_run)
+    report = run_reproduction("fake", 1, run_settings(), tmp_path / "results")
+    assert held == [True] and report.passed
+    assert (tmp_path / "results" / "reproduce" / "fake" / "report.json").is_file()
