@@ -86,3 +86,24 @@ def test_a_reproduction_holds_the_results_lock(tmp_path, monkeypatch: pytest.Mon
     report = run_reproduction("fake", 1, run_settings(), tmp_path / "results")
     assert held == [True] and report.passed
     assert (tmp_path / "results" / "reproduce" / "fake" / "report.json").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(REPRODUCTIONS))
+def test_reproduction_configs_load_as_plain_yaml_would(name: str) -> None:
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("prunebench.reproduce").joinpath("configs", f"{name}.yaml").read_text(encoding="utf-8")
+    assert load_reproduction_config(name) == yaml.safe_load(text)
+
+
+def test_reproduction_configs_go_through_the_bounded_loader(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A duplicated key (which plain YAML keeps the last of) is refused, as in any config file."""
+    from prunebench.reproduce import common
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "twice.yaml").write_text("summary: a\nsummary: b\n")
+    monkeypatch.setattr(common.resources, "files", lambda package: tmp_path)
+    with pytest.raises(ConfigError, match="key 'summary' appears twice"):
+        load_reproduction_config("twice")
