@@ -143,6 +143,18 @@ CASES: dict[str, Case] = {
     "latency_repeats true": Case(("latency_repeats=true",), "latency_repeats"),
     "negative latency_repeats": Case(("latency_repeats=-3",), "latency_repeats"),
     "score_batches false": Case(("prune.score_batches=false",), "prune.score_batches"),
+    # strategy options, as strict and finite as the spec's own keys
+    "grasp temperature inf": Case(("prune.strategy=grasp", "prune.options.temperature=.inf"), "prune.options.temperature"),
+    "grasp samples_per_class true": Case(
+        ("prune.strategy=grasp", "prune.options.samples_per_class=true"), "prune.options.samples_per_class"
+    ),
+    "synflow rounds as a float": Case(("prune.strategy=synflow", "prune.options.rounds=2.5"), "prune.options.rounds"),
+    "slimming sparsity nan": Case(
+        ("prune.structure=channel", "prune.strategy=slimming", "prune.options.sparsity=.nan"), "prune.options.sparsity"
+    ),
+    "slimming epochs true": Case(
+        ("prune.structure=channel", "prune.strategy=slimming", "prune.options.epochs=true"), "prune.options.epochs"
+    ),
     # settings do not change results, so a sweep over them would run one run under another's name
     "sweep threads": Case(change={"sweep": {"threads": [1, 2]}}, key="sweep.threads"),
     "sweep device": Case(change={"sweep": {"device": ["cpu", "cpu"]}}, key="sweep.device"),
@@ -268,6 +280,56 @@ def test_every_spec_is_strict_about_bools() -> None:
         node[leaf] = True
         with pytest.raises(ConfigError, match=f"^{path}: "):
             build_specs(data)
+
+
+def option_fields() -> Iterator[tuple[str, str, str, type]]:
+    """(structure, strategy, option, its number type) for every int or float option of every strategy."""
+    from prunebench import catalog
+
+    for structure, registry in (("unstructured", catalog.strategies()), ("channel", catalog.channel_strategies())):
+        for name in registry.names():
+            options_type = registry.get(name).options_type
+            for option, hint in typing.get_type_hints(options_type, include_extras=True).items():
+                for kind in {int, float} & set(leaf_types(hint)):
+                    yield structure, name, option, kind
+
+
+def leaf_types(hint: Any) -> Iterator[Any]:
+    """The plain types inside ``Annotated[...]`` and unions (``Annotated[int, ...] | None`` -> int, None)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Annotated:
+        yield from leaf_types(args[0])
+    elif typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in args:
+            yield from leaf_types(arg)
+    else:
+        yield hint
+
+
+OPTION_FIELDS = sorted(set(option_fields()), key=str)
+
+
+def test_option_fields_are_found() -> None:
+    found = {(strategy, option, kind) for _, strategy, option, kind in OPTION_FIELDS}
+    assert {("grasp", "temperature", float), ("grasp", "samples_per_class", int), ("synflow", "rounds", int),
+            ("slimming", "sparsity", float), ("slimming", "epochs", int), ("snip", "batches", int)} <= found
+
+
+@pytest.mark.parametrize(("structure", "strategy", "option", "kind"), OPTION_FIELDS,
+                         ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
+def test_every_strategy_option_is_strict_and_finite(structure: str, strategy: str, option: str, kind: type) -> None:
+    bad = [float("inf"), float("-inf"), float("nan"), "1"] if kind is float else [True, False, 2.5, "2"]
+    for value in bad:
+        prune = {"structure": structure, "strategy": strategy, "options": {option: value}}
+        with pytest.raises(ConfigError, match=f"^prune.options.{option}: "):
+            build_specs({"dataset": "synthetic", "model": "mlp", "prune": prune})
+
+
+def test_integers_still_fill_float_options() -> None:
+    from prunebench import catalog
+
+    options = catalog.strategies().get("grasp").parse_options({"temperature": 100, "samples_per_class": 3})
+    assert options.temperature == 100.0 and isinstance(options.temperature, float) and options.samples_per_class == 3
 
 
 def empty_results(tmp: Path) -> None:

@@ -393,7 +393,8 @@ def format_validation_error(exc: ValidationError) -> str:
             message = "required key is missing"
         elif "input" in error and error["type"] not in ("value_error",):
             message = f"{message} (got {error['input']!r})"
-        lines.append(f"{where}: {message}")
+        # a section's validator that names the exact key below it (prune.options.x) speaks for itself
+        lines.append(message if message.startswith(f"{where}.") else f"{where}: {message}")
     return "; ".join(lines)
 
 
