@@ -143,6 +143,9 @@ CASES: dict[str, Case] = {
     "latency_repeats true": Case(("latency_repeats=true",), "latency_repeats"),
     "negative latency_repeats": Case(("latency_repeats=-3",), "latency_repeats"),
     "score_batches false": Case(("prune.score_batches=false",), "prune.score_batches"),
+    "exclude_classifier no": Case(change={"prune": {"prunable": {"exclude_classifier": "no"}}},
+                                  key="prune.prunable.exclude_classifier"),
+    "include_bias 1": Case(("prune.prunable.include_bias=1",), "prune.prunable.include_bias"),
     # strategy options, as strict and finite as the spec's own keys
     "grasp temperature inf": Case(("prune.strategy=grasp", "prune.options.temperature=.inf"), "prune.options.temperature"),
     "grasp samples_per_class true": Case(
@@ -280,6 +283,32 @@ def test_every_spec_is_strict_about_bools() -> None:
         node[leaf] = True
         with pytest.raises(ConfigError, match=f"^{path}: "):
             build_specs(data)
+
+
+def bool_fields(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Dotted paths of every boolean field of a spec, nested sections (prune.prunable) included."""
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from bool_fields(info.annotation, f"{prefix}{name}.")
+        elif info.annotation is bool:
+            yield f"{prefix}{name}"
+
+
+BOOL_FIELDS = sorted(bool_fields(ExperimentSpec))
+
+
+@pytest.mark.parametrize("path", BOOL_FIELDS)
+@pytest.mark.parametrize("value", ["no", "false", 0, 1])
+def test_every_bool_is_strict(path: str, value: object) -> None:
+    assert {"train.nesterov", "prune.prunable.exclude_classifier", "prune.prunable.include_bias"} <= set(BOOL_FIELDS)
+    data: dict[str, Any] = {"dataset": "synthetic", "model": "mlp"}
+    node = data
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    with pytest.raises(ConfigError, match=f"^{path}: Input should be a valid boolean"):
+        build_specs(data)
 
 
 def option_fields() -> Iterator[tuple[str, str, str, type]]:
