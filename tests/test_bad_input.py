@@ -139,6 +139,15 @@ CASES: dict[str, Case] = {
     "nesterov 1": Case(("train.nesterov=1",), "train.nesterov"),
     "milestone true": Case(("train.lr_schedule=step", "train.lr_milestones=[true]"), "train.lr_milestones.0"),
     "milestone at epoch -1": Case(("train.lr_schedule=step", "train.lr_milestones=[-1]"), "train.lr_milestones.0"),
+    "milestone at the last epoch": Case(
+        ("train.lr_schedule=step", "train.epochs=3", "train.lr_milestones=[1, 3]"), "train.lr_milestones"
+    ),
+    "fine-tuning milestone past its epochs": Case(
+        ("finetune.lr_schedule=step", "finetune.lr_milestones=[5]"), "finetune.lr_milestones"
+    ),
+    "retraining mode its schedule cannot use": Case(
+        ("prune.schedule=gradual", "retrain.mode=scratch"), "retrain.mode"
+    ),
     "latency yes as a string": Case(change={"latency": "yes"}, key="latency"),
     "latency_repeats true": Case(("latency_repeats=true",), "latency_repeats"),
     "negative latency_repeats": Case(("latency_repeats=-3",), "latency_repeats"),
@@ -309,6 +318,25 @@ def test_every_bool_is_strict(path: str, value: object) -> None:
     node[leaf] = value
     with pytest.raises(ConfigError, match=f"^{path}: Input should be a valid boolean"):
         build_specs(data)
+
+
+@pytest.mark.parametrize("section", ["train", "finetune"])
+def test_milestones_must_fall_before_the_last_epoch(section: str) -> None:
+    recipe = {"epochs": 4, "lr_schedule": "step"}
+    spec, _ = build_specs({**TINY, section: {**recipe, "lr_milestones": [1, 3]}})
+    assert getattr(spec, section).lr_milestones == (1, 3)
+    with pytest.raises(ConfigError, match=rf"^{section}.lr_milestones: \[4, 9\] not below {section}.epochs \(4\).*1 to 3"):
+        build_specs({**TINY, section: {**recipe, "lr_milestones": [2, 4, 9]}})
+
+
+def test_a_shorter_scratch_recipe_keeps_the_dense_milestones() -> None:
+    """retrain.scratch_epochs derives a shorter train recipe: the milestones it drops are not an error."""
+    from prunebench import catalog
+
+    train = {"epochs": 6, "lr_schedule": "step", "lr_milestones": [2, 4]}
+    spec, _ = build_specs({**TINY, "train": train, "retrain": {"mode": "scratch", "scratch_epochs": 3}})
+    recipe = catalog.RETRAIN_MODES.get("scratch").recipe(spec)
+    assert recipe.epochs == 3 and recipe.lr_milestones == (2, 4)
 
 
 def option_fields() -> Iterator[tuple[str, str, str, type]]:
