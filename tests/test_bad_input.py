@@ -139,10 +139,34 @@ CASES: dict[str, Case] = {
     "nesterov 1": Case(("train.nesterov=1",), "train.nesterov"),
     "milestone true": Case(("train.lr_schedule=step", "train.lr_milestones=[true]"), "train.lr_milestones.0"),
     "milestone at epoch -1": Case(("train.lr_schedule=step", "train.lr_milestones=[-1]"), "train.lr_milestones.0"),
+    "milestone at the last epoch": Case(
+        ("train.lr_schedule=step", "train.epochs=3", "train.lr_milestones=[1, 3]"), "train.lr_milestones"
+    ),
+    "fine-tuning milestone past its epochs": Case(
+        ("finetune.lr_schedule=step", "finetune.lr_milestones=[5]"), "finetune.lr_milestones"
+    ),
+    "retraining mode its schedule cannot use": Case(
+        ("prune.schedule=gradual", "retrain.mode=scratch"), "retrain.mode"
+    ),
     "latency yes as a string": Case(change={"latency": "yes"}, key="latency"),
     "latency_repeats true": Case(("latency_repeats=true",), "latency_repeats"),
     "negative latency_repeats": Case(("latency_repeats=-3",), "latency_repeats"),
     "score_batches false": Case(("prune.score_batches=false",), "prune.score_batches"),
+    "exclude_classifier no": Case(change={"prune": {"prunable": {"exclude_classifier": "no"}}},
+                                  key="prune.prunable.exclude_classifier"),
+    "include_bias 1": Case(("prune.prunable.include_bias=1",), "prune.prunable.include_bias"),
+    # strategy options, as strict and finite as the spec's own keys
+    "grasp temperature inf": Case(("prune.strategy=grasp", "prune.options.temperature=.inf"), "prune.options.temperature"),
+    "grasp samples_per_class true": Case(
+        ("prune.strategy=grasp", "prune.options.samples_per_class=true"), "prune.options.samples_per_class"
+    ),
+    "synflow rounds as a float": Case(("prune.strategy=synflow", "prune.options.rounds=2.5"), "prune.options.rounds"),
+    "slimming sparsity nan": Case(
+        ("prune.structure=channel", "prune.strategy=slimming", "prune.options.sparsity=.nan"), "prune.options.sparsity"
+    ),
+    "slimming epochs true": Case(
+        ("prune.structure=channel", "prune.strategy=slimming", "prune.options.epochs=true"), "prune.options.epochs"
+    ),
     # settings do not change results, so a sweep over them would run one run under another's name
     "sweep threads": Case(change={"sweep": {"threads": [1, 2]}}, key="sweep.threads"),
     "sweep device": Case(change={"sweep": {"device": ["cpu", "cpu"]}}, key="sweep.device"),
@@ -268,6 +292,101 @@ def test_every_spec_is_strict_about_bools() -> None:
         node[leaf] = True
         with pytest.raises(ConfigError, match=f"^{path}: "):
             build_specs(data)
+
+
+def bool_fields(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Dotted paths of every boolean field of a spec, nested sections (prune.prunable) included."""
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from bool_fields(info.annotation, f"{prefix}{name}.")
+        elif info.annotation is bool:
+            yield f"{prefix}{name}"
+
+
+BOOL_FIELDS = sorted(bool_fields(ExperimentSpec))
+
+
+@pytest.mark.parametrize("path", BOOL_FIELDS)
+@pytest.mark.parametrize("value", ["no", "false", 0, 1])
+def test_every_bool_is_strict(path: str, value: object) -> None:
+    assert {"train.nesterov", "prune.prunable.exclude_classifier", "prune.prunable.include_bias"} <= set(BOOL_FIELDS)
+    data: dict[str, Any] = {"dataset": "synthetic", "model": "mlp"}
+    node = data
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    with pytest.raises(ConfigError, match=f"^{path}: Input should be a valid boolean"):
+        build_specs(data)
+
+
+@pytest.mark.parametrize("section", ["train", "finetune"])
+def test_milestones_must_fall_before_the_last_epoch(section: str) -> None:
+    recipe = {"epochs": 4, "lr_schedule": "step"}
+    spec, _ = build_specs({**TINY, section: {**recipe, "lr_milestones": [1, 3]}})
+    assert getattr(spec, section).lr_milestones == (1, 3)
+    with pytest.raises(ConfigError, match=rf"^{section}.lr_milestones: \[4, 9\] not below {section}.epochs \(4\).*1 to 3"):
+        build_specs({**TINY, section: {**recipe, "lr_milestones": [2, 4, 9]}})
+
+
+def test_a_shorter_scratch_recipe_keeps_the_dense_milestones() -> None:
+    """retrain.scratch_epochs derives a shorter train recipe: the milestones it drops are not an error."""
+    from prunebench import catalog
+
+    train = {"epochs": 6, "lr_schedule": "step", "lr_milestones": [2, 4]}
+    spec, _ = build_specs({**TINY, "train": train, "retrain": {"mode": "scratch", "scratch_epochs": 3}})
+    recipe = catalog.RETRAIN_MODES.get("scratch").recipe(spec)
+    assert recipe.epochs == 3 and recipe.lr_milestones == (2, 4)
+
+
+def option_fields() -> Iterator[tuple[str, str, str, type]]:
+    """(structure, strategy, option, its number type) for every int or float option of every strategy."""
+    from prunebench import catalog
+
+    for structure, registry in (("unstructured", catalog.strategies()), ("channel", catalog.channel_strategies())):
+        for name in registry.names():
+            options_type = registry.get(name).options_type
+            for option, hint in typing.get_type_hints(options_type, include_extras=True).items():
+                for kind in {int, float} & set(leaf_types(hint)):
+                    yield structure, name, option, kind
+
+
+def leaf_types(hint: Any) -> Iterator[Any]:
+    """The plain types inside ``Annotated[...]`` and unions (``Annotated[int, ...] | None`` -> int, None)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Annotated:
+        yield from leaf_types(args[0])
+    elif typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in args:
+            yield from leaf_types(arg)
+    else:
+        yield hint
+
+
+OPTION_FIELDS = sorted(set(option_fields()), key=str)
+
+
+def test_option_fields_are_found() -> None:
+    found = {(strategy, option, kind) for _, strategy, option, kind in OPTION_FIELDS}
+    assert {("grasp", "temperature", float), ("grasp", "samples_per_class", int), ("synflow", "rounds", int),
+            ("slimming", "sparsity", float), ("slimming", "epochs", int), ("snip", "batches", int)} <= found
+
+
+@pytest.mark.parametrize(("structure", "strategy", "option", "kind"), OPTION_FIELDS,
+                         ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
+def test_every_strategy_option_is_strict_and_finite(structure: str, strategy: str, option: str, kind: type) -> None:
+    bad = [float("inf"), float("-inf"), float("nan"), "1"] if kind is float else [True, False, 2.5, "2"]
+    for value in bad:
+        prune = {"structure": structure, "strategy": strategy, "options": {option: value}}
+        with pytest.raises(ConfigError, match=f"^prune.options.{option}: "):
+            build_specs({"dataset": "synthetic", "model": "mlp", "prune": prune})
+
+
+def test_integers_still_fill_float_options() -> None:
+    from prunebench import catalog
+
+    options = catalog.strategies().get("grasp").parse_options({"temperature": 100, "samples_per_class": 3})
+    assert options.temperature == 100.0 and isinstance(options.temperature, float) and options.samples_per_class == 3
 
 
 def empty_results(tmp: Path) -> None:

@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -75,6 +76,63 @@ def test_corrupt_file_is_detected(tiny_idx_dataset: Path) -> None:
     path = tiny_idx_dataset / "mnist" / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes() + b"x")
     with pytest.raises(DataError, match="corrupt"):
+        load_dataset("mnist", data_dir=tiny_idx_dataset, download=False)
+
+
+@pytest.mark.parametrize("download", [False, True])
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_a_data_dir_that_is_a_file_is_one_data_error(tmp_path: Path, name: str, download: bool) -> None:
+    afile = tmp_path / "data"
+    afile.write_text("not a folder\n")
+    with pytest.raises(DataError, match=f"^data_dir {re.escape(str(afile))} is a file; it must be the folder that holds {name}/$"):
+        load_dataset(name, data_dir=afile, download=download)
+    assert sorted(tmp_path.iterdir()) == [afile]
+
+
+def planted(folder: Path, name: str, payload: bytes, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Write ``payload`` under an official name, with the checksum the loader is told to expect."""
+    path = folder / "mnist" / name
+    path.write_bytes(payload)
+    monkeypatch.setitem(idx_module.MNIST.sha256, name, hashlib.sha256(payload).hexdigest())
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncated gzip", "not gzip", "gzipped garbage", "gzipped IDX cut short", "empty"]
+)
+def test_a_damaged_idx_file_is_one_data_error_naming_it(
+    tiny_idx_dataset: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    name = "train-images-idx3-ubyte.gz"
+    whole = (tiny_idx_dataset / "mnist" / name).read_bytes()
+    payload = {
+        "truncated gzip": whole[: len(whole) // 2],
+        "not gzip": b"<html>404 not found</html>",
+        "gzipped garbage": gzip.compress(b"garbage" * 10),
+        "gzipped IDX cut short": gzip.compress(gzip.decompress(whole)[:-10]),
+        "empty": b"",
+    }[damage]
+    path = planted(tiny_idx_dataset, name, payload, monkeypatch)
+    with pytest.raises(DataError) as error:
+        load_dataset("mnist", data_dir=tiny_idx_dataset, download=False)
+    message = str(error.value)
+    assert message.startswith(str(path)) and "\n" not in message, message
+
+
+def test_an_unreadable_idx_file_is_one_data_error_naming_it(
+    tiny_idx_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests may run as root, whom chmod does not stop: the read itself is made to fail."""
+    path = tiny_idx_dataset / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    real_open = Path.open
+
+    def refusing_open(self: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing_open)
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))} cannot be read: Permission denied$"):
         load_dataset("mnist", data_dir=tiny_idx_dataset, download=False)
 
 

@@ -82,3 +82,50 @@ def test_threads_travel_in_the_settings_and_the_callers_count_is_restored(
     run_reproduction("probe", 1, settings, tmp_path)
     assert seen == [wanted] and torch.get_num_threads() == before
     assert (tmp_path / "reproduce" / "probe").is_dir()
+
+
+def test_a_reproduction_holds_the_results_lock(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """While its runs write, a `prunebench run` on the same results directory would wait."""
+    import fcntl
+    import os
+
+    from prunebench.store.lock import LOCK_FILE
+
+    held: list[bool] = []
+
+    def fake_run(seeds: list[int], settings: object, results_dir) -> Report:  # type: ignore[no-untyped-def]
+        fd = os.open(results_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: conflicts even in-process
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        return Report("fake", "paper", seeds, [], 0.0, [])
+
+    monkeypatch.setitem(REPRODUCTIONS, "fake", fake_run)
+    report = run_reproduction("fake", 1, run_settings(), tmp_path / "results")
+    assert held == [True] and report.passed
+    assert (tmp_path / "results" / "reproduce" / "fake" / "report.json").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(REPRODUCTIONS))
+def test_reproduction_configs_load_as_plain_yaml_would(name: str) -> None:
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("prunebench.reproduce").joinpath("configs", f"{name}.yaml").read_text(encoding="utf-8")
+    assert load_reproduction_config(name) == yaml.safe_load(text)
+
+
+def test_reproduction_configs_go_through_the_bounded_loader(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A duplicated key (which plain YAML keeps the last of) is refused, as in any config file."""
+    from prunebench.reproduce import common
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "twice.yaml").write_text("summary: a\nsummary: b\n")
+    monkeypatch.setattr(common.resources, "files", lambda package: tmp_path)
+    with pytest.raises(ConfigError, match="key 'summary' appears twice"):
+        load_reproduction_config("twice")

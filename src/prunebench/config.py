@@ -87,6 +87,17 @@ class TrainSpec(Spec):
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
 
 
+def late_milestones(section: str, recipe: TrainSpec) -> None:
+    """Refuse milestones of ``recipe`` (config section ``section``) at or after its last epoch."""
+    late = [m for m in recipe.lr_milestones if m >= recipe.epochs]
+    if late:
+        allowed = f"1 to {recipe.epochs - 1}" if recipe.epochs > 1 else "none"
+        raise ValueError(
+            f"{section}.lr_milestones: {late} not below {section}.epochs ({recipe.epochs}), so never reached "
+            f"(allowed: {allowed})"
+        )
+
+
 def finetune_default() -> TrainSpec:
     return TrainSpec(epochs=2, lr=0.01)
 
@@ -302,6 +313,17 @@ class ExperimentSpec(Spec):
         mode.validate(self)
         return self
 
+    @model_validator(mode="after")
+    def milestones_within_epochs(self) -> ExperimentSpec:
+        """A milestone at or past a recipe's last epoch would never lower its LR: refused, not ignored.
+
+        Checked here, on the recipes as written, not on TrainSpec: a retraining mode may derive a
+        shorter copy of ``train`` (``retrain.scratch_epochs``) that keeps the dense milestones.
+        """
+        for section in ("train", "finetune"):
+            late_milestones(section, getattr(self, section))
+        return self
+
     @field_validator("dataset")
     @classmethod
     def known_dataset(cls, name: str) -> str:
@@ -393,7 +415,10 @@ def format_validation_error(exc: ValidationError) -> str:
             message = "required key is missing"
         elif "input" in error and error["type"] not in ("value_error",):
             message = f"{message} (got {error['input']!r})"
-        lines.append(f"{where}: {message}")
+        # a validator's message that names its exact key (prune.options.x) speaks for itself
+        names_key = re.match(r"[a-z_]+(\.[a-z0-9_]+)+\b", message) is not None
+        names_key = names_key and (where == "config" or message.startswith(f"{where}."))
+        lines.append(message if names_key else f"{where}: {message}")
     return "; ".join(lines)
 
 

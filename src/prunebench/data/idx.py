@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,29 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_checked(path: Path, expected: str) -> str:
+    """The file's SHA-256, which must be ``expected``; an unreadable or corrupt file is a DataError."""
+    try:
+        actual = sha256_of(path)
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if actual != expected:
+        raise DataError(
+            f"{path} is corrupt: SHA-256 {actual[:16]}... but the official file "
+            f"has {expected[:16]}...; delete it and provide the original"
+        )
+    return actual
+
+
+def read_idx_gz(path: Path) -> np.ndarray:
+    """Decode a gzipped IDX file; a truncated or garbled one is a DataError naming it."""
+    try:
+        data = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise DataError(f"{path} is not a whole gzipped IDX file ({exc}); delete it and provide the original") from None
+    return read_idx(data, str(path))
+
+
 def find_folder(spec: IdxDataset, data_dir: Path) -> Path:
     """The first candidate folder that holds all files; else the canonical one."""
     canonical = data_dir / spec.name
@@ -120,6 +144,8 @@ def download(spec: IdxDataset, folder: Path, missing: list[str]) -> str | None:
 
 
 def load_idx_dataset(spec: IdxDataset, data_dir: Path, allow_download: bool) -> RawDataset:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"data_dir {data_dir} is a file; it must be the folder that holds {spec.name}/")
     folder = find_folder(spec, data_dir)
     missing = [f for f in spec.files() if not (folder / f).is_file()]
     if missing:
@@ -132,18 +158,12 @@ def load_idx_dataset(spec: IdxDataset, data_dir: Path, allow_download: bool) -> 
             )
     checksums: dict[str, str] = {}
     for name, expected in spec.sha256.items():
-        actual = sha256_of(folder / name)
-        if actual != expected:
-            raise DataError(
-                f"{folder / name} is corrupt: SHA-256 {actual[:16]}... but the official file "
-                f"has {expected[:16]}...; delete it and provide the original"
-            )
-        checksums[name] = actual
+        checksums[name] = sha256_checked(folder / name, expected)
 
     def split(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
         images_file, labels_file = SPLIT_FILES[kind]
-        images = read_idx(gzip.decompress((folder / images_file).read_bytes()), images_file)
-        labels = read_idx(gzip.decompress((folder / labels_file).read_bytes()), labels_file)
+        images = read_idx_gz(folder / images_file)
+        labels = read_idx_gz(folder / labels_file)
         x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
         return x, torch.from_numpy(labels.astype(np.int64))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Strict
 from torch import nn
 
 DEFAULT_LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d")
@@ -20,8 +22,9 @@ class PrunablePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     layer_types: tuple[str, ...] = DEFAULT_LAYER_TYPES
-    exclude_classifier: bool = True
-    include_bias: bool = False
+    # strict, like the spec's own keys: "no" or 0 is refused, not read as false
+    exclude_classifier: Annotated[bool, Strict()] = True
+    include_bias: Annotated[bool, Strict()] = False
     exclude: tuple[str, ...] = ()
 
 

@@ -2,6 +2,8 @@
 
 Each reproduction's configuration lives in ``prunebench/reproduce/configs/NAME.yaml``; its runs
 go through the ordinary pipeline (``run_experiment``), so their artifacts are cached like any run.
+They hold the results directory's lock (``store.lock``) as ``prunebench run`` does, so a
+reproduction and a run never write to one results directory at once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prunebench.errors import ConfigError
 from prunebench.metrics.latency import torch_threads
 from prunebench.reproduce import han, lth
 from prunebench.reproduce.common import Check, Report, load_reproduction_config
+from prunebench.store.lock import results_lock
 
 RunFn = Callable[[list[int], RunSettings, Path], Report]
 REPRODUCTIONS: dict[str, RunFn] = {lth.NAME: lth.run, han.NAME: han.run}
@@ -48,9 +51,9 @@ def run_reproduction(name: str, seeds: int, settings: RunSettings, results_dir: 
         raise ConfigError(f"unknown reproduction {name!r} (known: {', '.join(sorted(REPRODUCTIONS))})")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    with torch_threads(settings.threads):
+    with results_lock(results_dir), torch_threads(settings.threads):  # a run on the same directory waits
         report = REPRODUCTIONS[name](list(range(seeds)), settings, results_dir)
-    report.save(results_dir / "reproduce" / name)
+        report.save(results_dir / "reproduce" / name)
     return report
 
 

@@ -10,18 +10,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from prunebench.config import ExperimentSpec, build_specs
+from prunebench.config_file import load_yaml
 from prunebench.store.artifacts import write_json
 
 
 def load_reproduction_config(name: str) -> dict[str, Any]:
-    """The YAML shipped in ``prunebench/reproduce/configs/<name>.yaml``."""
-    text = resources.files("prunebench.reproduce").joinpath("configs", f"{name}.yaml").read_text()
-    return yaml.safe_load(text)
+    """The YAML shipped in ``prunebench/reproduce/configs/<name>.yaml``, read like any config file."""
+    text = resources.files("prunebench.reproduce").joinpath("configs", f"{name}.yaml").read_text(encoding="utf-8")
+    return load_yaml(text)
 
 
 def experiment_spec(data: dict[str, Any], seed: int) -> ExperimentSpec:

@@ -7,12 +7,14 @@ hyperparameters, which configs fill in through ``prune.options``.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import torch
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from torch import nn
 
 from prunebench.errors import ConfigError
@@ -67,12 +69,37 @@ def parse_options(strategy: str, options_type: type[OptionsT], raw: Mapping[str,
         if key not in known:
             allowed = ", ".join(sorted(known)) or "none"
             raise ConfigError(f"prune.options.{key}: unknown option of strategy {strategy} (allowed: {allowed})")
+    check_option_values(strategy, options_type, raw)
     try:
         return TypeAdapter(options_type).validate_python(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "options"
         raise ConfigError(f"prune.options.{where}: {first['msg']} (strategy {strategy})") from None
+
+
+def is_scalar(hint: Any) -> bool:
+    """Whether a field holds one number, bool, string or None (not a list or mapping)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return is_scalar(typing.get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType):
+        return all(is_scalar(arg) for arg in typing.get_args(hint))
+    return origin is typing.Literal or hint in (int, float, bool, str, type(None))
+
+
+def check_option_values(strategy: str, options_type: type, raw: Mapping[str, Any]) -> None:
+    """Options are taken as written, like the spec's own keys: a bool is not a count, "0.1" is
+    not a number, and every float is finite (an integer still fills a float option)."""
+    hints = typing.get_type_hints(options_type, include_extras=True)
+    for key, value in raw.items():
+        strict = ConfigDict(strict=is_scalar(hints[key]), allow_inf_nan=False)  # YAML lists still fill tuples
+        try:
+            TypeAdapter(hints[key], config=strict).validate_python(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in (key, *first["loc"]))
+            raise ConfigError(f"prune.options.{where}: {first['msg']} (strategy {strategy})") from None
 
 
 STRATEGIES: Registry[Strategy[Any]] = Registry("strategy")
