@@ -343,12 +343,13 @@ def option_fields() -> Iterator[tuple[str, str, str, type]]:
     """(structure, strategy, option, its number type) for every int or float option of every strategy."""
     from prunebench import catalog
 
-    for structure, registry in (("unstructured", catalog.strategies()), ("channel", catalog.channel_strategies())):
-        for name in registry.names():
-            options_type = registry.get(name).options_type
-            for option, hint in typing.get_type_hints(options_type, include_extras=True).items():
-                for kind in {int, float} & set(leaf_types(hint)):
-                    yield structure, name, option, kind
+    registry = catalog.strategies()  # weight and channel strategies alike
+    for name in registry.names():
+        strategy = registry.get(name)
+        structure = "channel" if "channel" in strategy.structures else "unstructured"
+        for option, hint in typing.get_type_hints(strategy.options_type, include_extras=True).items():
+            for kind in {int, float} & set(leaf_types(hint)):
+                yield structure, name, option, kind
 
 
 def leaf_types(hint: Any) -> Iterator[Any]:

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from prunebench.errors import ConfigError
 from prunebench.pruning import STRATEGIES, Mask, ScoreInputs
+from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores.grasp import hessian_gradient_product
 from prunebench.pruning.scores.synflow import synaptic_flow
 from prunebench.pruning.structures import (
@@ -20,9 +21,15 @@ from prunebench.pruning.structures import (
 )
 
 
-def inputs_for(model: nn.Module, batches, keep=None) -> ScoreInputs:  # type: ignore[no-untyped-def]
+def inputs_for(model: nn.Module, batches) -> ScoreInputs:  # type: ignore[no-untyped-def]
     params = {n: p for n, p in model.named_parameters() if n.endswith("weight")}
-    return ScoreInputs(model, params, batches, F.cross_entropy, torch.Generator().manual_seed(0), keep)
+    return ScoreInputs(model, params, batches, F.cross_entropy, torch.Generator().manual_seed(0))
+
+
+def synflow_scores(model: nn.Module, batches, keep: int, rounds: int = 100):  # type: ignore[no-untyped-def]
+    """SynFlow's scores as the selection layer drives its rounds towards ``keep`` entries."""
+    strategy = STRATEGIES.get("synflow")
+    return scores_for_selection(strategy, inputs_for(model, batches), strategy.parse_options({"rounds": rounds}), keep)
 
 
 def test_snip_scores_equal_abs_gradient_times_weight_by_hand() -> None:
@@ -108,8 +115,8 @@ def test_synflow_is_data_free_and_leaves_the_model_alone() -> None:
     before = {k: v.clone() for k, v in chain.state_dict().items()}
     one = [(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))]
     other = [(torch.randn(4, 3) * 100, torch.ones(4, dtype=torch.long))]
-    a = STRATEGIES.get("synflow")(inputs_for(chain, one, keep=5))
-    b = STRATEGIES.get("synflow")(inputs_for(chain, other, keep=5))
+    a = synflow_scores(chain, one, keep=5)
+    b = synflow_scores(chain, other, keep=5)
     for name in a:
         torch.testing.assert_close(a[name], b[name])
         torch.testing.assert_close(chain.state_dict()[name], before[name])
@@ -120,7 +127,7 @@ def test_synflow_rounds_rank_earlier_pruned_entries_lowest() -> None:
     model = nn.Sequential(nn.Linear(6, 8, bias=False), nn.ReLU(), nn.Linear(8, 4, bias=False))
     batch = [(torch.randn(2, 6), torch.zeros(2, dtype=torch.long))]
     total = 6 * 8 + 8 * 4
-    scores = STRATEGIES.get("synflow")(inputs_for(model, batch, keep=10), STRATEGIES.get("synflow").parse_options({"rounds": 5}))
+    scores = synflow_scores(model, batch, keep=10, rounds=5)
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
     survivors = flat > 6  # survivors score rounds + 1 + flow; pruned ones their round (1..5)
     assert int(survivors.sum()) == 10
@@ -177,36 +184,6 @@ def test_bad_structures_are_refused(text: str) -> None:
 def test_nm_refuses_layers_whose_inputs_do_not_divide() -> None:
     with pytest.raises(ConfigError, match="not a multiple of 4"):
         select_nm({"fc": torch.randn(3, 6)}, parse_structure("2:4"))
-
-
-@pytest.fixture(scope="module")
-def synthetic_data():  # type: ignore[no-untyped-def]
-    from prunebench.data import load_dataset
-
-    return load_dataset("synthetic", val_fraction=0.1, seed=0)
-
-
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
-@pytest.mark.parametrize("structure", ["unstructured", "2:4", "block:4x4"])
-def test_every_scorer_works_with_every_structure(strategy: str, structure: str, synthetic_data) -> None:  # type: ignore[no-untyped-def]
-    from prunebench.config import PruneSpec
-    from prunebench.models import create_model
-    from prunebench.pruning.prune import prune_model
-
-    data = synthetic_data
-    torch.manual_seed(0)
-    model = create_model("mlp", data.input_shape, data.num_classes)
-    fields = {"strategy": strategy, "structure": structure, "score_batches": 1, "batch_size": 32}
-    if strategy == "synflow":
-        fields["options"] = {"rounds": 3}
-    if structure != "2:4":
-        fields["compression"] = 3.0
-    mask = prune_model(model, data, PruneSpec(**fields), seed=0)
-    check_structure(mask, parse_structure(structure))
-    params = dict(model.named_parameters())
-    assert all(bool((params[name][~keep] == 0).all()) for name, keep in mask.items())
-    if structure == "2:4":
-        assert mask.kept == mask.total // 2
 
 
 def test_unquoted_yaml_nm_is_refused_with_a_hint() -> None:

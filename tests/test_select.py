@@ -1,42 +1,14 @@
-"""Selection prunes exact counts, for every registered strategy and both scopes."""
+"""Selection prunes exact counts, for both scopes (every strategy: test_strategy_contract.py)."""
 
 import importlib
 
 import pytest
 import torch
 
-from prunebench.config import PruneSpec
-from prunebench.data import DataSplits
-from prunebench.models import create_model
-from prunebench.pruning import STRATEGIES, Mask, prunable_parameters, select
-from prunebench.pruning.prune import keep_count, prune_model
+from prunebench.pruning import Mask, select
 from prunebench.pruning.select import kth_smallest, prune_lowest, proportional_split
 
 select_module = importlib.import_module("prunebench.pruning.select")  # the package re-exports the function
-
-
-@pytest.mark.parametrize("strategy", STRATEGIES.names())
-@pytest.mark.parametrize("scope", ["global", "layer"])
-@pytest.mark.parametrize("compression", [2.0, 7.3, 20.0])
-def test_every_strategy_hits_the_target_count_exactly(
-    synthetic: DataSplits, strategy: str, scope: str, compression: float
-) -> None:
-    model = create_model("mlp", synthetic.input_shape, synthetic.num_classes)
-    spec = PruneSpec(strategy=strategy, scope=scope, compression=compression, score_batches=2)
-    expected_keep = keep_count(model, spec)
-    mask = prune_model(model, synthetic, spec, seed=0)
-    assert mask.kept == expected_keep
-    total = sum(p.numel() for p in model.parameters())
-    unprunable = total - mask.total
-    assert unprunable + mask.kept == round(total / compression)
-    params = prunable_parameters(model)
-    for name, keep in mask.items():  # the model's pruned weights are exactly the mask's
-        assert torch.equal(params[name].detach() != 0, keep)
-    if scope == "layer":  # the same fraction of every tensor, up to one entry of rounding
-        fractions = [float(m.float().mean()) for m in mask.values()]
-        sizes = [m.numel() for m in mask.values()]
-        for fraction, size in zip(fractions, sizes):
-            assert abs(fraction - expected_keep / mask.total) <= 1 / size + 1e-12
 
 
 def test_global_selection_keeps_the_highest_scores() -> None:

@@ -44,7 +44,7 @@ def config(strategy: str, structure: str, schedule: str, mode: str, target: str,
 
 
 def combinations() -> list[tuple[str, str, str, str, str, str]]:
-    names = [*strategies().names(), *channel_strategies().names()]
+    names = strategies().names()  # weight and channel strategies: one registry
     return list(itertools.product(names, STRUCTURES, SCHEDULES.names(), RETRAIN_MODES.names(), TARGETS, RETRAIN_SETTINGS))
 
 

@@ -59,14 +59,15 @@ def models() -> Registry[Any]:
 
 
 def strategies() -> Registry[Any]:
-    """Weight strategies: they score single weights."""
+    """Every strategy, weight and channel alike; each says which structures it scores."""
+    import prunebench.pruning.channels  # noqa: F401  (registers the channel strategies)
     from prunebench.pruning.scores import STRATEGIES
 
     return STRATEGIES
 
 
-def channel_strategies() -> Registry[Any]:
-    """Channel strategies: they score whole channels (``prune.structure: channel``)."""
+def channel_strategies() -> Any:
+    """The strategies that score whole channels (``prune.structure: channel``): a view."""
     from prunebench.pruning.channels import CHANNEL_SCORERS
 
     return CHANNEL_SCORERS

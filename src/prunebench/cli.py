@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -114,11 +115,10 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.data import DATASETS
     from prunebench.models import MODELS
     from prunebench.plugins import load_plugins
-    from prunebench.pruning import STRATEGIES
-
-    from prunebench.pruning.channels import CHANNEL_SCORERS
+    from prunebench.catalog import strategies
 
     load_plugins(args.plugin, "--plugin")
+    STRATEGIES = strategies()
 
     def schedule_line(name: str) -> str:
         schedule = SCHEDULES.get(name)
@@ -128,6 +128,13 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
             options = ", ".join(f"{k}={v!r}" for k, v in defaults.model_dump().items())
             line += f" (prune.{schedule.section}: {options})"
         return line
+
+    def strategy_line(name: str) -> str:
+        strategy = STRATEGIES.get(name)
+        fields = dataclasses.fields(strategy.options_type)
+        defaults = strategy.options_type()
+        options = ", ".join(f"prune.options.{f.name}={getattr(defaults, f.name)!r}" for f in fields) or "no options"
+        return f"  {name}: {strategy.description} (structures: {', '.join(strategy.structures)}; {options})"
 
     def mode_line(name: str) -> str:
         mode = RETRAIN_MODES.get(name)
@@ -139,10 +146,7 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
         return f"  {name}: {mode.description} (schedules: {', '.join(mode.schedules)}; {settings})"
 
     lines = {
-        "strategies": [
-            f"strategies: {', '.join(STRATEGIES.names())}",
-            f"channel strategies (prune.structure: channel): {', '.join(CHANNEL_SCORERS.names())}",
-        ],
+        "strategies": ["strategies (prune.strategy):", *map(strategy_line, STRATEGIES.names())],
         "models": [f"models: {', '.join(MODELS.names())}"],
         "datasets": [f"datasets: {', '.join(DATASETS.names())}"],
         "schedules": ["schedules (prune.schedule):", *map(schedule_line, SCHEDULES.names())],

@@ -189,7 +189,7 @@ class PruneSpec(Spec):
             raise ValueError(
                 f"got the number {value}: quote N:M, e.g. '2:4' in YAML, prune.structure=\"'2:4'\" as an override"
             )
-        if isinstance(value, str) and value != CHANNEL:
+        if isinstance(value, str):
             catalog.parse_structure(value)
         return value
 
@@ -201,62 +201,56 @@ class PruneSpec(Spec):
 
     @model_validator(mode="after")
     def consistent_schedule(self) -> PruneSpec:
-        """Settings of one schedule must not be given to another; N:M fixes its own sparsity."""
+        """Settings of one schedule must not be given to another; the structure says which
+        targets and schedules it accepts."""
         schedule = catalog.SCHEDULES.get(self.schedule)
         for other in map(catalog.SCHEDULES.get, catalog.SCHEDULES):
             section = other.section
             if section and other is not schedule and getattr(self, section) != _default(type(self), section):
                 raise ValueError(f"prune.{section} is only used by prune.schedule {other.name!r}, not {self.schedule!r}")
         schedule.validate(self)
-        targets = [name for name in ("speedup", "channel_fraction") if getattr(self, name) is not None]
-        if targets and self.structure != CHANNEL:
-            raise ValueError(f"prune.{targets[0]} is a channel-pruning target: it needs prune.structure 'channel'")
-        if len(targets) + (self.compression is not None) > 1:
-            raise ValueError("prune.compression, prune.speedup and prune.channel_fraction each set the target: give one")
-        if self.structure == CHANNEL:
-            if self.schedule != "one-shot":
-                raise ValueError(f"prune.structure 'channel' needs prune.schedule 'one-shot', not {self.schedule!r}")
-            return self
-        if self._is_nm:
-            if schedule.refines_masks:
-                fixed = [s for s in catalog.SCHEDULES if not catalog.SCHEDULES.get(s).refines_masks]
-                raise ValueError(f"prune.structure N:M needs prune.schedule {_either(fixed)}, not {self.schedule!r}")
-            if self.compression is not None:
-                raise ValueError("prune.structure N:M fixes the sparsity at 1 - N/M: leave prune.compression out")
+        catalog.parse_structure(self.structure).validate(self, {n: catalog.SCHEDULES.get(n) for n in catalog.SCHEDULES})
         return self
 
     @property
     def _is_nm(self) -> bool:
-        return self.structure != CHANNEL and catalog.parse_structure(self.structure).kind == "nm"
+        return catalog.parse_structure(self.structure).kind == "nm"
 
     @field_validator("strategy")
     @classmethod
     def known_strategy(cls, name: str) -> str:
-        STRATEGIES, CHANNEL_SCORERS = catalog.strategies(), catalog.channel_strategies()
-        if name not in STRATEGIES and name not in CHANNEL_SCORERS:
-            close = difflib.get_close_matches(name, [*STRATEGIES.names(), *CHANNEL_SCORERS.names()], n=3, cutoff=0.5)
+        registry = catalog.strategies()
+        if name not in registry:
+            close = difflib.get_close_matches(name, registry.names(), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
+            weights = [n for n in registry.names() if CHANNEL not in registry.get(n).structures]
+            channels = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
             raise ValueError(
-                f"unknown strategy {name!r}{hint} (known: {', '.join(STRATEGIES.names())}; with structure "
-                f"'channel': {', '.join(CHANNEL_SCORERS.names())})"
+                f"unknown strategy {name!r}{hint} (known: {', '.join(weights)}; with structure "
+                f"'channel': {', '.join(channels)})"
             )
         return name
 
     @model_validator(mode="after")
     def strategy_fits_structure(self) -> PruneSpec:
-        """Weight strategies score weights; channel strategies (structure 'channel') score channels."""
-        STRATEGIES, CHANNEL_SCORERS = catalog.strategies(), catalog.channel_strategies()
-        if self.structure == CHANNEL:
-            if self.strategy not in CHANNEL_SCORERS:
+        """The strategy says which structures it scores and validates its own options."""
+        registry = catalog.strategies()
+        strategy = registry.get(self.strategy)
+        kind = catalog.parse_structure(self.structure).kind
+        if kind not in strategy.structures:
+            if kind == CHANNEL:
+                fitting = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
                 raise ValueError(
                     f"prune.strategy {self.strategy!r} scores single weights; structure 'channel' needs one of "
-                    f"{', '.join(CHANNEL_SCORERS.names())}"
+                    f"{', '.join(fitting)}"
                 )
-            CHANNEL_SCORERS.get(self.strategy).parse_options(self.options)
-        elif self.strategy not in STRATEGIES:
-            raise ValueError(f"prune.strategy {self.strategy!r} scores channels: it needs prune.structure 'channel'")
-        else:
-            STRATEGIES.get(self.strategy).parse_options(self.options)
+            if CHANNEL in strategy.structures:
+                raise ValueError(f"prune.strategy {self.strategy!r} scores channels: it needs prune.structure 'channel'")
+            raise ValueError(
+                f"prune.strategy {self.strategy!r} does not score prune.structure {self.structure!r} "
+                f"(it scores: {', '.join(strategy.structures)})"
+            )
+        strategy.parse_options(self.options)
         return self
 
     @property

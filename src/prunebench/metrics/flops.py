@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from prunebench.modes import eval_mode
+
 
 @dataclass(frozen=True)
 class MacMetrics:
@@ -36,13 +38,8 @@ class MacMetrics:
 def dense_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """MACs of one example per module that performs them (pooling, ReLU etc. count 0)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, *input_shape, device=device))
     root = type(model).__name__
     inclusive = {
         ("" if scope == root else scope.removeprefix(root + ".")): int(sum(ops.values())) // 2

@@ -19,7 +19,8 @@ from prunebench.metrics.size import unprunable_nonzero
 from prunebench.pruning.channels import ChannelTarget, layers_matching, prune_channels
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
-from prunebench.pruning.scores import STRATEGIES, Batch, ScoreInputs
+from prunebench.pruning.rounds import scores_for_selection
+from prunebench.pruning.scores import WEIGHT_STRATEGIES, Batch, ScoreInputs
 from prunebench.pruning.select import keep_count_for_compression
 from prunebench.pruning.structures import (
     CHANNEL,
@@ -100,7 +101,7 @@ def prune_model(
     """
     if spec.structure == CHANNEL:
         return prune_channel_model(model, data, spec, seed=seed, previous=previous)
-    strategy = STRATEGIES.get(spec.strategy)
+    strategy = WEIGHT_STRATEGIES.get(spec.strategy)
     options = strategy.parse_options(spec.options)
     if keep is None:
         keep = keep_count(model, spec)
@@ -111,9 +112,8 @@ def prune_model(
         batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed),
         loss_fn=F.cross_entropy,
         generator=torch.Generator().manual_seed(seed),
-        keep=keep if isinstance(keep, int) else sum(keep.values()),
     )
-    scores = strategy(inputs, options)
+    scores = scores_for_selection(strategy, inputs, options, keep if isinstance(keep, int) else sum(keep.values()))
     structure = parse_structure(spec.structure)
     if isinstance(keep, Mapping):  # each tensor to its own count (layer-wise schedules)
         mask = Mask({

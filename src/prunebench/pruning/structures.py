@@ -10,7 +10,12 @@ A structure is written as a string, so it fits a YAML config and a ``key=value``
   R x C blocks that are kept or pruned whole. Block scores are the sums of their entries' scores
   (for magnitude: the block's L1 norm), ranked by the usual selection.
 
-Any scorer works with any structure: the structure only changes how scores become a mask.
+- ``channel``: whole channels (filters), removed with everything coupled to them
+  (:mod:`prunebench.pruning.channels`), scored by channel strategies.
+
+Any weight strategy works with any weight structure: the structure only changes how scores
+become a mask. A :class:`Structure` owns its rules: the target kinds it accepts, the
+schedules it can follow, its random control and how ``prune.prunable.exclude`` applies.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -28,14 +33,31 @@ from prunebench.pruning.mask import Mask
 from prunebench.pruning.select import Scope, select
 
 UNSTRUCTURED = "unstructured"
+CHANNEL = "channel"  # whole channels (filters), removed with everything coupled to them
 _NM = re.compile(r"^(\d+):(\d+)$")
 _BLOCK = re.compile(r"^block:(\d+)x(\d+)$")
-ALLOWED = "'unstructured', 'N:M' (e.g. '2:4') or 'block:RxC' (e.g. 'block:4x4')"
+ALLOWED = "'unstructured', 'N:M' (e.g. '2:4'), 'block:RxC' (e.g. 'block:4x4') or 'channel'"
+TARGET_KINDS = ("compression", "speedup", "channel_fraction")  # the prune.* keys that set a target
+
+
+class PruneTargets(Protocol):
+    """What a structure reads of the ``prune:`` settings to check them."""
+
+    @property
+    def structure(self) -> str: ...
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def compression(self) -> float | None: ...
+    @property
+    def speedup(self) -> float | None: ...
+    @property
+    def channel_fraction(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
 class Structure:
-    kind: Literal["unstructured", "nm", "block"]
+    kind: Literal["unstructured", "nm", "block", "channel"]
     n: int = 0  # N:M: kept per group
     m: int = 0  # N:M: group size
     rows: int = 0  # block height (output dimension)
@@ -45,11 +67,69 @@ class Structure:
     def block_size(self) -> int:
         return self.rows * self.cols
 
+    @property
+    def text(self) -> str:
+        """How ``prune.structure`` spells it."""
+        if self.kind == "nm":
+            return f"{self.n}:{self.m}"
+        if self.kind == "block":
+            return f"block:{self.rows}x{self.cols}"
+        return self.kind
+
+    @property
+    def target_kinds(self) -> tuple[str, ...]:
+        """The ``prune.*`` targets it accepts. N:M accepts none: N of every M fixes the
+        sparsity at 1 - N/M. Channels reach a compression, a speedup or a channel fraction."""
+        if self.kind == "nm":
+            return ()
+        return TARGET_KINDS if self.kind == CHANNEL else ("compression",)
+
+    @property
+    def random_control(self) -> str:
+        """The strategy that prunes at random under this structure: the baseline every method
+        of it must beat. Channels are chosen by ``random_channel``; weights, N:M groups and
+        blocks by ``random`` (random scores summed over a group stay random)."""
+        return "random_channel" if self.kind == CHANNEL else "random"
+
+    @property
+    def exclude_applies_to(self) -> str:
+        """How ``prune.prunable.exclude`` applies: weight structures leave the matched
+        parameters unpruned; a channel run keeps every output channel of a layer with a
+        matched parameter (its inputs may still shrink with the layer before it)."""
+        return "output channels of the matched layers" if self.kind == CHANNEL else "the matched parameters"
+
+    def accepts_schedule(self, schedule: Any) -> bool:
+        """N:M cannot refine an earlier mask; channel pruning runs one-shot."""
+        if self.kind == "nm":
+            return not schedule.refines_masks
+        return schedule.name == "one-shot" if self.kind == CHANNEL else True
+
+    def validate(self, prune: PruneTargets, schedules: Mapping[str, Any]) -> None:
+        """Raise ValueError unless ``prune``'s target and schedule suit this structure.
+        ``schedules`` maps every registered schedule name to its rules object."""
+        given = [kind for kind in TARGET_KINDS if getattr(prune, kind) is not None]
+        if len(given) > 1:
+            raise ValueError("prune.compression, prune.speedup and prune.channel_fraction each set the target: give one")
+        for kind in given:
+            if kind not in self.target_kinds:
+                if self.kind == "nm" and kind == "compression":
+                    raise ValueError("prune.structure N:M fixes the sparsity at 1 - N/M: leave prune.compression out")
+                raise ValueError(f"prune.{kind} is a channel-pruning target: it needs prune.structure 'channel'")
+        if not self.accepts_schedule(schedules[prune.schedule]):
+            fitting = [name for name, rules in schedules.items() if self.accepts_schedule(rules)]
+            label = "N:M" if self.kind == "nm" else repr(self.text)
+            raise ValueError(f"prune.structure {label} needs prune.schedule {_either(fitting)}, not {prune.schedule!r}")
+
+
+def _either(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted) or "none"
+
 
 def parse_structure(text: str) -> Structure:
     """``"2:4"`` -> N:M, ``"block:4x4"`` -> blocks; anything else raises ConfigError."""
-    if text == UNSTRUCTURED:
-        return Structure("unstructured")
+    if text in (UNSTRUCTURED, CHANNEL):
+        return Structure(text)  # type: ignore[arg-type]
     if match := _NM.match(text):
         n, m = int(match[1]), int(match[2])
         if not 0 < n < m:
@@ -199,14 +279,9 @@ def check_structure(mask: Mask, structure: Structure) -> None:
         raise ValueError(f"mask breaks structure: {'; '.join(problems)}")
 
 
-CHANNEL = "channel"  # whole channels (filters), removed with everything coupled to them
-
-
 def random_control(structure: str) -> str:
-    """The strategy that prunes at random under ``structure``: the baseline every method of
-    that structure must beat. Channels are chosen by ``random_channel``; weights, N:M groups
-    and blocks by ``random`` (random scores summed over a group stay random)."""
-    return "random_channel" if structure == CHANNEL else "random"
+    """The random control of ``prune.structure`` ``structure`` (:attr:`Structure.random_control`)."""
+    return parse_structure(structure).random_control
 
 
 def random_controls() -> frozenset[str]:

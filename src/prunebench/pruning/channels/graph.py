@@ -26,6 +26,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunebench.errors import ConfigError
 from prunebench.metrics.flops import dense_macs
+from prunebench.modes import eval_mode
 from prunebench.pruning.prunable import classifier_name
 
 Role = Literal["out", "in", "norm"]
@@ -146,14 +147,10 @@ def dependency_graph(model: nn.Module, input_shape: tuple[int, ...], exclude: It
     tp = require_torch_pruning()
     excluded = excluded_layers(model, exclude)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()  # tracing runs a forward pass, which must not move BN running statistics
-    try:
+    with eval_mode(model):  # tracing runs a forward pass, which must not move BN running statistics
         graph = tp.DependencyGraph().build_dependency(
             model, example_inputs=torch.zeros(1, *input_shape, device=device)
         )
-    finally:
-        model.train(was_training)
     ignored = [model.get_submodule(name) for name in excluded]
     groups = list(graph.get_all_groups(ignored_layers=ignored, root_module_types=(nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)))
     return graph, groups, excluded

@@ -18,8 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunebench.errors import ConfigError
 from prunebench.pruning.channels.graph import Batch, ChannelGraph, ChannelGroup, ChannelSlice, LossFn
-from prunebench.pruning.scores.base import NoOptions, parse_options
-from prunebench.registry import Registry
+from prunebench.pruning.scores.base import STRATEGIES, NoOptions, StrategyView, first_line, parse_options
 
 
 @dataclass(frozen=True)
@@ -49,21 +48,31 @@ class ChannelStrategy:
     # gives the loss of that phase here: (model, options) -> loss_fn; its options then carry
     # ``epochs`` (None: the fine-tuning recipe's).
     training_loss: Callable[[nn.Module, Any], LossFn] | None = None
+    summary: str = ""  # one line for `prunebench list`; unset: the scorer's docstring
+    structures: tuple[str, ...] = ("channel",)
+
+    @property
+    def description(self) -> str:
+        return self.summary or first_line(self.score)
 
     def parse_options(self, raw: Mapping[str, Any] | None) -> Any:
         return parse_options(self.name, self.options_type, raw)
 
 
-CHANNEL_SCORERS: Registry[ChannelStrategy] = Registry("channel strategy")
+# Channel strategies live in the one strategy registry; this is the view of those scoring channels.
+CHANNEL_SCORERS = StrategyView(STRATEGIES, "channel", "channel strategy")
 
 
 def register_channel_scorer(
-    name: str, options: type = NoOptions, training_loss: Callable[[nn.Module, Any], LossFn] | None = None
+    name: str,
+    options: type = NoOptions,
+    training_loss: Callable[[nn.Module, Any], LossFn] | None = None,
+    summary: str = "",
 ) -> Callable[[ChannelScorer], ChannelScorer]:
     """Register ``fn(inputs, options) -> scores`` as channel strategy ``name``."""
 
     def decorator(fn: ChannelScorer) -> ChannelScorer:
-        CHANNEL_SCORERS.add(name, ChannelStrategy(name, fn, options, training_loss))
+        STRATEGIES.add(name, ChannelStrategy(name, fn, options, training_loss, summary))
         return fn
 
     return decorator
@@ -96,7 +105,7 @@ def per_channel(group: ChannelGroup, slices: Iterable[ChannelSlice], values: Cal
     return total
 
 
-@register_channel_scorer("l1_filter")
+@register_channel_scorer("l1_filter", summary="the L1 norm of each filter (Li et al. 2017)")
 def l1_filter(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Li et al. 2017, "Pruning Filters for Efficient ConvNets": the sum of absolute kernel
     weights of each filter. Where several layers write one channel (a residual stream), the
@@ -108,7 +117,7 @@ def l1_filter(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tens
     ]
 
 
-@register_channel_scorer("fpgm")
+@register_channel_scorer("fpgm", summary="distance to the geometric median of the layer's filters (He et al. 2019)")
 def fpgm(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """He et al. 2019, "Filter Pruning via Geometric Median": filters close to the geometric
     median of their layer are the most replaceable. As in the paper (Eq. 6), a filter's score
@@ -127,7 +136,10 @@ def slimming_training_loss(model: nn.Module, options: SlimmingOptions) -> LossFn
     return slimming_loss(model, options.sparsity)
 
 
-@register_channel_scorer("slimming", SlimmingOptions, slimming_training_loss)
+@register_channel_scorer(
+    "slimming", SlimmingOptions, slimming_training_loss,
+    summary="|BatchNorm scale| after L1 sparsity training on the scales (Liu et al. 2017)",
+)
 def slimming(inputs: ChannelScoreInputs, options: SlimmingOptions) -> list[torch.Tensor]:
     """Liu et al. 2017, "Learning Efficient Convolutional Networks through Network Slimming":
     the absolute BatchNorm scale |gamma| of each channel (summed where several BNs share a
@@ -143,7 +155,7 @@ def slimming(inputs: ChannelScoreInputs, options: SlimmingOptions) -> list[torch
     return scores
 
 
-@register_channel_scorer("taylor")
+@register_channel_scorer("taylor", summary="(sum of gradient x weight over the channel's parameters)^2 (Molchanov et al. 2019)")
 def taylor(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Molchanov et al. 2019, "Importance Estimation for Neural Network Pruning": the
     importance of a set of parameters S is (sum over s in S of g_s * w_s)^2, a first-order
@@ -173,7 +185,7 @@ def taylor(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]
     return [t / len(inputs.batches) for t in totals]
 
 
-@register_channel_scorer("random_channel")
+@register_channel_scorer("random_channel", summary="uniform random channel scores: the channel structure's control")
 def random_channel(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Uniform random channel scores: the baseline every structured method must beat."""
     return [torch.rand(g.channels, generator=inputs.generator) for g in inputs.graph.groups]

@@ -3,12 +3,18 @@
 from prunebench.pruning.scores import activation, gradient, grasp, magnitude, random, snip, synflow  # noqa: F401
 from prunebench.pruning.scores.base import (
     STRATEGIES,
+    WEIGHT_STRATEGIES,
+    WEIGHT_STRUCTURES,
     Batch,
     NoOptions,
     ScoreInputs,
     Scores,
     Strategy,
+    StrategyView,
     register_scorer,
 )
 
-__all__ = ["STRATEGIES", "Batch", "NoOptions", "ScoreInputs", "Scores", "Strategy", "register_scorer"]
+__all__ = [
+    "STRATEGIES", "WEIGHT_STRATEGIES", "WEIGHT_STRUCTURES", "Batch", "NoOptions", "ScoreInputs", "Scores",
+    "Strategy", "StrategyView", "register_scorer",
+]

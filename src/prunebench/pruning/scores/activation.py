@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunebench.pruning.scores.base import NoOptions, ScoreInputs, Scores, module_of, register_scorer
+from prunebench.pruning.scores.base import NoOptions, ScoreInputs, Scores, eval_mode, module_of, register_scorer
 
 
 def mean_abs_input(model: nn.Module, modules: dict[str, nn.Module], batches) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
@@ -24,14 +24,11 @@ def mean_abs_input(model: nn.Module, modules: dict[str, nn.Module], batches) -> 
         return record
 
     handles = [m.register_forward_hook(hook(name)) for name, m in modules.items()]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             for x, _ in batches:
                 model(x)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return {name: sums[name] / counts[name] for name in sums}

@@ -1,7 +1,11 @@
-"""The scorer contract: ``(inputs, options) -> {param_name: scores}``; low scores are pruned.
+"""The strategy contract and the one registry of strategies, weight and channel alike.
 
 A strategy is one decorated function plus (optionally) a frozen dataclass of its own
-hyperparameters, which configs fill in through ``prune.options``.
+hyperparameters, which configs fill in through ``prune.options``, and the structures it
+scores: a weight strategy (``(inputs, options) -> {param_name: scores}``) scores single
+weights, so any weight structure (unstructured, N:M, block) can select from its scores; a
+channel strategy (:mod:`prunebench.pruning.channels.scorers`) scores whole channels.
+Low scores are pruned.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import types
 import typing
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from torch import nn
 
-from prunebench.errors import ConfigError
+from prunebench.errors import ConfigError, UnknownNameError
+from prunebench.modes import eval_mode  # noqa: F401  (the scorers' way to score in eval mode)
 from prunebench.registry import Registry
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -33,7 +38,6 @@ class ScoreInputs:
     batches: Sequence[Batch]  # training batches; data-free scorers ignore them
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     generator: torch.Generator  # the only source of randomness a scorer may use
-    keep: int | None = None  # entries the selection will keep; iterative scorers (SynFlow) need it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +49,31 @@ OptionsT = TypeVar("OptionsT")
 ScorerFn = Callable[[ScoreInputs, Any], Scores]
 
 
+# The structures a weight strategy's scores can be selected under (``prunebench.pruning.structures``).
+WEIGHT_STRUCTURES = ("unstructured", "nm", "block")
+
+
+def one_round(options: Any) -> int:
+    return 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Strategy(Generic[OptionsT]):
+    """A weight strategy. An iterative one (SynFlow) declares ``rounds``: the selection layer
+    then scores, selects a provisional mask, and rescores the masked model that many times
+    (:func:`prunebench.pruning.rounds.scores_for_selection`); ``rank`` is the key its
+    provisional selections rank by (SynFlow: the log, as flows overflow float32)."""
+
     name: str
     score: Callable[[ScoreInputs, OptionsT], Scores]
     options_type: type[OptionsT]
+    structures: tuple[str, ...] = WEIGHT_STRUCTURES
+    rounds: Callable[[OptionsT], int] = one_round
+    rank: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def description(self) -> str:
+        return first_line(self.score)
 
     def parse_options(self, raw: Mapping[str, Any] | None) -> OptionsT:
         """Validate ``prune.options`` against this strategy's dataclass."""
@@ -102,17 +126,72 @@ def check_option_values(strategy: str, options_type: type, raw: Mapping[str, Any
             raise ConfigError(f"prune.options.{where}: {first['msg']} (strategy {strategy})") from None
 
 
-STRATEGIES: Registry[Strategy[Any]] = Registry("strategy")
+
+def first_line(fn: Callable[..., Any]) -> str:
+    """The first paragraph of a scorer's docstring on one line: its description."""
+    paragraph = (fn.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
 
 
-def register_scorer(name: str, options: type = NoOptions) -> Callable[[ScorerFn], ScorerFn]:
-    """Register ``fn(inputs, options) -> scores`` as pruning strategy ``name``."""
+class RegisteredStrategy(Protocol):
+    """What every registered strategy, weight or channel, tells the rest of prunebench."""
+
+    name: str
+    options_type: type
+    structures: tuple[str, ...]  # the structure kinds it scores: unstructured, nm, block, channel
+
+    @property
+    def description(self) -> str: ...
+
+    def parse_options(self, raw: Mapping[str, Any] | None) -> Any: ...
+
+
+# The one registry: weight strategies register here with register_scorer, channel strategies
+# with register_channel_scorer (prunebench.pruning.channels.scorers).
+STRATEGIES: Registry[Any] = Registry("strategy")
+
+
+def register_scorer(
+    name: str,
+    options: type = NoOptions,
+    rounds: Callable[[Any], int] = one_round,
+    rank: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Callable[[ScorerFn], ScorerFn]:
+    """Register ``fn(inputs, options) -> scores`` as weight strategy ``name``."""
 
     def decorator(fn: ScorerFn) -> ScorerFn:
-        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options))
+        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options, rounds=rounds, rank=rank))
         return fn
 
     return decorator
+
+
+class StrategyView:
+    """The registered strategies that score one structure kind (read-only, always current)."""
+
+    def __init__(self, registry: Registry[Any], structure: str, kind: str) -> None:
+        self.registry, self.structure, self.kind = registry, structure, kind
+
+    def names(self) -> list[str]:
+        return [n for n in self.registry.names() if self.structure in self.registry.get(n).structures]
+
+    def get(self, name: str) -> Any:
+        if name not in self:
+            close = ", ".join(self.names())
+            raise UnknownNameError(f"unknown {self.kind} {name!r} (known: {close})")
+        return self.registry.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.registry and self.structure in self.registry.get(name).structures  # type: ignore[arg-type]
+
+    def __iter__(self) -> Any:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+
+WEIGHT_STRATEGIES = StrategyView(STRATEGIES, "unstructured", "weight strategy")
 
 
 def check_scores(name: str, params: Mapping[str, torch.Tensor], scores: Scores) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from prunebench.pruning.scores.base import NoOptions, ScoreInputs, Scores, register_scorer
+from prunebench.pruning.scores.base import NoOptions, ScoreInputs, Scores, eval_mode, register_scorer
 
 
 def accumulated_gradients(inputs: ScoreInputs) -> dict[str, torch.Tensor]:
@@ -18,15 +18,11 @@ def accumulated_gradients(inputs: ScoreInputs) -> dict[str, torch.Tensor]:
     names = list(inputs.params)
     params = [inputs.params[n] for n in names]
     totals = [torch.zeros_like(p) for p in params]
-    was_training = inputs.model.training
-    inputs.model.eval()
-    try:
+    with eval_mode(inputs.model):
         for x, y in inputs.batches:
             loss = inputs.loss_fn(inputs.model(x), y)
             for total, grad in zip(totals, torch.autograd.grad(loss, params)):
                 total.add_(grad)
-    finally:
-        inputs.model.train(was_training)
     return dict(zip(names, totals))
 
 

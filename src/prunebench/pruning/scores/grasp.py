@@ -11,7 +11,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from prunebench.pruning.scores.base import Batch, ScoreInputs, Scores, register_scorer
+from prunebench.pruning.scores.base import Batch, ScoreInputs, Scores, eval_mode, register_scorer
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,6 @@ def grasp(inputs: ScoreInputs, options: GraspOptions) -> Scores:
     if not inputs.batches:
         raise ValueError("grasp needs at least one training batch")
     batch = balanced_sample(inputs.batches, options.samples_per_class)
-    was_training = inputs.model.training
-    inputs.model.eval()  # batch-norm statistics must not move while scoring
-    try:
+    with eval_mode(inputs.model):  # batch-norm statistics must not move while scoring
         _, hg = hessian_gradient_product(inputs.model, inputs.params, batch, inputs.loss_fn, options.temperature)
-    finally:
-        inputs.model.train(was_training)
     return {name: p.detach() * hg[name] for name, p in inputs.params.items()}

@@ -32,7 +32,7 @@ def snip(inputs: ScoreInputs, options: SnipOptions) -> Scores:
     """
     used = ScoreInputs(
         model=inputs.model, params=inputs.params, batches=list(inputs.batches)[: options.batches],
-        loss_fn=inputs.loss_fn, generator=inputs.generator, keep=inputs.keep,
+        loss_fn=inputs.loss_fn, generator=inputs.generator,
     )
     grads = accumulated_gradients(used)
     return {name: (p.detach() * grads[name]).abs() for name, p in inputs.params.items()}

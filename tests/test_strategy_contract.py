@@ -1,0 +1,239 @@
+"""The strategy contract, over every registered strategy, weight and channel alike.
+
+For each structure a strategy scores and each target kind that structure accepts, the mask
+keeps exactly what the target implies; pruning again from a mask only shrinks it; and scoring
+leaves the model's parameters and buffers (bitwise), its train/eval modes and its ``.grad``
+fields as it found them. Weight strategies run on an MLP, channel strategies on a small CNN
+with BatchNorm, both on the 8x8 synthetic images. Besides the built-ins, one weight and one
+channel strategy are registered by the test itself, as a user's plugin would be.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from prunebench.config import PruneSpec
+from prunebench.data import DataSplits
+from prunebench.metrics import mac_metrics, size_metrics
+from prunebench.models import create_model
+from prunebench.pruning import Mask, ScoreInputs, prunable_parameters, register_scorer
+from prunebench.pruning.channels import ChannelTarget, prune_order, channel_graph, prune_channels, register_channel_scorer, score_channels
+from prunebench.pruning.channels.select import achieved as achieved_by
+from prunebench.pruning.channels.select import flags_for
+from prunebench.pruning.prune import keep_count, prune_model, scoring_batches
+from prunebench.pruning.rounds import scores_for_selection
+from prunebench.pruning.scores import STRATEGIES
+from prunebench.pruning.structures import check_structure, parse_structure
+
+WEIGHT_STRUCTURES = {"unstructured": "unstructured", "nm": "2:4", "block": "block:4x4"}  # kind -> an instance
+TARGETS = {"compression": 3.0, "speedup": 1.6, "channel_fraction": 0.3}
+PLUGIN_WEIGHTS, PLUGIN_CHANNELS = "contract_squared", "contract_mean_filter"
+OPTIONS = {"synflow": {"rounds": 4}, PLUGIN_WEIGHTS: {"power": 3}}  # fewer SynFlow rounds: speed only
+
+
+@dataclass(frozen=True)
+class PowerOptions:
+    power: int = 2
+
+
+def squared(inputs: ScoreInputs, options: PowerOptions) -> dict[str, torch.Tensor]:
+    """|w| ** power: a user's weight strategy."""
+    return {name: p.detach().abs() ** options.power for name, p in inputs.params.items()}
+
+
+def mean_filter(inputs: Any, options: Any) -> list[torch.Tensor]:
+    """The mean |weight| of each filter: a user's channel strategy."""
+    params = dict(inputs.model.named_parameters())
+    return [
+        torch.zeros(g.channels).index_add_(
+            0, s.owner, params[s.param].detach().abs().index_select(s.dim, s.positions).flatten(1).mean(1))
+        for g in inputs.graph.groups for s in g.of_role("out")[:1]
+    ]
+
+
+@pytest.fixture(autouse=True)
+def plugin_strategies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's own strategies, registered in a copy of the registry that the test restores."""
+    monkeypatch.setattr(STRATEGIES, "_entries", dict(STRATEGIES._entries))
+    register_scorer(PLUGIN_WEIGHTS, PowerOptions)(squared)
+    register_channel_scorer(PLUGIN_CHANNELS)(mean_filter)
+
+
+def cases() -> list[tuple[str, str]]:
+    """(strategy, structure) for every registered strategy and every structure kind it scores."""
+    found = []
+    for name in [*STRATEGIES.names(), PLUGIN_WEIGHTS, PLUGIN_CHANNELS]:
+        kinds = STRATEGIES.get(name).structures if name in STRATEGIES else (
+            ("channel",) if name == PLUGIN_CHANNELS else tuple(WEIGHT_STRUCTURES))
+        found += [(name, "channel" if kind == "channel" else WEIGHT_STRUCTURES[kind]) for kind in kinds]
+    return found
+
+
+def test_the_cases_cover_every_built_in_strategy_and_both_kinds() -> None:
+    covered = {name for name, _ in cases()}
+    assert set(STRATEGIES.names()) <= covered
+    assert {"magnitude", "synflow", "l1_filter", "slimming", "random_channel"} <= covered
+    assert {structure for _, structure in cases()} == {*WEIGHT_STRUCTURES.values(), "channel"}
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Linear(12 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+def model_for(structure: str, data: DataSplits) -> nn.Module:
+    torch.manual_seed(0)
+    return SmallCNN() if structure == "channel" else create_model("mlp", data.input_shape, data.num_classes)
+
+
+def spec_for(strategy: str, structure: str, target: str | None, **extra: Any) -> PruneSpec:
+    fields = {"strategy": strategy, "structure": structure, "score_batches": 2, "batch_size": 32,
+              "options": OPTIONS.get(strategy, {}), **extra}
+    if target is not None:
+        fields[target] = extra.get(target, TARGETS[target])
+    return PruneSpec(**fields)
+
+
+def target_kinds(structure: str) -> list[str | None]:
+    """The targets the structure accepts; None stands for N:M's own fixed ratio."""
+    return list(parse_structure(structure).target_kinds) or [None]
+
+
+@pytest.mark.parametrize(("strategy", "structure"), cases())
+def test_every_accepted_target_is_met_exactly(strategy: str, structure: str, synthetic: DataSplits) -> None:
+    for target in target_kinds(structure):
+        model = model_for(structure, synthetic)
+        spec = spec_for(strategy, structure, target)
+        mask = prune_model(model, synthetic, spec, seed=0)
+        params = dict(model.named_parameters())
+        assert all(bool((params[n][~keep] == 0).all()) for n, keep in mask.items())  # applied in place
+        total = sum(p.numel() for p in model.parameters())
+        if structure == "channel":
+            check_channel_target(model, synthetic, strategy, target, mask)
+            continue
+        check_structure(mask, parse_structure(structure))
+        unprunable = total - mask.total
+        if target is None:  # N:M: exactly N of every M (check_structure), so exactly N/M overall
+            assert mask.kept * 4 == mask.total * 2
+        elif structure == "unstructured":  # the whole-model ratio, exact up to rounding
+            assert mask.kept == keep_count(model, spec)
+            assert unprunable + mask.kept == round(total / TARGETS["compression"])
+            check_layer_scope(strategy, structure, synthetic)
+        else:  # whole 4x4 blocks: the count of the target, rounded to a whole number of blocks
+            assert mask.kept % 16 == 0
+            assert mask.kept == round(keep_count(model, spec) / 16) * 16
+
+
+def check_layer_scope(strategy: str, structure: str, data: DataSplits) -> None:
+    """Scope ``layer``: the same count in total, the same fraction of every tensor (up to one entry)."""
+    model = model_for(structure, data)
+    spec = spec_for(strategy, structure, "compression", scope="layer")
+    mask = prune_model(model, data, spec, seed=0)
+    assert mask.kept == keep_count(model, spec)
+    for keep in mask.values():
+        assert abs(float(keep.float().mean()) - mask.kept / mask.total) <= 1 / keep.numel() + 1e-12
+
+
+def check_channel_target(model: nn.Module, data: DataSplits, strategy: str, target: str | None, mask: Mask) -> None:
+    """The masked model reaches the target as the metrics count it, and the selection prunes
+    the fewest channels that do so: one channel fewer would not."""
+    assert target is not None
+    value = TARGETS[target]
+    if target == "compression":
+        assert size_metrics(model, prunable_parameters(model)).compression_ratio >= value
+    elif target == "speedup":
+        assert mac_metrics(model, data.input_shape).theoretical_speedup >= value * (1 - 1e-9)
+    dense = model_for("channel", data)
+    graph = channel_graph(dense, data.input_shape)
+    batches = scoring_batches(data, 32, 2, 0)
+    selection = prune_channels(dense, data.input_shape, strategy, ChannelTarget(target, value),  # type: ignore[arg-type]
+                               batches=batches, seed=0, options=OPTIONS.get(strategy, {}))
+    assert all(torch.equal(selection.mask[n], mask[n]) for n in mask)  # the pipeline selected the same
+    achieved = selection.achieved
+    if target == "channel_fraction":
+        assert achieved.channels_pruned == round(value * graph.channels_total)
+        return
+    reached = achieved.compression if target == "compression" else achieved.speedup
+    assert reached >= value * (1 - 1e-9)
+    # the fewest channels: the pruning order's prefix one channel shorter misses the target
+    scores = score_channels(strategy, dense, graph, batches, seed=0, options=OPTIONS.get(strategy, {}))
+    order = prune_order(graph, scores, "global")
+    count = sum(len(channels) for channels in selection.pruned.values())
+    assert count > 0
+    short = achieved_by(graph, flags_for(graph, order, count - 1))
+    assert (short.compression if target == "compression" else short.speedup) < value
+
+
+@pytest.mark.parametrize(("strategy", "structure"), cases())
+def test_pruning_again_from_a_mask_only_shrinks_it(strategy: str, structure: str, synthetic: DataSplits) -> None:
+    if parse_structure(structure).kind == "nm":  # N:M has no second, smaller mask: it is refused
+        return
+    model = model_for(structure, synthetic)
+    first = prune_model(model, synthetic, spec_for(strategy, structure, "compression", compression=2.0), seed=0)
+    second = prune_model(model, synthetic, spec_for(strategy, structure, "compression", compression=5.0),
+                         seed=1, previous=first)
+    assert second.kept < first.kept
+    for name, keep in second.items():
+        assert not bool((keep & ~first[name]).any()), name  # nothing pruned comes back
+
+
+def untouched_state(model: nn.Module) -> dict[str, Any]:
+    """Parameters and buffers, every module's mode, every .grad (bitwise copies)."""
+    return {
+        "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "modes": [m.training for m in model.modules()],
+        "grads": {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()},
+    }
+
+
+def assert_same(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert before["modes"] == after["modes"]
+    for key in ("state", "grads"):
+        assert before[key].keys() == after[key].keys()
+        for name, value in before[key].items():
+            other = after[key][name]
+            assert (value is None) == (other is None), f"{key} {name}"
+            if value is not None:
+                assert torch.equal(value, other), f"{key} {name} changed"
+
+
+@pytest.mark.parametrize(("strategy", "structure"), [c for c in cases() if c[1] in ("unstructured", "channel")])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_scoring_leaves_weights_mode_and_gradients_alone(
+    strategy: str, structure: str, mode: str, synthetic: DataSplits
+) -> None:
+    model = model_for(structure, synthetic)
+    model.train(mode == "train")
+    next(iter(model.children())).train(mode != "train")  # mixed modes: a reset to either shows
+    params = list(model.parameters())
+    for index, p in enumerate(params):  # gradients left from elsewhere; one parameter has none
+        p.grad = None if index == 1 else torch.randn_like(p)
+    before = untouched_state(model)
+    batches = scoring_batches(synthetic, 32, 2, 0)
+    options = STRATEGIES.get(strategy).parse_options(OPTIONS.get(strategy, {}))
+    if structure == "channel":
+        scores = score_channels(strategy, model, channel_graph(model, synthetic.input_shape), batches,
+                                seed=0, options=OPTIONS.get(strategy, {}))
+        assert all(bool(torch.isfinite(s).all()) for s in scores)
+    else:
+        prunable = prunable_parameters(model)
+        inputs = ScoreInputs(model, prunable, batches, F.cross_entropy, torch.Generator().manual_seed(0))
+        keep = math.ceil(sum(p.numel() for p in prunable.values()) / 3)
+        scores = scores_for_selection(STRATEGIES.get(strategy), inputs, options, keep)  # every round
+        assert set(scores) == set(prunable)
+    assert_same(before, untouched_state(model))
