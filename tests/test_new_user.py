@@ -78,3 +78,18 @@ def test_a_plugin_that_calls_sys_exit_is_a_config_error(here: Path, capsys: pyte
 def test_a_folder_as_plugin_says_it_is_a_folder(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (here / "mine").mkdir()
     refused(here, capsys, "run", "tiny.yaml", "--results", "r", "--plugin", "./mine", match="a directory")
+
+
+def test_overrides_may_follow_the_options(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`run c.yaml --results r seed=-1` reads seed=-1 as an override, not an unknown argument."""
+    refused(here, capsys, "run", "tiny.yaml", "--results", "r", "seed=-1", match="seed: Input should be greater")
+    refused(here, capsys, "run", "tiny.yaml", "--executor", "serial", "train.lr=.inf", "--results", "r",
+            match="train.lr")
+
+
+def test_an_unknown_option_after_an_override_is_still_refused(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "tiny.yaml", "--results", "r", "seed=1", "--bogus"])
+    assert stop.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    assert not (here / "r").exists()
