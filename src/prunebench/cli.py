@@ -203,7 +203,15 @@ def command_reproduce(args: argparse.Namespace, console: Console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling `overrides` at the first option: `run c.yaml --results r seed=1`
+    # leaves `seed=1` over; overrides may come anywhere after the config, anything else is an error
+    if args.command == "run":
+        args.overrides = [*args.overrides, *(e for e in extra if not e.startswith("-"))]
+        extra = [e for e in extra if e.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     console = Console()
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,

@@ -13,6 +13,7 @@ Beyond ``yaml.safe_load`` (which already builds only plain data), the loader her
 from __future__ import annotations
 
 import codecs
+import os
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,10 @@ def parse_value(raw: str, source: str) -> Any:
 def read_text(path: Path) -> str:
     """The file's UTF-8 text; a missing, unreadable, binary or oversized file is a ConfigError."""
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a named pipe nobody writes to must not wait for a writer. Reading
+        # then blocks again, so `<(cat config.yaml)` works and a pipe without a writer reads empty.
+        with open(path, "rb", opener=lambda file, flags: os.open(file, flags | os.O_NONBLOCK)) as handle:
+            os.set_blocking(handle.fileno(), True)
             payload = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None

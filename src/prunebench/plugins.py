@@ -82,7 +82,7 @@ def load_entry_points() -> None:
             loaded = point.load()
             if point.attr and callable(loaded):
                 loaded()
-        except Exception as exc:  # noqa: BLE001 - a broken package must name itself, in one line
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken package must name itself, in one line
             raise ConfigError(f"{ENTRY_POINT_GROUP} {label}: {describe(exc)}") from None
         _loaded[label] = None
 
@@ -90,7 +90,7 @@ def load_entry_points() -> None:
 def import_plugin(name: str, source: str) -> ModuleType:
     try:
         return import_file(Path(name)) if is_file(name) else import_module(name)
-    except Exception as exc:  # noqa: BLE001 - any failure of a user's module is one line
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of a user's module is one line
         raise ConfigError(f"{source}: cannot import plugin {name!r}: {describe(exc)}") from None
 
 
@@ -107,6 +107,8 @@ def import_module(name: str) -> ModuleType:
 
 
 def import_file(path: Path) -> ModuleType:
+    if path.is_dir():
+        raise IsADirectoryError("a directory, not a .py file")
     if not path.is_file():
         raise FileNotFoundError("no such file")
     existing = module_from_file(path)
