@@ -93,3 +93,19 @@ def test_an_unknown_option_after_an_override_is_still_refused(here: Path, capsys
     assert stop.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert not (here / "r").exists()
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ("sweep={seed: [0, 0]}", "sweep.seed: value 0 appears more than once"),
+    ("sweep={prune.compression: [2, 2.0]}", "sweep.prune.compression: value 2.0 appears more than once"),
+    ("prune.structure=bogus", "error: prune.structure: must be"),
+])
+def test_a_repeated_sweep_value_or_an_unknown_structure_is_one_line(
+    here: Path, capsys: pytest.CaptureFixture[str], override: str, match: str
+) -> None:
+    err = refused(here, capsys, "run", "tiny.yaml", override, "--results", "r", match=match)
+    assert "prune.structure: prune.structure" not in err  # the key once
+
+
+def test_listing_with_an_unknown_reproduction_name_is_refused(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    refused(here, capsys, "reproduce", "--list", "bogus", match="unknown reproduction 'bogus'")

@@ -186,8 +186,11 @@ def command_reproduce(args: argparse.Namespace, console: Console) -> int:
     from prunebench.reproduce import list_reproductions, run_reproduction, run_settings
     from prunebench.store.db import check_writable_dir
 
+    known = list_reproductions()
+    if args.name and args.name not in known:
+        raise ConfigError(f"unknown reproduction {args.name!r} (known: {', '.join(sorted(known))})")
     if args.list or not args.name:
-        for name, summary in list_reproductions().items():
+        for name, summary in known.items():
             console.print(f"{name}: {summary}")
         if not args.list:
             raise ConfigError("name a reproduction to run (listed above), or pass --list")

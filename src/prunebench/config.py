@@ -411,7 +411,7 @@ def format_validation_error(exc: ValidationError) -> str:
             message = f"{message} (got {error['input']!r})"
         # a validator's message that names its exact key (prune.options.x) speaks for itself
         names_key = re.match(r"[a-z_]+(\.[a-z0-9_]+)+\b", message) is not None
-        names_key = names_key and (where == "config" or message.startswith(f"{where}."))
+        names_key = names_key and (where == "config" or re.match(re.escape(where) + r"[.:]", message) is not None)
         lines.append(message if names_key else f"{where}: {message}")
     return "; ".join(lines)
 

@@ -83,6 +83,9 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
             )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.{key}: must be a non-empty list of values")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:  # a repeated value is the same run again: it would silently count once
+            raise ConfigError(f"sweep.{key}: value {repeated[0]!r} appears more than once")
     keys = list(grid)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 

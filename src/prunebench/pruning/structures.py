@@ -140,7 +140,7 @@ def parse_structure(text: str) -> Structure:
         if rows < 1 or cols < 1 or rows * cols < 2:
             raise ConfigError(f"prune.structure {text!r}: a block needs at least 2 entries")
         return Structure("block", rows=rows, cols=cols)
-    raise ConfigError(f"prune.structure must be {ALLOWED}, got {text!r}")
+    raise ConfigError(f"prune.structure: must be {ALLOWED}, got {text!r}")
 
 
 def _input_last(tensor: torch.Tensor) -> torch.Tensor:
