@@ -82,18 +82,11 @@ def read_idx(data: bytes, source: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def sha256_checked(path: Path, expected: str) -> str:
     """The file's SHA-256, which must be ``expected``; an unreadable or corrupt file is a DataError."""
     try:
-        actual = sha256_of(path)
+        with path.open("rb") as handle:
+            actual = hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
         raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
     if actual != expected:
