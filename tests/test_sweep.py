@@ -54,3 +54,11 @@ def test_bad_sweeps_are_refused(sweep: object, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         plan_from_mapping({**BASE, "sweep": sweep})
     assert message in str(error.value)
+
+
+def test_a_job_describes_its_own_target_kind() -> None:
+    """Progress lines name what a run was asked to reach, not a default compression."""
+    plan = plan_from_mapping({"dataset": "digits", "model": "mlp", "prune": {"structure": "2:4"}})
+    assert plan.pruned_jobs[0].describe().endswith("magnitude/global 2:4 seed 0")
+    plan = plan_from_mapping({"dataset": "digits", "model": "mlp", "prune": {"compression": 8}})
+    assert plan.pruned_jobs[0].describe().endswith("magnitude/global 8x seed 0")

@@ -29,6 +29,7 @@ from prunebench.config import (
     set_dotted,
 )
 from prunebench.errors import ConfigError
+from prunebench.record import Target
 from prunebench.pruning.structures import random_control
 
 SWEEP_KEY = "sweep"
@@ -53,7 +54,8 @@ class Job:
         s = self.spec
         if self.kind == "dense":
             return f"{s.dataset}/{s.model} dense seed {s.seed}"
-        return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope} {s.prune.resolved_compression:g}x seed {s.seed}"
+        target = Target.from_prune(s.prune.model_dump(mode="json")).label()  # '8x', 'speedup 2x', '2:4', ...
+        return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope} {target} seed {s.seed}"
 
 
 @dataclass(frozen=True)
