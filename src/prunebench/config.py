@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 
 from prunebench import catalog
 from prunebench.config_file import parse_value, read_config_file
-from prunebench.errors import ConfigError
+from prunebench.errors import ConfigError, either
 from prunebench.pruning.prunable import PrunablePolicy
 
 RUN_ID_LENGTH = 16
@@ -303,7 +303,7 @@ class ExperimentSpec(Spec):
         for key in RetrainSpec.settings():
             if key not in used and getattr(self.retrain, key) != _default(RetrainSpec, key):
                 users = [m.name for m in modes if schedule.name in m.schedules and key in schedule.retrain_settings(m)]
-                raise ValueError(f"retrain.{key} is only used by retrain.mode {_either(users)}, not {mode.name!r}")
+                raise ValueError(f"retrain.{key} is only used by retrain.mode {either(users)}, not {mode.name!r}")
         mode.validate(self)
         return self
 
@@ -390,11 +390,6 @@ SETTINGS_KEYS = frozenset(RunSettings.model_fields)
 def _default(model: type[BaseModel], name: str) -> Any:
     return model.model_fields[name].get_default(call_default_factory=True)
 
-
-def _either(names: Sequence[str]) -> str:
-    """['a'] -> "'a'"; ['a', 'b', 'c'] -> "'a', 'b' or 'c'"."""
-    quoted = [repr(n) for n in names]
-    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted) or "none"
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -4,6 +4,8 @@ The CLI turns every :class:`PrunebenchError` into a one-line message and exit st
 anything else is a bug and keeps its traceback.
 """
 
+from collections.abc import Sequence
+
 
 class PrunebenchError(Exception):
     """Base class for mistakes in user input (config, names, data files)."""
@@ -35,3 +37,9 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signum, summary)
         self.signum = signum
         self.summary = summary
+
+
+def either(names: Sequence[str]) -> str:
+    """Allowed values for a message: ['a'] -> "'a'"; ['a', 'b', 'c'] -> "'a', 'b' or 'c'"."""
+    quoted = [repr(n) for n in names]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted) or "none"

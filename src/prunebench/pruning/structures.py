@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from prunebench.errors import ConfigError
+from prunebench.errors import ConfigError, either
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.select import Scope, select
 
@@ -118,12 +118,8 @@ class Structure:
         if not self.accepts_schedule(schedules[prune.schedule]):
             fitting = [name for name, rules in schedules.items() if self.accepts_schedule(rules)]
             label = "N:M" if self.kind == "nm" else repr(self.text)
-            raise ValueError(f"prune.structure {label} needs prune.schedule {_either(fitting)}, not {prune.schedule!r}")
+            raise ValueError(f"prune.structure {label} needs prune.schedule {either(fitting)}, not {prune.schedule!r}")
 
-
-def _either(names: list[str]) -> str:
-    quoted = [repr(n) for n in names]
-    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted) or "none"
 
 
 def parse_structure(text: str) -> Structure:
