@@ -237,3 +237,27 @@ def test_scoring_leaves_weights_mode_and_gradients_alone(
         scores = scores_for_selection(STRATEGIES.get(strategy), inputs, options, keep)  # every round
         assert set(scores) == set(prunable)
     assert_same(before, untouched_state(model))
+
+
+def overwrite_everything(inputs: Any, keep: Any, options: Any) -> None:
+    """An update that writes every entry, pruned ones too: only the survivors may keep the write."""
+    for p in inputs.model.parameters():
+        p.add_(1.0)
+
+
+@pytest.mark.parametrize("structure", ["unstructured", "channel"])
+def test_an_update_after_selection_moves_the_survivors_only(structure: str, synthetic: DataSplits) -> None:
+    name = f"contract_update_{structure}"
+    if structure == "channel":
+        register_channel_scorer(name, update=overwrite_everything)(mean_filter)
+    else:
+        register_scorer(name, PowerOptions, update=overwrite_everything)(squared)
+    dense = model_for(structure, synthetic)
+    model = model_for(structure, synthetic)
+    target = "speedup" if structure == "channel" else "compression"
+    mask = prune_model(model, synthetic, spec_for(name, structure, target), seed=0)
+    before, after = dict(dense.named_parameters()), dict(model.named_parameters())
+    for pname, keep in mask.items():
+        assert bool((after[pname][~keep] == 0).all())  # pruned entries stay exactly zero
+        assert torch.equal(after[pname][keep], before[pname][keep] + 1.0)  # the update reached the survivors
+    assert mask.kept < mask.total

@@ -16,7 +16,9 @@ from torch.nn import functional as F
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.metrics.size import unprunable_nonzero
-from prunebench.pruning.channels import ChannelTarget, layers_matching, prune_channels
+from prunebench.pruning.channels import (
+    CHANNEL_SCORERS, ChannelScoreInputs, ChannelTarget, channel_graph, layers_matching, score_channels, select_channels,
+)
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
 from prunebench.pruning.rounds import scores_for_selection
@@ -127,6 +129,10 @@ def prune_model(
         mask = select_structured(scores, keep, structure, spec.scope, previous)
     check_structure(mask, structure)
     mask.apply(model)
+    if strategy.update is not None:
+        with torch.no_grad():
+            strategy.update(inputs, mask, options)
+        mask.apply(model)  # an update moves the survivors only
     return mask
 
 
@@ -140,10 +146,15 @@ def prune_channel_model(
     A layer with a parameter matched by ``prune.prunable.exclude`` keeps all its output channels.
     """
     kind, value = spec.target
-    selection = prune_channels(
-        model, data.input_shape, spec.strategy, ChannelTarget(kind, value), spec.scope,
-        batches=scoring_batches(data, spec.batch_size, spec.score_batches, seed), seed=seed,
-        exclude=layers_matching(model, spec.prunable.exclude), previous=previous, options=spec.options,
-    )
+    batches = scoring_batches(data, spec.batch_size, spec.score_batches, seed)
+    graph = channel_graph(model, data.input_shape, layers_matching(model, spec.prunable.exclude))
+    scores = score_channels(spec.strategy, model, graph, batches, seed=seed, options=spec.options)
+    selection = select_channels(graph, model, scores, ChannelTarget(kind, value), spec.scope, previous)
     selection.mask.apply(model)
+    strategy = CHANNEL_SCORERS.get(spec.strategy)
+    if strategy.update is not None:
+        inputs = ChannelScoreInputs(model, graph, batches, F.cross_entropy, torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            strategy.update(inputs, selection.pruned, strategy.parse_options(spec.options))
+        selection.mask.apply(model)  # an update moves the survivors only
     return selection.mask

@@ -34,6 +34,10 @@ class ChannelScoreInputs:
 
 # A channel scorer returns one score per channel (unit) of each group; low scores are pruned.
 ChannelScorer = Callable[[ChannelScoreInputs, Any], list[torch.Tensor]]
+# After selection a channel strategy may rewrite the weights the kept channels feed (least-squares
+# reconstruction of the next layer's output): ``update(inputs, pruned, options)`` with ``pruned``
+# the group root -> pruned channel indices; the mask is applied again after it.
+ChannelUpdate = Callable[[ChannelScoreInputs, Mapping[str, list[int]], Any], None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class ChannelStrategy:
     training_loss: Callable[[nn.Module, Any], LossFn] | None = None
     summary: str = ""  # one line for `prunebench list`; unset: the scorer's docstring
     structures: tuple[str, ...] = ("channel",)
+    update: ChannelUpdate | None = None  # rewrites the kept weights after selection (see ChannelUpdate)
 
     @property
     def description(self) -> str:
@@ -68,11 +73,12 @@ def register_channel_scorer(
     options: type = NoOptions,
     training_loss: Callable[[nn.Module, Any], LossFn] | None = None,
     summary: str = "",
+    update: ChannelUpdate | None = None,
 ) -> Callable[[ChannelScorer], ChannelScorer]:
-    """Register ``fn(inputs, options) -> scores`` as channel strategy ``name``."""
+    """Register ``fn(inputs, options) -> scores`` as channel strategy ``name`` (``update``: see ChannelUpdate)."""
 
     def decorator(fn: ChannelScorer) -> ChannelScorer:
-        STRATEGIES.add(name, ChannelStrategy(name, fn, options, training_loss, summary))
+        STRATEGIES.add(name, ChannelStrategy(name, fn, options, training_loss, summary, update=update))
         return fn
 
     return decorator

@@ -47,6 +47,11 @@ class NoOptions:
 
 OptionsT = TypeVar("OptionsT")
 ScorerFn = Callable[[ScoreInputs, Any], Scores]
+# After its mask is selected and applied, a strategy may rewrite the weights it kept, in place
+# (Optimal Brain Surgeon's compensation, least-squares reconstruction): ``update(inputs, keep,
+# options)`` with ``keep`` the selected {param_name: bool tensor}. Pruned entries are zeroed
+# again after it, so an update can only move the survivors.
+UpdateFn = Callable[[ScoreInputs, Mapping[str, torch.Tensor], Any], None]
 
 
 # The structures a weight strategy's scores can be selected under (``prunebench.pruning.structures``).
@@ -70,6 +75,7 @@ class Strategy(Generic[OptionsT]):
     structures: tuple[str, ...] = WEIGHT_STRUCTURES
     rounds: Callable[[OptionsT], int] = one_round
     rank: Callable[[torch.Tensor], torch.Tensor] | None = None
+    update: UpdateFn | None = None  # rewrites the kept weights after selection (see UpdateFn)
 
     @property
     def description(self) -> str:
@@ -156,11 +162,12 @@ def register_scorer(
     options: type = NoOptions,
     rounds: Callable[[Any], int] = one_round,
     rank: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    update: UpdateFn | None = None,
 ) -> Callable[[ScorerFn], ScorerFn]:
-    """Register ``fn(inputs, options) -> scores`` as weight strategy ``name``."""
+    """Register ``fn(inputs, options) -> scores`` as weight strategy ``name`` (``update``: see UpdateFn)."""
 
     def decorator(fn: ScorerFn) -> ScorerFn:
-        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options, rounds=rounds, rank=rank))
+        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options, rounds=rounds, rank=rank, update=update))
         return fn
 
     return decorator
