@@ -122,3 +122,20 @@ def test_sparsegpt_zeroes_weights_of_dead_inputs_first() -> None:
     assert torch.isfinite(new).all()
     assert torch.all(new[:, 3] == 0)  # dead weights cost nothing, so they are pruned first
     assert not keep[:, 3].any()
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_sparsegpt_keeps_earlier_pruned_weights_pruned(per_row: bool) -> None:
+    w, x = layer(out=6, inp=40)
+    h = 2 * x.T @ x / len(x)
+    _, first = sparsegpt_prune(w, h, sparsity=0.3, per_row=per_row, blocksize=16)
+    earlier = ~first
+    earlier[0, :3] = True  # beyond the earlier selection: an earlier mask from anywhere
+    new, keep = sparsegpt_prune(w, h, sparsity=0.6, per_row=per_row, pruned=earlier, blocksize=16)
+    assert not (keep & earlier).any()  # only shrinks
+    assert int((~keep).sum()) == 6 * 24
+    if per_row:
+        assert torch.all((~keep).sum(dim=1) == 24)
+    assert torch.all(new[~keep] == 0)
+    with pytest.raises(ValueError, match="earlier mask prunes more"):
+        sparsegpt_prune(w, h, sparsity=0.1, pruned=earlier)

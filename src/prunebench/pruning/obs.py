@@ -72,15 +72,18 @@ def dead_inputs(h: Tensor) -> Tensor:
     return torch.diagonal(h) == 0
 
 
-def _block_counts(width: int, blocksize: int, sparsity: float, rows: int) -> list[int]:
-    """Weights to prune in each block of columns so the blocks add up to exactly
-    ``round(sparsity * width) * rows`` (cumulative rounding: no block drifts the total)."""
-    counts, done = [], 0
-    for end in range(blocksize, width + blocksize, blocksize):
-        target = round(sparsity * min(end, width)) * rows
-        counts.append(target - done)
-        done = target
-    return counts
+def _block_quotas(target: int, free: Tensor, earlier: Tensor) -> Tensor:
+    """Weights to prune per unit (a row, or the whole layer) in each block of columns:
+    ``(units, blocks)`` counts adding up to exactly ``target`` per unit, with every earlier
+    pruned weight among them and the rest spread over the blocks in proportion to their free
+    weights (cumulative rounding, so no block drifts the total)."""
+    extra = target - earlier.sum(dim=1)
+    if bool((extra < 0).any()):
+        raise ValueError("the earlier mask prunes more weights than the target")
+    cumulative = free.cumsum(dim=1).to(torch.float64)
+    total = cumulative[:, -1:].clamp(min=1)
+    spread = torch.round(extra.unsqueeze(1).to(torch.float64) * cumulative / total).to(torch.long)
+    return earlier + torch.diff(spread, dim=1, prepend=torch.zeros_like(spread[:, :1]))
 
 
 def sparsegpt_prune(
@@ -91,6 +94,7 @@ def sparsegpt_prune(
     n: int | None = None,
     m: int | None = None,
     per_row: bool = False,
+    pruned: Tensor | None = None,
     blocksize: int = 128,
     percdamp: float = 0.01,
 ) -> tuple[Tensor, Tensor]:
@@ -106,6 +110,8 @@ def sparsegpt_prune(
     loses exactly ``round(sparsity * in)`` weights per row on average (exactly per row with
     ``per_row``). N:M (``n`` kept of every ``m`` consecutive inputs): each group's mask is
     chosen when the sweep reaches it, so it sees the updates of the groups before it.
+    ``pruned`` (unstructured only) marks weights an earlier mask pruned: they are pruned again,
+    first, so the new mask only shrinks the earlier one.
     """
     out_features, in_features = weight.shape
     if (sparsity is None) == (n is None or m is None):
@@ -114,6 +120,8 @@ def sparsegpt_prune(
         if not 0 < n < m or in_features % m:
             raise ValueError(f"N:M {n}:{m} needs 0 < N < M and M dividing {in_features} inputs")
         blocksize = max(m, blocksize - blocksize % m)  # a group never straddles two blocks
+        if pruned is not None:
+            raise ValueError("N:M cannot refine an earlier mask")
     elif sparsity is not None and not 0 <= sparsity < 1:
         raise ValueError(f"sparsity {sparsity} outside [0, 1)")
 
@@ -121,9 +129,19 @@ def sparsegpt_prune(
     w[:, dead_inputs(h)] = 0
     u = damped_inverse_cholesky(h, percdamp)
     prune = torch.zeros_like(w, dtype=torch.bool)
-    counts = _block_counts(in_features, blocksize, sparsity or 0.0, 1 if per_row else out_features)
+    forced = torch.zeros_like(prune) if pruned is None else pruned.to(device=w.device, dtype=torch.bool)
+    starts = range(0, in_features, blocksize)
+    if sparsity is not None:
+        # per block (columns), per unit (rows, or the layer as one unit)
+        earlier = torch.stack([forced[:, s : s + blocksize].sum(dim=1) for s in starts], dim=1)
+        widths = torch.tensor([min(blocksize, in_features - s) for s in starts])
+        free = widths.unsqueeze(0) - earlier
+        if not per_row:
+            earlier, free = earlier.sum(dim=0, keepdim=True), free.sum(dim=0, keepdim=True)
+        target = round(sparsity * in_features) * (1 if per_row else out_features)
+        quotas = _block_quotas(target, free, earlier)
 
-    for block, start in enumerate(range(0, in_features, blocksize)):
+    for block, start in enumerate(starts):
         end = min(start + blocksize, in_features)
         w1 = w[:, start:end].clone()
         u1 = u[start:end, start:end]
@@ -131,8 +149,8 @@ def sparsegpt_prune(
         err1 = torch.zeros_like(w1)
         p1 = torch.zeros_like(w1, dtype=torch.bool)
         if sparsity is not None:
-            saliency = w1.square() / d1.square()
-            p1 = _lowest(saliency, counts[block], per_row)
+            saliency = (w1.square() / d1.square()).masked_fill(forced[:, start:end], -torch.inf)
+            p1 = _lowest(saliency, quotas[:, block], per_row)
         for i in range(end - start):
             if m is not None and n is not None and i % m == 0:
                 group = w1[:, i : i + m].square() / d1[i : i + m].square()
@@ -152,16 +170,14 @@ def sparsegpt_prune(
     return w.to(weight.dtype), keep
 
 
-def _lowest(saliency: Tensor, count: int, per_row: bool) -> Tensor:
-    """The ``count`` lowest entries (in every row with ``per_row``) as a boolean mask."""
-    mask = torch.zeros_like(saliency, dtype=torch.bool)
-    if count <= 0:
-        return mask
-    if per_row:
-        mask.scatter_(1, torch.topk(saliency, count, dim=1, largest=False).indices, True)
-    else:
-        mask.view(-1)[torch.topk(saliency.reshape(-1), count, largest=False).indices] = True
-    return mask
+def _lowest(saliency: Tensor, counts: Tensor, per_row: bool) -> Tensor:
+    """The ``counts[r]`` lowest entries of every row ``r`` (``per_row``), or the ``counts[0]``
+    lowest of the whole tensor, as a boolean mask."""
+    flat = saliency if per_row else saliency.reshape(1, -1)
+    order = flat.argsort(dim=1, stable=True)
+    ranks = torch.arange(flat.shape[1], device=flat.device).expand_as(flat)
+    chosen = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, order, ranks < counts.to(flat.device).unsqueeze(1))
+    return chosen.reshape(saliency.shape)
 
 
 def obs_update(weight: Tensor, h_inv: Tensor, keep: Tensor, *, max_elements: int = 1 << 24) -> Tensor:
