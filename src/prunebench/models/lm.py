@@ -159,7 +159,9 @@ def cached_load(key: tuple[str, ...], name: str) -> LoadedLM:
     check_causal(transformers, config, name)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **options)
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **options)
+        # The config read above is passed on: a GGUF's metadata takes seconds to parse each time.
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32,
+                                                                  **options)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"model {name!r}: transformers could not load {path}: {first_line(exc)}") from None
     tokenizer.name_or_path = name  # record the config's name, not a machine's path
