@@ -128,11 +128,10 @@ def prune_model(
     else:
         mask = select_structured(scores, keep, structure, spec.scope, previous)
     check_structure(mask, structure)
-    mask.apply(model)
-    if strategy.update is not None:
+    if strategy.update is not None:  # it sees the weights it scored (OBS needs the pruned ones' values)
         with torch.no_grad():
             strategy.update(inputs, mask, options)
-        mask.apply(model)  # an update moves the survivors only
+    mask.apply(model)  # after an update too: an update moves the survivors only
     return mask
 
 
