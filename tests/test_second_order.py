@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import itertools
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from prunebench.config import PruneSpec
 from prunebench.data import DataSplits
+from prunebench.errors import ConfigError
 from prunebench.pruning import STRATEGIES, PrunablePolicy, ScoreInputs
 from prunebench.pruning.prune import prune_model, scoring_batches
 from prunebench.pruning.scores.second_order import fisher_diagonal, hutchinson_diagonal
@@ -203,3 +205,11 @@ def test_pruning_with_obs_compensates_the_layer_it_prunes(synthetic: DataSplits)
     with torch.no_grad():
         target = dense(x)
         assert (model(x) - target).square().sum() < 0.9 * (plain(x) - target).square().sum()
+
+
+def test_obs_without_dampening_on_collinear_inputs_is_a_config_error() -> None:
+    layer = nn.Linear(3, 2)
+    x = torch.randn(20, 1).repeat(1, 3)  # three copies of one input: X X^T has rank 1
+    strategy = STRATEGIES.get("obs")
+    with pytest.raises(ConfigError, match=r"^prune.options.percdamp: 0.0 leaves the Hessian of .* singular"):
+        strategy(obs_inputs(layer, x), strategy.parse_options({"percdamp": 0.0}))

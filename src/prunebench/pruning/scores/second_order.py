@@ -236,6 +236,17 @@ def grouped_rows(weight: torch.Tensor, groups: int) -> list[torch.Tensor]:
     return list(flat.chunk(groups, dim=0))
 
 
+def inverse_of(h: torch.Tensor, percdamp: float, layer: str) -> torch.Tensor:
+    """The dampened inverse, or a one-line error where it does not exist (too little dampening)."""
+    try:
+        return damped_inverse(h, percdamp)
+    except torch.linalg.LinAlgError:
+        raise ConfigError(
+            f"prune.options.percdamp: {percdamp} leaves the Hessian of {layer}'s inputs singular (strategy obs; "
+            "allowed: a larger value, e.g. the default 0.01)"
+        ) from None
+
+
 def hessians_of(inputs: ScoreInputs) -> tuple[dict[str, tuple[str, nn.Module]], dict[str, list[torch.Tensor]]]:
     if not inputs.batches:
         raise ValueError("obs needs at least one training batch")
@@ -253,7 +264,7 @@ def obs_compensate(inputs: ScoreInputs, keep: Mapping[str, torch.Tensor], option
         groups = getattr(module, "groups", 1)
         kept = grouped_rows(keep[name].to(p.device), groups)
         new = [
-            obs_update(w, damped_inverse(h, options.percdamp).to(w.device), k)
+            obs_update(w, inverse_of(h, options.percdamp, module_name).to(w.device), k)
             for w, k, h in zip(grouped_rows(p.detach(), groups), kept, hessians[module_name])
         ]
         p.copy_(torch.cat(new).view_as(p))
@@ -276,7 +287,7 @@ def obs(inputs: ScoreInputs, options: ObsOptions) -> Scores:
             continue
         _, module = layers[name]
         rows = grouped_rows(p.detach(), getattr(module, "groups", 1))
-        diagonals = [torch.diagonal(damped_inverse(h, options.percdamp)) for h in hessians[layers[name][0]]]
+        diagonals = [torch.diagonal(inverse_of(h, options.percdamp, layers[name][0])) for h in hessians[layers[name][0]]]
         per_group = [w.square() / (2 * d.to(w.device)) for w, d in zip(rows, diagonals)]
         scores[name] = torch.cat(per_group).view_as(p).to(p.dtype)
     return scores
