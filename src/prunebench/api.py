@@ -31,7 +31,7 @@ def _spec(kind: type[Any], **fields: Any) -> Any:
         raise ConfigError(format_validation_error(exc)) from None
 
 
-GENERIC_PRUNE_FIELDS = ("structure", "speedup", "channel_fraction", "score_batches", "batch_size")
+GENERIC_PRUNE_FIELDS = ("structure", "speedup", "channel_fraction", "merge", "merge_threshold", "score_batches", "batch_size")
 
 
 def prune(
@@ -49,7 +49,8 @@ def prune(
     """Prune ``model`` in place to whole-model ``compression`` (default 4); returns the mask.
 
     Extra keyword arguments are PruneSpec fields (``structure``, ``speedup``,
-    ``channel_fraction``, ``score_batches``, ``batch_size``) or the strategy's own options.
+    ``channel_fraction``, ``merge``, ``merge_threshold``, ``score_batches``, ``batch_size``) or
+    the strategy's own options.
     """
     generic = {k: options.pop(k) for k in GENERIC_PRUNE_FIELDS if k in options}
     if compression is not None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from prunebench import catalog
 from prunebench.config_file import parse_value, read_config_file
 from prunebench.errors import ConfigError, either
+from prunebench.pruning.channels.merge import DEFAULT_THRESHOLD as MERGE_THRESHOLD
 from prunebench.pruning.prunable import PrunablePolicy
 
 RUN_ID_LENGTH = 16
@@ -181,6 +182,8 @@ class PruneSpec(Spec):
     channel_fraction: Float | None = Field(default=None, gt=0, lt=1)  # channel pruning: channels to remove
     iterative: IterativeSpec = Field(default_factory=IterativeSpec)
     gradual: GradualSpec = Field(default_factory=GradualSpec)
+    merge: Bool = False  # channel pruning: Neuron Merging of each pruned channel into a kept one
+    merge_threshold: Float = Field(default=MERGE_THRESHOLD, gt=0, le=1)  # its cosine-similarity threshold
 
     @field_validator("structure", mode="before")
     @classmethod
@@ -210,6 +213,15 @@ class PruneSpec(Spec):
                 raise ValueError(f"prune.{section} is only used by prune.schedule {other.name!r}, not {self.schedule!r}")
         schedule.validate(self)
         catalog.parse_structure(self.structure).validate(self, {n: catalog.SCHEDULES.get(n) for n in catalog.SCHEDULES})
+        return self
+
+    @model_validator(mode="after")
+    def merge_after_channel_pruning(self) -> PruneSpec:
+        """Neuron Merging rewrites the layers that read pruned channels: channel pruning only."""
+        if self.merge and self.structure != CHANNEL:
+            raise ValueError(f"prune.merge: Neuron Merging needs prune.structure 'channel', not {self.structure!r}")
+        if not self.merge and self.merge_threshold != MERGE_THRESHOLD:
+            raise ValueError("prune.merge_threshold is only used with prune.merge: true")
         return self
 
     @property
@@ -276,10 +288,13 @@ class PruneSpec(Spec):
 
     def resolved(self) -> dict[str, Any]:
         """An unset compression is hashed as the default it stands for, where it is the target
-        (not where speedup, channel_fraction, iterative rounds or N:M set the target)."""
+        (not where speedup, channel_fraction, iterative rounds or N:M set the target). Neuron
+        Merging's keys are hashed only where it is on."""
         data = super().resolved()
         if self.target[0] == "compression" and self.iterative.rounds is None and not self._is_nm:
             data["compression"] = self.resolved_compression
+        if not self.merge:  # added later, off by default: the runs from before it keep their ids
+            del data["merge"], data["merge_threshold"]
         return data
 
 
