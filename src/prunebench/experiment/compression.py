@@ -46,6 +46,10 @@ def share(model: nn.Module, mask: Mask, compress: CompressSpec) -> dict[str, Sha
     return shared
 
 
+def encode_all(layers: dict[str, SharedLayer], compress: CompressSpec) -> dict[str, EncodedLayer]:
+    return {name: encode_layer(layer, compress.index_bits[layer.kind], compress.huffman) for name, layer in layers.items()}
+
+
 def storage_of(
     model: nn.Module, layers: dict[str, SharedLayer], encoded: dict[str, EncodedLayer], compress: CompressSpec,
     log: list[dict[str, object]],
@@ -88,7 +92,7 @@ def compress_model(spec: ExperimentSpec, data: DataSplits, model: nn.Module, mas
             name: SharedLayer(layer.kind, layer.bits, attached[name].codebook.detach().cpu().clone(), layer.index, layer.keep)
             for name, layer in layers.items()
         }
-    encoded = {name: encode_layer(layer, compress.index_bits[layer.kind], compress.huffman) for name, layer in layers.items()}
+    encoded = encode_all(layers, compress)
     modules = dict(quantized.named_modules())
     with torch.no_grad():
         for name, stored in encoded.items():
