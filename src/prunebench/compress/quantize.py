@@ -113,6 +113,11 @@ def quantizable_layers(model: nn.Module, bits: Mapping[str, int]) -> dict[str, t
     return found
 
 
+def owner(model: nn.Module, name: str) -> nn.Module:
+    """The module that holds parameter ``name`` (``"0.weight"`` -> ``model[0]``)."""
+    return model.get_submodule(name.rpartition(".")[0])
+
+
 @contextmanager
 def shared_weights(model: nn.Module, layers: Mapping[str, SharedLayer]) -> Iterator[dict[str, SharedWeight]]:
     """Within the block, each named layer's weight is its SharedWeight and only codebooks train.
@@ -120,14 +125,13 @@ def shared_weights(model: nn.Module, layers: Mapping[str, SharedLayer]) -> Itera
     On exit the shared weights are written back as plain parameters (the usual state_dict keys)
     and every other parameter's ``requires_grad`` is restored.
     """
-    modules = dict(model.named_modules())
     trainable = {name: p.requires_grad for name, p in model.named_parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
     attached: dict[str, SharedWeight] = {}
     try:
         for name, layer in layers.items():
-            module = modules[name.rsplit(".", 1)[0] if "." in name else ""]
+            module = owner(model, name)
             device = module.weight.device
             shared = SharedWeight(layer.codebook.to(device), layer.index.to(device), layer.keep.to(device))
             parametrize.register_parametrization(module, "weight", shared)
@@ -136,7 +140,6 @@ def shared_weights(model: nn.Module, layers: Mapping[str, SharedLayer]) -> Itera
         yield attached
     finally:
         for name in attached:
-            module = modules[name.rsplit(".", 1)[0] if "." in name else ""]
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+            parametrize.remove_parametrizations(owner(model, name), "weight", leave_parametrized=True)
         for name, p in model.named_parameters():
             p.requires_grad_(trainable.get(name, True))

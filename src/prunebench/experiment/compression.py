@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from prunebench.compress import FP32_BYTES, EncodedLayer, encode_layer, quantizable_layers, quantize_layer, shared_weights
-from prunebench.compress.quantize import SharedLayer
+from prunebench.compress.quantize import SharedLayer, owner
 from prunebench.config import CompressSpec, ExperimentSpec
 from prunebench.data import DataSplits
 from prunebench.metrics import evaluate
@@ -93,13 +93,12 @@ def compress_model(spec: ExperimentSpec, data: DataSplits, model: nn.Module, mas
             for name, layer in layers.items()
         }
     encoded = encode_all(layers, compress)
-    modules = dict(quantized.named_modules())
     with torch.no_grad():
         for name, stored in encoded.items():
             weight = stored.weight()
             if not torch.equal(weight, layers[name].weight()):
                 raise RuntimeError(f"{name}: the stored form does not decode to the quantized weight")
-            module = modules[name.rsplit(".", 1)[0] if "." in name else ""]
+            module = owner(quantized, name)
             module.weight.copy_(weight.to(module.weight.device))
     test = evaluate(quantized, data.test_x, data.test_y)
     return Compressed(quantized, storage_of(quantized, layers, encoded, compress, log), test.top1, test.top5,
