@@ -447,3 +447,6 @@ def test_reproductions_keep_their_run_ids() -> None:
     assert experiment_spec(han["lenet-300-100"]["experiment"], 0).run_id == "c4e3f676aef71179"
     assert experiment_spec(han["lenet-5"]["experiment"], 0).run_id == "bad6ae42246da1f6"
     assert experiment_spec(load_reproduction_config("lth-lenet-mnist")["experiment"], 0).run_id == "32f67a4d3ffadb92"
+    deep = load_reproduction_config("deep-compression-lenet-mnist")["models"]
+    assert experiment_spec(deep["lenet-300-100"]["experiment"], 0).run_id == "fcd333720387084c"
+    assert experiment_spec(deep["lenet-5"]["experiment"], 0).run_id == "85d398bd0e7f8a03"

@@ -1,4 +1,4 @@
-"""dense training (cached) -> prune -> fine-tune -> evaluate, for one :class:`ExperimentSpec`.
+"""dense training (cached) -> prune -> fine-tune -> compress (optional) -> evaluate, for one :class:`ExperimentSpec`.
 
 How pruning and retraining interleave is the spec's ``prune.schedule`` and ``retrain.mode``
 (``prunebench.experiment.schedules``); one-shot + finetune is the plain pipeline.
@@ -21,6 +21,8 @@ from torch import nn
 
 from prunebench.config import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
+from prunebench.errors import DataError
+from prunebench.experiment.compression import compress_model
 from prunebench.store.artifacts import load_tensors, save_tensors, write_json
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
@@ -187,6 +189,8 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     outcome = run_schedule(spec, data, model, results_dir)
     mask, pre, history = outcome.mask, outcome.pre, outcome.history
     final = evaluate(model, data.test_x, data.test_y)
+    compressed = compress_model(spec, data, model, mask) if spec.compress is not None else None
+    storage = compressed.storage if compressed else None
 
     prunable = prunable_parameters(model, spec.prune.prunable)
     spec_json = spec.model_dump(mode="json")
@@ -197,13 +201,17 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
         dense_sha256=dense["model_sha256"],  # the exact weights this run pruned
         spec=spec_json,
         target=Target.from_prune(spec_json["prune"]),
-        sizes=Sizes.of(size_metrics(model, prunable)),
+        sizes=Sizes.of(size_metrics(model, prunable)).model_copy(update={
+            "storage_bytes": storage.storage_bytes if storage else None,
+            "storage_compression_ratio": storage.dense_bytes / storage.storage_bytes if storage else None,
+        }),
         macs=Macs.of(mac_metrics(model, data.input_shape)),
         accuracy=Accuracy(
             top1=final.top1, top5=final.top5, loss=final.loss, test_examples=final.examples,
             val_top1=history.epochs[-1].val_top1 if history.epochs else None,
             pre_retrain_top1=pre.top1, pre_retrain_top5=pre.top5,
             dense_top1=dense["test_top1"], dense_top5=dense["test_top5"], dense_val_top1=dense["val_top1"],
+            quantized_top1=compressed.top1 if compressed else None, quantized_top5=compressed.top5 if compressed else None,
         ),
         latency=latency,
         retraining=Retraining(
@@ -212,9 +220,11 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
             log=[asdict(e) for e in history.epochs], rounds=outcome.rounds, gradual_updates=outcome.gradual_updates,
             sparsity_training=sparsity,
         ),
+        storage=storage,
         timings=Timings(
             dense_train=0.0 if dense["cached"] else dense["wall_time_s"],
-            prune=outcome.prune_time_s, retrain=outcome.train_time_s, wall=time.perf_counter() - started,
+            prune=outcome.prune_time_s, retrain=outcome.train_time_s, compress=compressed.seconds if compressed else 0.0,
+            wall=time.perf_counter() - started,
         ),
         provenance=Provenance(**provenance(settings.device), dataset_checksums=data.checksums, dense_cached=dense["cached"]),
     )
@@ -222,5 +232,7 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     for index, round_mask in enumerate(outcome.round_masks, start=1):  # iterative: every rung of the ladder
         save_tensors(run_dir / "rounds" / f"mask_{index:02d}.pt", round_mask.state_dict())
     save_tensors(run_dir / "model.pt", model.state_dict())
+    if compressed is not None:  # the model decoded from the stored form, weights shared
+        save_tensors(run_dir / "quantized.pt", compressed.model.state_dict())
     write_json(run_dir / RESULT_FILE, result.model_dump(mode="json"))  # last: its presence marks the run done
     return result

@@ -67,6 +67,8 @@ class Point:
     speedup: dict[int, float] = field(default_factory=dict)
     measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
     latency_ms: dict[int, float] = field(default_factory=dict)
+    storage_compression: dict[int, float] = field(default_factory=dict)  # only for runs with a compress stage
+    quantized_top1: dict[int, float] = field(default_factory=dict)
 
     @property
     def level(self) -> str:
@@ -209,6 +211,9 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         point.top1[seed] = result.accuracy.top1
         point.compression[seed] = result.sizes.compression_ratio
         point.speedup[seed] = result.macs.theoretical_speedup
+        if result.sizes.storage_compression_ratio is not None and result.accuracy.quantized_top1 is not None:
+            point.storage_compression[seed] = result.sizes.storage_compression_ratio
+            point.quantized_top1[seed] = result.accuracy.quantized_top1
         if result.latency is not None:
             point.measured_speedup[seed] = result.latency.measured_speedup
             point.latency_ms[seed] = result.latency.pruned_ms
