@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from prunebench.data import default_data_dir, load_dataset
+from prunebench.devices import check_device
 from prunebench.errors import ConfigError, Interrupted
 from prunebench.executors.base import Executor, Outcome
 from prunebench.plan.jobs import job_function
@@ -75,19 +76,6 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
                 checked.add(key)
                 keep_count(models[pair], spec.prune)
                 check_schedule(spec, data, models[pair])  # e.g. a gradual window past fine-tuning's steps
-
-
-def check_device(device: str) -> None:
-    """``device`` must be one the installed torch can use here (``cuda:N`` below the GPU count)."""
-    kind, _, index = device.partition(":")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {device} is not available: this torch {torch.__version__} sees no CUDA GPU (use cpu)")
-        count = torch.cuda.device_count()
-        if index and int(index) >= count:
-            raise ConfigError(f"device: {device} is not available: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
-    elif kind == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device: mps is not available with this torch {torch.__version__} on this machine (use cpu)")
 
 
 def model_for(name: str, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
