@@ -276,6 +276,52 @@ class PruneSpec(Spec):
         return data
 
 
+SHA256_PATTERN = r"[0-9a-f]{64}"
+
+
+class DenseSource(Spec):
+    """Where the dense model comes from: trained by prunebench (``checkpoint`` unset), or a file.
+
+    ``checkpoint`` is a state_dict file (``torch.save`` of tensors, read with
+    ``weights_only=True``, or ``.safetensors``). Its SHA-256 is filled in when the spec is built
+    and hashed into the dense spec, so the run id follows the file's content, not its path; a
+    file that no longer has that digest is refused before a run (``dense.sha256``).
+    """
+
+    checkpoint: Path | None = None
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def digest_of_the_file(cls, data: Any) -> Any:
+        """A relative path is taken from the current folder (workers may start elsewhere)."""
+        if not isinstance(data, Mapping) or data.get("checkpoint") is None:
+            return data
+        path = Path(data["checkpoint"]).expanduser().absolute()
+        if not path.is_file():
+            raise ValueError(f"dense.checkpoint: {path} is not a file")
+        data = {**data, "checkpoint": path}
+        if data.get("sha256") is None:
+            with path.open("rb") as file:
+                data["sha256"] = hashlib.file_digest(file, "sha256").hexdigest()
+        return data
+
+    @model_validator(mode="after")
+    def digest_needs_a_file(self) -> DenseSource:
+        if self.sha256 is not None and self.checkpoint is None:
+            raise ValueError("dense.sha256 pins the content of dense.checkpoint, which is not set")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The content, not where it lies: a moved or copied file is the same dense model."""
+        return {"sha256": self.sha256}
+
+
+# Retraining modes and schedules that need the dense model's own training run, which a
+# checkpoint file does not carry (its initialization, the steps that led to it).
+NEEDS_DENSE_TRAINING = {"retrain.mode": ("weight-rewind",), "prune.schedule": ("at-init",)}
+
+
 class ExperimentSpec(Spec):
     """dense training -> pruning -> fine-tuning -> evaluation, fully described."""
 
@@ -287,6 +333,28 @@ class ExperimentSpec(Spec):
     prune: PruneSpec = Field(default_factory=PruneSpec)
     finetune: TrainSpec = Field(default_factory=finetune_default)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    dense: DenseSource = Field(default_factory=DenseSource)
+
+    def resolved(self) -> dict[str, Any]:
+        """Without a checkpoint the ``dense`` section is left out, so ids from before it keep."""
+        data = super().resolved()
+        if self.dense.checkpoint is None:
+            del data["dense"]
+        return data
+
+    @model_validator(mode="after")
+    def checkpoint_has_no_training_run(self) -> ExperimentSpec:
+        if self.dense.checkpoint is None:
+            return self
+        for key, names in NEEDS_DENSE_TRAINING.items():
+            section, field = key.split(".")
+            value = getattr(getattr(self, section), field)
+            if value in names:
+                raise ValueError(
+                    f"{key} {value!r} needs the dense model's own training run, which dense.checkpoint does not have "
+                    f"(train the dense model with prunebench: leave dense.checkpoint out)"
+                )
+        return self
 
     @model_validator(mode="after")
     def consistent_retraining(self) -> ExperimentSpec:
@@ -337,7 +405,7 @@ class ExperimentSpec(Spec):
     def dense_spec(self) -> DenseSpec:
         return DenseSpec(
             dataset=self.dataset, model=self.model, seed=self.seed,
-            val_fraction=self.val_fraction, train=self.train,
+            val_fraction=self.val_fraction, train=self.train, checkpoint_sha256=self.dense.sha256,
         )
 
 
@@ -349,6 +417,14 @@ class DenseSpec(Spec):
     seed: Int = Field(ge=0, le=MAX_SEED)
     val_fraction: Float = Field(ge=0, lt=1)
     train: TrainSpec
+    checkpoint_sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None  # dense.checkpoint's content
+
+    def resolved(self) -> dict[str, Any]:
+        """Trained by prunebench (no checkpoint): the key is left out, so dense ids from before it keep."""
+        data = super().resolved()
+        if self.checkpoint_sha256 is None:
+            del data["checkpoint_sha256"]
+        return data
 
 
 # torch threads: more than any CPU has; beyond it OpenMP aborts the process instead of raising.

@@ -18,12 +18,15 @@ import torch
 from torch import nn
 
 from prunebench.data import default_data_dir, load_dataset
+from prunebench.config import ExperimentSpec
 from prunebench.devices import check_device
 from prunebench.errors import ConfigError, Interrupted
 from prunebench.executors.base import Executor, Outcome
 from prunebench.plan.jobs import job_function
 from prunebench.models import create_model
+from prunebench.models.checkpoint import fit_state_dict, read_state_dict
 from prunebench.plan.progress import SweepProgress
+from prunebench.experiment.pipeline import check_digest
 from prunebench.experiment.schedules import check_schedule
 from prunebench.plan.sweep import Job, Plan
 from prunebench.pruning.prune import keep_count
@@ -54,6 +57,7 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
         splits.setdefault((job.spec.dataset, job.spec.val_fraction), []).append(job)
     models: dict[tuple[str, str], nn.Module] = {}  # the checks only read: one build per pair
     checked: set[str] = set()
+    fitted: set[tuple[str, str, str | None]] = set()  # (dataset, model, checkpoint digest)
     for (dataset, val_fraction), jobs in splits.items():
         data = load_dataset(
             dataset, data_dir=plan.settings.data_dir, val_fraction=val_fraction, download=plan.settings.download,
@@ -66,9 +70,12 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
             )
         for job in jobs:
             spec = job.spec
+            pair = (spec.dataset, spec.model)
+            if spec.dense.checkpoint is not None and (*pair, spec.dense.sha256) not in fitted:
+                fitted.add((*pair, spec.dense.sha256))
+                check_checkpoint(spec, model_for(spec.model, spec.dataset, data.input_shape, data.num_classes))
             if job.kind != "pruned":
                 continue
-            pair = (spec.dataset, spec.model)
             if pair not in models:
                 models[pair] = model_for(spec.model, spec.dataset, data.input_shape, data.num_classes)
             key = spec.model_copy(update={"seed": 0}).canonical_json()  # seeds do not change these checks
@@ -76,6 +83,14 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
                 checked.add(key)
                 keep_count(models[pair], spec.prune)
                 check_schedule(spec, data, models[pair])  # e.g. a gradual window past fine-tuning's steps
+
+
+def check_checkpoint(spec: ExperimentSpec, model: nn.Module) -> None:
+    """``dense.checkpoint`` still has its digest and fits ``model`` (a fresh one, left unchanged)."""
+    path, digest = spec.dense.checkpoint, spec.dense.sha256
+    if path is not None and digest is not None:
+        check_digest(path, digest)
+        fit_state_dict(spec.model, model, read_state_dict(path))
 
 
 def model_for(name: str, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
