@@ -22,6 +22,7 @@ from prunebench.data import DataSplits
 from prunebench.data.augment import random_crop_flip
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
+from prunebench.train.progress import EpochProgress
 
 log = logging.getLogger("prunebench")
 
@@ -99,6 +100,7 @@ def train(
         model.train()
         order = torch.randperm(n, generator=generator).to(data.train_x.device)
         loss_sum = torch.zeros((), device=data.train_x.device)
+        progress = EpochProgress(f"{stage} epoch {epoch + 1}/{spec.epochs}", math.ceil(n / spec.batch_size))
         for start in range(0, n, spec.batch_size):
             batch = order[start : start + spec.batch_size]
             inputs = data.train_x[batch]
@@ -112,6 +114,7 @@ def train(
             for callback in callbacks:
                 callback.on_step_end(record.steps)
             loss_sum += loss.detach() * batch.numel()
+            progress.step(start // spec.batch_size + 1, start + batch.numel(), loss_sum)
         train_loss = float(loss_sum) / n
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}")
