@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
@@ -42,6 +42,9 @@ Bool = Annotated[bool, Strict()]
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float is finite
+    # Keys added after run ids were published: hashed only when they differ from their default,
+    # so every id from before them stays what it was.
+    hashed_unless_default: ClassVar[frozenset[str]] = frozenset()
 
     def resolved(self) -> dict[str, Any]:
         """The spec as JSON data with every default spelled out: what the id hashes.
@@ -54,6 +57,8 @@ class Spec(BaseModel):
             value = getattr(self, name)
             if isinstance(value, Spec):
                 data[name] = value.resolved()
+            if name in self.hashed_unless_default and value == _default(type(self), name):
+                del data[name]
         return data
 
     def canonical_json(self) -> str:
@@ -85,6 +90,8 @@ class TrainSpec(Spec):
     lr_milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
     lr_gamma: Float = Field(default=0.1, gt=0)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
+    max_steps_per_epoch: Int | None = Field(default=None, ge=1)  # a quick check: at most this many batches per epoch
+    hashed_unless_default = frozenset({"max_steps_per_epoch"})
 
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
@@ -334,13 +341,8 @@ class ExperimentSpec(Spec):
     finetune: TrainSpec = Field(default_factory=finetune_default)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     dense: DenseSource = Field(default_factory=DenseSource)
-
-    def resolved(self) -> dict[str, Any]:
-        """Without a checkpoint the ``dense`` section is left out, so ids from before it keep."""
-        data = super().resolved()
-        if self.dense.checkpoint is None:
-            del data["dense"]
-        return data
+    subset: Int | None = Field(default=None, ge=1)  # a quick check: train on this many training examples
+    hashed_unless_default = frozenset({"dense", "subset"})
 
     @model_validator(mode="after")
     def checkpoint_has_no_training_run(self) -> ExperimentSpec:
@@ -406,6 +408,7 @@ class ExperimentSpec(Spec):
         return DenseSpec(
             dataset=self.dataset, model=self.model, seed=self.seed,
             val_fraction=self.val_fraction, train=self.train, checkpoint_sha256=self.dense.sha256,
+            subset=self.subset,
         )
 
 
@@ -418,13 +421,8 @@ class DenseSpec(Spec):
     val_fraction: Float = Field(ge=0, lt=1)
     train: TrainSpec
     checkpoint_sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None  # dense.checkpoint's content
-
-    def resolved(self) -> dict[str, Any]:
-        """Trained by prunebench (no checkpoint): the key is left out, so dense ids from before it keep."""
-        data = super().resolved()
-        if self.checkpoint_sha256 is None:
-            del data["checkpoint_sha256"]
-        return data
+    subset: Int | None = Field(default=None, ge=1)
+    hashed_unless_default = frozenset({"checkpoint_sha256", "subset"})
 
 
 # torch threads: more than any CPU has; beyond it OpenMP aborts the process instead of raising.

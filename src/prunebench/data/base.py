@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from prunebench.errors import ConfigError
 from prunebench.registry import Registry
 
 
@@ -91,6 +92,17 @@ def split_validation(raw: RawDataset, val_fraction: float, seed: int, name: str)
         name=name,
         checksums=raw.checksums,
     )
+
+
+def take_subset(splits: DataSplits, subset: int | None, seed: int) -> DataSplits:
+    """A seeded random ``subset`` of the training examples (validation and test kept whole): a quick check."""
+    if subset is None:
+        return splits
+    n = splits.train_x.shape[0]
+    if subset > n:
+        raise ConfigError(f"subset: {subset} is more than the {n} training examples of {splits.name} (allowed: 1 to {n})")
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset].sort().values
+    return replace(splits, train_x=splits.train_x[keep], train_y=splits.train_y[keep])
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:

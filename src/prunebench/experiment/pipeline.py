@@ -132,7 +132,7 @@ def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn
     """Everything that can reject the input (data files, model, reachable target), writing nothing."""
     data = load_dataset(
         spec.dataset, data_dir=settings.data_dir, val_fraction=spec.val_fraction,
-        seed=spec.seed, device=settings.device, download=settings.download,
+        seed=spec.seed, device=settings.device, download=settings.download, subset=spec.subset,
     )
     model = build_model(spec, data).to(settings.device)
     keep_count(model, spec.prune)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from prunebench.data import default_data_dir, load_dataset
+from prunebench.data.base import take_subset
 from prunebench.config import ExperimentSpec
 from prunebench.devices import check_device
 from prunebench.errors import ConfigError, Interrupted
@@ -70,6 +71,7 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
             )
         for job in jobs:
             spec = job.spec
+            trained_on = take_subset(data, spec.subset, spec.seed)  # no more examples than the split has
             pair = (spec.dataset, spec.model)
             if spec.dense.checkpoint is not None and (*pair, spec.dense.sha256) not in fitted:
                 fitted.add((*pair, spec.dense.sha256))
@@ -82,7 +84,7 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
             if key not in checked:
                 checked.add(key)
                 keep_count(models[pair], spec.prune)
-                check_schedule(spec, data, models[pair])  # e.g. a gradual window past fine-tuning's steps
+                check_schedule(spec, trained_on, models[pair])  # e.g. a gradual window past fine-tuning's steps
 
 
 def check_checkpoint(spec: ExperimentSpec, model: nn.Module) -> None:
