@@ -410,7 +410,7 @@ def load_cifar(spec: CifarSpec, data_dir: Path, allow_download: bool) -> RawData
         splits = {"train": [f"{folder}/{n}" for n in train_names], "test": [f"{folder}/{test_name}"]}
         images = {k: torch.empty((sum(files.size(r) for r in v) // IMAGE_BYTES, 3, 32, 32), dtype=torch.uint8)
                   for k, v in splits.items()}
-        labels: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+        label_parts: dict[str, list[np.ndarray]] = {"train": [], "test": []}
         counts = {"train": 0, "test": 0}
         for relative, payload in files.read_in_order([*splits["train"], *splits["test"]]):
             verify(spec, relative, payload, files.source(relative))
@@ -419,26 +419,18 @@ def load_cifar(spec: CifarSpec, data_dir: Path, allow_download: bool) -> RawData
             split = "train" if relative in splits["train"] else "test"
             rows = images[split].numpy().reshape(-1, IMAGE_BYTES)
             rows[counts[split] : counts[split] + len(x)] = x.reshape(len(x), IMAGE_BYTES)  # the one copy
-            labels[split].append(y)
+            label_parts[split].append(y)
             counts[split] += len(x)
             del x, payload  # one file's bytes in memory at a time
     finally:
         files.close()
     train_x, test_x = images["train"][: counts["train"]], images["test"][: counts["test"]]
-    train_y, test_y = (torch.from_numpy(np.concatenate(labels[k])) for k in ("train", "test"))
+    train_y, test_y = (torch.from_numpy(np.concatenate(label_parts[k])) for k in ("train", "test"))
     for labels, split in ((train_y, "train"), (test_y, "test")):
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= spec.num_classes):
             raise DataError(f"{root}: {split} labels outside 0..{spec.num_classes - 1}")
     train_p, test_p = Pixels.standardized_by(train_x, test_x)  # uint8 kept, standardized per batch
     return RawDataset(train_p, train_y, test_p, test_y, num_classes=spec.num_classes, checksums=checksums)
-
-
-def standardize_channels(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale pixels to [0, 1], then by the training set's per-channel mean and std."""
-    train_f, test_f = train.float() / 255.0, test.float() / 255.0
-    mean = train_f.mean(dim=(0, 2, 3), keepdim=True)
-    std = train_f.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    return (train_f - mean) / std, (test_f - mean) / std
 
 
 @DATASETS.register("cifar10")
