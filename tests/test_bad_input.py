@@ -98,6 +98,10 @@ def no_mps(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     mp.setattr(torch.backends.mps, "is_available", lambda: False)
 
 
+def unfit_checkpoint(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    torch.save({"1.weight": torch.zeros(3, 3)}, tmp / "data")  # written where the DATA placeholder points
+
+
 CASES: dict[str, Case] = {
     # paths
     "results is a file": Case(key="--results", setup=results_is_a_file),
@@ -124,6 +128,9 @@ CASES: dict[str, Case] = {
     "device cuda without CUDA": Case(("device=cuda",), "device", setup=no_cuda),
     "device cuda:7 with one GPU": Case(("device=cuda:7",), "device", setup=one_gpu),
     "device mps without MPS": Case(("device=mps",), "device", setup=no_mps),
+    # your own dense model
+    "dense.checkpoint missing": Case(("dense.checkpoint=DATA",), "dense.checkpoint"),
+    "dense.checkpoint that does not fit": Case(("dense.checkpoint=DATA",), "dense.checkpoint", setup=unfit_checkpoint),
     # fits only once the data is known
     "no training example": Case(("val_fraction=0.9999",), "val_fraction"),
     "gradual end_step past fine-tuning": Case(

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
@@ -43,6 +43,9 @@ Bool = Annotated[bool, Strict()]
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float is finite
+    # Keys added after run ids were published: hashed only when they differ from their default,
+    # so every id from before them stays what it was.
+    hashed_unless_default: ClassVar[frozenset[str]] = frozenset()
 
     def resolved(self) -> dict[str, Any]:
         """The spec as JSON data with every default spelled out: what the id hashes.
@@ -55,6 +58,8 @@ class Spec(BaseModel):
             value = getattr(self, name)
             if isinstance(value, Spec):
                 data[name] = value.resolved()
+            if name in self.hashed_unless_default and value == _default(type(self), name):
+                del data[name]
         return data
 
     def canonical_json(self) -> str:
@@ -86,6 +91,8 @@ class TrainSpec(Spec):
     lr_milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
     lr_gamma: Float = Field(default=0.1, gt=0)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
+    max_steps_per_epoch: Int | None = Field(default=None, ge=1)  # a quick check: at most this many batches per epoch
+    hashed_unless_default = frozenset({"max_steps_per_epoch"})
 
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
@@ -349,6 +356,52 @@ class CompressSpec(Spec):
         return self
 
 
+SHA256_PATTERN = r"[0-9a-f]{64}"
+
+
+class DenseSource(Spec):
+    """Where the dense model comes from: trained by prunebench (``checkpoint`` unset), or a file.
+
+    ``checkpoint`` is a state_dict file (``torch.save`` of tensors, read with
+    ``weights_only=True``, or ``.safetensors``). Its SHA-256 is filled in when the spec is built
+    and hashed into the dense spec, so the run id follows the file's content, not its path; a
+    file that no longer has that digest is refused before a run (``dense.sha256``).
+    """
+
+    checkpoint: Path | None = None
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def digest_of_the_file(cls, data: Any) -> Any:
+        """A relative path is taken from the current folder (workers may start elsewhere)."""
+        if not isinstance(data, Mapping) or data.get("checkpoint") is None:
+            return data
+        path = Path(data["checkpoint"]).expanduser().absolute()
+        if not path.is_file():
+            raise ValueError(f"dense.checkpoint: {path} is not a file")
+        data = {**data, "checkpoint": path}
+        if data.get("sha256") is None:
+            with path.open("rb") as file:
+                data["sha256"] = hashlib.file_digest(file, "sha256").hexdigest()
+        return data
+
+    @model_validator(mode="after")
+    def digest_needs_a_file(self) -> DenseSource:
+        if self.sha256 is not None and self.checkpoint is None:
+            raise ValueError("dense.sha256 pins the content of dense.checkpoint, which is not set")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The content, not where it lies: a moved or copied file is the same dense model."""
+        return {"sha256": self.sha256}
+
+
+# Retraining modes and schedules that need the dense model's own training run, which a
+# checkpoint file does not carry (its initialization, the steps that led to it).
+NEEDS_DENSE_TRAINING = {"retrain.mode": ("weight-rewind",), "prune.schedule": ("at-init",)}
+
+
 class ExperimentSpec(Spec):
     """dense training -> pruning -> fine-tuning -> evaluation, fully described."""
 
@@ -360,14 +413,24 @@ class ExperimentSpec(Spec):
     prune: PruneSpec = Field(default_factory=PruneSpec)
     finetune: TrainSpec = Field(default_factory=finetune_default)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    dense: DenseSource = Field(default_factory=DenseSource)
+    subset: Int | None = Field(default=None, ge=1)  # a quick check: train on this many training examples
     compress: CompressSpec | None = None  # Deep Compression after fine-tuning; off when absent
+    hashed_unless_default = frozenset({"dense", "subset", "compress"})
 
-    def resolved(self) -> dict[str, Any]:
-        """Without a compress stage the section is left out, so ids from before it existed hold."""
-        data = super().resolved()
-        if self.compress is None:
-            del data["compress"]
-        return data
+    @model_validator(mode="after")
+    def checkpoint_has_no_training_run(self) -> ExperimentSpec:
+        if self.dense.checkpoint is None:
+            return self
+        for key, names in NEEDS_DENSE_TRAINING.items():
+            section, field = key.split(".")
+            value = getattr(getattr(self, section), field)
+            if value in names:
+                raise ValueError(
+                    f"{key} {value!r} needs the dense model's own training run, which dense.checkpoint does not have "
+                    f"(train the dense model with prunebench: leave dense.checkpoint out)"
+                )
+        return self
 
     @model_validator(mode="after")
     def consistent_retraining(self) -> ExperimentSpec:
@@ -418,7 +481,8 @@ class ExperimentSpec(Spec):
     def dense_spec(self) -> DenseSpec:
         return DenseSpec(
             dataset=self.dataset, model=self.model, seed=self.seed,
-            val_fraction=self.val_fraction, train=self.train,
+            val_fraction=self.val_fraction, train=self.train, checkpoint_sha256=self.dense.sha256,
+            subset=self.subset,
         )
 
 
@@ -430,6 +494,9 @@ class DenseSpec(Spec):
     seed: Int = Field(ge=0, le=MAX_SEED)
     val_fraction: Float = Field(ge=0, lt=1)
     train: TrainSpec
+    checkpoint_sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None  # dense.checkpoint's content
+    subset: Int | None = Field(default=None, ge=1)
+    hashed_unless_default = frozenset({"checkpoint_sha256", "subset"})
 
 
 # torch threads: more than any CPU has; beyond it OpenMP aborts the process instead of raising.

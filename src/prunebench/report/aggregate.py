@@ -23,6 +23,7 @@ from prunebench.report.stats import Estimate, estimate
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
 DENSE_KEYS = tuple(name for name in DenseSpec.model_fields if name != "seed")
+CHECKPOINT_PATH = "dense.checkpoint"  # where the file lies, not what it holds (dense.sha256): not in the id
 # Keys that hold a target value: in a label they would only repeat the target (shown per point).
 TARGET_KEYS = tuple(Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds"))
 
@@ -43,14 +44,24 @@ def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def curve_settings(spec: Mapping[str, Any], target: Target) -> dict[str, str]:
     """The spec without seed and target value, plus the target kind: what a curve shares."""
-    flat = {k: v for k, v in flatten(spec).items() if k != "seed" and k != target.spec_key()}
+    flat = {k: v for k, v in flatten(spec).items() if k not in ("seed", target.spec_key(), CHECKPOINT_PATH)}
     flat["target.kind"] = json.dumps(target.kind)
     return flat
 
 
 def dense_key(spec: Mapping[str, Any]) -> Settings:
-    """The dense spec without the seed: what a dense accuracy is filed under."""
-    return tuple(sorted(flatten({k: spec[k] for k in DENSE_KEYS if k in spec}).items()))
+    """The dense spec without the seed: what a dense accuracy is filed under.
+
+    A run's spec names its checkpoint file's digest as ``dense.sha256``, a dense row's spec as
+    ``checkpoint_sha256``; without a checkpoint neither is part of the key.
+    """
+    fields = {k: spec[k] for k in DENSE_KEYS if k in spec}
+    source = spec.get("dense")
+    if isinstance(source, Mapping):
+        fields["checkpoint_sha256"] = source.get("sha256")
+    if fields.get("checkpoint_sha256") is None:
+        fields.pop("checkpoint_sha256", None)
+    return tuple(sorted(flatten(fields).items()))
 
 
 def shown(value: str) -> str:
