@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -11,16 +12,19 @@ from prunebench.report.aggregate import build_groups
 from prunebench.report.checklist import evaluate_checklist
 from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, published
-from prunebench.report.plots import curve_figure, latency_figure, measured_speedup_figure
+from prunebench.report.plots import (
+    curve_figure, density_level, latency_figure, layer_density_figure, measured_speedup_figure, pre_retrain_figure,
+)
 from prunebench.report.results import mark_dense_checks, open_db
-from prunebench.report.tables import group_tables
+from prunebench.report.tables import Table, group_tables, provenance_table, wide_table
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
     "Compression ratio = total parameters / nonzero parameters (whole model). Theoretical speedup = "
     "dense MACs / effective MACs (MACs of nonzero weights). Top-1 over the whole test set, which is "
     "never used for selection. Bands and intervals: 95% Student-t confidence intervals over seeds; "
-    "paired differences are taken per seed, since the strategies of one seed prune the same dense model."
+    "paired differences are taken per seed, since the strategies of one seed prune the same dense model; "
+    "their verdicts are Holm-corrected over all paired tests of a model (family-wise 5%), their intervals are not."
 )
 
 
@@ -28,8 +32,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def write_report(results_dir: Path, out_dir: Path) -> Path:
-    """Write figures (PNG), tables (Markdown, CSV, LaTeX) and one self-contained HTML file."""
+def write_tables(out_dir: Path, name: str, tables: list[tuple[str, Table]]) -> None:
+    for kind, table in tables:
+        for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
+            write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
+
+
+def write_report(results_dir: Path, out_dir: Path, density_at: float | None = None) -> Path:
+    """Write figures (PNG), tables (Markdown, CSV, LaTeX) and one self-contained HTML file.
+
+    ``density_at``: the compression level of the per-layer density figure (default: the level
+    most curves ran, nearest 16x)."""
     rows = open_db(results_dir).rows()
     mismatched = mark_dense_checks(results_dir, rows)
     groups = build_groups(rows)
@@ -48,10 +61,20 @@ def write_report(results_dir: Path, out_dir: Path) -> Path:
                 png = draw(group)
                 write_atomic(out_dir / f"{name}-{kind}.png", png)
                 figures.append((f"{group.title}: {kind.replace('-', ' ')}", png))
+        if any(p.pre_top1 for c in group.curves.values() for p in c.points.values()):
+            png = pre_retrain_figure(group)
+            write_atomic(out_dir / f"{name}-pre-retrain-top1.png", png)
+            figures.append((f"{group.title}: top-1 right after pruning, before retraining", png))
+        level = density_level(group, density_at)
+        if level is not None:
+            png = layer_density_figure(group, level)
+            write_atomic(out_dir / f"{name}-layer-density.png", png)
+            figures.append((f"{group.title}: per-layer density at {float(json.loads(level)):g}x", png))
         tables = group_tables(group)
-        for table, kind in zip(tables, ("levels", "paired", "summary")):
-            for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
-                write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
+        write_tables(out_dir, name, list(zip(("levels", "paired", "summary"), tables)))
+        wide, recipe = wide_table(group), provenance_table(group)
+        write_tables(out_dir, name, [("top1", wide), ("provenance", recipe)])
+        tables = [recipe, wide, *tables[1:]]  # the long-form levels table stays in the files
         notes = [
             f"{len(points)} published result(s) for this dataset and model drawn as gray crosses. {html.escape(CREDIT)}"
             if points

@@ -67,6 +67,8 @@ class Point:
     speedup: dict[int, float] = field(default_factory=dict)
     measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
     latency_ms: dict[int, float] = field(default_factory=dict)
+    pre_top1: dict[int, float] = field(default_factory=dict)  # right after pruning, before retraining
+    layer_density: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> layer -> kept fraction
 
     @property
     def level(self) -> str:
@@ -97,6 +99,10 @@ class Curve:
         return json.loads(self.settings["target.kind"])
 
     @property
+    def scope(self) -> str:
+        return shown(self.settings.get("prune.scope", '"global"'))
+
+    @property
     def label(self) -> str:
         return f"{self.strategy} ({self.setting})" if self.setting else self.strategy
 
@@ -124,6 +130,12 @@ class Group:
     dense: dict[Settings, Dense] = field(default_factory=dict)
     latency_setups: set[str] = field(default_factory=set)
     rows: int = 0
+    params_total: int | None = None  # the dense model's parameters and MACs per example
+    prunable_total: int | None = None
+    macs_dense: int | None = None
+    dense_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # dense recipe id -> spec 'train'
+    retrain_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # retrain recipe id -> recipe as run
+    versions: set[tuple[tuple[str, str], ...]] = field(default_factory=set)  # provenance of the runs
 
     @property
     def title(self) -> str:
@@ -181,6 +193,23 @@ def label_curves(group: Group) -> None:
         entry.setting = describe(entry.settings, varying)
 
 
+VERSION_KEYS = ("prunebench", "git_commit", "torch", "python", "platform", "device", "threads")
+
+
+def note_provenance(group: Group, result: RunResult, row: Mapping[str, Any]) -> None:
+    """What a reader needs to redo the comparison: the dense size, the recipes, the versions."""
+    group.params_total = result.sizes.params_total
+    group.macs_dense = result.macs.dense
+    if result.target is not None:
+        group.prunable_total = result.sizes.prunable_total
+    if row.get("dense_recipe") is not None:
+        group.dense_recipes.setdefault(row["dense_recipe"], dict(result.spec.get("train", {})))
+    if result.retraining is not None and row.get("retrain_recipe") is not None:
+        group.retrain_recipes.setdefault(row["retrain_recipe"], {"mode": result.retraining.mode, **result.retraining.recipe})
+    versions = result.provenance.model_dump(mode="json")
+    group.versions.add(tuple((k, str(versions[k])) for k in VERSION_KEYS if versions.get(k) is not None))
+
+
 def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
     groups: dict[tuple[str, str], Group] = {}
     for row in rows:
@@ -195,6 +224,7 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         seed = row["seed"]
         settings = dense_key(result.spec)
         group.dense.setdefault(settings, Dense(dict(settings))).top1[seed] = result.accuracy.dense_top1
+        note_provenance(group, result, row)
         role = role_of(row.get("role"), row["strategy"], row["kind"] == "dense")
         if role == "dense" or result.target is None:
             continue
@@ -209,6 +239,10 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         point.top1[seed] = result.accuracy.top1
         point.compression[seed] = result.sizes.compression_ratio
         point.speedup[seed] = result.macs.theoretical_speedup
+        if result.accuracy.pre_retrain_top1 is not None:
+            point.pre_top1[seed] = result.accuracy.pre_retrain_top1
+        if result.sizes.layer_sparsity:
+            point.layer_density[seed] = {k: 1.0 - v for k, v in result.sizes.layer_sparsity.items()}
         if result.latency is not None:
             point.measured_speedup[seed] = result.latency.measured_speedup
             point.latency_ms[seed] = result.latency.pruned_ms
