@@ -167,6 +167,9 @@ class GradualSpec(Spec):
     frequency: Int = Field(default=100, ge=1)
 
 
+SHUFFLE_SCHEDULES = ("one-shot", "at-init")  # schedules whose final mask is one selection
+
+
 class PruneSpec(Spec):
     strategy: str = "magnitude"
     scope: Literal["global", "layer"] = "global"
@@ -181,6 +184,7 @@ class PruneSpec(Spec):
     channel_fraction: Float | None = Field(default=None, gt=0, lt=1)  # channel pruning: channels to remove
     iterative: IterativeSpec = Field(default_factory=IterativeSpec)
     gradual: GradualSpec = Field(default_factory=GradualSpec)
+    shuffle: Bool = False  # layer-shuffle control: the selection permuted at random within each tensor
 
     @field_validator("structure", mode="before")
     @classmethod
@@ -209,6 +213,12 @@ class PruneSpec(Spec):
             if section and other is not schedule and getattr(self, section) != _default(type(self), section):
                 raise ValueError(f"prune.{section} is only used by prune.schedule {other.name!r}, not {self.schedule!r}")
         schedule.validate(self)
+        if self.shuffle and (self.structure != "unstructured" or self.schedule not in SHUFFLE_SCHEDULES):
+            raise ValueError(
+                "prune.shuffle needs prune.structure 'unstructured' and prune.schedule "
+                f"{either(SHUFFLE_SCHEDULES)} (a shuffled N:M, block or channel mask, "
+                "or a mask refined over rounds, is no longer that structure or schedule)"
+            )
         catalog.parse_structure(self.structure).validate(self, {n: catalog.SCHEDULES.get(n) for n in catalog.SCHEDULES})
         return self
 
@@ -273,6 +283,8 @@ class PruneSpec(Spec):
         data = super().resolved()
         if self.target[0] == "compression" and self.iterative.rounds is None and not self._is_nm:
             data["compression"] = self.resolved_compression
+        if not self.shuffle:  # hashed only when set: runs from before the control keep their ids
+            data.pop("shuffle")
         return data
 
 

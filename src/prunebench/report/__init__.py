@@ -16,7 +16,7 @@ from prunebench.report.plots import (
     curve_figure, density_level, latency_figure, layer_density_figure, measured_speedup_figure, pre_retrain_figure,
 )
 from prunebench.report.results import mark_dense_checks, open_db
-from prunebench.report.tables import Table, group_tables, provenance_table, wide_table
+from prunebench.report.tables import Table, controls_table, group_tables, provenance_table, wide_table
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
@@ -75,6 +75,10 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
         wide, recipe = wide_table(group), provenance_table(group)
         write_tables(out_dir, name, [("top1", wide), ("provenance", recipe)])
         tables = [recipe, wide, *tables[1:]]  # the long-form levels table stays in the files
+        sanity = controls_table(group)
+        if sanity.rows:
+            write_tables(out_dir, name, [("controls", sanity)])
+            tables.insert(2, sanity)
         notes = [
             f"{len(points)} published result(s) for this dataset and model drawn as gray crosses. {html.escape(CREDIT)}"
             if points

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prunebench.config import DenseSpec
+from prunebench.plan.controls import CONTROLS, control_of
 from prunebench.record import Role, RunResult, Target, role_of
 from prunebench.store.layout import DENSE_MISMATCH
 from prunebench.report.stats import Estimate, estimate
@@ -23,6 +24,9 @@ from prunebench.report.stats import Estimate, estimate
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
 DENSE_KEYS = tuple(name for name in DenseSpec.model_fields if name != "seed")
+RANDOM_CONTROL = "random"
+# Keys a control marks its runs with: the label names the control instead.
+CONTROL_MARKS = tuple(k for name in CONTROLS for k in CONTROLS.get(name).marks if k.startswith("prune."))
 # Keys that hold a target value: in a label they would only repeat the target (shown per point).
 TARGET_KEYS = tuple(Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds"))
 
@@ -93,6 +97,7 @@ class Curve:
     retrain_recipe: str | None  # the row's id of its finetune + retrain sections (record.recipe_id)
     points: dict[str, Point] = field(default_factory=dict)  # JSON target value -> point
     setting: str = ""  # what differs from the group's other curves; set by build_groups
+    control: str | None = None  # a control's name (prunebench.plan.controls); None for a method
 
     @property
     def target_kind(self) -> str:
@@ -103,8 +108,18 @@ class Curve:
         return shown(self.settings.get("prune.scope", '"global"'))
 
     @property
+    def name(self) -> str:
+        """The strategy, and the sanity control applied to it (``magnitude layer-shuffle``)."""
+        return f"{self.strategy} {self.control}" if self.control not in (None, RANDOM_CONTROL) else self.strategy
+
+    @property
+    def is_sanity_control(self) -> bool:
+        """A control derived from one method's own run (layer-shuffle, reinit), not random pruning."""
+        return self.control not in (None, RANDOM_CONTROL)
+
+    @property
     def label(self) -> str:
-        return f"{self.strategy} ({self.setting})" if self.setting else self.strategy
+        return f"{self.name} ({self.setting})" if self.setting else self.name
 
     def ordered(self) -> list[Point]:
         """Points by the compression they reached."""
@@ -143,6 +158,19 @@ class Group:
 
     def sorted_curves(self) -> list[Curve]:
         return sorted(self.curves.values(), key=lambda c: (c.role != "method", c.label))
+
+    def source_of(self, control: Curve) -> Curve | None:
+        """The method curve a sanity control (layer-shuffle, reinit) was derived from."""
+        if not control.is_sanity_control or control.control is None:
+            return None
+        rules = CONTROLS.get(control.control)
+        wanted = rules.source(control.settings)
+        defaults = rules.source_values  # results written before a marked key existed lack it
+
+        def same(settings: dict[str, str]) -> bool:
+            return all(settings.get(k, defaults.get(k)) == wanted.get(k, defaults.get(k)) for k in {*settings, *wanted})
+
+        return next((c for c in self.curves.values() if c.role == "method" and same(c.settings)), None)
 
     def has_latency(self) -> bool:
         return any(p.measured_speedup for c in self.curves.values() for p in c.points.values())
@@ -183,7 +211,7 @@ def label_curves(group: Group) -> None:
     """Label each curve by the keys that vary across its group's curves (the strategy is the name);
     a target other than compression is always named."""
     curves = list(group.curves.values())
-    varying = differences([c.settings for c in curves], hidden=("prune.strategy", *TARGET_KEYS))
+    varying = differences([c.settings for c in curves], hidden=("prune.strategy", *CONTROL_MARKS, *TARGET_KEYS))
     for curve in curves:
         keys = varying if "target.kind" in varying or curve.target_kind == "compression" else ["target.kind", *varying]
         curve.setting = describe(curve.settings, keys)
@@ -235,6 +263,7 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         )
         if role == "control":
             curve.role = "control"
+            curve.control = control_of(curve_of)
         point = curve.points.setdefault(json.dumps(result.target.value), Point(result.target))
         point.top1[seed] = result.accuracy.top1
         point.compression[seed] = result.sizes.compression_ratio

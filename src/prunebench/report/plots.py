@@ -28,6 +28,7 @@ def save(figure: plt.Figure) -> bytes:
 
 
 SCOPE_LINES = {"global": "-", "layer": "--"}
+CONTROL_LINES = {"layer-shuffle": ":", "reinit": "-."}  # a sanity control: its method's colour
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 CONTROL_COLORS = ("#555555", "#999999", "#333333", "#bbbbbb")
 
@@ -46,7 +47,7 @@ def curve_styles(group: Group) -> dict[str, Style]:
     """Curve label -> style: one colour per strategy (grays for controls), the line style says the
     scope (solid global, dashed layer), the marker tells apart curves that differ in anything else."""
     curves = group.sorted_curves()
-    methods = sorted({c.strategy for c in curves if c.role != "control"})
+    methods = sorted({c.strategy for c in curves if c.role != "control" or c.is_sanity_control})
     controls = sorted({c.strategy for c in curves if c.role == "control"} - set(methods))
     palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
     colors = {name: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, name in enumerate(methods)}
@@ -54,10 +55,11 @@ def curve_styles(group: Group) -> dict[str, Style]:
     styles = {}
     seen: dict[tuple[str, str], int] = {}
     for curve in curves:
-        key = (curve.strategy, curve.scope)
+        key = (curve.strategy, curve.scope, curve.control or "")
         index = seen.setdefault(key, 0)
         seen[key] = index + 1
-        styles[curve.label] = Style(colors[curve.strategy], SCOPE_LINES.get(curve.scope, ":"), MARKERS[index % len(MARKERS)])
+        line = CONTROL_LINES.get(curve.control or "", SCOPE_LINES.get(curve.scope, ":"))
+        styles[curve.label] = Style(colors[curve.strategy], line, MARKERS[index % len(MARKERS)])
     return styles
 
 

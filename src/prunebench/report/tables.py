@@ -62,7 +62,7 @@ def levels_table(group: Group) -> Table:
         for point in curve.ordered():
             e = point.top1_estimate()
             rows.append([
-                curve.strategy, curve.setting or "-", point.level, f"{point.mean_compression():.2f}",
+                curve.name, curve.setting or "-", point.level, f"{point.mean_compression():.2f}",
                 f"{point.mean_speedup():.2f}", pct(e.mean), pct(e.std), str(e.n), ci(e),
             ])
     header = ["strategy", "setting", "target", "compression", "speedup", "top-1 mean (%)", "std", "n", "95% CI"]
@@ -130,9 +130,35 @@ def summary_table(group: Group) -> Table:
             continue
         e = estimate(per_seed)
         span = f"{points[0].level}-{points[-1].level}" if by_target else f"{points[0].mean_compression():.3g}-{points[-1].mean_compression():.3g}x"
-        rows.append([curve.strategy, curve.setting or "-", span, pct(e.mean), str(e.n), ci(e)])
+        rows.append([curve.name, curve.setting or "-", span, pct(e.mean), str(e.n), ci(e)])
     header = ["strategy", "setting", "levels", "area under top-1 vs log2 compression (%)", "n", "95% CI"]
     return Table(f"{group.title}: one number per curve", header, rows)
+
+
+def controls_table(group: Group) -> Table:
+    """Each method against its own sanity controls (layer-shuffle, reinit) at every level, paired
+    across seeds; Holm-corrected over this table's tests. A method that does not beat its
+    layer-shuffled mask has learned a per-layer density, not which weights to keep."""
+    tests = []
+    for control in group.sorted_curves():
+        method = group.source_of(control)
+        if method is None:
+            continue
+        for level in sorted(set(method.points) & set(control.points), key=lambda t: method.points[t].mean_compression()):
+            test = paired_test(method.points[level].top1, control.points[level].top1)
+            if test is not None:
+                tests.append((method, control, level, test))
+    adjusted = holm([t.p for *_, t in tests])
+    rows = [
+        [method.label, control.control or "", method.points[level].level, pct(method.points[level].top1_estimate().mean),
+         pct(control.points[level].top1_estimate().mean), pct(t.difference.mean), str(t.difference.n), ci(t.difference),
+         p_value(t.p), p_value(q), verdict(q, t.difference.mean, t.difference.n).replace("a > b", "method better")
+         .replace("a < b", "control better")]
+        for (method, control, level, t), q in zip(tests, adjusted)
+    ]
+    header = ["method", "control", "target", "method top-1 (%)", "control top-1 (%)", "method - control (points)", "n",
+              "95% CI (uncorrected)", "p (paired t)", "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
+    return Table(f"{group.title}: each method against its own sanity controls", header, rows)
 
 
 def mean_ci(e: Estimate) -> str:
@@ -168,7 +194,7 @@ def wide_table(group: Group) -> Table:
                 continue
             e = point.top1_estimate()
             cells.append(mean_ci(e) if same_n else f"{mean_ci(e)} (n = {e.n})")
-        rows.append([curve.strategy + (" (control)" if curve.role == "control" else ""), curve.setting or "-", *cells])
+        rows.append([curve.name + (" (control)" if curve.role == "control" else ""), curve.setting or "-", *cells])
     n = f", n = {counts.pop()} seeds" if same_n and counts else ""
     return Table(f"{group.title}: test top-1 (%), mean ± 95% CI half-width{n}", ["strategy", "setting", *levels], rows)
 
