@@ -136,7 +136,7 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
         assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
     for kind in ("top1", "provenance"):
         assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
-    figures = ("top1-vs-compression", "top1-vs-speedup", "pre-retrain-top1", "layer-density")
+    figures = ("top1-vs-compression", "top1-vs-speedup", "pre-retrain-top1", "top1-vs-trainability", "layer-density")
     assert {f"synthetic-mlp-{kind}.png" for kind in figures} <= files
     page = html_path.read_text()
     assert "VIOLATED: at least 5 compression levels" in page and "VIOLATED: at least 3 seeds" in page
@@ -155,5 +155,5 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
          "--virtual-time-budget=5000", "--dump-dom", html_path.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
-    assert 'data-figures-rendered="4/4"' in dom
-    assert dom.count('data-rendered="true"') == 4 and 'data-rendered="false"' not in dom
+    assert 'data-figures-rendered="5/5"' in dom
+    assert dom.count('data-rendered="true"') == 5 and 'data-rendered="false"' not in dom

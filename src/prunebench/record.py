@@ -166,6 +166,24 @@ class Retraining(Record):
     sparsity_training: dict[str, Any] | None = None  # a channel strategy's own training phase (slimming)
 
 
+class Trainability(Record):
+    """Right after pruning, before retraining, on a fixed training batch (Wang et al. 2023): mean
+    and spread of the input-output Jacobian's singular values, how they were computed, and the
+    cross-entropy on the batch. Definitions: docs/metrics.md."""
+
+    jsv_mean: float
+    jsv_std: float
+    method: str  # 'exact' (torch.func) or 'randomized-svd-k<K>'
+    batch_loss: float
+    examples: int | None = None
+
+    @classmethod
+    def of(cls, metrics: Any) -> Trainability:
+        """From :class:`prunebench.metrics.trainability.TrainabilityMetrics`."""
+        return cls(jsv_mean=metrics.jsv_mean, jsv_std=metrics.jsv_std, method=metrics.method,
+                   batch_loss=metrics.batch_loss, examples=metrics.examples)
+
+
 class Timings(Record):
     """Seconds. dense_train is 0 when the dense checkpoint was reused."""
 
@@ -220,6 +238,7 @@ class RunResult(Record):
     accuracy: Accuracy
     latency: Latency | None = None
     retraining: Retraining | None = None
+    trainability: Trainability | None = None  # right after pruning; None before it was recorded
     timings: Timings
     provenance: Provenance
 

@@ -32,7 +32,9 @@ from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
-from prunebench.record import Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, load_result
+from prunebench.record import (
+    Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, Trainability, load_result,
+)
 from prunebench.store.layout import (
     DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
 )
@@ -212,6 +214,7 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
             log=[asdict(e) for e in history.epochs], rounds=outcome.rounds, gradual_updates=outcome.gradual_updates,
             sparsity_training=sparsity,
         ),
+        trainability=Trainability.of(outcome.trainability) if outcome.trainability is not None else None,
         timings=Timings(
             dense_train=0.0 if dense["cached"] else dense["wall_time_s"],
             prune=outcome.prune_time_s, retrain=outcome.train_time_s, wall=time.perf_counter() - started,

@@ -37,6 +37,7 @@ from prunebench.experiment.retrain import (
 )
 from prunebench.metrics import evaluate
 from prunebench.metrics.accuracy import AccuracyMetrics
+from prunebench.metrics.trainability import TrainabilityMetrics, fixed_batch, trainability
 from prunebench.pruning import KeepPruned, Mask, prunable_parameters
 from prunebench.pruning.prune import keep_count, prune_model
 from prunebench.pruning.schedules import (
@@ -60,6 +61,12 @@ class ScheduleOutcome:
     rounds: list[dict[str, Any]] = field(default_factory=list)  # iterative: one entry per round
     round_masks: list[Mask] = field(default_factory=list)
     gradual_updates: list[dict[str, int]] = field(default_factory=list)
+    trainability: TrainabilityMetrics | None = None  # measured where ``pre`` is
+
+
+def after_pruning(model: nn.Module, data: DataSplits) -> tuple[AccuracyMetrics, TrainabilityMetrics | None]:
+    """Test accuracy and trainability of the network as pruning left it, before any retraining."""
+    return evaluate(model, data.test_x, data.test_y), trainability(model, *fixed_batch(data.train_x, data.train_y))
 
 
 def mode_of(spec: ExperimentSpec) -> RetrainMode:
@@ -128,11 +135,11 @@ class OneShot(Schedule):
         started = time.perf_counter()
         mask = prune_model(model, data, spec.prune, seed=spec.seed)
         prune_time = time.perf_counter() - started
-        pre = evaluate(model, data.test_x, data.test_y)
+        pre, health = after_pruning(model, data)
         rewind = _rewind_state(spec, data, results_dir, model, mode)
         started = time.perf_counter()
         history = mode.retrain(model, data, spec, mask, rewind_state=rewind, stage="finetune")
-        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
+        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started, trainability=health)
 
 
 def iterative_plan(model: nn.Module, prune: PruneSpec) -> list[int | dict[str, int]]:
@@ -188,13 +195,16 @@ class Iterative(Schedule):
         rounds: list[dict[str, Any]] = []
         masks: list[Mask] = []
         prune_time = train_time = 0.0
-        pre = history = None
+        pre = history = health = None
         for index, keep in enumerate(plan, start=1):
             last = index == len(plan)
             started = time.perf_counter()
             mask = prune_model(model, data, spec.prune, seed=spec.seed + index - 1, previous=mask, keep=keep)
             prune_time += time.perf_counter() - started
-            pre = evaluate(model, data.test_x, data.test_y)
+            if last:  # the state the final training starts from
+                pre, health = after_pruning(model, data)
+            else:
+                pre = evaluate(model, data.test_x, data.test_y)
             mode = final_mode if last else round_mode
             started = time.perf_counter()
             history = mode.retrain(model, data, spec, mask, rewind_state=rewind, stage=f"round {index}/{len(plan)}")
@@ -214,7 +224,8 @@ class Iterative(Schedule):
                      index, len(plan), 100 * mask.kept / prunable_total, 100 * after.top1)
         if mask is None or pre is None or history is None:
             raise ValueError("an iterative schedule needs at least one round")
-        return ScheduleOutcome(mask, pre, history, prune_time, train_time, rounds=rounds, round_masks=masks)
+        return ScheduleOutcome(mask, pre, history, prune_time, train_time, rounds=rounds, round_masks=masks,
+                               trainability=health)
 
 
 class GradualPruning:
@@ -273,12 +284,12 @@ class Gradual(Schedule):
 
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         pruner = GradualPruning(model, data, spec, gradual_window(spec, data))
-        pre = evaluate(model, data.test_x, data.test_y)  # the dense network: pruning happens while training
+        pre, health = after_pruning(model, data)  # the dense network: pruning happens while training
         started = time.perf_counter()
         history = train(model, data, spec.finetune, seed=spec.seed + RETRAIN_SEED_OFFSET, callbacks=[pruner], stage="gradual")
         elapsed = time.perf_counter() - started
         return ScheduleOutcome(pruner.mask, pre, history, pruner.prune_time, elapsed - pruner.prune_time,
-                               gradual_updates=pruner.updates)
+                               gradual_updates=pruner.updates, trainability=health)
 
     def final_recipe(self, spec: ExperimentSpec) -> TrainSpec:
         return spec.finetune  # pruning happens during fine-tuning
@@ -300,11 +311,11 @@ class AtInit(Schedule):
         started = time.perf_counter()
         mask = prune_model(model, data, spec.prune, seed=spec.seed)
         prune_time = time.perf_counter() - started
-        pre = evaluate(model, data.test_x, data.test_y)
+        pre, health = after_pruning(model, data)
         started = time.perf_counter()
         stage = "train sparse" if mode.start == "pruned" else f"train sparse ({mode.name})"
         history = mode.retrain(model, data, spec, mask, rewind_state=None, stage=stage, recipe=self.final_recipe(spec))
-        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
+        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started, trainability=health)
 
     def final_recipe(self, spec: ExperimentSpec) -> TrainSpec:
         return spec.train  # there is no trained network to fine-tune: a pruned initialization is trained

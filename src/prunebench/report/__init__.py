@@ -14,6 +14,7 @@ from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, published
 from prunebench.report.plots import (
     curve_figure, density_level, latency_figure, layer_density_figure, measured_speedup_figure, pre_retrain_figure,
+    trainability_figure,
 )
 from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import Table, controls_table, group_tables, provenance_table, wide_table
@@ -65,6 +66,10 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
             png = pre_retrain_figure(group)
             write_atomic(out_dir / f"{name}-pre-retrain-top1.png", png)
             figures.append((f"{group.title}: top-1 right after pruning, before retraining", png))
+        if any(p.jsv_mean for c in group.curves.values() for p in c.points.values()):
+            png = trainability_figure(group)
+            write_atomic(out_dir / f"{name}-top1-vs-trainability.png", png)
+            figures.append((f"{group.title}: final top-1 against the mean Jacobian singular value after pruning", png))
         level = density_level(group, density_at)
         if level is not None:
             png = layer_density_figure(group, level)

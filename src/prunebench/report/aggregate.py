@@ -73,6 +73,7 @@ class Point:
     latency_ms: dict[int, float] = field(default_factory=dict)
     pre_top1: dict[int, float] = field(default_factory=dict)  # right after pruning, before retraining
     layer_density: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> layer -> kept fraction
+    jsv_mean: dict[int, float] = field(default_factory=dict)  # trainability right after pruning
 
     @property
     def level(self) -> str:
@@ -151,6 +152,7 @@ class Group:
     dense_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # dense recipe id -> spec 'train'
     retrain_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # retrain recipe id -> recipe as run
     versions: set[tuple[tuple[str, str], ...]] = field(default_factory=set)  # provenance of the runs
+    jsv_methods: set[str] = field(default_factory=set)  # how the trainability JSVs were computed
 
     @property
     def title(self) -> str:
@@ -270,6 +272,9 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         point.speedup[seed] = result.macs.theoretical_speedup
         if result.accuracy.pre_retrain_top1 is not None:
             point.pre_top1[seed] = result.accuracy.pre_retrain_top1
+        if result.trainability is not None:
+            point.jsv_mean[seed] = result.trainability.jsv_mean
+            group.jsv_methods.add(result.trainability.method)
         if result.sizes.layer_sparsity:
             point.layer_density[seed] = {k: 1.0 - v for k, v in result.sizes.layer_sparsity.items()}
         if result.latency is not None:

@@ -252,3 +252,26 @@ def latency_figure(group: Group) -> bytes:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     return save(figure)
+
+
+def trainability_figure(group: Group) -> bytes:
+    """Final top-1 against the mean Jacobian singular value right after pruning, one marker per
+    level (mean over seeds), joined in the order of compression: does damage predict the outcome?"""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
+    for curve in group.sorted_curves():
+        points = [p for p in curve.ordered() if p.jsv_mean]
+        if not points:
+            continue
+        x = [estimate(list(p.jsv_mean.values())).mean for p in points]
+        y = [p.top1_estimate().mean * 100 for p in points]
+        ax.plot(x, y, markersize=4, label=curve.label, **styles[curve.label].kwargs())
+        for xi, yi, p in zip(x, y, points):
+            ax.annotate(p.level, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"mean input-output Jacobian singular value right after pruning ({', '.join(sorted(group.jsv_methods))})")
+    ax.set_ylabel("test top-1 after retraining (%)")
+    ax.set_title(f"{group.title}: final top-1 vs trainability after pruning", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(figure)
