@@ -14,8 +14,10 @@ from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, published
 from prunebench.report.plots import (
     curve_figure, density_level, latency_figure, layer_density_figure, measured_speedup_figure, pre_retrain_figure,
-    trainability_figure,
+    measured_curve_figure, trainability_figure,
 )
+from prunebench.report.matched import matched_table
+from prunebench.report.recipes import recipe_tables
 from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import Table, controls_table, group_tables, provenance_table, wide_table
 
@@ -58,7 +60,8 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
             write_atomic(out_dir / f"{name}-top1-vs-{axis}.png", png)
             figures.append((f"{group.title}: top-1 vs {axis}", png))
         if group.has_latency():
-            for kind, draw in (("measured-speedup", measured_speedup_figure), ("top1-vs-latency", latency_figure)):
+            for kind, draw in (("measured-speedup", measured_speedup_figure), ("top1-vs-latency", latency_figure),
+                               ("top1-vs-measured-speedup", measured_curve_figure)):
                 png = draw(group)
                 write_atomic(out_dir / f"{name}-{kind}.png", png)
                 figures.append((f"{group.title}: {kind.replace('-', ' ')}", png))
@@ -84,6 +87,15 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
         if sanity.rows:
             write_tables(out_dir, name, [("controls", sanity)])
             tables.insert(2, sanity)
+        by_recipe, _ = recipe_tables(group)
+        write_tables(out_dir, name, [(f"recipes-{i}" if i < len(by_recipe) - 1 else "flips", t) for i, t in enumerate(by_recipe)])
+        tables += by_recipe
+        for measured in (False, True) if group.has_latency() else (False,):
+            table = matched_table(group, measured)
+            if table.rows:
+                kind = "matched-measured-speedup" if measured else "matched-speedup"
+                write_tables(out_dir, name, [(kind, table)])
+                tables.append(table)
         notes = [
             f"{len(points)} published result(s) for this dataset and model drawn as gray crosses. {html.escape(CREDIT)}"
             if points

@@ -275,3 +275,23 @@ def trainability_figure(group: Group) -> bytes:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     return save(figure)
+
+
+def measured_curve_figure(group: Group) -> bytes:
+    """top-1 against measured speedup (dense / pruned latency): the comparison at equal real speed."""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
+    ticks = []
+    for curve in group.sorted_curves():
+        points = [p for p in curve.ordered() if p.measured_speedup]
+        x = [estimate(list(p.measured_speedup.values())).mean for p in points]
+        ticks += x
+        draw_band(ax, curve, styles[curve.label], [(xi, p.top1) for xi, p in zip(x, points)])
+    ax.set_xscale("log", base=2)
+    level_ticks(ax, ticks)
+    ax.set_xlabel("measured speedup (dense / pruned latency)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"{group.title}: top-1 vs measured speedup\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    return save(figure)

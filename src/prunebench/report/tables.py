@@ -6,7 +6,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from prunebench.report.aggregate import Group
+from prunebench.report.aggregate import Curve, Group
 from prunebench.report.stats import Estimate, area_under_log2, estimate, holm, paired_test
 
 
@@ -112,20 +112,27 @@ def paired_table(group: Group) -> Table:
     return Table(f"{group.title}: paired differences in top-1", header, rows)
 
 
-def summary_table(group: Group) -> Table:
-    """Mean top-1 over the log2-compression range, per seed, then mean and CI over seeds.
+def area_per_seed(curve: Curve) -> dict[int, float]:
+    """Seed -> mean top-1 over the log2-compression range, for the seeds every level has.
 
     x is the target ratio for compression targets, the reached compression for the other kinds."""
+    points = curve.ordered()
+    seeds = set.intersection(*(set(p.top1) for p in points)) if points else set()
+    by_target = curve.target_kind == "compression"
+    return {
+        s: area_under_log2([float(p.target.value) if by_target else p.compression[s] for p in points],
+                           [p.top1[s] for p in points])
+        for s in sorted(seeds)
+    }
+
+
+def summary_table(group: Group) -> Table:
+    """Mean top-1 over the log2-compression range, per seed, then mean and CI over seeds."""
     rows = []
     for curve in group.sorted_curves():
         points = curve.ordered()
-        seeds = set.intersection(*(set(p.top1) for p in points)) if points else set()
         by_target = curve.target_kind == "compression"
-        per_seed = [
-            area_under_log2([float(p.target.value) if by_target else p.compression[s] for p in points],
-                            [p.top1[s] for p in points])
-            for s in sorted(seeds)
-        ]
+        per_seed = list(area_per_seed(curve).values())
         if not per_seed:
             continue
         e = estimate(per_seed)
