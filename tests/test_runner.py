@@ -128,13 +128,14 @@ def test_results_command_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> None:
-    plan = plan_from_mapping({**SWEEP, "sweep": {"prune.compression": [2, 4, 8], "seed": [0, 1]}})
+    plan = plan_from_mapping({**SWEEP, "controls": ["random", "layer-shuffle"],
+                              "sweep": {"prune.compression": [2, 4, 8], "seed": [0, 1]}})
     run_plan(plan, tmp_path / "r", make_executor("serial"), live=False)
     html_path = write_report(tmp_path / "r", tmp_path / "out")
     files = {p.name for p in (tmp_path / "out").iterdir()}
     for kind in ("levels", "paired", "summary"):
         assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
-    for kind in ("top1", "provenance"):
+    for kind in ("top1", "provenance", "controls", "cost", "matched-speedup"):
         assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
     figures = ("top1-vs-compression", "top1-vs-speedup", "pre-retrain-top1", "top1-vs-trainability", "layer-density")
     assert {f"synthetic-mlp-{kind}.png" for kind in figures} <= files
@@ -146,6 +147,8 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
     assert "torch " in page and "dense parameters" in page and "dense MACs per example" in page
     assert "<th>strategy</th><th>setting</th><th>2x</th><th>4x</th><th>8x</th>" in page
     assert "no significant difference (n = 2)" in page and "p (Holm)" in page and "no difference<" not in page
+    assert "each method against its own sanity controls" in page and "magnitude layer-shuffle" in page
+    assert "what each method cost" in page and "matched theoretical speedup" in page
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")

@@ -184,6 +184,17 @@ class Trainability(Record):
                    batch_loss=metrics.batch_loss, examples=metrics.examples)
 
 
+class Cost(Record):
+    """What the run cost: seconds of scoring and selection (every pruning step, and a channel
+    strategy's own sparsity-training phase) and of all retraining after pruning, and the largest pruning step's peak memory above
+    what was in use when it started (MB = 2^20 bytes; ``peak_method`` says how it was measured)."""
+
+    prune_s: float
+    retrain_s: float
+    prune_peak_mb: float
+    peak_method: str = ""  # 'cuda-allocator' or 'rss-sampled-1ms' (prunebench.metrics.cost)
+
+
 class Timings(Record):
     """Seconds. dense_train is 0 when the dense checkpoint was reused."""
 
@@ -239,6 +250,7 @@ class RunResult(Record):
     latency: Latency | None = None
     retraining: Retraining | None = None
     trainability: Trainability | None = None  # right after pruning; None before it was recorded
+    cost: Cost | None = None  # None in results written before it was recorded (timings has the seconds)
     timings: Timings
     provenance: Provenance
 

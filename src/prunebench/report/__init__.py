@@ -19,7 +19,7 @@ from prunebench.report.plots import (
 from prunebench.report.matched import matched_table
 from prunebench.report.recipes import recipe_tables
 from prunebench.report.results import mark_dense_checks, open_db
-from prunebench.report.tables import Table, controls_table, group_tables, provenance_table, wide_table
+from prunebench.report.tables import Table, controls_table, cost_table, group_tables, provenance_table, wide_table
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
@@ -87,6 +87,9 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
         if sanity.rows:
             write_tables(out_dir, name, [("controls", sanity)])
             tables.insert(2, sanity)
+        costs = cost_table(group)
+        if costs.rows:
+            write_tables(out_dir, name, [("cost", costs)])
         by_recipe, _ = recipe_tables(group)
         write_tables(out_dir, name, [(f"recipes-{i}" if i < len(by_recipe) - 1 else "flips", t) for i, t in enumerate(by_recipe)])
         tables += by_recipe
@@ -96,6 +99,8 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
                 kind = "matched-measured-speedup" if measured else "matched-speedup"
                 write_tables(out_dir, name, [(kind, table)])
                 tables.append(table)
+        if costs.rows:
+            tables.append(costs)
         notes = [
             f"{len(points)} published result(s) for this dataset and model drawn as gray crosses. {html.escape(CREDIT)}"
             if points

@@ -74,6 +74,9 @@ class Point:
     pre_top1: dict[int, float] = field(default_factory=dict)  # right after pruning, before retraining
     layer_density: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> layer -> kept fraction
     jsv_mean: dict[int, float] = field(default_factory=dict)  # trainability right after pruning
+    prune_s: dict[int, float] = field(default_factory=dict)  # cost: scoring and selection
+    retrain_s: dict[int, float] = field(default_factory=dict)
+    prune_peak_mb: dict[int, float] = field(default_factory=dict)
 
     @property
     def level(self) -> str:
@@ -153,6 +156,7 @@ class Group:
     retrain_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # retrain recipe id -> recipe as run
     versions: set[tuple[tuple[str, str], ...]] = field(default_factory=set)  # provenance of the runs
     jsv_methods: set[str] = field(default_factory=set)  # how the trainability JSVs were computed
+    peak_methods: set[str] = field(default_factory=set)  # how the pruning peak memory was measured
 
     @property
     def title(self) -> str:
@@ -272,6 +276,11 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         point.speedup[seed] = result.macs.theoretical_speedup
         if result.accuracy.pre_retrain_top1 is not None:
             point.pre_top1[seed] = result.accuracy.pre_retrain_top1
+        point.prune_s[seed] = result.cost.prune_s if result.cost else result.timings.prune
+        point.retrain_s[seed] = result.cost.retrain_s if result.cost else result.timings.retrain
+        if result.cost is not None:
+            point.prune_peak_mb[seed] = result.cost.prune_peak_mb
+            group.peak_methods.add(result.cost.peak_method)
         if result.trainability is not None:
             point.jsv_mean[seed] = result.trainability.jsv_mean
             group.jsv_methods.add(result.trainability.method)

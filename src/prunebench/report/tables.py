@@ -168,6 +168,27 @@ def controls_table(group: Group) -> Table:
     return Table(f"{group.title}: each method against its own sanity controls", header, rows)
 
 
+def cost_table(group: Group) -> Table:
+    """Per curve, over all its runs: seconds of pruning (scoring and selection) and of retraining,
+    mean and largest, and the largest pruning peak memory."""
+    rows = []
+    for curve in group.sorted_curves():
+        points = curve.ordered()
+        prune = [v for p in points for v in p.prune_s.values()]
+        retrain = [v for p in points for v in p.retrain_s.values()]
+        peaks = [v for p in points for v in p.prune_peak_mb.values()]
+        if not prune:
+            continue
+        rows.append([
+            curve.name, curve.setting or "-", str(len(prune)), f"{sum(prune) / len(prune):.3g}", f"{max(prune):.3g}",
+            f"{sum(retrain) / len(retrain):.3g}", f"{max(peaks):.3g}" if peaks else "n/a",
+        ])
+    measured = ", ".join(sorted(m for m in group.peak_methods if m)) or "not recorded"
+    header = ["strategy", "setting", "runs", "prune s (mean)", "prune s (max)", "retrain s (mean)",
+              f"prune peak MB (max; {measured})"]
+    return Table(f"{group.title}: what each method cost (wall time and peak memory of pruning)", header, rows)
+
+
 def mean_ci(e: Estimate) -> str:
     return pct(e.mean) if e.n < 2 else f"{pct(e.mean)} ± {pct(e.half_width)}"
 
