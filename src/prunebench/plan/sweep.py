@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from prunebench.config import (
     SETTINGS_KEYS,
     ExperimentSpec,
     RunSettings,
     build_specs,
     deep_copy,
-    format_validation_error,
     read_config,
     set_dotted,
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 
 import matplotlib
@@ -67,18 +66,17 @@ def ratio_label(value: float, _position: object = None) -> str:
     return f"{value:g}x"
 
 
-def level_ticks(ax: plt.Axes, values: list[float], axis: str = "x") -> None:
-    """Major ticks at exactly ``values`` (the levels run), labelled '16x'; ticks too close to the
-    previous one on a log axis are dropped so labels do not overlap."""
+def level_ticks(ax: plt.Axes, values: list[float]) -> None:
+    """x ticks at exactly ``values`` (the levels run), labelled '16x'; a tick too close to the
+    previous one on the log axis is dropped so labels do not overlap."""
     kept: list[float] = []
     for value in sorted(set(round(v, 2) for v in values if v > 0)):
         if not kept or value / kept[-1] >= 1.18:
             kept.append(value)
-    target = ax.xaxis if axis == "x" else ax.yaxis
     if kept:
-        (ax.set_xticks if axis == "x" else ax.set_yticks)(kept)
-    target.set_major_formatter(FuncFormatter(ratio_label))
-    target.set_minor_locator(NullLocator())
+        ax.set_xticks(kept)
+    ax.xaxis.set_major_formatter(FuncFormatter(ratio_label))
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def tick_values(group: Group, axis: str) -> list[float]:
