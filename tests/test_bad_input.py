@@ -436,6 +436,8 @@ SHIPPED_IDS = {  # digest of every run id a shipped config plans (ids hash resol
     "configs/digits-mlp.yaml": "2309fde87a7c4451",
     "configs/mnist-lenet-300-100-sweep.yaml": "3bf086462c9455ae",
     "configs/mnist-lenet-300-100.yaml": "7353f55e2e56ec37",
+    "configs/mnist-lenet-300-100-recipes.yaml": "993fa304622eb43c",
+    "configs/mnist-lenet-300-100-layer-shuffle.yaml": "9f93d5cd307087c6",
 }
 
 

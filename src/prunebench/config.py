@@ -175,6 +175,9 @@ class GradualSpec(Spec):
     frequency: Int = Field(default=100, ge=1)
 
 
+SHUFFLE_SCHEDULES = ("one-shot", "at-init")  # schedules whose final mask is one selection
+
+
 class PruneSpec(Spec):
     strategy: str = "magnitude"
     scope: Literal["global", "layer"] = "global"
@@ -191,6 +194,7 @@ class PruneSpec(Spec):
     gradual: GradualSpec = Field(default_factory=GradualSpec)
     merge: Bool = False  # channel pruning: Neuron Merging of each pruned channel into a kept one
     merge_threshold: Float = Field(default=MERGE_THRESHOLD, gt=0, le=1)  # its cosine-similarity threshold
+    shuffle: Bool = False  # layer-shuffle control: the selection permuted at random within each tensor
 
     @field_validator("structure", mode="before")
     @classmethod
@@ -219,6 +223,12 @@ class PruneSpec(Spec):
             if section and other is not schedule and getattr(self, section) != _default(type(self), section):
                 raise ValueError(f"prune.{section} is only used by prune.schedule {other.name!r}, not {self.schedule!r}")
         schedule.validate(self)
+        if self.shuffle and (self.structure != "unstructured" or self.schedule not in SHUFFLE_SCHEDULES):
+            raise ValueError(
+                "prune.shuffle needs prune.structure 'unstructured' and prune.schedule "
+                f"{either(SHUFFLE_SCHEDULES)} (a shuffled N:M, block or channel mask, "
+                "or a mask refined over rounds, is no longer that structure or schedule)"
+            )
         catalog.parse_structure(self.structure).validate(self, {n: catalog.SCHEDULES.get(n) for n in catalog.SCHEDULES})
         return self
 
@@ -302,6 +312,8 @@ class PruneSpec(Spec):
             data["compression"] = self.resolved_compression
         if not self.merge:  # added later, off by default: the runs from before it keep their ids
             del data["merge"], data["merge_threshold"]
+        if not self.shuffle:  # hashed only when set: runs from before the control keep their ids
+            data.pop("shuffle")
         return data
 
 

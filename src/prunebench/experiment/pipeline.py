@@ -35,7 +35,9 @@ from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
-from prunebench.record import Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, load_result
+from prunebench.record import (
+    Accuracy, Cost, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, Trainability, load_result,
+)
 from prunebench.store.layout import (
     DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
 )
@@ -248,6 +250,9 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
             sparsity_training=sparsity,
         ),
         storage=storage,
+        trainability=Trainability.of(outcome.trainability) if outcome.trainability is not None else None,
+        cost=Cost(prune_s=outcome.prune_time_s + (sparsity["wall_time_s"] if sparsity else 0.0), retrain_s=outcome.train_time_s, prune_peak_mb=outcome.prune_peak_mb,
+                  peak_method=outcome.peak_method),
         timings=Timings(
             dense_train=0.0 if dense["cached"] else dense["wall_time_s"],
             prune=outcome.prune_time_s, retrain=outcome.train_time_s, compress=compressed.seconds if compressed else 0.0,

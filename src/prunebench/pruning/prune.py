@@ -20,7 +20,7 @@ from prunebench.pruning.channels import (
     CHANNEL_SCORERS, ChannelScoreInputs, ChannelTarget, channel_graph, layers_matching, score_channels, select_channels,
 )
 from prunebench.pruning.channels.merge import merge_pruned_channels
-from prunebench.pruning.mask import Mask
+from prunebench.pruning.mask import Mask, shuffled_within
 from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
 from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores import WEIGHT_STRATEGIES, Batch, ScoreInputs
@@ -33,6 +33,8 @@ from prunebench.pruning.structures import (
     parse_structure,
     select_structured,
 )
+
+SHUFFLE_SEED_OFFSET = 7919  # the layer-shuffle permutation's generator: not the scorer's stream
 
 
 class PruneSettings(Protocol):
@@ -60,6 +62,8 @@ class PruneSettings(Protocol):
     def merge(self) -> bool: ...  # channel pruning: Neuron Merging before the mask is applied
     @property
     def merge_threshold(self) -> float: ...
+    @property
+    def shuffle(self) -> bool: ...  # layer-shuffle control: permute the selection within each tensor
 
 
 def scoring_batches(data: DataSplits, batch_size: int, count: int, seed: int) -> list[Batch]:
@@ -133,6 +137,8 @@ def prune_model(
     else:
         mask = select_structured(scores, keep, structure, spec.scope, previous)
     check_structure(mask, structure)
+    if spec.shuffle:  # the same count per tensor, at random positions (seeded apart from the scorer's)
+        mask = shuffled_within(mask, torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET))
     if strategy.update is not None:  # it sees the weights it scored (OBS needs the pruned ones' values)
         with torch.no_grad():
             strategy.update(inputs, mask, options)
