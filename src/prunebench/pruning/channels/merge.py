@@ -11,8 +11,9 @@ threshold; below it, n is dropped as plain pruning drops it.
 What is compared (the paper's released code): for a fully connected layer the neuron's weights
 with its bias appended, v = [w, b]; the threshold there is 0.45 (LeNet-300-100 on
 Fashion-MNIST, the default of ``prune.merge_threshold``). For a convolution followed by
-BatchNorm the paper keeps the cosine of the raw filters and adds a weighted distance between the BatchNorm-transformed biases
-(weight 0.15 against 0.85 for the cosine, threshold 0.1 on VGG-16/CIFAR-10). prunebench instead
+BatchNorm the paper keeps the cosine of the raw filters and adds a weighted distance between
+the BatchNorm-transformed biases (weight 0.15 against 0.85 for the cosine, threshold 0.1 on
+VGG-16/CIFAR-10). prunebench instead
 folds BatchNorm's inference map into the filter, v = a [w, b - mu] + [0, beta] with
 a = gamma / sqrt(var + eps), and compares those vectors like a fully connected layer's: one
 criterion for both kinds of layer, under which an exact scaled copy (BatchNorm included) is
