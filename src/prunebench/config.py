@@ -25,12 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from prunebench import catalog
 from prunebench.config_file import parse_value, read_config_file
 from prunebench.errors import ConfigError, either
-from prunebench.pruning.channels.merge import DEFAULT_THRESHOLD as MERGE_THRESHOLD
 from prunebench.pruning.prunable import PrunablePolicy
 
 RUN_ID_LENGTH = 16
 CHANNEL = "channel"  # prune.structure for filter/channel pruning
 DEFAULT_COMPRESSION = 4.0  # prune.compression when no target is given
+MERGE_THRESHOLD = 0.45  # prune.merge_threshold: Kim et al. 2020's code, LeNet-300-100 (pruning.channels.merge)
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps")
 MAX_SEED = 2**31 - 1  # torch.manual_seed, NumPy and SQLite all take it, with room for per-stage offsets
 

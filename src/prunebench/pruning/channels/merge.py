@@ -10,9 +10,10 @@ threshold; below it, n is dropped as plain pruning drops it.
 
 What is compared (the paper's released code): for a fully connected layer the neuron's weights
 with its bias appended, v = [w, b]; the threshold there is 0.45 (LeNet-300-100 on
-Fashion-MNIST, the default here). For a convolution followed by BatchNorm the paper keeps the
-cosine of the raw filters and adds a weighted distance between the BatchNorm-transformed biases
-(weight 0.15 against 0.85 for the cosine, threshold 0.1 on VGG-16/CIFAR-10). prunebench instead
+Fashion-MNIST, the default of ``prune.merge_threshold``). For a convolution followed by
+BatchNorm the paper keeps the cosine of the raw filters and adds a weighted distance between
+the BatchNorm-transformed biases (weight 0.15 against 0.85 for the cosine, threshold 0.1 on
+VGG-16/CIFAR-10). prunebench instead
 folds BatchNorm's inference map into the filter, v = a [w, b - mu] + [0, beta] with
 a = gamma / sqrt(var + eps), and compares those vectors like a fully connected layer's: one
 criterion for both kinds of layer, under which an exact scaled copy (BatchNorm included) is
@@ -35,8 +36,6 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunebench.pruning.channels.graph import ChannelGraph, ChannelGroup, ChannelSlice
-
-DEFAULT_THRESHOLD = 0.45  # Kim et al. 2020's released code, LeNet-300-100 on Fashion-MNIST
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def merge_plan(vectors: torch.Tensor, pruned: list[int], threshold: float) -> li
 
 
 def merge_pruned_channels(
-    model: nn.Module, graph: ChannelGraph, pruned: Mapping[str, list[int]], threshold: float = DEFAULT_THRESHOLD
+    model: nn.Module, graph: ChannelGraph, pruned: Mapping[str, list[int]], threshold: float
 ) -> dict[str, int]:
     """Carry each pruned channel's contribution over to the layers reading it, in place.
 
