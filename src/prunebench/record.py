@@ -197,6 +197,35 @@ class Storage(Record):
     finetune_log: list[dict[str, Any]] = []  # per epoch of centroid fine-tuning
 
 
+class Trainability(Record):
+    """Right after pruning, before retraining, on a fixed training batch (Wang et al. 2023): mean
+    and spread of the input-output Jacobian's singular values, how they were computed, and the
+    cross-entropy on the batch. Definitions: docs/metrics.md."""
+
+    jsv_mean: float
+    jsv_std: float
+    method: str  # 'exact' (torch.func) or 'randomized-svd-k<K>'
+    batch_loss: float
+    examples: int | None = None
+
+    @classmethod
+    def of(cls, metrics: Any) -> Trainability:
+        """From :class:`prunebench.metrics.trainability.TrainabilityMetrics`."""
+        return cls(jsv_mean=metrics.jsv_mean, jsv_std=metrics.jsv_std, method=metrics.method,
+                   batch_loss=metrics.batch_loss, examples=metrics.examples)
+
+
+class Cost(Record):
+    """What the run cost: seconds of scoring and selection (every pruning step, and a channel
+    strategy's own sparsity-training phase) and of all retraining after pruning, and the largest pruning step's peak memory above
+    what was in use when it started (MB = 2^20 bytes; ``peak_method`` says how it was measured)."""
+
+    prune_s: float
+    retrain_s: float
+    prune_peak_mb: float
+    peak_method: str = ""  # 'cuda-allocator' or 'rss-sampled-1ms' (prunebench.metrics.cost)
+
+
 class Timings(Record):
     """Seconds. dense_train is 0 when the dense checkpoint was reused."""
 
@@ -253,6 +282,8 @@ class RunResult(Record):
     latency: Latency | None = None
     retraining: Retraining | None = None
     storage: Storage | None = None  # only with a compress stage
+    trainability: Trainability | None = None  # right after pruning; None before it was recorded
+    cost: Cost | None = None  # None in results written before it was recorded (timings has the seconds)
     timings: Timings
     provenance: Provenance
 

@@ -21,9 +21,10 @@ from torch import nn
 
 from prunebench.config import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
-from prunebench.errors import DataError
+from prunebench.errors import ConfigError, DataError
 from prunebench.experiment.compression import compress_model
-from prunebench.store.artifacts import load_tensors, save_tensors, write_json
+from prunebench.models.checkpoint import load_checkpoint
+from prunebench.store.artifacts import load_tensors, save_tensors, sha256_file, write_json
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
@@ -34,7 +35,9 @@ from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
-from prunebench.record import Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, load_result
+from prunebench.record import (
+    Accuracy, Cost, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, Trainability, load_result,
+)
 from prunebench.store.layout import (
     DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
 )
@@ -72,20 +75,46 @@ def dense_checkpoint(
             info["cached"] = True
             return info
         started = time.perf_counter()
-        history = train(model, data, spec.train, seed=spec.seed, stage="dense")
+        if spec.dense.checkpoint is not None:
+            info = loaded_dense(spec, data, model)
+        else:
+            history = train(model, data, spec.train, seed=spec.seed, stage="dense")
+            info = {"val_top1": history.epochs[-1].val_top1 if history.epochs else None,
+                    "train_log": [asdict(e) for e in history.epochs]}
         test = evaluate(model, data.test_x, data.test_y)
         info = {
             "spec": dense.model_dump(mode="json"),
             "test_top1": test.top1,
             "test_top5": test.top5,
-            "val_top1": history.epochs[-1].val_top1 if history.epochs else None,
-            "train_log": [asdict(e) for e in history.epochs],
+            **info,
             "wall_time_s": time.perf_counter() - started,
         }
         info["model_sha256"] = save_tensors(folder / MODEL_FILE, model.state_dict())
         write_json(folder / DENSE_FILE, info)  # last: its presence marks the stage done
     info["cached"] = False
     return info
+
+
+def loaded_dense(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> dict[str, Any]:
+    """The user's checkpoint in ``model``, if the file still has the digest its spec hashed.
+
+    Its accuracy is measured here like a trained one's; it has no training log.
+    """
+    path, digest = spec.dense.checkpoint, spec.dense.sha256
+    if path is None or digest is None:  # DenseSource fills the digest in with the path
+        raise RuntimeError("loaded_dense needs a spec with dense.checkpoint")
+    check_digest(path, digest)
+    load_checkpoint(spec.model, model, path)
+    val = evaluate(model, data.val_x, data.val_y) if data.val_x.shape[0] else None
+    return {"val_top1": val.top1 if val else None, "train_log": [], "checkpoint": {"path": str(path), "sha256": digest}}
+
+
+def check_digest(path: Path, digest: str) -> None:
+    """``path`` must still hold the bytes whose SHA-256 the spec (and so the run id) names."""
+    found = sha256_file(path) if path.is_file() else None
+    if found != digest:
+        now = f"now {found}" if found else "now missing"
+        raise ConfigError(f"dense.sha256: {path} is not the file this spec was made from (sha256 {digest}, {now})")
 
 
 def reusable_result(spec: ExperimentSpec, results_dir: Path) -> RunResult | None:
@@ -106,7 +135,7 @@ def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn
     """Everything that can reject the input (data files, model, reachable target), writing nothing."""
     data = load_dataset(
         spec.dataset, data_dir=settings.data_dir, val_fraction=spec.val_fraction,
-        seed=spec.seed, device=settings.device, download=settings.download,
+        seed=spec.seed, device=settings.device, download=settings.download, subset=spec.subset,
     )
     model = build_model(spec, data).to(settings.device)
     keep_count(model, spec.prune)
@@ -221,6 +250,9 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
             sparsity_training=sparsity,
         ),
         storage=storage,
+        trainability=Trainability.of(outcome.trainability) if outcome.trainability is not None else None,
+        cost=Cost(prune_s=outcome.prune_time_s + (sparsity["wall_time_s"] if sparsity else 0.0), retrain_s=outcome.train_time_s, prune_peak_mb=outcome.prune_peak_mb,
+                  peak_method=outcome.peak_method),
         timings=Timings(
             dense_train=0.0 if dense["cached"] else dense["wall_time_s"],
             prune=outcome.prune_time_s, retrain=outcome.train_time_s, compress=compressed.seconds if compressed else 0.0,
