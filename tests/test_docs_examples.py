@@ -28,6 +28,7 @@ import contextlib
 import io
 import re
 import shlex
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,6 +359,9 @@ def schema_keys(model: type[BaseModel], prefix: str = "") -> tuple[set[str], set
     for name, field in model.model_fields.items():
         key = prefix + name
         kind = field.annotation
+        optional = [a for a in typing.get_args(kind) if a is not type(None)]  # an optional section: `X | None`
+        if len(optional) == 1 and isinstance(optional[0], type) and issubclass(optional[0], BaseModel):
+            kind = optional[0]
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             sections.add(key)
             sub_leaves, sub_sections = schema_keys(kind, key + ".")

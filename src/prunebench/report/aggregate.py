@@ -24,6 +24,7 @@ from prunebench.report.stats import Estimate, estimate
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
 DENSE_KEYS = tuple(name for name in DenseSpec.model_fields if name != "seed")
+CHECKPOINT_PATH = "dense.checkpoint"  # where the file lies, not what it holds (dense.sha256): not in the id
 RANDOM_CONTROL = "random"
 # Keys a control marks its runs with: the label names the control instead.
 CONTROL_MARKS = tuple(k for name in CONTROLS for k in CONTROLS.get(name).marks if k.startswith("prune."))
@@ -47,14 +48,24 @@ def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def curve_settings(spec: Mapping[str, Any], target: Target) -> dict[str, str]:
     """The spec without seed and target value, plus the target kind: what a curve shares."""
-    flat = {k: v for k, v in flatten(spec).items() if k != "seed" and k != target.spec_key()}
+    flat = {k: v for k, v in flatten(spec).items() if k not in ("seed", target.spec_key(), CHECKPOINT_PATH)}
     flat["target.kind"] = json.dumps(target.kind)
     return flat
 
 
 def dense_key(spec: Mapping[str, Any]) -> Settings:
-    """The dense spec without the seed: what a dense accuracy is filed under."""
-    return tuple(sorted(flatten({k: spec[k] for k in DENSE_KEYS if k in spec}).items()))
+    """The dense spec without the seed: what a dense accuracy is filed under.
+
+    A run's spec names its checkpoint file's digest as ``dense.sha256``, a dense row's spec as
+    ``checkpoint_sha256``; without a checkpoint neither is part of the key.
+    """
+    fields = {k: spec[k] for k in DENSE_KEYS if k in spec}
+    source = spec.get("dense")
+    if isinstance(source, Mapping):
+        fields["checkpoint_sha256"] = source.get("sha256")
+    if fields.get("checkpoint_sha256") is None:
+        fields.pop("checkpoint_sha256", None)
+    return tuple(sorted(flatten(fields).items()))
 
 
 def shown(value: str) -> str:
@@ -71,6 +82,8 @@ class Point:
     speedup: dict[int, float] = field(default_factory=dict)
     measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
     latency_ms: dict[int, float] = field(default_factory=dict)
+    storage_compression: dict[int, float] = field(default_factory=dict)  # only for runs with a compress stage
+    quantized_top1: dict[int, float] = field(default_factory=dict)
     pre_top1: dict[int, float] = field(default_factory=dict)  # right after pruning, before retraining
     layer_density: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> layer -> kept fraction
     jsv_mean: dict[int, float] = field(default_factory=dict)  # trainability right after pruning
@@ -274,6 +287,9 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         point.top1[seed] = result.accuracy.top1
         point.compression[seed] = result.sizes.compression_ratio
         point.speedup[seed] = result.macs.theoretical_speedup
+        if result.sizes.storage_compression_ratio is not None and result.accuracy.quantized_top1 is not None:
+            point.storage_compression[seed] = result.sizes.storage_compression_ratio
+            point.quantized_top1[seed] = result.accuracy.quantized_top1
         if result.accuracy.pre_retrain_top1 is not None:
             point.pre_top1[seed] = result.accuracy.pre_retrain_top1
         point.prune_s[seed] = result.cost.prune_s if result.cost else result.timings.prune

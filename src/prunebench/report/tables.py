@@ -54,18 +54,30 @@ def ci(e: Estimate) -> str:
 
 
 def levels_table(group: Group) -> Table:
+    """Where some runs have a compress stage, their storage compression and quantized top-1 are
+    shown beside the parameter compression (a dash for the runs without one)."""
+    stored = any(p.storage_compression for c in group.curves.values() for p in c.points.values())
     rows = []
     for dense in group.dense.values():
         d = estimate(list(dense.top1.values()))
-        rows.append(["dense", dense.setting or "-", "-", "1.00", "1.00", pct(d.mean), pct(d.std), str(d.n), ci(d)])
+        storage = ["1.00", "-"] if stored else []
+        rows.append(["dense", dense.setting or "-", "-", "1.00", *storage, "1.00", pct(d.mean), pct(d.std), str(d.n), ci(d)])
     for curve in group.sorted_curves():
         for point in curve.ordered():
             e = point.top1_estimate()
+            storage = []
+            if stored and point.storage_compression:
+                storage = [f"{estimate(list(point.storage_compression.values())).mean:.2f}",
+                           pct(estimate(list(point.quantized_top1.values())).mean)]
+            elif stored:
+                storage = ["-", "-"]
             rows.append([
-                curve.name, curve.setting or "-", point.level, f"{point.mean_compression():.2f}",
+                curve.name, curve.setting or "-", point.level, f"{point.mean_compression():.2f}", *storage,
                 f"{point.mean_speedup():.2f}", pct(e.mean), pct(e.std), str(e.n), ci(e),
             ])
-    header = ["strategy", "setting", "target", "compression", "speedup", "top-1 mean (%)", "std", "n", "95% CI"]
+    storage_header = ["storage compression", "quantized top-1 (%)"] if stored else []
+    header = ["strategy", "setting", "target", "compression", *storage_header, "speedup", "top-1 mean (%)", "std", "n",
+              "95% CI"]
     return Table(f"{group.title}: test top-1 at each target", header, rows)
 
 
