@@ -17,7 +17,9 @@ from prunebench.store import ResultsDB
 def test_peak_memory_sees_a_step_that_allocates_64_mb() -> None:
     with PeakMemory("cpu") as peak:
         block = torch.ones(16 * 2**20)  # 64 MB of float32, touched
-        time.sleep(0.02)  # held long enough for the 1 ms sampler
+        deadline = time.monotonic() + 10  # held until the sampler thread has run (late on a loaded machine)
+        while peak.so_far_mb <= 48 and time.monotonic() < deadline:
+            time.sleep(0.005)
         del block
     assert peak.method == "rss-sampled-1ms" and peak.mb > 48
     with PeakMemory("cpu") as idle:

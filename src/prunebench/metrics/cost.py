@@ -45,6 +45,11 @@ class PeakMemory:
         while not self._stop.wait(SAMPLE_S):
             self._peak = max(self._peak, resident_bytes())
 
+    @property
+    def so_far_mb(self) -> float:
+        """The CPU sampler's peak above the start so far (while the step runs)."""
+        return max(0, self._peak - self._base) / MB
+
     def __enter__(self) -> PeakMemory:
         if self.cuda:
             torch.cuda.synchronize()
