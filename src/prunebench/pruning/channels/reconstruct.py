@@ -310,7 +310,7 @@ def lasso_order(gram_: torch.Tensor) -> list[int]:
     gram_np = gram_.numpy()
     if channels == 0 or float(abs(gram_np).max(initial=0.0)) == 0.0:
         return list(range(channels))
-    _, _, coefs = lars_path_gram(Xy=gram_np.sum(1), Gram=gram_np, n_samples=1, method="lasso")
+    _, _, coefs = lars_path_gram(Xy=gram_np.sum(1), Gram=gram_np, n_samples=1, method="lasso", max_iter=8 * channels)
     path = torch.from_numpy(coefs[:, ::-1].copy())  # knots from lambda = 0 (last) up to lambda_max
     zero = path.abs() <= 1e-12 * float(path.abs().max().clamp_min(1e-300))
     zero[:, -1] = True  # at lambda_max every coefficient is zero
