@@ -28,6 +28,7 @@ weights for the targets); the mask is applied after it.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -39,7 +40,7 @@ from torch.nn import functional as F
 
 from prunebench.errors import ConfigError
 from prunebench.modes import eval_mode
-from prunebench.pruning.channels.graph import Batch, ChannelGraph, ChannelGroup, ChannelSlice, is_grouped
+from prunebench.pruning.channels.graph import Batch, ChannelGraph, ChannelGroup, ChannelSlice
 from prunebench.pruning.channels.scorers import ChannelScoreInputs, register_channel_scorer
 from prunebench.pruning.channels.select import build_mask
 
@@ -95,14 +96,16 @@ class _Stop(Exception):
 
 
 def kernel_size(module: nn.Module) -> int:
-    return int(torch.tensor(module.kernel_size).prod()) if isinstance(module, nn.Conv2d) else 1
+    return math.prod(module.kernel_size) if isinstance(module, nn.Conv2d) else 1
 
 
 def supported(module: nn.Module) -> bool:
+    """A layer whose input is a matrix the least squares can use: Linear, or an ungrouped
+    Conv2d with numeric zero padding (its input unfolds into patches)."""
     if isinstance(module, nn.Linear):
         return True
     return (
-        isinstance(module, nn.Conv2d) and not is_grouped(module) and module.groups == 1
+        isinstance(module, nn.Conv2d) and module.groups == 1
         and module.padding_mode == "zeros" and not isinstance(module.padding, str)
     )
 
