@@ -13,6 +13,7 @@ import prunebench as pb
 from prunebench.config import PruneSpec
 from prunebench.pruning.channels import channel_graph, prune_order, register_channel_scorer, score_channels
 from prunebench.pruning.channels.reconstruct import greedy_order, lasso_order
+from prunebench.pruning.compact import compact
 from prunebench.pruning.prune import prune_model, scoring_batches
 from prunebench.pruning.scores import STRATEGIES
 
@@ -183,5 +184,8 @@ def test_coupled_residual_channels_are_pruned_together_and_reconstructed(strateg
     assert torch.equal(mask["fc.weight"].any(0), ~stream)
     masked_only = copy.deepcopy(dense)
     mask.apply(masked_only)
+    small = compact(model, mask, (1, 8, 8))  # the reconstructed weights survive physical removal
     with torch.no_grad():
         assert float(((model(x) - dense(x)) ** 2).mean()) < float(((masked_only(x) - dense(x)) ** 2).mean())
+        assert (small(x) - model(x)).abs().max() < 1e-5
+    assert small.stem.out_channels == int((~stream).sum())
