@@ -189,3 +189,8 @@ def test_coupled_residual_channels_are_pruned_together_and_reconstructed(strateg
         assert float(((model(x) - dense(x)) ** 2).mean()) < float(((masked_only(x) - dense(x)) ** 2).mean())
         assert (small(x) - model(x)).abs().max() < 1e-5
     assert small.stem.out_channels == int((~stream).sum())
+
+
+def test_neuron_merging_on_top_of_a_reconstruction_is_refused() -> None:
+    with pytest.raises(ValueError, match="prune.merge: prune.strategy 'thinet' already rewrites"):
+        PruneSpec(strategy="thinet", structure="channel", speedup=2, merge=True)

@@ -31,19 +31,22 @@ log = logging.getLogger("prunebench")
 COLUMNS = (
     "run_id", "status", "role", "dataset", "model", "strategy", "scope", "structure", "schedule", "retrain_mode",
     "target_kind", "target_value", "dense_recipe", "retrain_recipe", "seed",
-    "compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "wall_time_s", "error", "dense_check",
+    "compression_ratio", "storage_compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
+    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "quantized_top1", "wall_time_s", "error", "dense_check",
 )
 
 
 def metrics(result: RunResult) -> dict[str, Any]:
     """The record's headline numbers, as the flat columns name them."""
     return {
-        "compression_ratio": result.sizes.compression_ratio, "theoretical_speedup": result.macs.theoretical_speedup,
+        "compression_ratio": result.sizes.compression_ratio,
+        "storage_compression_ratio": result.sizes.storage_compression_ratio,
+        "theoretical_speedup": result.macs.theoretical_speedup,
         "params_total": result.sizes.params_total, "params_nonzero": result.sizes.params_nonzero,
         "macs_dense": result.macs.dense, "macs_effective": result.macs.effective,
         "dense_top1": result.accuracy.dense_top1, "pre_retrain_top1": result.accuracy.pre_retrain_top1,
-        "top1": result.accuracy.top1, "top5": result.accuracy.top5, "wall_time_s": result.timings.wall,
+        "top1": result.accuracy.top1, "top5": result.accuracy.top5, "quantized_top1": result.accuracy.quantized_top1,
+        "wall_time_s": result.timings.wall,
     }
 
 
