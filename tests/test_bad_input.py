@@ -353,6 +353,8 @@ def option_fields() -> Iterator[tuple[str, str, str, type]]:
     registry = catalog.strategies()  # weight and channel strategies alike
     for name in registry.names():
         strategy = registry.get(name)
+        if not strategy.structures:  # language models only: their options go through the same parse_options
+            continue
         structure = "channel" if "channel" in strategy.structures else "unstructured"
         for option, hint in typing.get_type_hints(strategy.options_type, include_extras=True).items():
             for kind in {int, float} & set(leaf_types(hint)):
