@@ -120,9 +120,10 @@ def test_merge_is_a_channel_setting_recorded_only_where_it_is_on() -> None:
 
 
 def test_every_channel_strategy_can_merge(synthetic: DataSplits) -> None:
-    """Whatever chose the channels, merging only moves the weights that read them."""
+    """Whatever chose the channels, merging only moves the weights that read them (strategies
+    that rewrite those weights themselves refuse merging: see test_reconstruct.py)."""
     channel_names = [n for n in STRATEGIES.names() if "channel" in STRATEGIES.get(n).structures
-                     and STRATEGIES.get(n).training_loss is None]
+                     and STRATEGIES.get(n).training_loss is None and STRATEGIES.get(n).update is None]
     for name in channel_names:
         model = mlp_with_a_copy(0.25)
         spec = PruneSpec(strategy=name, structure="channel", channel_fraction=0.5, score_batches=1, batch_size=16, merge=True)

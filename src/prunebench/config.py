@@ -239,6 +239,11 @@ class PruneSpec(Spec):
             raise ValueError(f"prune.merge: Neuron Merging needs prune.structure 'channel', not {self.structure!r}")
         if not self.merge and self.merge_threshold != MERGE_THRESHOLD:
             raise ValueError("prune.merge_threshold is only used with prune.merge: true")
+        if self.merge and getattr(catalog.strategies().get(self.strategy), "update", None) is not None:
+            raise ValueError(
+                f"prune.merge: prune.strategy {self.strategy!r} already rewrites the layers reading the pruned "
+                "channels; Neuron Merging on top would compensate them twice"
+            )
         return self
 
     @property

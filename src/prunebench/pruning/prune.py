@@ -160,13 +160,12 @@ def prune_channel_model(
     graph = channel_graph(model, data.input_shape, layers_matching(model, spec.prunable.exclude))
     scores = score_channels(spec.strategy, model, graph, batches, seed=seed, options=spec.options)
     selection = select_channels(graph, model, scores, ChannelTarget(kind, value), spec.scope, previous)
-    if spec.merge:  # before the mask: merging reads the pruned filters and the weights reading them
-        merge_pruned_channels(model, graph, selection.pruned, spec.merge_threshold)
-    selection.mask.apply(model)
     strategy = CHANNEL_SCORERS.get(spec.strategy)
-    if strategy.update is not None:
+    if strategy.update is not None:  # before the mask: a reconstruction needs the pruned channels' weights
         inputs = ChannelScoreInputs(model, graph, batches, F.cross_entropy, torch.Generator().manual_seed(seed))
         with torch.no_grad():
             strategy.update(inputs, selection.pruned, strategy.parse_options(spec.options))
-        selection.mask.apply(model)  # an update moves the survivors only
+    elif spec.merge:  # before the mask: merging reads the pruned filters and the weights reading them
+        merge_pruned_channels(model, graph, selection.pruned, spec.merge_threshold)
+    selection.mask.apply(model)  # an update moves the survivors only
     return selection.mask

@@ -36,7 +36,8 @@ class ChannelScoreInputs:
 ChannelScorer = Callable[[ChannelScoreInputs, Any], list[torch.Tensor]]
 # After selection a channel strategy may rewrite the weights the kept channels feed (least-squares
 # reconstruction of the next layer's output): ``update(inputs, pruned, options)`` with ``pruned``
-# the group root -> pruned channel indices; the mask is applied again after it.
+# the group root -> pruned channel indices, on the model as it was scored (the pruned channels'
+# weights still there, so their output can be reconstructed); the mask is applied after it.
 ChannelUpdate = Callable[[ChannelScoreInputs, Mapping[str, list[int]], Any], None]
 
 
