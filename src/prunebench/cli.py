@@ -92,9 +92,14 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         row = next(r for r in ResultsDB(args.results).rows() if r["run_id"] == plan.pruned_jobs[0].run_id)
         if row["result"]:
             r = row["result"]
+            if r.accuracy is None:  # a language model
+                quality = (f"perplexity {r.perplexity:.3f} (dense {r.dense_perplexity:.3f}, right after pruning "
+                           f"{r.pre_finetune_perplexity:.3f}), sparsity {r.sizes.sparsity:.1%}")
+            else:
+                quality = (f"top-1 {r.accuracy.top1:.2%} (dense {r.accuracy.dense_top1:.2%}, before retraining "
+                           f"{r.accuracy.pre_retrain_top1:.2%})")
             console.print(
-                f"run {r.run_id}: top-1 {r.accuracy.top1:.2%} (dense {r.accuracy.dense_top1:.2%}, before retraining "
-                f"{r.accuracy.pre_retrain_top1:.2%}), compression {r.sizes.compression_ratio:.2f}x, "
+                f"run {r.run_id}: {quality}, compression {r.sizes.compression_ratio:.2f}x, "
                 f"theoretical speedup {r.macs.theoretical_speedup:.2f}x"
             )
             console.print(f"result: {args.results / r.run_id / 'result.json'}", soft_wrap=True)

@@ -189,7 +189,7 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     final = evaluate(model, data.test_x, data.test_y)
 
     prunable = prunable_parameters(model, spec.prune.prunable)
-    spec_json = spec.model_dump(mode="json")
+    spec_json = spec.recorded()
     latency = latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else None
     result = RunResult(
         run_id=spec.run_id,

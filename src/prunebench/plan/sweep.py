@@ -54,7 +54,7 @@ class Job:
         s = self.spec
         if self.kind == "dense":
             return f"{s.dataset}/{s.model} dense seed {s.seed}"
-        target = Target.from_prune(s.prune.model_dump(mode="json")).label()  # '8x', 'speedup 2x', '2:4', ...
+        target = Target.from_prune(s.recorded()["prune"]).label()  # '8x', 'speedup 2x', '2:4', ...
         return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope} {target} seed {s.seed}"
 
 

@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 from prunebench.store.files import write_atomic
-from prunebench.report.aggregate import build_groups
+from prunebench.report.aggregate import Group, build_groups
 from prunebench.report.checklist import evaluate_checklist
 from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, published
+from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
 from prunebench.report.plots import curve_figure, latency_figure, measured_speedup_figure
 from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import group_tables
@@ -28,6 +29,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def lm_section(group: Group, out_dir: Path) -> Section:
+    """A language-model comparison: perplexity against sparsity, its tables and the checklist."""
+    name = slug(group.title)
+    png = perplexity_figure(group)
+    write_atomic(out_dir / f"{name}-perplexity-vs-sparsity.png", png)
+    figures = [(f"{group.title}: perplexity vs sparsity", png)]
+    if group.has_latency():
+        png = measured_speedup_figure(group)
+        write_atomic(out_dir / f"{name}-measured-speedup.png", png)
+        figures.append((f"{group.title}: measured speedup", png))
+    tables = lm_tables(group)
+    for table, kind in zip(tables, ("levels", "paired", "summary")):
+        for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
+            write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
+    return Section(group.title, figures, tables, evaluate_checklist(group), [])
+
+
 def write_report(results_dir: Path, out_dir: Path) -> Path:
     """Write figures (PNG), tables (Markdown, CSV, LaTeX) and one self-contained HTML file."""
     rows = open_db(results_dir).rows()
@@ -36,6 +54,9 @@ def write_report(results_dir: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
     for group in groups:
+        if group.is_lm:
+            sections.append(lm_section(group, out_dir))
+            continue
         name = slug(group.title)
         points = published(group.dataset, group.model)
         figures = []
@@ -61,6 +82,7 @@ def write_report(results_dir: Path, out_dir: Path) -> Path:
     failed = [r for r in rows if r["status"] != "completed"]
     preamble = [
         html.escape(DEFINITIONS),
+        *([html.escape(LM_DEFINITIONS)] if any(g.is_lm for g in groups) else []),
         f"{len(rows)} runs in the database, {len(failed)} not completed"
         + (": " + ", ".join(f"{r['run_id']} ({r['status']})" for r in failed[:20]) if failed else "."),
     ]

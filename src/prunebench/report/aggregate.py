@@ -22,9 +22,11 @@ from prunebench.report.stats import Estimate, estimate
 
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
-DENSE_KEYS = tuple(name for name in DenseSpec.model_fields if name != "seed")
+DENSE_KEYS = (*(name for name in DenseSpec.model_fields if name != "seed"), "evaluation")  # evaluation: LMs
 # Keys that hold a target value: in a label they would only repeat the target (shown per point).
-TARGET_KEYS = tuple(Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds"))
+TARGET_KEYS = tuple(
+    Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds", "sparsity")
+)
 
 Settings = tuple[tuple[str, str], ...]  # sorted (dotted key, JSON value) pairs
 
@@ -67,6 +69,15 @@ class Point:
     speedup: dict[int, float] = field(default_factory=dict)
     measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
     latency_ms: dict[int, float] = field(default_factory=dict)
+    # language models: perplexity after recovery (or pruning), right after pruning, sparsity reached
+    perplexity: dict[int, float] = field(default_factory=dict)
+    pre_perplexity: dict[int, float] = field(default_factory=dict)
+    sparsity: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[int, float]:
+        """seed -> the point's quality metric: top-1, or perplexity for a language model."""
+        return self.perplexity or self.top1
 
     @property
     def level(self) -> str:
@@ -114,6 +125,7 @@ class Dense:
     settings: dict[str, str]
     top1: dict[int, float] = field(default_factory=dict)  # seed -> value
     setting: str = ""
+    perplexity: dict[int, float] = field(default_factory=dict)  # language models (the same for every seed)
 
 
 @dataclass
@@ -135,11 +147,18 @@ class Group:
     def has_latency(self) -> bool:
         return any(p.measured_speedup for c in self.curves.values() for p in c.points.values())
 
+    @property
+    def is_lm(self) -> bool:
+        """A language-model comparison: perplexity, not accuracy."""
+        return any(d.perplexity for d in self.dense.values()) or any(
+            p.perplexity for c in self.curves.values() for p in c.points.values()
+        )
+
     def seeds(self) -> set[int]:
-        return {seed for c in self.curves.values() for p in c.points.values() for seed in p.top1}
+        return {seed for c in self.curves.values() for p in c.points.values() for seed in p.values}
 
     def dense_seeds(self) -> int:
-        return sum(len(d.top1) for d in self.dense.values())
+        return sum(len(d.perplexity or d.top1) for d in self.dense.values())
 
 
 def latency_setup(latency: Any) -> str:
@@ -194,7 +213,11 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         group.rows += 1
         seed = row["seed"]
         settings = dense_key(result.spec)
-        group.dense.setdefault(settings, Dense(dict(settings))).top1[seed] = result.accuracy.dense_top1
+        dense = group.dense.setdefault(settings, Dense(dict(settings)))
+        if result.accuracy is not None:
+            dense.top1[seed] = result.accuracy.dense_top1
+        if result.dense_perplexity is not None:
+            dense.perplexity[seed] = result.dense_perplexity
         role = role_of(row.get("role"), row["strategy"], row["kind"] == "dense")
         if role == "dense" or result.target is None:
             continue
@@ -206,7 +229,12 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         if role == "control":
             curve.role = "control"
         point = curve.points.setdefault(json.dumps(result.target.value), Point(result.target))
-        point.top1[seed] = result.accuracy.top1
+        if result.accuracy is not None:
+            point.top1[seed] = result.accuracy.top1
+        if result.perplexity is not None:
+            point.perplexity[seed] = result.perplexity
+            point.pre_perplexity[seed] = result.pre_finetune_perplexity or result.perplexity
+        point.sparsity[seed] = result.sizes.sparsity
         point.compression[seed] = result.sizes.compression_ratio
         point.speedup[seed] = result.macs.theoretical_speedup
         if result.latency is not None:
