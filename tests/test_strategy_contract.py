@@ -6,6 +6,10 @@ leaves the model's parameters and buffers (bitwise), its train/eval modes and it
 fields as it found them. Weight strategies run on an MLP, channel strategies on a small CNN
 with BatchNorm, both on the 8x8 synthetic images. Besides the built-ins, one weight and one
 channel strategy are registered by the test itself, as a user's plugin would be.
+
+Strategies that prune language models (their ``lm`` form) meet a contract of their own on a
+tiny random Llama: exact counts in every scope they accept, exactly N of every M along the
+input dimension, masks that only shrink, and nothing but the pruned Linears touched.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prunebench.config import PruneSpec
+from prunebench.config import PruneSpec, build_specs
+from prunebench.errors import ConfigError
 from prunebench.data import DataSplits
 from prunebench.metrics import mac_metrics, size_metrics
 from prunebench.models import create_model
@@ -76,8 +81,21 @@ def cases() -> list[tuple[str, str]]:
     return found
 
 
+def lm_cases() -> list[tuple[str, str, str]]:
+    """(strategy, structure, scope) for every strategy that prunes language models: each scope
+    it accepts unstructured, and 2:4 (where the scope plays no part) with its default scope."""
+    found = []
+    for name in STRATEGIES.names():
+        pruner = getattr(STRATEGIES.get(name), "lm", None)
+        if pruner is not None:
+            found += [(name, "unstructured", scope) for scope in pruner.scopes]
+            found.append((name, "2:4", pruner.default_scope))
+    return found
+
+
 def test_the_cases_cover_every_built_in_strategy_and_both_kinds() -> None:
-    covered = {name for name, _ in cases()}
+    covered = {name for name, _ in cases()} | {name for name, _, _ in lm_cases()}
+    assert {"magnitude", "random", "wanda", "sparsegpt"} <= {name for name, _, _ in lm_cases()}
     assert set(STRATEGIES.names()) <= covered
     assert {"magnitude", "synflow", "l1_filter", "slimming", "random_channel"} <= covered
     assert {structure for _, structure in cases()} == {*WEIGHT_STRUCTURES.values(), "channel"}
@@ -261,3 +279,61 @@ def test_an_update_after_selection_moves_the_survivors_only(structure: str, synt
         assert bool((after[pname][~keep] == 0).all())  # pruned entries stay exactly zero
         assert torch.equal(after[pname][keep], before[pname][keep] + 1.0)  # the update reached the survivors
     assert mask.kept < mask.total
+
+
+def tiny_llama() -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, vocab_size=97, max_position_embeddings=64)
+    return transformers.LlamaForCausalLM(config)
+
+
+@pytest.mark.parametrize(("strategy", "structure", "scope"), lm_cases())
+def test_language_model_pruning_meets_its_target_exactly_and_touches_nothing_else(
+    strategy: str, structure: str, scope: str
+) -> None:
+    from prunebench.pruning.layerwise import lm_prunable, prune_causal_lm
+
+    model = tiny_llama()
+    model.train()
+    model.model.layers[0].train(False)  # mixed modes: a reset to either shows
+    calibration = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(0))
+    prunable = set(lm_prunable(model))
+    before = untouched_state(model)
+    rng = torch.get_rng_state()
+    sparsity = 0.5 if structure == "unstructured" else None
+    outcome = prune_causal_lm(model, calibration, strategy, sparsity=sparsity, structure=structure, scope=scope, seed=0)
+    assert torch.equal(rng, torch.get_rng_state())
+    after = untouched_state(model)
+    assert before["modes"] == after["modes"]
+    for name, value in before["state"].items():  # embeddings, norms and the LM head: bitwise the same
+        if name not in prunable:
+            assert torch.equal(value, after["state"][name]), name
+    assert set(outcome.mask) == prunable
+    params = dict(model.named_parameters())
+    for name, keep in outcome.mask.items():
+        assert bool((params[name][~keep] == 0).all()), name  # pruned weights exactly zero
+        pruned = (~keep).sum(dim=1)
+        if structure == "2:4":
+            assert torch.all(keep.reshape(keep.shape[0], -1, 4).sum(dim=2) == 2), name  # along the inputs
+        elif scope == "row":
+            assert torch.all(pruned == round(0.5 * keep.shape[1])), name
+        elif scope == "layer":
+            assert int(pruned.sum()) == round(0.5 * keep.numel()), name
+    if structure == "2:4":
+        check_structure(outcome.mask, parse_structure("2:4"))
+        return
+    total = sum(k.numel() for k in outcome.mask.values())
+    assert outcome.mask.total - outcome.mask.kept == round(0.5 * total)
+    # pruning again from the mask only shrinks it, to the new target exactly
+    again = prune_causal_lm(model, calibration, strategy, sparsity=0.75, scope=scope, seed=1, previous=outcome.mask)
+    assert again.mask.is_subset_of(outcome.mask)
+    assert again.mask.total - again.mask.kept == round(0.75 * total)
+
+
+@pytest.mark.parametrize("strategy", ["wanda", "sparsegpt"])
+def test_a_classifier_spec_naming_a_language_model_strategy_gets_one_line(strategy: str) -> None:
+    with pytest.raises(ConfigError, match=f"prune.strategy '{strategy}' prunes language models only") as error:
+        build_specs({"dataset": "synthetic", "model": "mlp", "prune": {"strategy": strategy}})
+    assert "\n" not in str(error.value)

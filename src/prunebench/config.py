@@ -236,11 +236,13 @@ class PruneSpec(Spec):
         if name not in registry:
             close = difflib.get_close_matches(name, registry.names(), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            weights = [n for n in registry.names() if CHANNEL not in registry.get(n).structures]
+            weights = [n for n in registry.names() if registry.get(n).structures and CHANNEL not in registry.get(n).structures]
             channels = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
+            lm_only = [n for n in registry.names() if not registry.get(n).structures]
+            lm_hint = f"; for language models only: {', '.join(lm_only)}" if lm_only else ""
             raise ValueError(
                 f"unknown strategy {name!r}{hint} (known: {', '.join(weights)}; with structure "
-                f"'channel': {', '.join(channels)})"
+                f"'channel': {', '.join(channels)}{lm_hint})"
             )
         return name
 
@@ -250,6 +252,11 @@ class PruneSpec(Spec):
         registry = catalog.strategies()
         strategy = registry.get(self.strategy)
         kind = catalog.parse_structure(self.structure).kind
+        if not strategy.structures and getattr(strategy, "lm", None) is not None:
+            raise ValueError(
+                f"prune.strategy {self.strategy!r} prunes language models only (e.g. model smollm2-135m); "
+                f"classifiers are pruned by {', '.join(n for n in registry.names() if registry.get(n).structures)}"
+            )
         if kind not in strategy.structures:
             if kind == CHANNEL:
                 fitting = [n for n in registry.names() if CHANNEL in registry.get(n).structures]

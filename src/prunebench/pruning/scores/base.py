@@ -15,7 +15,7 @@ import types
 import typing
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import torch
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -63,6 +63,65 @@ def one_round(options: Any) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class LayerStatistics:
+    """What was measured at one Linear layer's input over the calibration tokens (the tokens
+    are the rows of ``X``, ``(tokens, in)``); a field is None when the strategy did not ask."""
+
+    tokens: int
+    sq_norms: torch.Tensor | None = None  # (in,): ||X_j||_2^2, the squared norm of each input feature
+    hessian: torch.Tensor | None = None  # (in, in): (2/tokens) X^T X (prunebench.pruning.obs)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerTarget:
+    """What to prune from one ``(out, in)`` weight: ``sparsity`` (unstructured, compared per
+    output row with scope ``row``, over the whole layer with ``layer``) or ``n`` kept of every
+    ``m`` consecutive inputs. ``pruned`` marks weights an earlier mask pruned: they stay pruned."""
+
+    sparsity: float | None = None
+    n: int | None = None
+    m: int | None = None
+    scope: Literal["row", "layer"] = "row"
+    pruned: torch.Tensor | None = None
+
+
+# ``score(weight, stats, options, generator) -> scores`` (low are pruned) or ``prune(weight,
+# stats, target, options) -> (new weight, keep)`` for strategies that also rewrite the weights.
+LayerScoreFn = Callable[[torch.Tensor, LayerStatistics, Any, torch.Generator], torch.Tensor]
+LayerPruneFn = Callable[[torch.Tensor, LayerStatistics, LayerTarget, Any], tuple[torch.Tensor, torch.Tensor]]
+LM_SCOPES = ("row", "layer", "global")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerPruner:
+    """How a strategy prunes the Linear layers of a causal language model (its ``lm`` form).
+
+    ``statistics`` is what the layer-sequential driver (:mod:`prunebench.pruning.layerwise`)
+    measures at each Linear's input: ``none`` (data-free; no calibration pass), ``norms`` or
+    ``hessian``. ``scopes`` are the scopes it accepts, its default first; ``global`` only
+    where scores are comparable across layers without data. Exactly one of ``score`` (the
+    driver selects) and ``prune`` (the strategy selects and rewrites the weight) is given."""
+
+    description: str
+    statistics: Literal["none", "norms", "hessian"]
+    scopes: tuple[str, ...]
+    score: LayerScoreFn | None = None
+    prune: LayerPruneFn | None = None
+
+    def __post_init__(self) -> None:
+        if (self.score is None) == (self.prune is None):
+            raise ValueError("a LayerPruner has exactly one of score and prune")
+        if not self.scopes or set(self.scopes) - set(LM_SCOPES):
+            raise ValueError(f"LayerPruner scopes must be among {LM_SCOPES}, got {self.scopes}")
+        if "global" in self.scopes and (self.statistics != "none" or self.score is None):
+            raise ValueError("scope 'global' needs data-free scores, comparable across layers")
+
+    @property
+    def default_scope(self) -> str:
+        return self.scopes[0]
+
+
+@dataclasses.dataclass(frozen=True)
 class Strategy(Generic[OptionsT]):
     """A weight strategy. An iterative one (SynFlow) declares ``rounds``: the selection layer
     then scores, selects a provisional mask, and rescores the masked model that many times
@@ -70,22 +129,35 @@ class Strategy(Generic[OptionsT]):
     provisional selections rank by (SynFlow: the log, as flows overflow float32)."""
 
     name: str
-    score: Callable[[ScoreInputs, OptionsT], Scores]
+    score: Callable[[ScoreInputs, OptionsT], Scores] | None  # None: it prunes language models only
     options_type: type[OptionsT]
-    structures: tuple[str, ...] = WEIGHT_STRUCTURES
+    structures: tuple[str, ...] = WEIGHT_STRUCTURES  # () when it prunes language models only
     rounds: Callable[[OptionsT], int] = one_round
     rank: Callable[[torch.Tensor], torch.Tensor] | None = None
     update: UpdateFn | None = None  # rewrites the kept weights after selection (see UpdateFn)
+    lm: LayerPruner | None = None  # its form for causal language models, where it has one
 
     @property
     def description(self) -> str:
+        if self.score is None:
+            return self.lm.description if self.lm is not None else ""
         return first_line(self.score)
+
+    @property
+    def prunes_classifiers(self) -> bool:
+        return self.score is not None
+
+    @property
+    def prunes_language_models(self) -> bool:
+        return self.lm is not None
 
     def parse_options(self, raw: Mapping[str, Any] | None) -> OptionsT:
         """Validate ``prune.options`` against this strategy's dataclass."""
         return parse_options(self.name, self.options_type, raw)
 
     def __call__(self, inputs: ScoreInputs, options: OptionsT | None = None) -> Scores:
+        if self.score is None:
+            raise ValueError(f"strategy {self.name!r} prunes language models only")
         scores = self.score(inputs, options if options is not None else self.options_type())
         check_scores(self.name, inputs.params, scores)
         return scores
@@ -163,14 +235,23 @@ def register_scorer(
     rounds: Callable[[Any], int] = one_round,
     rank: Callable[[torch.Tensor], torch.Tensor] | None = None,
     update: UpdateFn | None = None,
+    lm: LayerPruner | None = None,
 ) -> Callable[[ScorerFn], ScorerFn]:
-    """Register ``fn(inputs, options) -> scores`` as weight strategy ``name`` (``update``: see UpdateFn)."""
+    """Register ``fn(inputs, options) -> scores`` as weight strategy ``name`` (``update``: see
+    UpdateFn; ``lm``: its form for language models, see LayerPruner)."""
 
     def decorator(fn: ScorerFn) -> ScorerFn:
-        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options, rounds=rounds, rank=rank, update=update))
+        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options, rounds=rounds, rank=rank,
+                                      update=update, lm=lm))
         return fn
 
     return decorator
+
+
+def register_lm_strategy(name: str, pruner: LayerPruner, options: type = NoOptions) -> LayerPruner:
+    """Register a strategy that prunes causal language models only (no classifier form)."""
+    STRATEGIES.add(name, Strategy(name=name, score=None, options_type=options, structures=(), lm=pruner))
+    return pruner
 
 
 class StrategyView:

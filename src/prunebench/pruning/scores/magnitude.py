@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from prunebench.pruning.scores.base import NoOptions, ScoreInputs, Scores, register_scorer
+import torch
+
+from prunebench.pruning.scores.base import LayerPruner, LayerStatistics, NoOptions, ScoreInputs, Scores, register_scorer
 
 
-@register_scorer("magnitude")
+def magnitude_of_layer(weight: torch.Tensor, stats: LayerStatistics, options: NoOptions, generator: torch.Generator) -> torch.Tensor:
+    return weight.detach().abs()
+
+
+# For language models: compared per output row by default (Wanda's magnitude baseline, Sun et
+# al. 2024), per layer, or across all layers (data-free scores are comparable across layers).
+MAGNITUDE_LM = LayerPruner("|w| of each Linear weight in the decoder blocks", "none", ("row", "layer", "global"),
+                           score=magnitude_of_layer)
+
+
+@register_scorer("magnitude", lm=MAGNITUDE_LM)
 def magnitude(inputs: ScoreInputs, options: NoOptions) -> Scores:
     """|w|: the smallest weights are pruned."""
     return {name: p.detach().abs() for name, p in inputs.params.items()}

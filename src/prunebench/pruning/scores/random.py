@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from prunebench.pruning.scores.base import NoOptions, ScoreInputs, Scores, register_scorer
+from prunebench.pruning.scores.base import LayerPruner, LayerStatistics, NoOptions, ScoreInputs, Scores, register_scorer
 
 
-@register_scorer("random")
+def random_for_layer(weight: torch.Tensor, stats: LayerStatistics, options: NoOptions, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(weight.shape, generator=generator).to(weight.device)
+
+
+RANDOM_LM = LayerPruner("uniform scores from the run's generator", "none", ("row", "layer", "global"),
+                        score=random_for_layer)
+
+
+@register_scorer("random", lm=RANDOM_LM)
 def random(inputs: ScoreInputs, options: NoOptions) -> Scores:
     """Uniform scores from the run's generator, so the same seed prunes the same weights."""
     return {

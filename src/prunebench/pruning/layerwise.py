@@ -1,0 +1,404 @@
+"""One-shot pruning of a causal language model, decoder block by decoder block.
+
+The prunable weights are the ``nn.Linear`` layers inside the decoder blocks; embeddings,
+norms and the LM head are not. Strategies with calibration statistics (Wanda's input norms,
+SparseGPT's Hessian) see each block's inputs as the outputs of the blocks before it *after*
+those were pruned (SparseGPT's sequential recipe, which Wanda follows): the inputs of a block
+are captured once, run through the dense block with hooks on its Linear inputs (Linears that
+read the same tensor, q/k/v or gate/up, share one statistic), the block's Linears are pruned,
+and the pruned block is run again to make the next block's inputs. Data-free strategies
+(magnitude, random) need no forward pass at all.
+
+Allocation across blocks is ``uniform`` (every Linear at the target sparsity) or ``owl``:
+Outlier Weighed Layerwise sparsity (Yin et al. 2024, "Outlier Weighed Layerwise Sparsity
+(OWL): A Missing Secret Sauce for Pruning LLMs to High Sparsity"). A block's outlier ratio
+``D_l`` is the fraction of its Wanda scores ``|W| ||X||_2`` (on the dense model) above ``M``
+times their mean (``M = 5``); the ratios are mapped linearly onto a range of width ``2
+lambda`` (``lambda = 0.08``) and the block sparsity is ``s - (r_l - mean r)``: more outliers,
+more density, the mean sparsity held at ``s`` (the authors' code; the paper's interval ``[s -
+lambda, s + lambda]`` centred on the mean rather than its midpoint).
+
+Scopes (unstructured only; N:M is per group of M inputs): ``row`` compares within each output
+row, ``layer`` within each Linear, ``global`` across all of them. Each strategy says which it
+accepts (:class:`prunebench.pruning.scores.base.LayerPruner`): Wanda row or layer (row by
+default, as in the paper), SparseGPT layer (the paper: its mask per block of columns over all
+rows) or row, magnitude and random all three (row by default, Wanda's magnitude baseline);
+global only for data-free scores, which are comparable across layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.errors import ConfigError
+from prunebench.pruning.mask import Mask
+from prunebench.pruning.obs import add_to_hessian
+from prunebench.pruning.scores.base import STRATEGIES, LayerPruner, LayerStatistics, LayerTarget
+from prunebench.pruning.structures import parse_structure
+
+# Where causal LMs keep their decoder blocks (Llama, Mistral, Qwen, Phi: model.layers; OPT:
+# model.decoder.layers; GPT-NeoX: gpt_neox.layers; GPT-J/Falcon-style: transformer.h).
+BLOCK_PATHS = ("model.layers", "model.decoder.layers", "gpt_neox.layers", "transformer.h")
+OWL_M = 5.0  # Yin et al. 2024: a score is an outlier above M times its block's mean
+OWL_LAMBDA = 0.08  # Yin et al. 2024: half the width of the range of block sparsities
+
+
+@dataclasses.dataclass(frozen=True)
+class LMPruneOutcome:
+    mask: Mask  # over lm_prunable(model), True = kept
+    layer_sparsity: dict[str, float]  # fraction pruned of each prunable weight
+    seconds: float
+
+
+def decoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The model's decoder blocks; ConfigError naming the model class if it has none."""
+    for path in BLOCK_PATHS:
+        try:
+            blocks = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(blocks, nn.ModuleList) and any(isinstance(m, nn.Linear) for b in blocks for m in b.modules()):
+            return blocks
+    raise ConfigError(
+        f"model: {type(model).__name__} has no decoder blocks of nn.Linear layers to prune "
+        f"(looked for {', '.join(BLOCK_PATHS)})"
+    )
+
+
+def _block_linears(model: nn.Module) -> list[dict[str, nn.Linear]]:
+    """Per decoder block, its Linear layers by the full name of their weight."""
+    blocks = decoder_blocks(model)
+    prefix = next(name for name, module in model.named_modules() if module is blocks)
+    return [
+        {f"{prefix}.{index}.{name}.weight": module for name, module in block.named_modules() if isinstance(module, nn.Linear)}
+        for index, block in enumerate(blocks)
+    ]
+
+
+def lm_prunable(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The weights of the nn.Linear layers inside the decoder blocks, by parameter name."""
+    return {name: linear.weight for linears in _block_linears(model) for name, linear in linears.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration: block inputs and statistics at the Linear inputs
+
+
+class _Accumulator:
+    """The running statistic of one Linear input: squared feature norms, or the Hessian."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.tokens = kind, 0
+        self.sq_norms: torch.Tensor | None = None
+        self.hessian: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        rows = x.detach().reshape(-1, x.shape[-1]).to(torch.float32)
+        if self.kind == "hessian":
+            self.hessian, _ = add_to_hessian(self.hessian, rows, self.tokens)
+        else:
+            squares = rows.square().sum(dim=0)
+            self.sq_norms = squares if self.sq_norms is None else self.sq_norms + squares
+        self.tokens += rows.shape[0]
+
+    def result(self) -> LayerStatistics:
+        return LayerStatistics(tokens=self.tokens, sq_norms=self.sq_norms, hessian=self.hessian)
+
+
+@contextmanager
+def _statistics_hooks(linears: Mapping[str, nn.Linear], kind: str) -> Iterator[dict[str, _Accumulator]]:
+    """Hooks on the Linear inputs; Linears fed the very same tensor share one accumulator."""
+    stats: dict[str, _Accumulator] = {}
+    last: list[Any] = [None, None]  # (input tensor, its accumulator) of the latest hook call
+
+    def hook_for(name: str) -> Any:
+        def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            x = args[0]
+            if last[0] is x:
+                stats.setdefault(name, last[1])
+                return
+            accumulator = stats.setdefault(name, _Accumulator(kind))
+            accumulator.add(x)
+            last[0], last[1] = x, accumulator
+
+        return hook
+
+    handles = [linear.register_forward_pre_hook(hook_for(name)) for name, linear in linears.items()]
+    try:
+        yield stats
+    finally:
+        for handle in handles:
+            handle.remove()
+        last[0] = last[1] = None
+
+
+class _Captured(Exception):
+    """Raised by the hook on the first block once it has its inputs."""
+
+
+@dataclasses.dataclass
+class _BlockInputs:
+    """The inputs of the current block, one entry per calibration batch."""
+
+    hidden: list[torch.Tensor]
+    kwargs: list[dict[str, Any]]
+
+
+def _first_block_inputs(model: nn.Module, calibration: torch.Tensor, batch_size: int) -> _BlockInputs:
+    block = decoder_blocks(model)[0]
+    captured = _BlockInputs([], [])
+
+    def catch(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        captured.hidden.append(hidden.detach())
+        captured.kwargs.append({k: v for k, v in kwargs.items() if k != "hidden_states"})
+        raise _Captured
+
+    handle = block.register_forward_pre_hook(catch, with_kwargs=True)
+    try:
+        for batch in calibration.split(batch_size):
+            try:
+                model(input_ids=batch, use_cache=False)
+            except _Captured:
+                pass
+    finally:
+        handle.remove()
+    return captured
+
+
+def _run_block(block: nn.Module, inputs: _BlockInputs) -> None:
+    for index, (hidden, kwargs) in enumerate(zip(inputs.hidden, inputs.kwargs)):
+        out = block(hidden, **kwargs)
+        inputs.hidden[index] = out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _observe(block: nn.Module, linears: Mapping[str, nn.Linear], inputs: _BlockInputs, kind: str) -> dict[str, LayerStatistics]:
+    """One pass of the block over the calibration inputs (leaving them as they were)."""
+    with _statistics_hooks(linears, kind) as stats:
+        for hidden, kwargs in zip(inputs.hidden, inputs.kwargs):
+            block(hidden, **kwargs)
+    return {name: stats[name].result() for name in linears}
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection from scores
+
+
+def keep_from_scores(scores: torch.Tensor, target: LayerTarget) -> torch.Tensor:
+    """The keep mask of one ``(out, in)`` weight from its scores (low pruned): N:M keeps the
+    ``n`` highest of every ``m`` consecutive inputs; otherwise exactly ``round(sparsity * in)``
+    per row (scope ``row``) or ``round(sparsity * numel)`` in the layer (``layer``) are pruned,
+    earlier pruned weights first."""
+    scores = scores.to(torch.float32)
+    if target.pruned is not None:
+        scores = scores.masked_fill(target.pruned.to(scores.device), -torch.inf)
+    out_features, in_features = scores.shape
+    if target.n is not None and target.m is not None:
+        groups = scores.reshape(out_features, in_features // target.m, target.m)
+        top = groups.topk(target.n, dim=2).indices
+        return torch.zeros_like(groups, dtype=torch.bool).scatter_(2, top, True).reshape(scores.shape)
+    assert target.sparsity is not None
+    flat = scores if target.scope == "row" else scores.reshape(1, -1)
+    count = round(target.sparsity * flat.shape[1])
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    if count:
+        keep.scatter_(1, flat.topk(count, dim=1, largest=False).indices, False)
+    return keep.reshape(scores.shape)
+
+
+def _global_keep(scores: Mapping[str, torch.Tensor], sparsity: float, pruned: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """Exactly ``round(sparsity * total)`` of all the weights, lowest scores first."""
+    flat = torch.cat([
+        (s.to(torch.float32).masked_fill(pruned[n], -torch.inf) if pruned is not None else s.to(torch.float32)).flatten()
+        for n, s in scores.items()
+    ])
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    count = round(sparsity * flat.numel())
+    if count:
+        keep[flat.topk(count, largest=False).indices] = False
+    pieces = keep.split([s.numel() for s in scores.values()])
+    return {name: piece.reshape(s.shape) for (name, s), piece in zip(scores.items(), pieces)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Allocation
+
+
+def owl_sparsities(ratios: Sequence[float], sparsity: float, lam: float = OWL_LAMBDA) -> list[float]:
+    """Block sparsities from outlier ratios (Yin et al. 2024): mapped linearly onto a range of
+    width ``2 lam``, more outliers less sparse, mean ``sparsity``."""
+    r = torch.tensor(ratios, dtype=torch.float64)
+    spread = r.max() - r.min()
+    scaled = (r - r.min()) / spread * (2 * lam) if spread > 0 else torch.zeros_like(r)
+    values = sparsity - (scaled - scaled.mean())
+    if bool((values < 0).any() or (values >= 1).any()):
+        raise ConfigError(
+            f"prune.allocation 'owl': sparsity {sparsity} +- {lam} leaves [0, 1) for some block; "
+            "use a sparsity further from 0 and 1 or allocation 'uniform'"
+        )
+    return values.tolist()
+
+
+def outlier_ratio(scores: Sequence[torch.Tensor], m: float = OWL_M) -> float:
+    """The fraction of a block's scores above ``m`` times their mean."""
+    flat = torch.cat([s.flatten() for s in scores])
+    return float((flat > m * flat.mean()).to(torch.float64).mean())
+
+
+def _owl_ratios(model: nn.Module, calibration: torch.Tensor, batch_size: int, m: float) -> list[float]:
+    """Outlier ratios of the Wanda scores of every block, on the dense model."""
+    inputs = _first_block_inputs(model, calibration, batch_size)
+    ratios = []
+    blocks = decoder_blocks(model)
+    for block, linears in zip(blocks, _block_linears(model)):
+        stats = _observe(block, linears, inputs, "norms")
+        scores = [lin.weight.detach().abs().to(torch.float32) * stats[n].sq_norms.sqrt().unsqueeze(0)  # type: ignore[union-attr]
+                  for n, lin in linears.items()]
+        ratios.append(outlier_ratio(scores, m))
+        _run_block(block, inputs)
+    return ratios
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver
+
+
+def _parse_target(structure: str, sparsity: float | None) -> tuple[int | None, int | None]:
+    parsed = parse_structure(structure)
+    if parsed.kind == "nm":
+        if sparsity is not None:
+            raise ConfigError(f"prune.structure {structure!r} fixes the sparsity at 1 - N/M: leave prune.sparsity out")
+        return parsed.n, parsed.m
+    if parsed.kind != "unstructured":
+        raise ConfigError(f"prune.structure {structure!r}: language models are pruned 'unstructured' or 'N:M' (e.g. '2:4')")
+    if sparsity is None or not 0 < sparsity < 1:
+        raise ConfigError(f"prune.sparsity must be in (0, 1), got {sparsity}")
+    return None, None
+
+
+def _lm_pruner(strategy: str) -> tuple[Any, LayerPruner]:
+    registered = STRATEGIES.get(strategy)
+    pruner = getattr(registered, "lm", None)
+    if pruner is None:
+        known = [n for n in STRATEGIES.names() if getattr(STRATEGIES.get(n), "lm", None) is not None]
+        raise ConfigError(f"prune.strategy {strategy!r} does not prune language models (those that do: {', '.join(known)})")
+    return registered, pruner
+
+
+@contextmanager
+def _inference(model: nn.Module) -> Iterator[None]:
+    modes = [m.training for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, mode in zip(model.modules(), modes):
+            module.training = mode
+
+
+def prune_causal_lm(
+    model: nn.Module,
+    calibration: torch.Tensor,
+    strategy: str,
+    *,
+    sparsity: float | None = None,
+    structure: str = "unstructured",
+    scope: str | None = None,
+    allocation: str = "uniform",
+    options: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    previous: Mask | None = None,
+    batch_size: int = 8,
+    owl_m: float = OWL_M,
+    owl_lambda: float = OWL_LAMBDA,
+) -> LMPruneOutcome:
+    """Prune ``model``'s decoder-block Linears in place with ``strategy``, one-shot.
+
+    ``calibration``: ``(n_samples, seq_len)`` token ids, run ``batch_size`` samples at a time.
+    ``sparsity`` (unstructured) or ``structure`` ``"N:M"``; ``scope`` None takes the
+    strategy's default. ``previous``: an earlier mask over the same weights, kept pruned (the
+    new mask only shrinks it). Pruned weights are exactly zero on return; the model's modes,
+    torch's threads and the global RNG are left as they were (``seed`` drives a generator of
+    its own)."""
+    started = time.perf_counter()
+    registered, pruner = _lm_pruner(strategy)
+    parsed_options = registered.parse_options(options)
+    n, m = _parse_target(structure, sparsity)
+    scope = scope or pruner.default_scope
+    if scope not in pruner.scopes:
+        raise ConfigError(f"prune.scope {scope!r}: strategy {strategy!r} prunes language models with scope {' or '.join(pruner.scopes)}")
+    if allocation not in ("uniform", "owl"):
+        raise ConfigError(f"prune.allocation {allocation!r}: 'uniform' or 'owl'")
+    if allocation == "owl" and (m is not None or scope == "global"):
+        raise ConfigError("prune.allocation 'owl' sets a sparsity per block: it needs an unstructured target and scope row or layer")
+    if previous is not None and m is not None:
+        raise ConfigError(f"prune.structure {structure!r} cannot refine an earlier mask")
+    blocks_linears = _block_linears(model)
+    for linears in blocks_linears:
+        for name, linear in linears.items():
+            if m is not None and linear.in_features % m:
+                raise ConfigError(f"prune.structure {structure!r}: M={m} does not divide the input dimension {linear.in_features} of {name}")
+    needs_data = pruner.statistics != "none" or allocation == "owl"
+    if needs_data and (calibration.dim() != 2 or calibration.dtype != torch.long or calibration.numel() == 0):
+        raise ValueError("calibration must be a non-empty (n_samples, seq_len) tensor of token ids")
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    calibration = calibration.to(device)
+
+    with _inference(model):
+        ratios = _owl_ratios(model, calibration, batch_size, owl_m) if allocation == "owl" else None
+        block_sparsity = (owl_sparsities(ratios, sparsity, owl_lambda) if ratios is not None  # type: ignore[arg-type]
+                          else [sparsity] * len(blocks_linears))
+        targets = {
+            name: LayerTarget(sparsity=block_sparsity[index], n=n, m=m, scope="layer" if scope == "global" else scope,  # type: ignore[arg-type]
+                              pruned=None if previous is None else ~previous[name].to(device))
+            for index, linears in enumerate(blocks_linears) for name in linears
+        }
+        keep: dict[str, torch.Tensor] = {}
+        if pruner.statistics == "none":
+            empty = LayerStatistics(tokens=0)
+            weights = {name: lin.weight for linears in blocks_linears for name, lin in linears.items()}
+            scores = {name: pruner.score(w, empty, parsed_options, generator) for name, w in weights.items()}  # type: ignore[misc]
+            if scope == "global" and m is None:
+                pruned = None if previous is None else {name: ~previous[name].to(device) for name in weights}
+                keep = _global_keep(scores, sparsity, pruned)  # type: ignore[arg-type]
+            else:
+                keep = {name: keep_from_scores(scores[name], targets[name]) for name in weights}
+            for name, w in weights.items():
+                w.masked_fill_(~keep[name], 0)
+        else:
+            inputs = _first_block_inputs(model, calibration, batch_size)
+            blocks = decoder_blocks(model)
+            for index, (block, linears) in enumerate(zip(blocks, blocks_linears)):
+                stats = _observe(block, linears, inputs, pruner.statistics)
+                for name, linear in linears.items():
+                    keep[name] = _prune_linear(pruner, linear, stats[name], targets[name], parsed_options, generator)
+                if index + 1 < len(blocks):
+                    _run_block(block, inputs)  # the pruned block's outputs feed the next block
+
+    mask = Mask({name: k.cpu() for name, k in keep.items()})
+    layer_sparsity = {name: 1.0 - float(k.to(torch.float64).mean()) for name, k in keep.items()}
+    return LMPruneOutcome(mask=mask, layer_sparsity=layer_sparsity, seconds=time.perf_counter() - started)
+
+
+def _prune_linear(
+    pruner: LayerPruner, linear: nn.Linear, stats: LayerStatistics, target: LayerTarget, options: Any,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    weight = linear.weight
+    if pruner.prune is not None:
+        new, keep = pruner.prune(weight, stats, target, options)
+        weight.copy_(new.to(weight.dtype))
+    else:
+        assert pruner.score is not None
+        keep = keep_from_scores(pruner.score(weight, stats, options, generator), target)
+    weight.masked_fill_(~keep, 0)  # pruned weights exactly zero, whatever the update wrote
+    return keep
