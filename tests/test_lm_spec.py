@@ -80,7 +80,7 @@ def test_dense_id_is_the_model_and_its_evaluation_not_the_seed_or_method() -> No
         ({"prune": {"sparsity": 0}}, "prune.sparsity"),
         ({"prune": {"sparsity": -0.5}}, "prune.sparsity"),
         ({"prune": {"structure": "2:4"}}, "prune.sparsity"),  # N:M fixes the sparsity: not both
-        ({"prune": {"structure": "channel"}}, "prune.structure"),
+        ({"prune": {"strategy": "wanda", "structure": "channel"}}, "prune.structure"),
         ({"prune": {"allocation": "owl", "structure": "2:4", "sparsity": None}}, "prune.allocation"),
         ({"prune": {"allocation": "uniformish"}}, "prune.allocation"),
         ({"prune": {"calibration": {"n_samples": 0}}}, "prune.calibration.n_samples"),

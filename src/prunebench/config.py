@@ -252,11 +252,9 @@ class PruneSpec(Spec):
         registry = catalog.strategies()
         strategy = registry.get(self.strategy)
         kind = catalog.parse_structure(self.structure).kind
-        if not strategy.structures and getattr(strategy, "lm", None) is not None:
-            raise ValueError(
-                f"prune.strategy {self.strategy!r} prunes language models only (e.g. model smollm2-135m); "
-                f"classifiers are pruned by {', '.join(n for n in registry.names() if registry.get(n).structures)}"
-            )
+        if not strategy.structures and getattr(strategy, "lm", None) is not None:  # the model decides (ExperimentSpec)
+            strategy.parse_options(self.options)
+            return self
         if kind not in strategy.structures:
             if kind == CHANNEL:
                 fitting = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
@@ -393,9 +391,15 @@ class ExperimentSpec(Spec):
             for key in keys:
                 if getattr(owner, key) != _default(type(owner), key):
                     name = f"{section}.{key}" if section else key
-                    raise ValueError(f"{name} only applies to {kind}, not to model {self.model!r}: leave it out")
+                    raise ValueError(f"{name}: only applies to {kind}, not to model {self.model!r}: leave it out")
         if lm:
             self.lm_rules()
+        elif not catalog.strategies().get(self.prune.strategy).structures:
+            registry = catalog.strategies()
+            raise ValueError(
+                f"prune.strategy {self.prune.strategy!r} prunes language models only (e.g. model smollm2-135m); "
+                f"classifiers are pruned by {', '.join(n for n in registry.names() if registry.get(n).structures)}"
+            )
         elif self.prune.scope == "row":
             raise ValueError(f"prune.scope 'row' (per output row) applies to causal language models, not to model "
                              f"{self.model!r} (allowed: 'global' or 'layer')")
@@ -585,6 +589,7 @@ def format_validation_error(exc: ValidationError) -> str:
         # a validator's message that names its exact key (prune.options.x) speaks for itself
         names_key = re.match(r"[a-z_]+(\.[a-z0-9_]+)+\b", message) is not None
         names_key = names_key and (where == "config" or re.match(re.escape(where) + r"[.:]", message) is not None)
+        names_key = names_key or (where == "config" and message.split(":")[0] in ExperimentSpec.model_fields)
         lines.append(message if names_key else f"{where}: {message}")
     return "; ".join(lines)
 
