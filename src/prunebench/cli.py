@@ -120,7 +120,7 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.data import DATASETS
     from prunebench.models import MODELS
     from prunebench.plugins import load_plugins
-    from prunebench.catalog import strategies
+    from prunebench.catalog import lm_models, strategies, text_datasets
 
     load_plugins(args.plugin, "--plugin")
     STRATEGIES = strategies()
@@ -139,7 +139,10 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
         fields = dataclasses.fields(strategy.options_type)
         defaults = strategy.options_type()
         options = ", ".join(f"prune.options.{f.name}={getattr(defaults, f.name)!r}" for f in fields) or "no options"
-        return f"  {name}: {strategy.description} (structures: {', '.join(strategy.structures)}; {options})"
+        forms = [f"structures: {', '.join(strategy.structures)}"] if strategy.structures else []
+        if getattr(strategy, "lm", None) is not None:
+            forms.append(f"language models, scopes: {', '.join(strategy.lm.scopes)}")
+        return f"  {name}: {strategy.description} ({'; '.join(forms)}; {options})"
 
     def mode_line(name: str) -> str:
         mode = RETRAIN_MODES.get(name)
@@ -152,8 +155,11 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
 
     lines = {
         "strategies": ["strategies (prune.strategy):", *map(strategy_line, STRATEGIES.names())],
-        "models": [f"models: {', '.join(MODELS.names())}"],
-        "datasets": [f"datasets: {', '.join(DATASETS.names())}"],
+        "models": [f"models: {', '.join(MODELS.names())}",
+                   f"language models: {', '.join(lm_models().names())}, hf:<directory, .gguf file or hub id>"],
+        "datasets": [f"datasets: {', '.join(DATASETS.names())}",
+                     f"text corpora (language models): {', '.join(n for n in text_datasets().names() if not n.endswith(':'))}, "
+                     "text:<file or folder>"],
         "schedules": ["schedules (prune.schedule):", *map(schedule_line, SCHEDULES.names())],
         "retrain-modes": ["retraining modes (retrain.mode):", *map(mode_line, RETRAIN_MODES.names())],
     }

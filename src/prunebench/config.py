@@ -478,7 +478,7 @@ class ExperimentSpec(Spec):
     def known_dataset(cls, name: str) -> str:
         if not catalog.is_text_dataset(name):
             if name not in catalog.datasets():
-                text = catalog.text_datasets().names()
+                text = [n for n in catalog.text_datasets().names() if not n.endswith(":")]
                 raise ValueError(f"{catalog.datasets().unknown_message(name)[:-1]}; text: {', '.join(text)}, text:<path>)")
         return name
 
