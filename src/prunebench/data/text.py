@@ -269,6 +269,7 @@ def download_shakespeare(target: Path) -> Path:
                         f"{sha256_bytes(data)}, expected {SHAKESPEARE_SHA256}")
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
         tmp.write(data)
+    os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, target)
     return target
 

@@ -159,13 +159,31 @@ def cached_load(key: tuple[str, ...], name: str) -> LoadedLM:
     check_causal(transformers, config, name)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **options)
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **options)
+        # The config read above is passed on: a GGUF's metadata takes seconds to parse each time.
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32,
+                                                                  **options)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"model {name!r}: transformers could not load {path}: {first_line(exc)}") from None
     tokenizer.name_or_path = name  # record the config's name, not a machine's path
+    if kind == "gguf":
+        plain_dense(model)
     model = model.float().eval()
     return LoadedLM(model=model, tokenizer=tokenizer, name=name, source=str(path), sha256=sha,
                     description=description, num_parameters=sum(p.numel() for p in model.parameters()))
+
+
+def plain_dense(model: nn.Module) -> None:
+    """Unmark a model loaded from GGUF as quantized: transformers has dequantized every weight to
+    a plain float32 tensor, but the mark would refuse ``.float()``, ``.to(dtype)`` and
+    fine-tuning. Where the weights came from is recorded in the description and checksum."""
+    if any(p.dtype != torch.float32 or type(p.data) is not torch.Tensor for p in model.parameters()):
+        raise ConfigError(f"{type(model).__name__} from GGUF did not load as plain float32 tensors")
+    model.hf_quantizer = None
+    if getattr(model, "is_quantized", False):
+        model.is_quantized = False
+    for config in (model.config, getattr(model, "generation_config", None)):
+        if config is not None and hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")
 
 
 def require_transformers(gguf: bool) -> Any:
