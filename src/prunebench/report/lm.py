@@ -11,6 +11,7 @@ model, and a ratio means the same at perplexity 20 as at 200.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -42,6 +43,7 @@ def mean_sparsity(point: Point) -> float:
 def perplexity_figure(group: Group) -> bytes:
     """Perplexity (log axis) against the sparsity reached, mean and 95% band over seeds."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    reached: list[float] = []
     for curve in group.sorted_curves():
         points = sorted(curve.points.values(), key=mean_sparsity)
         x = np.array([mean_sparsity(p) * 100 for p in points])
@@ -49,15 +51,18 @@ def perplexity_figure(group: Group) -> bytes:
         mean = np.array([e.mean for e in estimates])
         low = np.array([e.ci_low for e in estimates])
         high = np.array([e.ci_high for e in estimates])
+        reached += list(x)
         style = "--" if curve.role == "control" else "-"
+        scope = json.loads(curve.settings.get("prune.scope", '""'))
+        label = f"{curve.strategy} ({scope}{', N:M' if curve.target_kind == 'nm' else ''})"
         if curve.target_kind == "nm":  # fixed patterns: points, not a curve
             errors = np.nan_to_num(np.array([mean - low, high - mean]))
-            bars = ax.errorbar(x, mean, yerr=errors, fmt="s", markersize=5, capsize=3, label=curve.label)
+            bars = ax.errorbar(x, mean, yerr=errors, fmt="s", markersize=5, capsize=3, label=label)
             for xi, yi, point in zip(x, mean, points):
                 ax.annotate(point.level, (xi, yi), textcoords="offset points", xytext=(5, 3), fontsize=7,
                             color=bars.lines[0].get_color())
             continue
-        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=curve.label)
+        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=label)
         if not np.isnan(low).all():
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
     for entry in group.dense.values():
@@ -66,6 +71,8 @@ def perplexity_figure(group: Group) -> bytes:
         dense = estimate(list(entry.perplexity.values())).mean
         name = f"dense, {entry.setting}" if entry.setting else "dense"
         ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"{name} ({dense:.2f})")
+    if reached:  # a level is a few tenths of a percent off its target (zeros the model had): not a range to zoom to
+        ax.set_xlim(max(0.0, min(reached) - 10), min(100.0, max(reached) + 10))
     ax.set_yscale("log")
     ax.set_xlabel("sparsity (% of prunable weights pruned)")
     ax.set_ylabel("evaluation perplexity (log scale)")
