@@ -221,8 +221,10 @@ def test_calibration_samples():
     assert len(set(samples.flatten().tolist())) == 800  # disjoint
     full = calibration_samples(tokens, 10, 100, seed=3)  # exactly the whole split
     assert sorted(full.flatten().tolist()) == list(range(1000))
-    with pytest.raises(ConfigError, match="n_samples \\* seq_len = 11 \\* 100 = 1100 tokens is more"):
+    with pytest.raises(ConfigError, match="^calibration: n_samples \\* seq_len = 11 \\* 100 = 1100 tokens is more"):
         calibration_samples(tokens, 11, 100, seed=0)
+    with pytest.raises(ConfigError, match="^recovery: n_samples"):
+        calibration_samples(tokens, 11, 100, seed=0, key="recovery")
     with pytest.raises(ConfigError, match="n_samples and seq_len must be >= 1"):
         calibration_samples(tokens, 0, 100, seed=0)
 

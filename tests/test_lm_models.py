@@ -42,6 +42,7 @@ def test_local_directory_loads_fresh_float32_copies(checkpoint):
     assert all(p.dtype == torch.float32 for p in first.model.parameters())
     assert first.num_parameters == sum(p.numel() for p in first.model.parameters())
     assert first.source == str(checkpoint.resolve())
+    assert first.description == f"LlamaForCausalLM from {checkpoint.name}"
     expected = lm.directory_sha256(checkpoint)
     assert first.sha256 == expected and len(expected) == 64
     # Pruning one copy in place must not reach the next load (the process keeps the original).

@@ -183,15 +183,17 @@ def evaluation_budget(encoded: Mapping[str, torch.Tensor], budget: int | None,
     return (torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.long)), ranges
 
 
-def calibration_samples(tokens: torch.Tensor, n_samples: int, seq_len: int, seed: int) -> torch.Tensor:
+def calibration_samples(tokens: torch.Tensor, n_samples: int, seq_len: int, seed: int, *,
+                        key: str = "calibration") -> torch.Tensor:
     """``n_samples`` disjoint runs of ``seq_len`` tokens from ``tokens`` (the calibration split),
     chosen with ``seed``: a seeded offset, then a seeded choice among the aligned runs after it.
-    Returns a LongTensor (n_samples, seq_len)."""
+    Returns a LongTensor (n_samples, seq_len). Errors name ``key``, the config section the
+    caller read the sizes from (the data layer knows no config)."""
     if n_samples < 1 or seq_len < 1:
-        raise ConfigError(f"prune.calibration: n_samples and seq_len must be >= 1, got {n_samples} and {seq_len}")
+        raise ConfigError(f"{key}: n_samples and seq_len must be >= 1, got {n_samples} and {seq_len}")
     available = tokens.numel()
     if n_samples * seq_len > available:
-        raise ConfigError(f"prune.calibration: n_samples * seq_len = {n_samples} * {seq_len} = {n_samples * seq_len} "
+        raise ConfigError(f"{key}: n_samples * seq_len = {n_samples} * {seq_len} = {n_samples * seq_len} "
                           f"tokens is more than the calibration split ({available} tokens)")
     generator = torch.Generator().manual_seed(seed)
     runs = available // seq_len

@@ -155,7 +155,7 @@ def cached_load(key: tuple[str, ...], name: str) -> LoadedLM:
         folder, options = str(path), {}
         config = load_config(transformers, folder, options, name)
         sha = directory_sha256(path)
-        description = f"{getattr(config, 'architectures', None) or [config.model_type]} from {path.name}"
+        description = f"{', '.join(getattr(config, 'architectures', None) or [config.model_type])} from {path.name}"
     check_causal(transformers, config, name)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **options)
