@@ -98,6 +98,10 @@ def no_mps(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     mp.setattr(torch.backends.mps, "is_available", lambda: False)
 
 
+def unfit_checkpoint(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    torch.save({"1.weight": torch.zeros(3, 3)}, tmp / "data")  # written where the DATA placeholder points
+
+
 CASES: dict[str, Case] = {
     # paths
     "results is a file": Case(key="--results", setup=results_is_a_file),
@@ -124,6 +128,9 @@ CASES: dict[str, Case] = {
     "device cuda without CUDA": Case(("device=cuda",), "device", setup=no_cuda),
     "device cuda:7 with one GPU": Case(("device=cuda:7",), "device", setup=one_gpu),
     "device mps without MPS": Case(("device=mps",), "device", setup=no_mps),
+    # your own dense model
+    "dense.checkpoint missing": Case(("dense.checkpoint=DATA",), "dense.checkpoint"),
+    "dense.checkpoint that does not fit": Case(("dense.checkpoint=DATA",), "dense.checkpoint", setup=unfit_checkpoint),
     # fits only once the data is known
     "no training example": Case(("val_fraction=0.9999",), "val_fraction"),
     "gradual end_step past fine-tuning": Case(
@@ -352,6 +359,8 @@ def option_fields() -> Iterator[tuple[str, str, str, type]]:
     registry = catalog.strategies()  # weight and channel strategies alike
     for name in registry.names():
         strategy = registry.get(name)
+        if not strategy.structures:  # language models only: their options go through the same parse_options
+            continue
         structure = "channel" if "channel" in strategy.structures else "unstructured"
         for option, hint in typing.get_type_hints(strategy.options_type, include_extras=True).items():
             for kind in {int, float} & set(leaf_types(hint)):
@@ -435,6 +444,8 @@ SHIPPED_IDS = {  # digest of every run id a shipped config plans (ids hash resol
     "configs/digits-mlp.yaml": "2309fde87a7c4451",
     "configs/mnist-lenet-300-100-sweep.yaml": "3bf086462c9455ae",
     "configs/mnist-lenet-300-100.yaml": "7353f55e2e56ec37",
+    "configs/mnist-lenet-300-100-recipes.yaml": "993fa304622eb43c",
+    "configs/mnist-lenet-300-100-layer-shuffle.yaml": "9f93d5cd307087c6",
 }
 
 
@@ -453,3 +464,6 @@ def test_reproductions_keep_their_run_ids() -> None:
     assert experiment_spec(han["lenet-300-100"]["experiment"], 0).run_id == "c4e3f676aef71179"
     assert experiment_spec(han["lenet-5"]["experiment"], 0).run_id == "bad6ae42246da1f6"
     assert experiment_spec(load_reproduction_config("lth-lenet-mnist")["experiment"], 0).run_id == "32f67a4d3ffadb92"
+    deep = load_reproduction_config("deep-compression-lenet-mnist")["models"]
+    assert experiment_spec(deep["lenet-300-100"]["experiment"], 0).run_id == "fcd333720387084c"
+    assert experiment_spec(deep["lenet-5"]["experiment"], 0).run_id == "85d398bd0e7f8a03"

@@ -31,6 +31,7 @@ from prunebench.data.cifar import (
     python_batch_bytes,
     random_crop_flip,
 )
+from prunebench.data.pixels import Pixels
 from prunebench.errors import DataError
 
 N_TRAIN_BATCH, N_TEST = 4, 6
@@ -106,9 +107,12 @@ def test_cifar10_formats(tmp_path: Path, trusted: Trust, fmt: str, packing: str)
     x, train_y, test_y = expected_raw()
     assert raw.train_x.shape == (5 * N_TRAIN_BATCH, 3, 32, 32) and raw.test_x.shape == (N_TEST, 3, 32, 32)
     assert raw.train_y.equal(train_y) and raw.test_y.equal(test_y) and raw.num_classes == 10
-    # per-channel standardization of the very pixels written
+    # per-channel standardization of the very pixels written, batch by batch from uint8 pixels
     mean, std = x.mean((0, 2, 3), keepdim=True), x.std((0, 2, 3), keepdim=True)
-    torch.testing.assert_close(raw.train_x, (x - mean) / std)
+    assert isinstance(raw.train_x, Pixels) and raw.train_x.pixels.dtype == torch.uint8
+    torch.testing.assert_close(raw.train_x[:], (x - mean) / std)
+    torch.testing.assert_close(raw.train_x[torch.tensor([3, 1])], ((x - mean) / std)[[3, 1]])
+    torch.testing.assert_close(raw.train_x[2], ((x - mean) / std)[2])
     assert len(raw.checksums) == 6
 
 
@@ -117,7 +121,7 @@ def test_both_formats_decode_to_the_same_data(tmp_path: Path, trusted: Trust) ->
     write_folder(tmp_path / "a", cifar10_files("python"))
     write_folder(tmp_path / "b", cifar10_files("binary"))
     a, b = load_cifar(CIFAR10, tmp_path / "a", False), load_cifar(CIFAR10, tmp_path / "b", False)
-    assert a.train_x.equal(b.train_x) and a.test_y.equal(b.test_y)
+    assert a.train_x.pixels.equal(b.train_x.pixels) and a.train_x[:].equal(b.train_x[:]) and a.test_y.equal(b.test_y)
 
 
 def test_cifar100_fine_labels_both_formats(tmp_path: Path, trusted: Trust) -> None:

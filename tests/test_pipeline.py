@@ -17,7 +17,7 @@ from prunebench.train import train
 
 TRAIN = TrainSpec(epochs=2, lr=0.05, batch_size=64)
 FINETUNE = TrainSpec(epochs=1, lr=0.01, batch_size=64)
-TIMING_KEYS = {"timings", "provenance"}  # wall times, and whether the dense checkpoint was reused
+TIMING_KEYS = {"timings", "cost", "provenance"}  # wall times and memory, and whether the dense checkpoint was reused
 
 
 def spec(strategy: str = "grad_magnitude", **changes: object) -> ExperimentSpec:

@@ -17,11 +17,12 @@ from prunebench.reproduce import REPRODUCTIONS, list_reproductions, run_reproduc
 from prunebench.reproduce.common import Check, Report, load_reproduction_config, mean_spread
 
 
-def test_both_reproductions_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
-    assert set(list_reproductions()) == {"lth-lenet-mnist", "han-lenet-mnist"}
+def test_every_reproduction_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    names = {"lth-lenet-mnist", "han-lenet-mnist", "deep-compression-lenet-mnist"}
+    assert set(list_reproductions()) == names
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "lth-lenet-mnist" in out and "han-lenet-mnist" in out
+    assert all(name in out for name in names)
 
 
 def test_unknown_reproductions_and_seed_counts_are_refused() -> None:
@@ -34,7 +35,22 @@ def test_unknown_reproductions_and_seed_counts_are_refused() -> None:
 def experiments() -> list[dict]:  # type: ignore[type-arg]
     lth = load_reproduction_config("lth-lenet-mnist")
     han = load_reproduction_config("han-lenet-mnist")
-    return [lth["experiment"], *(entry["experiment"] for entry in han["models"].values())]
+    deep = load_reproduction_config("deep-compression-lenet-mnist")
+    return [lth["experiment"], *(entry["experiment"] for c in (han, deep) for entry in c["models"].values())]
+
+
+def test_deep_compression_prunes_as_han_and_quantizes_as_the_paper() -> None:
+    han = load_reproduction_config("han-lenet-mnist")
+    deep = load_reproduction_config("deep-compression-lenet-mnist")
+    assert deep["prunable_compression"] == han["prunable_compression"]
+    for name, entry in deep["models"].items():
+        experiment = dict(entry["experiment"])
+        compress = experiment.pop("compress")
+        assert experiment == han["models"][name]["experiment"]  # the same pruned networks, then the stage
+        spec, _ = build_specs(entry["experiment"])
+        assert spec.compress is not None and spec.compress.huffman
+        assert dict(spec.compress.bits) == {"lenet-300-100": {"linear": 6}, "lenet-5": {"conv": 8, "linear": 5}}[name]
+        assert compress["index_bits"] == {k: {"conv": 8, "linear": 5}[k] for k in compress["bits"]}
 
 
 @pytest.mark.parametrize("experiment", experiments())

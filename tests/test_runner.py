@@ -128,16 +128,27 @@ def test_results_command_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> None:
-    plan = plan_from_mapping({**SWEEP, "sweep": {"prune.compression": [2, 4, 8], "seed": [0, 1]}})
+    plan = plan_from_mapping({**SWEEP, "controls": ["random", "layer-shuffle"],
+                              "sweep": {"prune.compression": [2, 4, 8], "seed": [0, 1]}})
     run_plan(plan, tmp_path / "r", make_executor("serial"), live=False)
     html_path = write_report(tmp_path / "r", tmp_path / "out")
     files = {p.name for p in (tmp_path / "out").iterdir()}
     for kind in ("levels", "paired", "summary"):
         assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
-    assert {"synthetic-mlp-top1-vs-compression.png", "synthetic-mlp-top1-vs-speedup.png"} <= files
+    for kind in ("top1", "provenance", "controls", "cost", "matched-speedup"):
+        assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
+    figures = ("top1-vs-compression", "top1-vs-speedup", "pre-retrain-top1", "top1-vs-trainability", "layer-density")
+    assert {f"synthetic-mlp-{kind}.png" for kind in figures} <= files
     page = html_path.read_text()
     assert "VIOLATED: at least 5 compression levels" in page and "VIOLATED: at least 3 seeds" in page
     assert "PASS: random-pruning control" in page and "src=\"http" not in page
+    # What a reviewer needs: the recipe, the versions, the dense size, a strategies x levels table.
+    assert "recipe and provenance" in page and "retraining recipe" in page and "epochs 1, lr 0.01" in page
+    assert "torch " in page and "dense parameters" in page and "dense MACs per example" in page
+    assert "<th>strategy</th><th>setting</th><th>2x</th><th>4x</th><th>8x</th>" in page
+    assert "no significant difference (n = 2)" in page and "p (Holm)" in page and "no difference<" not in page
+    assert "each method against its own sanity controls" in page and "magnitude layer-shuffle" in page
+    assert "what each method cost" in page and "matched theoretical speedup" in page
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
@@ -147,5 +158,5 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
          "--virtual-time-budget=5000", "--dump-dom", html_path.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
-    assert 'data-figures-rendered="2/2"' in dom
-    assert dom.count('data-rendered="true"') == 2 and 'data-rendered="false"' not in dom
+    assert 'data-figures-rendered="5/5"' in dom
+    assert dom.count('data-rendered="true"') == 5 and 'data-rendered="false"' not in dom

@@ -5,6 +5,10 @@
     mask = prune(model, data, strategy="magnitude", compression=8)
     finetune(model, data, mask, epochs=2, lr=0.01)
     print(measure(model, data, mask).sizes.compression_ratio)
+
+Each function takes ``device=`` ("cpu", "cuda", "cuda:N", "mps"), checked against the
+installed torch like a config's ``device``; the model and the data move there. Left out, they
+stay where they are.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import nn
 
 from prunebench.config import PruneSpec, TrainSpec, finetune_default, format_validation_error
 from prunebench.data import DataSplits
+from prunebench.devices import check_device
 from prunebench.errors import ConfigError
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
 from prunebench.pruning import KeepPruned, Mask, PrunablePolicy, prunable_parameters
@@ -31,7 +36,16 @@ def _spec(kind: type[Any], **fields: Any) -> Any:
         raise ConfigError(format_validation_error(exc)) from None
 
 
-GENERIC_PRUNE_FIELDS = ("structure", "speedup", "channel_fraction", "score_batches", "batch_size")
+def _placed(model: nn.Module, data: DataSplits, device: str | None) -> DataSplits:
+    """The data on ``device`` (checked first), with the model moved there too; unchanged for None."""
+    if device is None:
+        return data
+    target = check_device(device)
+    model.to(target)
+    return data.to(target)
+
+
+GENERIC_PRUNE_FIELDS = ("structure", "speedup", "channel_fraction", "merge", "merge_threshold", "score_batches", "batch_size")
 
 
 def prune(
@@ -44,12 +58,14 @@ def prune(
     seed: int = 0,
     prunable: PrunablePolicy | None = None,
     previous: Mask | None = None,
+    device: str | None = None,
     **options: Any,
 ) -> Mask:
     """Prune ``model`` in place to whole-model ``compression`` (default 4); returns the mask.
 
     Extra keyword arguments are PruneSpec fields (``structure``, ``speedup``,
-    ``channel_fraction``, ``score_batches``, ``batch_size``) or the strategy's own options.
+    ``channel_fraction``, ``merge``, ``merge_threshold``, ``score_batches``, ``batch_size``) or
+    the strategy's own options.
     """
     generic = {k: options.pop(k) for k in GENERIC_PRUNE_FIELDS if k in options}
     if compression is not None:
@@ -57,22 +73,31 @@ def prune(
     spec = _spec(
         PruneSpec, strategy=strategy, scope=scope, prunable=prunable or PrunablePolicy(), options=options, **generic,
     )
-    return prune_model(model, data, spec, seed=seed, previous=previous)
+    return prune_model(model, _placed(model, data, device), spec, seed=seed, previous=previous)
 
 
-def fit(model: nn.Module, data: DataSplits, *, seed: int = 0, **recipe: Any) -> TrainLog:
+def fit(model: nn.Module, data: DataSplits, *, seed: int = 0, device: str | None = None, **recipe: Any) -> TrainLog:
     """Train a dense model with the same loop prunebench uses everywhere. ``recipe``: TrainSpec fields."""
-    return train(model, data, _spec(TrainSpec, **recipe), seed=seed, stage="train")
+    spec = _spec(TrainSpec, **recipe)
+    return train(model, _placed(model, data, device), spec, seed=seed, stage="train")
 
 
-def finetune(model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, **recipe: Any) -> TrainLog:
+def finetune(
+    model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, device: str | None = None, **recipe: Any
+) -> TrainLog:
     """Fine-tune with every pruned weight held at exactly zero. ``recipe``: TrainSpec fields."""
     spec = _spec(TrainSpec, **{**finetune_default().model_dump(), **recipe})
+    data = _placed(model, data, device)
     return train(model, data, spec, seed=seed, callbacks=[KeepPruned(model, mask)], stage="finetune")
 
 
 def measure(
-    model: nn.Module, data: DataSplits, mask: Mask | None = None, *, prunable: PrunablePolicy | None = None
+    model: nn.Module,
+    data: DataSplits,
+    mask: Mask | None = None,
+    *,
+    prunable: PrunablePolicy | None = None,
+    device: str | None = None,
 ) -> Measurement:
     """Test accuracy, sizes and MACs (the parts of a run's record that apply), as docs/metrics.md defines them.
 
@@ -85,6 +110,7 @@ def measure(
     also covers batch-norm scales and biases). A model whose masked entries are not zero
     (fine-tuned without ``finetune``'s masking, say) is refused: its counts would mislead.
     """
+    data = _placed(model, data, device)
     params = dict(model.named_parameters())
     mask = mask if mask is not None else Mask.ones(params)
     unfit = sorted(name for name, keep in mask.items() if name not in params or params[name].shape != keep.shape)

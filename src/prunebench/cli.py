@@ -101,6 +101,8 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
             console.print(
                 f"run {r.run_id}: {quality}, compression {r.sizes.compression_ratio:.2f}x, "
                 f"theoretical speedup {r.macs.theoretical_speedup:.2f}x"
+                + (f"; compressed: storage {r.sizes.storage_compression_ratio:.1f}x smaller, "
+                   f"top-1 {r.accuracy.quantized_top1:.2%}" if r.storage is not None else "")
             )
             console.print(f"result: {args.results / r.run_id / 'result.json'}", soft_wrap=True)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))

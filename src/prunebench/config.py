@@ -18,13 +18,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from prunebench import catalog
 from prunebench.config_file import parse_value, read_config_file
 from prunebench.errors import ConfigError, either
+from prunebench.pruning.channels.merge import DEFAULT_THRESHOLD as MERGE_THRESHOLD
 from prunebench.pruning.prunable import PrunablePolicy
 
 RUN_ID_LENGTH = 16
@@ -43,6 +44,9 @@ Bool = Annotated[bool, Strict()]
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float is finite
+    # Keys added after run ids were published: hashed only when they differ from their default,
+    # so every id from before them stays what it was.
+    hashed_unless_default: ClassVar[frozenset[str]] = frozenset()
 
     def resolved(self) -> dict[str, Any]:
         """The spec as JSON data with every default spelled out: what the id hashes.
@@ -55,6 +59,8 @@ class Spec(BaseModel):
             value = getattr(self, name)
             if isinstance(value, Spec):
                 data[name] = value.resolved()
+            if name in self.hashed_unless_default and value == _default(type(self), name):
+                del data[name]
         return data
 
     def canonical_json(self) -> str:
@@ -86,6 +92,8 @@ class TrainSpec(Spec):
     lr_milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
     lr_gamma: Float = Field(default=0.1, gt=0)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
+    max_steps_per_epoch: Int | None = Field(default=None, ge=1)  # a quick check: at most this many batches per epoch
+    hashed_unless_default = frozenset({"max_steps_per_epoch"})
 
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
@@ -176,6 +184,9 @@ class CalibrationSpec(Spec):
     seq_len: Int = Field(default=2048, ge=2)
 
 
+SHUFFLE_SCHEDULES = ("one-shot", "at-init")  # schedules whose final mask is one selection
+
+
 class PruneSpec(Spec):
     strategy: str = "magnitude"
     scope: Literal["global", "layer", "row"] = "global"  # row: per output row (language models)
@@ -194,6 +205,9 @@ class PruneSpec(Spec):
     sparsity: Float | None = Field(default=None, gt=0, lt=1)
     allocation: Literal["uniform", "owl"] = "uniform"  # sparsity across layers; owl: outlier-weighted
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
+    merge: Bool = False  # channel pruning: Neuron Merging of each pruned channel into a kept one
+    merge_threshold: Float = Field(default=MERGE_THRESHOLD, gt=0, le=1)  # its cosine-similarity threshold
+    shuffle: Bool = False  # layer-shuffle control: the selection permuted at random within each tensor
 
     @field_validator("structure", mode="before")
     @classmethod
@@ -222,7 +236,22 @@ class PruneSpec(Spec):
             if section and other is not schedule and getattr(self, section) != _default(type(self), section):
                 raise ValueError(f"prune.{section} is only used by prune.schedule {other.name!r}, not {self.schedule!r}")
         schedule.validate(self)
+        if self.shuffle and (self.structure != "unstructured" or self.schedule not in SHUFFLE_SCHEDULES):
+            raise ValueError(
+                "prune.shuffle needs prune.structure 'unstructured' and prune.schedule "
+                f"{either(SHUFFLE_SCHEDULES)} (a shuffled N:M, block or channel mask, "
+                "or a mask refined over rounds, is no longer that structure or schedule)"
+            )
         catalog.parse_structure(self.structure).validate(self, {n: catalog.SCHEDULES.get(n) for n in catalog.SCHEDULES})
+        return self
+
+    @model_validator(mode="after")
+    def merge_after_channel_pruning(self) -> PruneSpec:
+        """Neuron Merging rewrites the layers that read pruned channels: channel pruning only."""
+        if self.merge and self.structure != CHANNEL:
+            raise ValueError(f"prune.merge: Neuron Merging needs prune.structure 'channel', not {self.structure!r}")
+        if not self.merge and self.merge_threshold != MERGE_THRESHOLD:
+            raise ValueError("prune.merge_threshold is only used with prune.merge: true")
         return self
 
     @property
@@ -295,10 +324,15 @@ class PruneSpec(Spec):
 
     def resolved(self) -> dict[str, Any]:
         """An unset compression is hashed as the default it stands for, where it is the target
-        (not where speedup, channel_fraction, iterative rounds or N:M set the target)."""
+        (not where speedup, channel_fraction, iterative rounds or N:M set the target). Neuron
+        Merging's keys are hashed only where it is on."""
         data = super().resolved()
         if self.target[0] == "compression" and self.iterative.rounds is None and not self._is_nm:
             data["compression"] = self.resolved_compression
+        if not self.merge:  # added later, off by default: the runs from before it keep their ids
+            del data["merge"], data["merge_threshold"]
+        if not self.shuffle:  # hashed only when set: runs from before the control keep their ids
+            data.pop("shuffle")
         return data
 
 
@@ -332,11 +366,108 @@ class RecoverySpec(Spec):
 
 # Which keys apply to which kind of model; the others must keep their defaults (refused, not ignored).
 CLASSIFIER_ONLY = {
-    "": ("val_fraction", "train", "finetune", "retrain"),
+    "": ("val_fraction", "train", "finetune", "retrain", "dense", "subset", "compress"),
     "prune": ("compression", "score_batches", "batch_size", "prunable", "schedule", "speedup",
-              "channel_fraction", "iterative", "gradual"),
+              "channel_fraction", "iterative", "gradual", "merge", "merge_threshold", "shuffle"),
 }
 LM_ONLY = {"": ("evaluation", "recovery"), "prune": ("sparsity", "allocation", "calibration")}
+
+
+LAYER_KINDS = ("conv", "linear")  # the layer kinds the compress stage shares weights of
+MAX_BITS = 16
+
+
+def bits_per_kind(section: str, value: Any) -> Any:
+    """Refuse a layer kind other than conv/linear and a bit count outside 1..16, in one line."""
+    if not isinstance(value, Mapping):
+        return value
+    for kind, bits in value.items():
+        if kind not in LAYER_KINDS:
+            raise ValueError(f"compress.{section}: unknown layer kind {kind!r} (allowed: {either(LAYER_KINDS)})")
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+            raise ValueError(f"compress.{section}.{kind}: {bits!r} is not a bit count from 1 to {MAX_BITS}")
+    return value
+
+
+class CompressSpec(Spec):
+    """Deep Compression after fine-tuning (Han et al. 2016): trained quantization and Huffman coding.
+
+    ``bits``: per layer kind, k-means with 2**bits shared weights per layer (section 3; paper:
+    8 for conv, 5 for fc); a kind left out keeps its fp32 weights. ``index_bits``: the width of
+    the relative sparse index (section 2: 8 for conv, 5 for fc). ``huffman``: Huffman-code the
+    centroid indices and the index gaps (section 4), else store them at a fixed width.
+    ``finetune_epochs``: centroid fine-tuning with the ``finetune`` recipe (``lr`` overrides its
+    learning rate); 0 keeps the k-means centroids.
+    """
+
+    bits: dict[str, Int] = Field(default_factory=lambda: {"conv": 8, "linear": 5})
+    index_bits: dict[str, Int] = Field(default_factory=lambda: {"conv": 8, "linear": 5})
+    huffman: Bool = True
+    finetune_epochs: Int = Field(default=1, ge=0)
+    lr: Float | None = Field(default=None, gt=0)
+
+    @field_validator("bits", mode="before")
+    @classmethod
+    def known_bits(cls, value: Any) -> Any:
+        return bits_per_kind("bits", value)
+
+    @field_validator("index_bits", mode="before")
+    @classmethod
+    def known_index_bits(cls, value: Any) -> Any:
+        return bits_per_kind("index_bits", value)
+
+    @model_validator(mode="after")
+    def index_bits_for_every_kind(self) -> CompressSpec:
+        missing = [kind for kind in self.bits if kind not in self.index_bits]
+        if missing:
+            raise ValueError(f"compress.index_bits: no width for {either(missing)}, which compress.bits quantizes")
+        return self
+
+
+SHA256_PATTERN = r"[0-9a-f]{64}"
+
+
+class DenseSource(Spec):
+    """Where the dense model comes from: trained by prunebench (``checkpoint`` unset), or a file.
+
+    ``checkpoint`` is a state_dict file (``torch.save`` of tensors, read with
+    ``weights_only=True``, or ``.safetensors``). Its SHA-256 is filled in when the spec is built
+    and hashed into the dense spec, so the run id follows the file's content, not its path; a
+    file that no longer has that digest is refused before a run (``dense.sha256``).
+    """
+
+    checkpoint: Path | None = None
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def digest_of_the_file(cls, data: Any) -> Any:
+        """A relative path is taken from the current folder (workers may start elsewhere)."""
+        if not isinstance(data, Mapping) or data.get("checkpoint") is None:
+            return data
+        path = Path(data["checkpoint"]).expanduser().absolute()
+        if not path.is_file():
+            raise ValueError(f"dense.checkpoint: {path} is not a file")
+        data = {**data, "checkpoint": path}
+        if data.get("sha256") is None:
+            with path.open("rb") as file:
+                data["sha256"] = hashlib.file_digest(file, "sha256").hexdigest()
+        return data
+
+    @model_validator(mode="after")
+    def digest_needs_a_file(self) -> DenseSource:
+        if self.sha256 is not None and self.checkpoint is None:
+            raise ValueError("dense.sha256 pins the content of dense.checkpoint, which is not set")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The content, not where it lies: a moved or copied file is the same dense model."""
+        return {"sha256": self.sha256}
+
+
+# Retraining modes and schedules that need the dense model's own training run, which a
+# checkpoint file does not carry (its initialization, the steps that led to it).
+NEEDS_DENSE_TRAINING = {"retrain.mode": ("weight-rewind",), "prune.schedule": ("at-init",)}
 
 
 class ExperimentSpec(Spec):
@@ -350,6 +481,25 @@ class ExperimentSpec(Spec):
     prune: PruneSpec = Field(default_factory=PruneSpec)
     finetune: TrainSpec = Field(default_factory=finetune_default)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    dense: DenseSource = Field(default_factory=DenseSource)
+    subset: Int | None = Field(default=None, ge=1)  # a quick check: train on this many training examples
+    compress: CompressSpec | None = None  # Deep Compression after fine-tuning; off when absent
+    hashed_unless_default = frozenset({"dense", "subset", "compress"})
+
+    @model_validator(mode="after")
+    def checkpoint_has_no_training_run(self) -> ExperimentSpec:
+        if self.dense.checkpoint is None:
+            return self
+        for key, names in NEEDS_DENSE_TRAINING.items():
+            section, field = key.split(".")
+            value = getattr(getattr(self, section), field)
+            if value in names:
+                raise ValueError(
+                    f"{key} {value!r} needs the dense model's own training run, which dense.checkpoint does not have "
+                    f"(train the dense model with prunebench: leave dense.checkpoint out)"
+                )
+        return self
+
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     recovery: RecoverySpec = Field(default_factory=RecoverySpec)
 
@@ -507,7 +657,8 @@ class ExperimentSpec(Spec):
             return LMDenseSpec(dataset=self.dataset, model=self.model, evaluation=self.evaluation)
         return DenseSpec(
             dataset=self.dataset, model=self.model, seed=self.seed,
-            val_fraction=self.val_fraction, train=self.train,
+            val_fraction=self.val_fraction, train=self.train, checkpoint_sha256=self.dense.sha256,
+            subset=self.subset,
         )
 
 
@@ -519,6 +670,9 @@ class DenseSpec(Spec):
     seed: Int = Field(ge=0, le=MAX_SEED)
     val_fraction: Float = Field(ge=0, lt=1)
     train: TrainSpec
+    checkpoint_sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None  # dense.checkpoint's content
+    subset: Int | None = Field(default=None, ge=1)
+    hashed_unless_default = frozenset({"checkpoint_sha256", "subset"})
 
 
 class LMDenseSpec(Spec):

@@ -92,6 +92,8 @@ class Sizes(Record):
     prunable_compression_ratio: float
     sparsity: float  # pruned / prunable
     layer_sparsity: dict[str, float] = {}
+    storage_bytes: int | None = None  # the compress stage's stored form, every part counted (Storage)
+    storage_compression_ratio: float | None = None  # 4 x params_total / storage_bytes
 
     @classmethod
     def of(cls, metrics: Any) -> Sizes:
@@ -140,6 +142,8 @@ class Accuracy(Record):
     dense_top1: float
     dense_top5: float | None = None
     dense_val_top1: float | None = None
+    quantized_top1: float | None = None  # the compress stage's model, decoded from its stored form
+    quantized_top5: float | None = None
 
 
 class Latency(Record):
@@ -179,12 +183,69 @@ class Retraining(Record):
     sparsity_training: dict[str, Any] | None = None  # a channel strategy's own training phase (slimming)
 
 
+class StorageLayer(Record):
+    """One weight-shared layer's stored form; ``bytes`` by part (count, codebook, indices, gaps, tables)."""
+
+    kind: str
+    bits: int
+    index_bits: int
+    clusters: int
+    entries: int  # stored entries, filler zeros included
+    fillers: int
+    bytes: dict[str, int]
+    total_bytes: int
+
+
+class Storage(Record):
+    """The compress stage (Deep Compression): storage_compression_ratio = dense_bytes / storage_bytes.
+
+    dense_bytes = 4 x params_total (fp32); storage_bytes = the shared layers' total_bytes +
+    unshared_bytes (4 per parameter that is not shared)."""
+
+    dense_bytes: int
+    storage_bytes: int
+    unshared_bytes: int
+    huffman: bool
+    layers: dict[str, StorageLayer]
+    finetune_log: list[dict[str, Any]] = []  # per epoch of centroid fine-tuning
+
+
+class Trainability(Record):
+    """Right after pruning, before retraining, on a fixed training batch (Wang et al. 2023): mean
+    and spread of the input-output Jacobian's singular values, how they were computed, and the
+    cross-entropy on the batch. Definitions: docs/metrics.md."""
+
+    jsv_mean: float
+    jsv_std: float
+    method: str  # 'exact' (torch.func) or 'randomized-svd-k<K>'
+    batch_loss: float
+    examples: int | None = None
+
+    @classmethod
+    def of(cls, metrics: Any) -> Trainability:
+        """From :class:`prunebench.metrics.trainability.TrainabilityMetrics`."""
+        return cls(jsv_mean=metrics.jsv_mean, jsv_std=metrics.jsv_std, method=metrics.method,
+                   batch_loss=metrics.batch_loss, examples=metrics.examples)
+
+
+class Cost(Record):
+    """What the run cost: seconds of scoring and selection (every pruning step, and a channel
+    strategy's own sparsity-training phase) and of all retraining after pruning, and the largest pruning step's peak memory above
+    what was in use when it started (MB = 2^20 bytes; ``peak_method`` says how it was measured)."""
+
+    prune_s: float
+    retrain_s: float
+    prune_peak_mb: float
+    peak_method: str = ""  # 'cuda-allocator' or 'rss-sampled-1ms' (prunebench.metrics.cost)
+
+
 class Timings(Record):
     """Seconds. dense_train is 0 when the dense checkpoint was reused."""
 
     dense_train: float = 0.0
     prune: float = 0.0
     retrain: float = 0.0  # all (re)training after the dense checkpoint
+    compress: float = 0.0  # weight sharing, centroid fine-tuning and coding
     wall: float
 
 
@@ -260,6 +321,9 @@ class RunResult(Record):
     language_model: LanguageModel | None = None
     latency: Latency | None = None
     retraining: Retraining | None = None
+    storage: Storage | None = None  # only with a compress stage
+    trainability: Trainability | None = None  # right after pruning; None before it was recorded
+    cost: Cost | None = None  # None in results written before it was recorded (timings has the seconds)
     timings: Timings
     provenance: Provenance
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from prunebench.data import cifar, digits, idx, image_folder, synthetic  # noqa: F401  (registers the datasets)
-from prunebench.data.base import DATASETS, DataSplits, RawDataset, split_validation
+from prunebench.data.base import DATASETS, DataSplits, RawDataset, split_validation, take_subset
 
 DATA_ENV = "PRUNEBENCH_DATA"
 
@@ -28,11 +28,15 @@ def load_dataset(
     seed: int = 0,
     device: torch.device | str = "cpu",
     download: bool = True,
+    subset: int | None = None,
 ) -> DataSplits:
-    """Load a registered dataset and hold out ``val_fraction`` of its training set."""
+    """Load a registered dataset and hold out ``val_fraction`` of its training set.
+
+    ``subset``: train on that many of the remaining examples (seeded by ``seed``), for a quick check.
+    """
     DATASETS.get(name)  # an unknown name fails here, with close matches
     raw = load_raw(name, (Path(data_dir) if data_dir else default_data_dir()).resolve(), download)
-    return split_validation(raw, val_fraction, seed, name=name).to(device)
+    return take_subset(split_validation(raw, val_fraction, seed, name=name), subset, seed).to(device)
 
 
 @lru_cache(maxsize=2)

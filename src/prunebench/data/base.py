@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from prunebench.data.pixels import Pixels, take
+from prunebench.errors import ConfigError
 from prunebench.registry import Registry
+
+
+Images = torch.Tensor | Pixels  # float inputs, or uint8 images standardized per batch (CIFAR)
 
 
 @dataclass(frozen=True)
 class RawDataset:
     """What a dataset source returns: official train and test sets, before any split."""
 
-    train_x: torch.Tensor
+    train_x: Images
     train_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: Images
     test_y: torch.Tensor
     num_classes: int
     checksums: dict[str, str] = field(default_factory=dict)
@@ -31,11 +36,11 @@ class DataSplits:
     touched only by the final evaluation.
     """
 
-    train_x: torch.Tensor
+    train_x: Images
     train_y: torch.Tensor
-    val_x: torch.Tensor
+    val_x: Images
     val_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: Images
     test_y: torch.Tensor
     num_classes: int
     name: str = "custom"
@@ -81,9 +86,9 @@ def split_validation(raw: RawDataset, val_fraction: float, seed: int, name: str)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
     return DataSplits(
-        train_x=raw.train_x[train_idx],
+        train_x=take(raw.train_x, train_idx),
         train_y=raw.train_y[train_idx],
-        val_x=raw.train_x[val_idx],
+        val_x=take(raw.train_x, val_idx),
         val_y=raw.train_y[val_idx],
         test_x=raw.test_x,
         test_y=raw.test_y,
@@ -91,6 +96,17 @@ def split_validation(raw: RawDataset, val_fraction: float, seed: int, name: str)
         name=name,
         checksums=raw.checksums,
     )
+
+
+def take_subset(splits: DataSplits, subset: int | None, seed: int) -> DataSplits:
+    """A seeded random ``subset`` of the training examples (validation and test kept whole): a quick check."""
+    if subset is None:
+        return splits
+    n = splits.train_x.shape[0]
+    if subset > n:
+        raise ConfigError(f"subset: {subset} is more than the {n} training examples of {splits.name} (allowed: 1 to {n})")
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset].sort().values
+    return replace(splits, train_x=take(splits.train_x, keep), train_y=splits.train_y[keep])
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:

@@ -35,7 +35,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,7 @@ import torch
 
 from prunebench.data.augment import random_crop_flip  # re-exported: it used to live here
 from prunebench.data.base import DATASETS, RawDataset
+from prunebench.data.pixels import Pixels
 from prunebench.errors import DataError
 
 DOWNLOAD_TIMEOUT_S = 30
@@ -200,12 +201,14 @@ def decode_python(payload: bytes, spec: CifarSpec, source: str) -> tuple[np.ndar
 
 
 def decode_binary(payload: bytes, spec: CifarSpec, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-size records: label byte(s), then 1024 red, 1024 green, 1024 blue pixels."""
+    """Fixed-size records: label byte(s), then 1024 red, 1024 green, 1024 blue pixels.
+
+    The images are a view into ``payload`` (rows of 3072 bytes), copied once, by the caller."""
     record = spec.label_bytes + IMAGE_BYTES
     if len(payload) == 0 or len(payload) % record:
         raise DataError(f"{source}: size {len(payload)} is not a multiple of the {record}-byte {spec.name} record")
     rows = np.frombuffer(payload, dtype=np.uint8).reshape(-1, record)
-    return rows[:, spec.label_bytes :].reshape(-1, 3, 32, 32), rows[:, spec.label_bytes - 1].astype(np.int64)
+    return rows[:, spec.label_bytes :], rows[:, spec.label_bytes - 1].astype(np.int64)
 
 
 class Files:
@@ -237,8 +240,11 @@ class Files:
     def has(self, relative: str) -> bool:
         return relative in self.members if self.archive else (self.root / relative).is_file()
 
+    def size(self, relative: str) -> int:
+        return self.members[relative].size if self.archive else (self.root / relative).stat().st_size
+
     def read(self, relative: str) -> bytes:
-        size = self.members[relative].size if self.archive else (self.root / relative).stat().st_size
+        size = self.size(relative)
         if size > MAX_BATCH_BYTES:
             raise DataError(f"{self.source(relative)}: {size} bytes is far larger than any official batch")
         if self.archive is None:
@@ -252,9 +258,56 @@ class Files:
             raise DataError(f"{self.source(relative)}: cannot read it whole from the archive; it is truncated")
         return payload
 
+    def read_in_order(self, relatives: list[str]) -> Iterator[tuple[str, bytes | bytearray]]:
+        """Each file's bytes, one at a time, in the order asked for.
+
+        An archive is read in one pass from its start: a compressed tar has no random access, and
+        every backward seek would decompress it again from the beginning. A file that comes
+        before its turn is held until then (the official archives hold them in order).
+        """
+        if self.archive is None:
+            for relative in relatives:
+                yield relative, self.read(relative)
+            return
+        wanted, pending = list(relatives), dict[str, bytes | bytearray]()
+        try:
+            with tarfile.open(self.root, mode="r|*") as stream:
+                for member in stream:
+                    name = member.name.removeprefix("./")
+                    if not member.isfile() or name not in wanted or name in pending:
+                        continue
+                    if member.size > MAX_BATCH_BYTES:
+                        raise DataError(f"{self.source(name)}: {member.size} bytes is far larger than any official batch")
+                    payload = read_member(stream, member)
+                    if len(payload) != member.size:
+                        raise DataError(f"{self.source(name)}: cannot read it whole from the archive; it is truncated")
+                    pending[name] = payload
+                    del payload  # held by `pending` only: freed once the caller is done with it
+                    while wanted and wanted[0] in pending:
+                        relative = wanted.pop(0)
+                        yield relative, pending.pop(relative)
+        except ARCHIVE_ERRORS as exc:
+            raise self.corrupt(exc) from None
+        if wanted:
+            raise DataError(f"{self.source(wanted[0])}: not found reading the archive through; it is truncated")
+
     def close(self) -> None:
         if self.archive is not None:
             self.archive.close()
+
+
+def read_member(archive: tarfile.TarFile, member: tarfile.TarInfo, chunk: int = 1 << 20) -> bytearray:
+    """A member's bytes read straight into one buffer (``read()`` would join a second copy)."""
+    payload = bytearray(member.size)
+    handle = archive.extractfile(member)
+    view, filled = memoryview(payload), 0
+    while handle is not None and filled < member.size:
+        got = handle.readinto(view[filled : filled + chunk])
+        if not got:
+            break
+        filled += got
+    view.release()
+    return payload[:filled] if filled < member.size else payload
 
 
 def verify(spec: CifarSpec, relative: str, payload: bytes, source: str) -> None:
@@ -288,8 +341,9 @@ def candidates(spec: CifarSpec, data_dir: Path) -> list[Path]:
     return found
 
 
-def locate(spec: CifarSpec, data_dir: Path) -> tuple[Path, str, str] | None:
-    """(root, format, member folder) of the first complete copy, or None.
+def locate(spec: CifarSpec, data_dir: Path) -> tuple[Files, str, str] | None:
+    """(its files, format, member folder) of the first complete copy, or None; the caller closes
+    the files (an archive's member list is read once, not again to load it).
 
     An archive under one of the official names that cannot be read is an error, not skipped."""
     for root in candidates(spec, data_dir):
@@ -297,12 +351,10 @@ def locate(spec: CifarSpec, data_dir: Path) -> tuple[Path, str, str] | None:
         if not (root.is_file() if root.name.endswith(ARCHIVE_SUFFIXES) else root.is_dir()):
             continue
         files = Files(root)
-        try:
-            for fmt, train, test, folder in layouts(spec):
-                if all(files.has(f"{folder}/{name}") for name in (*train, test)):
-                    return root, fmt, folder
-        finally:
-            files.close()
+        for fmt, train, test, folder in layouts(spec):
+            if all(files.has(f"{folder}/{name}") for name in (*train, test)):
+                return files, fmt, folder
+        files.close()
     return None
 
 
@@ -335,7 +387,7 @@ def sha256_hex(payload: bytes) -> str:
 
 
 def load_cifar(spec: CifarSpec, data_dir: Path, allow_download: bool) -> RawDataset:
-    """Read ``spec`` from ``data_dir``; images become per-channel standardized float32."""
+    """Read ``spec`` from ``data_dir``; images stay uint8, standardized per channel batch by batch (:class:`Pixels`)."""
     if data_dir.exists() and not data_dir.is_dir():
         raise DataError(f"data_dir {data_dir} is a file; it must be the folder that holds {spec.folders[0]}/")
     where = locate(spec, data_dir)
@@ -347,39 +399,38 @@ def load_cifar(spec: CifarSpec, data_dir: Path, allow_download: bool) -> RawData
                 f"{spec.name} data not found in {data_dir / spec.name} or {data_dir}: expected "
                 f"{expected_files(spec)} (set data_dir or PRUNEBENCH_DATA; download failed: {reason})"
             )
-    root, fmt, folder = where
+    files, fmt, folder = where
+    root = files.root
     decode = decode_python if fmt == "python" else decode_binary
     train_names, test_name = (spec.python_train, spec.python_test) if fmt == "python" else (spec.binary_train, spec.binary_test)
-    files = Files(root)
     checksums: dict[str, str] = {}
     try:
-        def read(name: str) -> tuple[np.ndarray, np.ndarray]:
-            relative = f"{folder}/{name}"
-            payload = files.read(relative)
+        # Every image takes at least its 3072 bytes of a file, so the files' sizes bound the counts;
+        # pages past the images are never touched, so they take no memory.
+        splits = {"train": [f"{folder}/{n}" for n in train_names], "test": [f"{folder}/{test_name}"]}
+        images = {k: torch.empty((sum(files.size(r) for r in v) // IMAGE_BYTES, 3, 32, 32), dtype=torch.uint8)
+                  for k, v in splits.items()}
+        label_parts: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+        counts = {"train": 0, "test": 0}
+        for relative, payload in files.read_in_order([*splits["train"], *splits["test"]]):
             verify(spec, relative, payload, files.source(relative))
             checksums[relative] = sha256_hex(payload)
-            return decode(payload, spec, files.source(relative))
-
-        train = [read(name) for name in train_names]
-        test = read(test_name)
+            x, y = decode(payload, spec, files.source(relative))
+            split = "train" if relative in splits["train"] else "test"
+            rows = images[split].numpy().reshape(-1, IMAGE_BYTES)
+            rows[counts[split] : counts[split] + len(x)] = x.reshape(len(x), IMAGE_BYTES)  # the one copy
+            label_parts[split].append(y)
+            counts[split] += len(x)
+            del x, payload  # one file's bytes in memory at a time
     finally:
         files.close()
-    train_x = torch.from_numpy(np.concatenate([x for x, _ in train]))
-    train_y = torch.from_numpy(np.concatenate([y for _, y in train]))
-    test_x, test_y = torch.from_numpy(test[0].copy()), torch.from_numpy(test[1])
+    train_x, test_x = images["train"][: counts["train"]], images["test"][: counts["test"]]
+    train_y, test_y = (torch.from_numpy(np.concatenate(label_parts[k])) for k in ("train", "test"))
     for labels, split in ((train_y, "train"), (test_y, "test")):
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= spec.num_classes):
             raise DataError(f"{root}: {split} labels outside 0..{spec.num_classes - 1}")
-    train_x, test_x = standardize_channels(train_x, test_x)
-    return RawDataset(train_x, train_y, test_x, test_y, num_classes=spec.num_classes, checksums=checksums)
-
-
-def standardize_channels(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale pixels to [0, 1], then by the training set's per-channel mean and std."""
-    train_f, test_f = train.float() / 255.0, test.float() / 255.0
-    mean = train_f.mean(dim=(0, 2, 3), keepdim=True)
-    std = train_f.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    return (train_f - mean) / std, (test_f - mean) / std
+    train_p, test_p = Pixels.standardized_by(train_x, test_x)  # uint8 kept, standardized per batch
+    return RawDataset(train_p, train_y, test_p, test_y, num_classes=spec.num_classes, checksums=checksums)
 
 
 @DATASETS.register("cifar10")

@@ -2,8 +2,8 @@
 
 Images are decoded with Pillow (optional: ``pip install prunebench[images]``), resized so the
 shorter side is ``resize`` pixels, center-cropped to ``size`` x ``size`` (the usual ImageNet
-evaluation transform) and kept in memory, so this suits subsets such as Imagenette rather
-than all of ImageNet. Class indices follow the sorted folder names of ``train``.
+evaluation transform) and kept in memory as uint8 (standardized per batch), so this suits
+subsets such as Imagenette rather than all of ImageNet. Class indices follow the sorted folder names of ``train``.
 Registered as dataset ``image-folder``, read from ``<data_dir>/image-folder/``.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from prunebench.data.base import DATASETS, RawDataset
-from prunebench.data.cifar import standardize_channels
+from prunebench.data.pixels import Pixels
 from prunebench.errors import DataError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
@@ -59,7 +59,7 @@ def read_split(folder: Path, classes: list[str], size: int, resize: int) -> tupl
 
 
 def load_image_folder(root: Path, size: int = 224, resize: int = 256) -> RawDataset:
-    """Read ``root/train`` and ``root/val`` class folders into standardized float tensors."""
+    """Read ``root/train`` and ``root/val`` class folders as uint8 images, standardized per batch."""
     if size < 1 or resize < size:
         raise DataError(f"image size must be >= 1 and resize >= size, got size {size}, resize {resize}")
     train_dir, val_dir = root / "train", root / "val"
@@ -70,8 +70,8 @@ def load_image_folder(root: Path, size: int = 224, resize: int = 256) -> RawData
         raise DataError(f"{train_dir} has no class folders")
     train_x, train_y = read_split(train_dir, classes, size, resize)
     test_x, test_y = read_split(val_dir, classes, size, resize)
-    train_f, test_f = standardize_channels(train_x, test_x)
-    return RawDataset(train_f, train_y, test_f, test_y, num_classes=len(classes))
+    train_p, test_p = Pixels.standardized_by(train_x, test_x)  # uint8 kept, standardized per batch
+    return RawDataset(train_p, train_y, test_p, test_y, num_classes=len(classes))
 
 
 @DATASETS.register("image-folder")

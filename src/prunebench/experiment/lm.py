@@ -80,7 +80,8 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
     found = pretrained(spec, settings)
     evaluation_tokens(spec, found.text)
     calibration = spec.prune.calibration
-    calibration_samples(found.text.calibration, calibration.n_samples, calibration.seq_len, spec.seed)
+    calibration_samples(found.text.calibration, calibration.n_samples, calibration.seq_len, spec.seed,
+                        key="prune.calibration")
     if spec.recovery.steps:
         if spec.recovery.batch_tokens % calibration.seq_len:
             raise ConfigError(
@@ -88,7 +89,7 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
                 f"prune.calibration.seq_len ({calibration.seq_len}), the length of each recovery sequence"
             )
         calibration_samples(found.text.calibration, spec.recovery.batch_tokens // calibration.seq_len,
-                            calibration.seq_len, spec.seed)
+                            calibration.seq_len, spec.seed, key="recovery.batch_tokens")
     structure = _structure(spec)
     if structure.kind == "nm":
         for name, weight in lm_prunable(found.loaded.model).items():
@@ -263,7 +264,7 @@ def _run_lm(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> R
 
     prune = spec.prune
     calibration = calibration_samples(found.text.calibration, prune.calibration.n_samples, prune.calibration.seq_len,
-                                      spec.seed).to(settings.device)
+                                      spec.seed, key="prune.calibration").to(settings.device)
     structure = _structure(spec)
     outcome = prune_causal_lm(
         model, calibration, prune.strategy,

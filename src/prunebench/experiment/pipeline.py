@@ -1,4 +1,4 @@
-"""dense training (cached) -> prune -> fine-tune -> evaluate, for one :class:`ExperimentSpec`.
+"""dense training (cached) -> prune -> fine-tune -> compress (optional) -> evaluate, for one :class:`ExperimentSpec`.
 
 How pruning and retraining interleave is the spec's ``prune.schedule`` and ``retrain.mode``
 (``prunebench.experiment.schedules``); one-shot + finetune is the plain pipeline.
@@ -21,7 +21,10 @@ from torch import nn
 
 from prunebench.config import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
-from prunebench.store.artifacts import load_tensors, save_tensors, write_json
+from prunebench.errors import ConfigError, DataError
+from prunebench.experiment.compression import compress_model
+from prunebench.models.checkpoint import load_checkpoint
+from prunebench.store.artifacts import load_tensors, save_tensors, sha256_file, write_json
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
@@ -32,7 +35,9 @@ from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
-from prunebench.record import Accuracy, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, load_result
+from prunebench.record import (
+    Accuracy, Cost, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, Trainability, load_result,
+)
 from prunebench.store.layout import (
     DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
 )
@@ -70,20 +75,46 @@ def dense_checkpoint(
             info["cached"] = True
             return info
         started = time.perf_counter()
-        history = train(model, data, spec.train, seed=spec.seed, stage="dense")
+        if spec.dense.checkpoint is not None:
+            info = loaded_dense(spec, data, model)
+        else:
+            history = train(model, data, spec.train, seed=spec.seed, stage="dense")
+            info = {"val_top1": history.epochs[-1].val_top1 if history.epochs else None,
+                    "train_log": [asdict(e) for e in history.epochs]}
         test = evaluate(model, data.test_x, data.test_y)
         info = {
             "spec": dense.model_dump(mode="json"),
             "test_top1": test.top1,
             "test_top5": test.top5,
-            "val_top1": history.epochs[-1].val_top1 if history.epochs else None,
-            "train_log": [asdict(e) for e in history.epochs],
+            **info,
             "wall_time_s": time.perf_counter() - started,
         }
         info["model_sha256"] = save_tensors(folder / MODEL_FILE, model.state_dict())
         write_json(folder / DENSE_FILE, info)  # last: its presence marks the stage done
     info["cached"] = False
     return info
+
+
+def loaded_dense(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> dict[str, Any]:
+    """The user's checkpoint in ``model``, if the file still has the digest its spec hashed.
+
+    Its accuracy is measured here like a trained one's; it has no training log.
+    """
+    path, digest = spec.dense.checkpoint, spec.dense.sha256
+    if path is None or digest is None:  # DenseSource fills the digest in with the path
+        raise RuntimeError("loaded_dense needs a spec with dense.checkpoint")
+    check_digest(path, digest)
+    load_checkpoint(spec.model, model, path)
+    val = evaluate(model, data.val_x, data.val_y) if data.val_x.shape[0] else None
+    return {"val_top1": val.top1 if val else None, "train_log": [], "checkpoint": {"path": str(path), "sha256": digest}}
+
+
+def check_digest(path: Path, digest: str) -> None:
+    """``path`` must still hold the bytes whose SHA-256 the spec (and so the run id) names."""
+    found = sha256_file(path) if path.is_file() else None
+    if found != digest:
+        now = f"now {found}" if found else "now missing"
+        raise ConfigError(f"dense.sha256: {path} is not the file this spec was made from (sha256 {digest}, {now})")
 
 
 def reusable_result(spec: ExperimentSpec, results_dir: Path) -> RunResult | None:
@@ -104,7 +135,7 @@ def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn
     """Everything that can reject the input (data files, model, reachable target), writing nothing."""
     data = load_dataset(
         spec.dataset, data_dir=settings.data_dir, val_fraction=spec.val_fraction,
-        seed=spec.seed, device=settings.device, download=settings.download,
+        seed=spec.seed, device=settings.device, download=settings.download, subset=spec.subset,
     )
     model = build_model(spec, data).to(settings.device)
     keep_count(model, spec.prune)
@@ -187,6 +218,8 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     outcome = run_schedule(spec, data, model, results_dir)
     mask, pre, history = outcome.mask, outcome.pre, outcome.history
     final = evaluate(model, data.test_x, data.test_y)
+    compressed = compress_model(spec, data, model, mask) if spec.compress is not None else None
+    storage = compressed.storage if compressed else None
 
     prunable = prunable_parameters(model, spec.prune.prunable)
     spec_json = spec.recorded()
@@ -197,13 +230,17 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
         dense_sha256=dense["model_sha256"],  # the exact weights this run pruned
         spec=spec_json,
         target=Target.from_prune(spec_json["prune"]),
-        sizes=Sizes.of(size_metrics(model, prunable)),
+        sizes=Sizes.of(size_metrics(model, prunable)).model_copy(update={
+            "storage_bytes": storage.storage_bytes if storage else None,
+            "storage_compression_ratio": storage.dense_bytes / storage.storage_bytes if storage else None,
+        }),
         macs=Macs.of(mac_metrics(model, data.input_shape)),
         accuracy=Accuracy(
             top1=final.top1, top5=final.top5, loss=final.loss, test_examples=final.examples,
             val_top1=history.epochs[-1].val_top1 if history.epochs else None,
             pre_retrain_top1=pre.top1, pre_retrain_top5=pre.top5,
             dense_top1=dense["test_top1"], dense_top5=dense["test_top5"], dense_val_top1=dense["val_top1"],
+            quantized_top1=compressed.top1 if compressed else None, quantized_top5=compressed.top5 if compressed else None,
         ),
         latency=latency,
         retraining=Retraining(
@@ -212,9 +249,14 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
             log=[asdict(e) for e in history.epochs], rounds=outcome.rounds, gradual_updates=outcome.gradual_updates,
             sparsity_training=sparsity,
         ),
+        storage=storage,
+        trainability=Trainability.of(outcome.trainability) if outcome.trainability is not None else None,
+        cost=Cost(prune_s=outcome.prune_time_s + (sparsity["wall_time_s"] if sparsity else 0.0), retrain_s=outcome.train_time_s, prune_peak_mb=outcome.prune_peak_mb,
+                  peak_method=outcome.peak_method),
         timings=Timings(
             dense_train=0.0 if dense["cached"] else dense["wall_time_s"],
-            prune=outcome.prune_time_s, retrain=outcome.train_time_s, wall=time.perf_counter() - started,
+            prune=outcome.prune_time_s, retrain=outcome.train_time_s, compress=compressed.seconds if compressed else 0.0,
+            wall=time.perf_counter() - started,
         ),
         provenance=Provenance(**provenance(settings.device), dataset_checksums=data.checksums, dense_cached=dense["cached"]),
     )
@@ -222,5 +264,7 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     for index, round_mask in enumerate(outcome.round_masks, start=1):  # iterative: every rung of the ladder
         save_tensors(run_dir / "rounds" / f"mask_{index:02d}.pt", round_mask.state_dict())
     save_tensors(run_dir / "model.pt", model.state_dict())
+    if compressed is not None:  # the model decoded from the stored form, weights shared
+        save_tensors(run_dir / "quantized.pt", compressed.model.state_dict())
     write_json(run_dir / RESULT_FILE, result.model_dump(mode="json"))  # last: its presence marks the run done
     return result

@@ -8,7 +8,6 @@ stay exactly zero whatever the optimizer. See :class:`prunebench.config.RetrainS
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from prunebench.pruning.channels import layers_matching
 from prunebench.pruning.compact import scratch_epochs, scratch_start
 from prunebench.pruning import KeepPruned, Mask
 from prunebench.train import TrainLog, train
+from prunebench.train.loop import epoch_steps
 
 # A fresh initialization must differ from the dense one (seed) yet be reproducible.
 REINIT_SEED_OFFSET = 1_000_003
@@ -39,7 +39,7 @@ State = dict[str, torch.Tensor]
 
 
 def steps_per_epoch(data: DataSplits, recipe: TrainSpec) -> int:
-    return math.ceil(data.train_x.shape[0] / recipe.batch_size)
+    return epoch_steps(data.train_x.shape[0], recipe)
 
 
 def initial_weights(spec: ExperimentSpec, data: DataSplits, seed: int) -> State:

@@ -37,6 +37,8 @@ from prunebench.experiment.retrain import (
 )
 from prunebench.metrics import evaluate
 from prunebench.metrics.accuracy import AccuracyMetrics
+from prunebench.metrics.cost import PeakMemory
+from prunebench.metrics.trainability import TrainabilityMetrics, fixed_batch, trainability
 from prunebench.pruning import KeepPruned, Mask, prunable_parameters
 from prunebench.pruning.prune import keep_count, prune_model
 from prunebench.pruning.schedules import (
@@ -60,6 +62,23 @@ class ScheduleOutcome:
     rounds: list[dict[str, Any]] = field(default_factory=list)  # iterative: one entry per round
     round_masks: list[Mask] = field(default_factory=list)
     gradual_updates: list[dict[str, int]] = field(default_factory=list)
+    trainability: TrainabilityMetrics | None = None  # measured where ``pre`` is
+    prune_peak_mb: float = 0.0  # the largest pruning step's peak memory above its start
+    peak_method: str = ""
+
+
+def timed_prune(model: nn.Module, data: DataSplits, spec: ExperimentSpec, **kwargs: Any) -> tuple[Mask, float, PeakMemory]:
+    """prune_model, with its wall time and peak memory (the cost of scoring and selection)."""
+    peak = PeakMemory(_device(model))
+    started = time.perf_counter()
+    with peak:
+        mask = prune_model(model, data, spec.prune, **kwargs)
+    return mask, time.perf_counter() - started, peak
+
+
+def after_pruning(model: nn.Module, data: DataSplits) -> tuple[AccuracyMetrics, TrainabilityMetrics | None]:
+    """Test accuracy and trainability of the network as pruning left it, before any retraining."""
+    return evaluate(model, data.test_x, data.test_y), trainability(model, *fixed_batch(data.train_x, data.train_y))
 
 
 def mode_of(spec: ExperimentSpec) -> RetrainMode:
@@ -125,14 +144,13 @@ class OneShot(Schedule):
 
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         mode = mode_of(spec)
-        started = time.perf_counter()
-        mask = prune_model(model, data, spec.prune, seed=spec.seed)
-        prune_time = time.perf_counter() - started
-        pre = evaluate(model, data.test_x, data.test_y)
+        mask, prune_time, peak = timed_prune(model, data, spec, seed=spec.seed)
+        pre, health = after_pruning(model, data)
         rewind = _rewind_state(spec, data, results_dir, model, mode)
         started = time.perf_counter()
         history = mode.retrain(model, data, spec, mask, rewind_state=rewind, stage="finetune")
-        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
+        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started, trainability=health,
+                               prune_peak_mb=peak.mb, peak_method=peak.method)
 
 
 def iterative_plan(model: nn.Module, prune: PruneSpec) -> list[int | dict[str, int]]:
@@ -187,14 +205,17 @@ class Iterative(Schedule):
         mask: Mask | None = None
         rounds: list[dict[str, Any]] = []
         masks: list[Mask] = []
-        prune_time = train_time = 0.0
-        pre = history = None
+        prune_time = train_time = peak_mb = 0.0
+        pre = history = health = peak = None
         for index, keep in enumerate(plan, start=1):
             last = index == len(plan)
-            started = time.perf_counter()
-            mask = prune_model(model, data, spec.prune, seed=spec.seed + index - 1, previous=mask, keep=keep)
-            prune_time += time.perf_counter() - started
-            pre = evaluate(model, data.test_x, data.test_y)
+            mask, seconds, peak = timed_prune(model, data, spec, seed=spec.seed + index - 1, previous=mask, keep=keep)
+            prune_time += seconds
+            peak_mb = max(peak_mb, peak.mb)
+            if last:  # the state the final training starts from
+                pre, health = after_pruning(model, data)
+            else:
+                pre = evaluate(model, data.test_x, data.test_y)
             mode = final_mode if last else round_mode
             started = time.perf_counter()
             history = mode.retrain(model, data, spec, mask, rewind_state=rewind, stage=f"round {index}/{len(plan)}")
@@ -214,7 +235,8 @@ class Iterative(Schedule):
                      index, len(plan), 100 * mask.kept / prunable_total, 100 * after.top1)
         if mask is None or pre is None or history is None:
             raise ValueError("an iterative schedule needs at least one round")
-        return ScheduleOutcome(mask, pre, history, prune_time, train_time, rounds=rounds, round_masks=masks)
+        return ScheduleOutcome(mask, pre, history, prune_time, train_time, rounds=rounds, round_masks=masks,
+                               trainability=health, prune_peak_mb=peak_mb, peak_method=peak.method if peak else "")
 
 
 class GradualPruning:
@@ -232,6 +254,8 @@ class GradualPruning:
         self.keeper = KeepPruned(model, self.mask)
         self.updates: list[dict[str, int]] = []
         self.prune_time = 0.0
+        self.peak_mb = 0.0
+        self.peak_method = ""
 
     def keep_at(self, step: int) -> int:
         return self.schedule.target_at(step)
@@ -240,11 +264,11 @@ class GradualPruning:
         keep = self.keep_at(step)
         if keep >= self.mask.kept:
             return
-        started = time.perf_counter()
-        self.mask = prune_model(self.model, self.data, self.spec.prune, seed=self.spec.seed + step,
-                                previous=self.mask, keep=keep)
+        self.mask, seconds, peak = timed_prune(self.model, self.data, self.spec, seed=self.spec.seed + step,
+                                               previous=self.mask, keep=keep)
         self.keeper = KeepPruned(self.model, self.mask)
-        self.prune_time += time.perf_counter() - started
+        self.prune_time += seconds
+        self.peak_mb, self.peak_method = max(self.peak_mb, peak.mb), peak.method
         self.updates.append({"step": step, "prunable_nonzero": self.mask.kept})
 
     def on_train_start(self) -> None:
@@ -273,12 +297,13 @@ class Gradual(Schedule):
 
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         pruner = GradualPruning(model, data, spec, gradual_window(spec, data))
-        pre = evaluate(model, data.test_x, data.test_y)  # the dense network: pruning happens while training
+        pre, health = after_pruning(model, data)  # the dense network: pruning happens while training
         started = time.perf_counter()
         history = train(model, data, spec.finetune, seed=spec.seed + RETRAIN_SEED_OFFSET, callbacks=[pruner], stage="gradual")
         elapsed = time.perf_counter() - started
         return ScheduleOutcome(pruner.mask, pre, history, pruner.prune_time, elapsed - pruner.prune_time,
-                               gradual_updates=pruner.updates)
+                               gradual_updates=pruner.updates, trainability=health,
+                               prune_peak_mb=pruner.peak_mb, peak_method=pruner.peak_method)
 
     def final_recipe(self, spec: ExperimentSpec) -> TrainSpec:
         return spec.finetune  # pruning happens during fine-tuning
@@ -297,14 +322,13 @@ class AtInit(Schedule):
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         mode = mode_of(spec)
         load_weights(model, initial_weights(spec, data, spec.seed))
-        started = time.perf_counter()
-        mask = prune_model(model, data, spec.prune, seed=spec.seed)
-        prune_time = time.perf_counter() - started
-        pre = evaluate(model, data.test_x, data.test_y)
+        mask, prune_time, peak = timed_prune(model, data, spec, seed=spec.seed)
+        pre, health = after_pruning(model, data)
         started = time.perf_counter()
         stage = "train sparse" if mode.start == "pruned" else f"train sparse ({mode.name})"
         history = mode.retrain(model, data, spec, mask, rewind_state=None, stage=stage, recipe=self.final_recipe(spec))
-        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started)
+        return ScheduleOutcome(mask, pre, history, prune_time, time.perf_counter() - started, trainability=health,
+                               prune_peak_mb=peak.mb, peak_method=peak.method)
 
     def final_recipe(self, spec: ExperimentSpec) -> TrainSpec:
         return spec.train  # there is no trained network to fine-tune: a pruned initialization is trained

@@ -1,6 +1,7 @@
 """224x224 models written natively: ResNet-18/50 (He et al. 2016) and MobileNetV2 (Sandler et
 al. 2018). Module names follow torchvision's, so its pretrained state_dicts load unchanged
-where torchvision is available; torchvision itself is not needed.
+where torchvision is available (timm's ResNets use the same names; timm's MobileNetV2 names
+are mapped, ``timm_mobilenet_v2_key``); neither library is needed.
 
 ResNet-50 puts the stride on the 3x3 convolution of a bottleneck ("ResNet v1.5"), like
 torchvision. Shortcuts that change shape are 1x1 convolution + BN (option B), so residual
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from prunebench.models.base import MODELS
+from prunebench.models.checkpoint import register_layout
 from prunebench.models.cifar_resnet import check_image_shape
 
 
@@ -156,3 +158,30 @@ def resnet50(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 def mobilenet_v2(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     check_image_shape("mobilenet-v2", input_shape)
     return MobileNetV2(input_shape[0], num_classes)
+
+
+# timm's MobileNetV2 keeps this layout under EfficientNet names: conv_stem/bn1, blocks.S.I (the
+# first a depthwise-separable block: conv_dw, bn1, conv_pw, bn2; the others conv_pw, bn1, conv_dw,
+# bn2, conv_pwl, bn3), conv_head/bn2 and a bare classifier.
+_TIMM_BLOCK = {
+    "conv_pw": "conv.0.0", "bn1": "conv.0.1", "conv_dw": "conv.1.0", "bn2": "conv.1.1", "conv_pwl": "conv.2", "bn3": "conv.3",
+}
+_TIMM_SEPARABLE = {"conv_dw": "conv.0.0", "bn1": "conv.0.1", "conv_pw": "conv.1", "bn2": "conv.2"}
+_TIMM_TOP = {"conv_stem": "features.0.0", "bn1": "features.0.1", "classifier": "classifier.1",
+             "conv_head": f"features.{1 + sum(n for _, _, n, _ in MobileNetV2.SETTINGS)}.0",
+             "bn2": f"features.{1 + sum(n for _, _, n, _ in MobileNetV2.SETTINGS)}.1"}
+
+
+@register_layout("mobilenet-v2", "timm")
+def timm_mobilenet_v2_key(key: str) -> str:
+    """``blocks.1.0.conv_pw.weight`` -> ``features.2.conv.0.0.weight``; unknown keys stay as they are."""
+    parts = key.split(".")
+    if parts[0] == "blocks" and len(parts) == 5 and parts[1].isdigit() and parts[2].isdigit():
+        stage, index, module, leaf = int(parts[1]), int(parts[2]), parts[3], parts[4]
+        names = _TIMM_SEPARABLE if stage == 0 else _TIMM_BLOCK
+        if stage < len(MobileNetV2.SETTINGS) and module in names:
+            feature = 1 + sum(n for _, _, n, _ in MobileNetV2.SETTINGS[:stage]) + index
+            return f"features.{feature}.{names[module]}.{leaf}"
+    elif len(parts) == 2 and parts[0] in _TIMM_TOP:
+        return f"{_TIMM_TOP[parts[0]]}.{parts[1]}"
+    return key

@@ -13,12 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from prunebench.executors.base import Outcome
 from prunebench.plan.sweep import Job
-
-
-def format_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+from prunebench.train.progress import format_seconds
 
 
 class SweepProgress:

@@ -18,12 +18,17 @@ import torch
 from torch import nn
 
 from prunebench.data import default_data_dir, load_dataset
+from prunebench.data.base import take_subset
+from prunebench.config import ExperimentSpec
+from prunebench.devices import check_device
 from prunebench.errors import ConfigError, Interrupted
 from prunebench.executors.base import Executor, Outcome
 from prunebench.plan.jobs import job_function
 from prunebench.models import create_model
+from prunebench.models.checkpoint import fit_state_dict, read_state_dict
 from prunebench.plan.progress import SweepProgress
 from prunebench.experiment.lm import check_lm
+from prunebench.experiment.pipeline import check_digest
 from prunebench.experiment.schedules import check_schedule
 from prunebench.plan.sweep import Job, Plan
 from prunebench.pruning.prune import keep_count
@@ -60,6 +65,7 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
     for job in (j for j in plan.jobs if not j.spec.is_lm):
         splits.setdefault((job.spec.dataset, job.spec.val_fraction), []).append(job)
     models: dict[tuple[str, str], nn.Module] = {}  # the checks only read: one build per pair
+    fitted: set[tuple[str, str, str | None]] = set()  # (dataset, model, checkpoint digest)
     for (dataset, val_fraction), jobs in splits.items():
         data = load_dataset(
             dataset, data_dir=plan.settings.data_dir, val_fraction=val_fraction, download=plan.settings.download,
@@ -72,29 +78,28 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
             )
         for job in jobs:
             spec = job.spec
+            trained_on = take_subset(data, spec.subset, spec.seed)  # no more examples than the split has
+            pair = (spec.dataset, spec.model)
+            if spec.dense.checkpoint is not None and (*pair, spec.dense.sha256) not in fitted:
+                fitted.add((*pair, spec.dense.sha256))
+                check_checkpoint(spec, model_for(spec.model, spec.dataset, data.input_shape, data.num_classes))
             if job.kind != "pruned":
                 continue
-            pair = (spec.dataset, spec.model)
             if pair not in models:
                 models[pair] = model_for(spec.model, spec.dataset, data.input_shape, data.num_classes)
             key = spec.model_copy(update={"seed": 0}).canonical_json()  # seeds do not change these checks
             if key not in checked:
                 checked.add(key)
                 keep_count(models[pair], spec.prune)
-                check_schedule(spec, data, models[pair])  # e.g. a gradual window past fine-tuning's steps
+                check_schedule(spec, trained_on, models[pair])  # e.g. a gradual window past fine-tuning's steps
 
 
-def check_device(device: str) -> None:
-    """``device`` must be one the installed torch can use here (``cuda:N`` below the GPU count)."""
-    kind, _, index = device.partition(":")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {device} is not available: this torch {torch.__version__} sees no CUDA GPU (use cpu)")
-        count = torch.cuda.device_count()
-        if index and int(index) >= count:
-            raise ConfigError(f"device: {device} is not available: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
-    elif kind == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device: mps is not available with this torch {torch.__version__} on this machine (use cpu)")
+def check_checkpoint(spec: ExperimentSpec, model: nn.Module) -> None:
+    """``dense.checkpoint`` still has its digest and fits ``model`` (a fresh one, left unchanged)."""
+    path, digest = spec.dense.checkpoint, spec.dense.sha256
+    if path is not None and digest is not None:
+        check_digest(path, digest)
+        fit_state_dict(spec.model, model, read_state_dict(path))
 
 
 def model_for(name: str, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

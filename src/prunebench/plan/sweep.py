@@ -1,11 +1,9 @@
 """Sweeps: a ``sweep:`` section of dotted keys -> lists expands to the product of its values.
 
-Baselines belong in every comparison: unless ``baselines: false``, a sweep gains random
-pruning at every listed target, with the random strategy of the run's structure
-(``random_channel`` for channel pruning, ``random`` otherwise), and one dense row per dense
-checkpoint. The random control
-is run with global scope only: random scores are i.i.d., so global selection already prunes
-every layer to the same expected fraction, and a layer-scope copy would measure the same thing.
+Baselines belong in every comparison: unless ``baselines: false``, a sweep gains the controls
+named by ``controls:`` (default ``[random]``: random pruning at every listed target, with the
+random strategy of the run's structure, global scope) for every run, and one dense row per
+dense checkpoint. The controls are registered objects (:mod:`prunebench.plan.controls`).
 """
 
 from __future__ import annotations
@@ -16,19 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from prunebench.config import (
     SETTINGS_KEYS,
     ExperimentSpec,
     RunSettings,
     build_specs,
     deep_copy,
-    format_validation_error,
     read_config,
     set_dotted,
 )
 from prunebench.errors import ConfigError
+from prunebench.plan.controls import CONTROLS, CONTROLS_KEY, DEFAULT_CONTROLS, controls_for, parse_controls
 from prunebench.record import Target
 from prunebench.pruning.structures import random_control
 
@@ -55,7 +51,8 @@ class Job:
         if self.kind == "dense":
             return f"{s.dataset}/{s.model} dense seed {s.seed}"
         target = Target.from_prune(s.recorded()["prune"]).label()  # '8x', 'speedup 2x', '2:4', ...
-        return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope} {target} seed {s.seed}"
+        variant = (" layer-shuffle" if s.prune.shuffle else "") + (f" {s.retrain.mode}" if s.retrain.mode != "finetune" else "")
+        return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope}{variant} {target} seed {s.seed}"
 
 
 @dataclass(frozen=True)
@@ -105,22 +102,19 @@ def expand_grid(grid: Any) -> list[dict[str, Any]]:
 
 def with_control(spec: ExperimentSpec) -> ExperimentSpec:
     """``spec`` pruned by its structure's random control, re-validated like any config."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
-    prune = data.setdefault("prune", {})
-    prune.update(strategy=random_control(spec.prune.structure), scope="global")
-    prune.pop("options", None)
-    try:
-        return ExperimentSpec.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"the random control of this sweep is invalid: {format_validation_error(exc)}") from None
+    return CONTROLS.get("random").derive(spec)
 
 
 def plan_from_mapping(data: Mapping[str, Any]) -> Plan:
     data = deep_copy(data)
     grid = data.pop(SWEEP_KEY, None)
-    baselines = data.pop(BASELINES_KEY, grid is not None)
+    chosen = data.pop(CONTROLS_KEY, None)
+    baselines = data.pop(BASELINES_KEY, grid is not None or chosen is not None)
     if not isinstance(baselines, bool):
         raise ConfigError(f"baselines: must be true or false (got {baselines!r})")
+    controls = parse_controls(list(DEFAULT_CONTROLS) if chosen is None else chosen)
+    if not baselines and chosen:
+        raise ConfigError("controls: baselines is false, which turns every control off: drop one of the two")
     specs: dict[str, ExperimentSpec] = {}
     settings: RunSettings | None = None
     for point in expand_grid(grid) if grid is not None else [{}]:
@@ -133,15 +127,14 @@ def plan_from_mapping(data: Mapping[str, Any]) -> Plan:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             raise ConfigError(f"{exc} (sweep point {where})" if where else str(exc)) from None
         specs.setdefault(spec.run_id, spec)
-    controls: set[str] = set()
+    added: set[str] = set()
     if baselines:
-        for spec in list(specs.values()):
-            control = with_control(spec)
+        for control in controls_for(list(specs.values()), controls):
             if control.run_id not in specs:
                 specs[control.run_id] = control
-                controls.add(control.run_id)
+                added.add(control.run_id)
     assert settings is not None  # at least one point was built
-    pruned = [Job("pruned", s, "control" if s.run_id in controls else "method") for s in specs.values()]
+    pruned = [Job("pruned", s, "control" if s.run_id in added else "method") for s in specs.values()]
     dense: dict[str, Job] = {}
     for job in pruned:
         dense.setdefault(job.spec.dense_spec().content_hash(), Job("dense", job.spec))

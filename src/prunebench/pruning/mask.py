@@ -91,3 +91,15 @@ class Mask(Mapping[str, torch.Tensor]):
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self._tensors)
+
+
+def shuffled_within(mask: Mask, generator: torch.Generator) -> Mask:
+    """``mask`` with each tensor's entries permuted uniformly at random within that tensor: every
+    tensor keeps exactly as many entries as before, at random positions (the layer-shuffle control
+    of Frankle et al. 2021: the method's per-layer densities without its choice of weights)."""
+    shuffled = {}
+    for name, keep in mask.items():
+        flat = keep.flatten()
+        order = torch.randperm(flat.numel(), generator=generator).to(flat.device)
+        shuffled[name] = flat[order].view_as(keep)
+    return Mask(shuffled)

@@ -19,7 +19,8 @@ from prunebench.metrics.size import unprunable_nonzero
 from prunebench.pruning.channels import (
     CHANNEL_SCORERS, ChannelScoreInputs, ChannelTarget, channel_graph, layers_matching, score_channels, select_channels,
 )
-from prunebench.pruning.mask import Mask
+from prunebench.pruning.channels.merge import merge_pruned_channels
+from prunebench.pruning.mask import Mask, shuffled_within
 from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
 from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores import WEIGHT_STRATEGIES, Batch, ScoreInputs
@@ -32,6 +33,8 @@ from prunebench.pruning.structures import (
     parse_structure,
     select_structured,
 )
+
+SHUFFLE_SEED_OFFSET = 7919  # the layer-shuffle permutation's generator: not the scorer's stream
 
 
 class PruneSettings(Protocol):
@@ -55,6 +58,12 @@ class PruneSettings(Protocol):
     def score_batches(self) -> int: ...
     @property
     def batch_size(self) -> int: ...
+    @property
+    def merge(self) -> bool: ...  # channel pruning: Neuron Merging before the mask is applied
+    @property
+    def merge_threshold(self) -> float: ...
+    @property
+    def shuffle(self) -> bool: ...  # layer-shuffle control: permute the selection within each tensor
 
 
 def scoring_batches(data: DataSplits, batch_size: int, count: int, seed: int) -> list[Batch]:
@@ -128,11 +137,12 @@ def prune_model(
     else:
         mask = select_structured(scores, keep, structure, spec.scope, previous)
     check_structure(mask, structure)
-    mask.apply(model)
-    if strategy.update is not None:
+    if spec.shuffle:  # the same count per tensor, at random positions (seeded apart from the scorer's)
+        mask = shuffled_within(mask, torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET))
+    if strategy.update is not None:  # it sees the weights it scored (OBS needs the pruned ones' values)
         with torch.no_grad():
             strategy.update(inputs, mask, options)
-        mask.apply(model)  # an update moves the survivors only
+    mask.apply(model)  # after an update too: an update moves the survivors only
     return mask
 
 
@@ -150,6 +160,8 @@ def prune_channel_model(
     graph = channel_graph(model, data.input_shape, layers_matching(model, spec.prunable.exclude))
     scores = score_channels(spec.strategy, model, graph, batches, seed=seed, options=spec.options)
     selection = select_channels(graph, model, scores, ChannelTarget(kind, value), spec.scope, previous)
+    if spec.merge:  # before the mask: merging reads the pruned filters and the weights reading them
+        merge_pruned_channels(model, graph, selection.pruned, spec.merge_threshold)
     selection.mask.apply(model)
     strategy = CHANNEL_SCORERS.get(spec.strategy)
     if strategy.update is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -10,18 +11,24 @@ from prunebench.store.files import write_atomic
 from prunebench.report.aggregate import Group, build_groups
 from prunebench.report.checklist import evaluate_checklist
 from prunebench.report.page import Section, render
-from prunebench.report.literature import CREDIT, published
+from prunebench.report.literature import CREDIT, PublishedPoint, published
+from prunebench.report.plots import (
+    curve_figure, density_level, latency_figure, layer_density_figure, measured_curve_figure, measured_speedup_figure,
+    pre_retrain_figure, trainability_figure,
+)
+from prunebench.report.matched import matched_table
+from prunebench.report.recipes import recipe_tables
 from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
-from prunebench.report.plots import curve_figure, latency_figure, measured_speedup_figure
 from prunebench.report.results import mark_dense_checks, open_db
-from prunebench.report.tables import group_tables
+from prunebench.report.tables import Table, controls_table, cost_table, group_tables, provenance_table, wide_table
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
     "Compression ratio = total parameters / nonzero parameters (whole model). Theoretical speedup = "
     "dense MACs / effective MACs (MACs of nonzero weights). Top-1 over the whole test set, which is "
     "never used for selection. Bands and intervals: 95% Student-t confidence intervals over seeds; "
-    "paired differences are taken per seed, since the strategies of one seed prune the same dense model."
+    "paired differences are taken per seed, since the strategies of one seed prune the same dense model; "
+    "their verdicts are Holm-corrected over all paired tests of a model (family-wise 5%), their intervals are not."
 )
 
 
@@ -46,8 +53,64 @@ def lm_section(group: Group, out_dir: Path) -> Section:
     return Section(group.title, figures, tables, evaluate_checklist(group), [])
 
 
-def write_report(results_dir: Path, out_dir: Path) -> Path:
-    """Write figures (PNG), tables (Markdown, CSV, LaTeX) and one self-contained HTML file."""
+def write_tables(out_dir: Path, name: str, tables: list[tuple[str, Table]]) -> None:
+    for kind, table in tables:
+        for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
+            write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
+
+
+def has(group: Group, field: str) -> bool:
+    return any(getattr(p, field) for c in group.curves.values() for p in c.points.values())
+
+
+def group_figures(group: Group, points: list[PublishedPoint], density_at: float | None) -> list[tuple[str, str, bytes]]:
+    """(file kind, caption, PNG) for every figure the group's data can support."""
+    figures = [(f"top1-vs-{axis}", f"{group.title}: top-1 vs {axis}", curve_figure(group, axis, points))
+               for axis in ("compression", "speedup")]
+    if group.has_latency():
+        for kind, draw in (("measured-speedup", measured_speedup_figure), ("top1-vs-latency", latency_figure),
+                           ("top1-vs-measured-speedup", measured_curve_figure)):
+            figures.append((kind, f"{group.title}: {kind.replace('-', ' ')}", draw(group)))
+    if has(group, "pre_top1"):
+        figures.append(("pre-retrain-top1", f"{group.title}: top-1 right after pruning, before retraining",
+                        pre_retrain_figure(group)))
+    if has(group, "jsv_mean"):
+        figures.append(("top1-vs-trainability",
+                        f"{group.title}: final top-1 against the mean Jacobian singular value after pruning",
+                        trainability_figure(group)))
+    level = density_level(group, density_at)
+    if level is not None:
+        figures.append(("layer-density", f"{group.title}: per-layer density at {float(json.loads(level)):g}x",
+                        layer_density_figure(group, level)))
+    return figures
+
+
+def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
+    """(file kind, table, shown in the HTML) in the order a reader wants them."""
+    levels, paired, summary = group_tables(group)
+    tables = [("provenance", provenance_table(group), True), ("top1", wide_table(group), True),
+              ("levels", levels, False)]  # the long form stays in the files
+    sanity = controls_table(group)
+    if sanity.rows:
+        tables.append(("controls", sanity, True))
+    tables += [("paired", paired, True), ("summary", summary, True)]
+    by_recipe, _ = recipe_tables(group)
+    tables += [(f"recipes-{i}" if i < len(by_recipe) - 1 else "flips", t, True) for i, t in enumerate(by_recipe)]
+    for measured in (False, True) if group.has_latency() else (False,):
+        matched = matched_table(group, measured)
+        if matched.rows:
+            tables.append(("matched-measured-speedup" if measured else "matched-speedup", matched, True))
+    costs = cost_table(group)
+    if costs.rows:
+        tables.append(("cost", costs, True))
+    return tables
+
+
+def write_report(results_dir: Path, out_dir: Path, density_at: float | None = None) -> Path:
+    """Write figures (PNG), tables (Markdown, CSV, LaTeX) and one self-contained HTML file.
+
+    ``density_at``: the compression level of the per-layer density figure (default: the level
+    most curves ran, nearest 16x)."""
     rows = open_db(results_dir).rows()
     mismatched = mark_dense_checks(results_dir, rows)
     groups = build_groups(rows)
@@ -60,19 +123,12 @@ def write_report(results_dir: Path, out_dir: Path) -> Path:
         name = slug(group.title)
         points = published(group.dataset, group.model)
         figures = []
-        for axis in ("compression", "speedup"):
-            png = curve_figure(group, axis, points)
-            write_atomic(out_dir / f"{name}-top1-vs-{axis}.png", png)
-            figures.append((f"{group.title}: top-1 vs {axis}", png))
-        if group.has_latency():
-            for kind, draw in (("measured-speedup", measured_speedup_figure), ("top1-vs-latency", latency_figure)):
-                png = draw(group)
-                write_atomic(out_dir / f"{name}-{kind}.png", png)
-                figures.append((f"{group.title}: {kind.replace('-', ' ')}", png))
-        tables = group_tables(group)
-        for table, kind in zip(tables, ("levels", "paired", "summary")):
-            for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
-                write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
+        for kind, caption, png in group_figures(group, points, density_at):
+            write_atomic(out_dir / f"{name}-{kind}.png", png)
+            figures.append((caption, png))
+        tables = group_report_tables(group)
+        write_tables(out_dir, name, [(kind, table) for kind, table, _ in tables])
+        tables = [table for _, table, shown in tables if shown]
         notes = [
             f"{len(points)} published result(s) for this dataset and model drawn as gray crosses. {html.escape(CREDIT)}"
             if points

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prunebench.config import DenseSpec
+from prunebench.plan.controls import CONTROLS, control_of
 from prunebench.record import Role, RunResult, Target, role_of
 from prunebench.store.layout import DENSE_MISMATCH
 from prunebench.report.stats import Estimate, estimate
@@ -23,6 +24,10 @@ from prunebench.report.stats import Estimate, estimate
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
 DENSE_KEYS = (*(name for name in DenseSpec.model_fields if name != "seed"), "evaluation")  # evaluation: LMs
+CHECKPOINT_PATH = "dense.checkpoint"  # where the file lies, not what it holds (dense.sha256): not in the id
+RANDOM_CONTROL = "random"
+# Keys a control marks its runs with: the label names the control instead.
+CONTROL_MARKS = tuple(k for name in CONTROLS for k in CONTROLS.get(name).marks if k.startswith("prune."))
 # Keys that hold a target value: in a label they would only repeat the target (shown per point).
 TARGET_KEYS = tuple(
     Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds", "sparsity")
@@ -45,14 +50,24 @@ def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def curve_settings(spec: Mapping[str, Any], target: Target) -> dict[str, str]:
     """The spec without seed and target value, plus the target kind: what a curve shares."""
-    flat = {k: v for k, v in flatten(spec).items() if k != "seed" and k != target.spec_key()}
+    flat = {k: v for k, v in flatten(spec).items() if k not in ("seed", target.spec_key(), CHECKPOINT_PATH)}
     flat["target.kind"] = json.dumps(target.kind)
     return flat
 
 
 def dense_key(spec: Mapping[str, Any]) -> Settings:
-    """The dense spec without the seed: what a dense accuracy is filed under."""
-    return tuple(sorted(flatten({k: spec[k] for k in DENSE_KEYS if k in spec}).items()))
+    """The dense spec without the seed: what a dense accuracy is filed under.
+
+    A run's spec names its checkpoint file's digest as ``dense.sha256``, a dense row's spec as
+    ``checkpoint_sha256``; without a checkpoint neither is part of the key.
+    """
+    fields = {k: spec[k] for k in DENSE_KEYS if k in spec}
+    source = spec.get("dense")
+    if isinstance(source, Mapping):
+        fields["checkpoint_sha256"] = source.get("sha256")
+    if fields.get("checkpoint_sha256") is None:
+        fields.pop("checkpoint_sha256", None)
+    return tuple(sorted(flatten(fields).items()))
 
 
 def shown(value: str) -> str:
@@ -69,6 +84,14 @@ class Point:
     speedup: dict[int, float] = field(default_factory=dict)
     measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
     latency_ms: dict[int, float] = field(default_factory=dict)
+    storage_compression: dict[int, float] = field(default_factory=dict)  # only for runs with a compress stage
+    quantized_top1: dict[int, float] = field(default_factory=dict)
+    pre_top1: dict[int, float] = field(default_factory=dict)  # right after pruning, before retraining
+    layer_density: dict[int, dict[str, float]] = field(default_factory=dict)  # seed -> layer -> kept fraction
+    jsv_mean: dict[int, float] = field(default_factory=dict)  # trainability right after pruning
+    prune_s: dict[int, float] = field(default_factory=dict)  # cost: scoring and selection
+    retrain_s: dict[int, float] = field(default_factory=dict)
+    prune_peak_mb: dict[int, float] = field(default_factory=dict)
     # language models: perplexity after recovery (or pruning), right after pruning, sparsity reached
     perplexity: dict[int, float] = field(default_factory=dict)
     pre_perplexity: dict[int, float] = field(default_factory=dict)
@@ -102,14 +125,29 @@ class Curve:
     retrain_recipe: str | None  # the row's id of its finetune + retrain sections (record.recipe_id)
     points: dict[str, Point] = field(default_factory=dict)  # JSON target value -> point
     setting: str = ""  # what differs from the group's other curves; set by build_groups
+    control: str | None = None  # a control's name (prunebench.plan.controls); None for a method
 
     @property
     def target_kind(self) -> str:
         return json.loads(self.settings["target.kind"])
 
     @property
+    def scope(self) -> str:
+        return shown(self.settings.get("prune.scope", '"global"'))
+
+    @property
+    def name(self) -> str:
+        """The strategy, and the sanity control applied to it (``magnitude layer-shuffle``)."""
+        return f"{self.strategy} {self.control}" if self.control not in (None, RANDOM_CONTROL) else self.strategy
+
+    @property
+    def is_sanity_control(self) -> bool:
+        """A control derived from one method's own run (layer-shuffle, reinit), not random pruning."""
+        return self.control not in (None, RANDOM_CONTROL)
+
+    @property
     def label(self) -> str:
-        return f"{self.strategy} ({self.setting})" if self.setting else self.strategy
+        return f"{self.name} ({self.setting})" if self.setting else self.name
 
     def ordered(self) -> list[Point]:
         """Points by the compression they reached."""
@@ -136,6 +174,14 @@ class Group:
     dense: dict[Settings, Dense] = field(default_factory=dict)
     latency_setups: set[str] = field(default_factory=set)
     rows: int = 0
+    params_total: int | None = None  # the dense model's parameters and MACs per example
+    prunable_total: int | None = None
+    macs_dense: int | None = None
+    dense_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # dense recipe id -> spec 'train'
+    retrain_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # retrain recipe id -> recipe as run
+    versions: set[tuple[tuple[str, str], ...]] = field(default_factory=set)  # provenance of the runs
+    jsv_methods: set[str] = field(default_factory=set)  # how the trainability JSVs were computed
+    peak_methods: set[str] = field(default_factory=set)  # how the pruning peak memory was measured
 
     @property
     def title(self) -> str:
@@ -143,6 +189,19 @@ class Group:
 
     def sorted_curves(self) -> list[Curve]:
         return sorted(self.curves.values(), key=lambda c: (c.role != "method", c.label))
+
+    def source_of(self, control: Curve) -> Curve | None:
+        """The method curve a sanity control (layer-shuffle, reinit) was derived from."""
+        if not control.is_sanity_control or control.control is None:
+            return None
+        rules = CONTROLS.get(control.control)
+        wanted = rules.source(control.settings)
+        defaults = rules.source_values  # results written before a marked key existed lack it
+
+        def same(settings: dict[str, str]) -> bool:
+            return all(settings.get(k, defaults.get(k)) == wanted.get(k, defaults.get(k)) for k in {*settings, *wanted})
+
+        return next((c for c in self.curves.values() if c.role == "method" and same(c.settings)), None)
 
     def has_latency(self) -> bool:
         return any(p.measured_speedup for c in self.curves.values() for p in c.points.values())
@@ -190,7 +249,7 @@ def label_curves(group: Group) -> None:
     """Label each curve by the keys that vary across its group's curves (the strategy is the name);
     a target other than compression is always named."""
     curves = list(group.curves.values())
-    varying = differences([c.settings for c in curves], hidden=("prune.strategy", *TARGET_KEYS))
+    varying = differences([c.settings for c in curves], hidden=("prune.strategy", *CONTROL_MARKS, *TARGET_KEYS))
     for curve in curves:
         keys = varying if "target.kind" in varying or curve.target_kind == "compression" else ["target.kind", *varying]
         curve.setting = describe(curve.settings, keys)
@@ -198,6 +257,23 @@ def label_curves(group: Group) -> None:
     varying = differences([d.settings for d in dense])
     for entry in dense:
         entry.setting = describe(entry.settings, varying)
+
+
+VERSION_KEYS = ("prunebench", "git_commit", "torch", "python", "platform", "device", "threads")
+
+
+def note_provenance(group: Group, result: RunResult, row: Mapping[str, Any]) -> None:
+    """What a reader needs to redo the comparison: the dense size, the recipes, the versions."""
+    group.params_total = result.sizes.params_total
+    group.macs_dense = result.macs.dense
+    if result.target is not None:
+        group.prunable_total = result.sizes.prunable_total
+    if row.get("dense_recipe") is not None:
+        group.dense_recipes.setdefault(row["dense_recipe"], dict(result.spec.get("train", {})))
+    if result.retraining is not None and row.get("retrain_recipe") is not None:
+        group.retrain_recipes.setdefault(row["retrain_recipe"], {"mode": result.retraining.mode, **result.retraining.recipe})
+    versions = result.provenance.model_dump(mode="json")
+    group.versions.add(tuple((k, str(versions[k])) for k in VERSION_KEYS if versions.get(k) is not None))
 
 
 def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
@@ -218,6 +294,7 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
             dense.top1[seed] = result.accuracy.dense_top1
         if result.dense_perplexity is not None:
             dense.perplexity[seed] = result.dense_perplexity
+        note_provenance(group, result, row)
         role = role_of(row.get("role"), row["strategy"], row["kind"] == "dense")
         if role == "dense" or result.target is None:
             continue
@@ -228,6 +305,7 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         )
         if role == "control":
             curve.role = "control"
+            curve.control = control_of(curve_of)
         point = curve.points.setdefault(json.dumps(result.target.value), Point(result.target))
         if result.accuracy is not None:
             point.top1[seed] = result.accuracy.top1
@@ -237,6 +315,22 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         point.sparsity[seed] = result.sizes.sparsity
         point.compression[seed] = result.sizes.compression_ratio
         point.speedup[seed] = result.macs.theoretical_speedup
+        accuracy = result.accuracy
+        if result.sizes.storage_compression_ratio is not None and accuracy is not None and accuracy.quantized_top1 is not None:
+            point.storage_compression[seed] = result.sizes.storage_compression_ratio
+            point.quantized_top1[seed] = accuracy.quantized_top1
+        if accuracy is not None and accuracy.pre_retrain_top1 is not None:
+            point.pre_top1[seed] = result.accuracy.pre_retrain_top1
+        point.prune_s[seed] = result.cost.prune_s if result.cost else result.timings.prune
+        point.retrain_s[seed] = result.cost.retrain_s if result.cost else result.timings.retrain
+        if result.cost is not None:
+            point.prune_peak_mb[seed] = result.cost.prune_peak_mb
+            group.peak_methods.add(result.cost.peak_method)
+        if result.trainability is not None:
+            point.jsv_mean[seed] = result.trainability.jsv_mean
+            group.jsv_methods.add(result.trainability.method)
+        if result.sizes.layer_sparsity:
+            point.layer_density[seed] = {k: 1.0 - v for k, v in result.sizes.layer_sparsity.items()}
         if result.latency is not None:
             point.measured_speedup[seed] = result.latency.measured_speedup
             point.latency_ms[seed] = result.latency.pruned_ms

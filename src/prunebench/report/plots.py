@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -10,7 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from prunebench.report.aggregate import Group  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator  # noqa: E402
+
+from prunebench.report.aggregate import Curve, Group, Point  # noqa: E402
 from prunebench.report.literature import PublishedPoint  # noqa: E402
 from prunebench.report.stats import estimate  # noqa: E402
 
@@ -23,20 +26,100 @@ def save(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
+SCOPE_LINES = {"global": "-", "layer": "--"}
+CONTROL_LINES = {"layer-shuffle": ":", "reinit": "-."}  # a sanity control: its method's colour
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+CONTROL_COLORS = ("#555555", "#999999", "#333333", "#bbbbbb")
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str
+    linestyle: str
+    marker: str
+
+    def kwargs(self) -> dict[str, str]:
+        return {"color": self.color, "linestyle": self.linestyle, "marker": self.marker}
+
+
+def curve_styles(group: Group) -> dict[str, Style]:
+    """Curve label -> style: one colour per strategy (grays for controls), the line style says the
+    scope (solid global, dashed layer), the marker tells apart curves that differ in anything else."""
+    curves = group.sorted_curves()
+    methods = sorted({c.strategy for c in curves if c.role != "control" or c.is_sanity_control})
+    controls = sorted({c.strategy for c in curves if c.role == "control"} - set(methods))
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    colors = {name: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, name in enumerate(methods)}
+    colors.update({name: CONTROL_COLORS[i % len(CONTROL_COLORS)] for i, name in enumerate(controls)})
+    styles = {}
+    seen: dict[tuple[str, str], int] = {}
+    for curve in curves:
+        key = (curve.strategy, curve.scope, curve.control or "")
+        index = seen.setdefault(key, 0)
+        seen[key] = index + 1
+        line = CONTROL_LINES.get(curve.control or "", SCOPE_LINES.get(curve.scope, ":"))
+        styles[curve.label] = Style(colors[curve.strategy], line, MARKERS[index % len(MARKERS)])
+    return styles
+
+
+def ratio_label(value: float, _position: object = None) -> str:
+    return f"{value:g}x"
+
+
+def level_ticks(ax: plt.Axes, values: list[float]) -> None:
+    """x ticks at exactly ``values`` (the levels run), labelled '16x'; a tick too close to the
+    previous one on the log axis is dropped so labels do not overlap."""
+    kept: list[float] = []
+    for value in sorted(set(round(v, 2) for v in values if v > 0)):
+        if not kept or value / kept[-1] >= 1.18:
+            kept.append(value)
+    if kept:
+        ax.set_xticks(kept)
+    ax.xaxis.set_major_formatter(FuncFormatter(ratio_label))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def tick_values(group: Group, axis: str) -> list[float]:
+    """The levels run on ``axis``: the target values of curves that target it, else where runs landed."""
+    values = []
+    for curve in group.curves.values():
+        for point in curve.points.values():
+            if curve.target_kind == axis:
+                values.append(float(point.target.value))
+            else:
+                values.append(point.mean_compression() if axis == "compression" else point.mean_speedup())
+    return values
+
+
+def x_of(point: Point, axis: str) -> float:
+    return point.mean_compression() if axis == "compression" else point.mean_speedup()
+
+
+def x_label(axis: str) -> str:
+    return "compression ratio (total / nonzero parameters)" if axis == "compression" else "theoretical speedup (dense MACs / effective MACs)"
+
+
+def draw_band(ax: plt.Axes, curve: Curve, style: Style, values: list[tuple[float, dict[int, float]]]) -> None:
+    """Mean over seeds with its 95% CI band, at the given (x, seed -> value) points."""
+    values = [(x, v) for x, v in values if v]
+    if not values:
+        return
+    estimates = [estimate(list(v.values())) for _, v in values]
+    x = np.array([x for x, _ in values])
+    mean = np.array([e.mean for e in estimates]) * 100
+    low = np.array([e.ci_low for e in estimates]) * 100
+    high = np.array([e.ci_high for e in estimates]) * 100
+    ax.plot(x, mean, markersize=3, label=curve.label, **style.kwargs())
+    if not np.isnan(low).all():
+        ax.fill_between(x, low, high, color=style.color, alpha=0.15, linewidth=0)
+
+
 def curve_figure(group: Group, axis: str, published: list[PublishedPoint]) -> bytes:
     """top-1 against ``axis`` ('compression' or 'speedup'), log2 x axis, mean and 95% CI band."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
     for curve in group.sorted_curves():
-        points = curve.ordered()
-        x = np.array([p.mean_compression() if axis == "compression" else p.mean_speedup() for p in points])
-        estimates = [p.top1_estimate() for p in points]
-        mean = np.array([e.mean for e in estimates]) * 100
-        low = np.array([e.ci_low for e in estimates]) * 100
-        high = np.array([e.ci_high for e in estimates]) * 100
-        style = "--" if curve.role == "control" else "-"
-        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=curve.label)
-        if not np.isnan(low).all():
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
+        draw_band(ax, curve, styles[curve.label], [(x_of(p, axis), p.top1) for p in curve.ordered()])
     for entry in group.dense.values():
         dense = estimate(list(entry.top1.values())).mean * 100
         name = f"dense, {entry.setting}" if entry.setting else "dense"
@@ -48,7 +131,8 @@ def curve_figure(group: Group, axis: str, published: list[PublishedPoint]) -> by
             marker="x", color="gray", label="published (ShrinkBench table)", zorder=3,
         )
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("compression ratio (total / nonzero parameters)" if axis == "compression" else "theoretical speedup (dense MACs / effective MACs)")
+    level_ticks(ax, tick_values(group, axis))
+    ax.set_xlabel(x_label(axis))
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(f"{group.title}: top-1 vs {axis} (mean over seeds, 95% CI)")
     ax.grid(True, which="both", alpha=0.3)
@@ -56,9 +140,77 @@ def curve_figure(group: Group, axis: str, published: list[PublishedPoint]) -> by
     return save(figure)
 
 
+def pre_retrain_figure(group: Group) -> bytes:
+    """top-1 right after pruning, before any retraining: how much damage retraining repairs."""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
+    for curve in group.sorted_curves():
+        draw_band(ax, curve, styles[curve.label], [(p.mean_compression(), p.pre_top1) for p in curve.ordered()])
+    for entry in group.dense.values():
+        dense = estimate(list(entry.top1.values())).mean * 100
+        ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"dense ({dense:.2f}%)")
+    ax.set_xscale("log", base=2)
+    level_ticks(ax, tick_values(group, "compression"))
+    ax.set_xlabel(x_label("compression"))
+    ax.set_ylabel("test top-1 before retraining (%)")
+    ax.set_title(f"{group.title}: top-1 right after pruning (mean over seeds, 95% CI)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    return save(figure)
+
+
+def density_level(group: Group, wanted: float | None = None) -> str | None:
+    """The point key (JSON target value) of the compression level the per-layer density figure
+    shows: ``wanted`` if run, else the level run by the most curves, nearest 16x on a log scale."""
+    counts: dict[str, int] = {}
+    values: dict[str, float] = {}
+    for curve in group.curves.values():
+        if curve.target_kind != "compression":
+            continue
+        for key, point in curve.points.items():
+            if point.layer_density:
+                counts[key] = counts.get(key, 0) + 1
+                values[key] = float(point.target.value)
+    if not counts:
+        return None
+    chosen = [k for k in counts if wanted is not None and values[k] == wanted]
+    if chosen:
+        return chosen[0]
+    most = max(counts.values())
+    return min((k for k, n in counts.items() if n == most), key=lambda k: abs(np.log2(values[k]) - 4))
+
+
+def layer_density_figure(group: Group, level: str) -> bytes:
+    """Kept fraction of each prunable tensor at one compression level, one bar per curve."""
+    curves = [c for c in group.sorted_curves()
+              if c.target_kind == "compression" and level in c.points and c.points[level].layer_density]
+    layers = list(dict.fromkeys(name for c in curves for d in c.points[level].layer_density.values() for name in d))
+    styles = curve_styles(group)
+    figure, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(layers) * max(1, len(curves)) / 3), 4.5), dpi=110)
+    width = 0.8 / max(1, len(curves))
+    for index, curve in enumerate(curves):
+        densities = curve.points[level].layer_density.values()
+        means = [float(np.mean([d[name] for d in densities if name in d])) * 100 for name in layers]
+        style = styles[curve.label]
+        ax.bar(np.arange(len(layers)) + index * width - 0.4 + width / 2, means, width, color=style.color,
+               hatch="//" if style.linestyle == "--" else None, edgecolor="white", label=curve.label)
+    ax.set_xticks(np.arange(len(layers)))
+    ax.set_xticklabels(layers, rotation=30, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("weights kept (%, log scale)")
+    label = curves[0].points[level].level if curves else level
+    ax.set_title(f"{group.title}: per-layer density at {label} (mean over seeds)", fontsize=10)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(figure)
+
+
 def measured_speedup_figure(group: Group) -> bytes:
     """Measured against theoretical speedup, with the y = x line a perfect runtime would follow."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
     largest = 1.0
     for curve in group.sorted_curves():
         points = [p for p in curve.ordered() if p.measured_speedup]
@@ -67,10 +219,12 @@ def measured_speedup_figure(group: Group) -> bytes:
         x = [p.mean_speedup() for p in points]
         y = [estimate(list(p.measured_speedup.values())).mean for p in points]
         largest = max(largest, *x, *y)
-        ax.plot(x, y, marker="o", markersize=3, label=curve.label)
+        ax.plot(x, y, markersize=3, label=curve.label, **styles[curve.label].kwargs())
     ax.plot([1, largest], [1, largest], color="black", linestyle=":", linewidth=1, label="y = x")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
+    for which in ("x", "y"):  # labelled '4x', not '2^2'
+        (ax.xaxis if which == "x" else ax.yaxis).set_major_formatter(FuncFormatter(ratio_label))
     ax.set_xlabel("theoretical speedup (dense MACs / effective MACs)")
     ax.set_ylabel("measured speedup (dense / pruned latency)")
     ax.set_title(f"{group.title}: measured vs theoretical speedup\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)
@@ -82,16 +236,60 @@ def measured_speedup_figure(group: Group) -> bytes:
 def latency_figure(group: Group) -> bytes:
     """top-1 against measured latency of the pruned model."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
     for curve in group.sorted_curves():
         points = [p for p in curve.ordered() if p.latency_ms]
         if not points:
             continue
         x = [estimate(list(p.latency_ms.values())).mean for p in points]
         y = [p.top1_estimate().mean * 100 for p in points]
-        ax.plot(x, y, marker="o", markersize=3, label=curve.label)
+        ax.plot(x, y, markersize=3, label=curve.label, **styles[curve.label].kwargs())
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(f"{group.title}: top-1 vs measured latency\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
+    return save(figure)
+
+
+def trainability_figure(group: Group) -> bytes:
+    """Final top-1 against the mean Jacobian singular value right after pruning, one marker per
+    level (mean over seeds), joined in the order of compression: does damage predict the outcome?"""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
+    for curve in group.sorted_curves():
+        points = [p for p in curve.ordered() if p.jsv_mean]
+        if not points:
+            continue
+        x = [estimate(list(p.jsv_mean.values())).mean for p in points]
+        y = [p.top1_estimate().mean * 100 for p in points]
+        ax.plot(x, y, markersize=4, label=curve.label, **styles[curve.label].kwargs())
+        for xi, yi, p in zip(x, y, points):
+            ax.annotate(p.level, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"mean input-output Jacobian singular value right after pruning ({', '.join(sorted(group.jsv_methods))})")
+    ax.set_ylabel("test top-1 after retraining (%)")
+    ax.set_title(f"{group.title}: final top-1 vs trainability after pruning", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(figure)
+
+
+def measured_curve_figure(group: Group) -> bytes:
+    """top-1 against measured speedup (dense / pruned latency): the comparison at equal real speed."""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
+    ticks = []
+    for curve in group.sorted_curves():
+        points = [p for p in curve.ordered() if p.measured_speedup]
+        x = [estimate(list(p.measured_speedup.values())).mean for p in points]
+        ticks += x
+        draw_band(ax, curve, styles[curve.label], [(xi, p.top1) for xi, p in zip(x, points)])
+    ax.set_xscale("log", base=2)
+    level_ticks(ax, ticks)
+    ax.set_xlabel("measured speedup (dense / pruned latency)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"{group.title}: top-1 vs measured speedup\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
     return save(figure)

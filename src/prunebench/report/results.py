@@ -31,8 +31,8 @@ log = logging.getLogger("prunebench")
 COLUMNS = (
     "run_id", "status", "role", "dataset", "model", "strategy", "scope", "structure", "schedule", "retrain_mode",
     "target_kind", "target_value", "dense_recipe", "retrain_recipe", "seed",
-    "compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5",
+    "compression_ratio", "storage_compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
+    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "quantized_top1",
     "dense_perplexity", "pre_finetune_perplexity", "perplexity", "wall_time_s", "error", "dense_check",
 )
 
@@ -41,12 +41,15 @@ def metrics(result: RunResult) -> dict[str, Any]:
     """The record's headline numbers, as the flat columns name them (accuracy or perplexity: the other is empty)."""
     accuracy = result.accuracy
     return {
-        "compression_ratio": result.sizes.compression_ratio, "theoretical_speedup": result.macs.theoretical_speedup,
+        "compression_ratio": result.sizes.compression_ratio,
+        "storage_compression_ratio": result.sizes.storage_compression_ratio,
+        "theoretical_speedup": result.macs.theoretical_speedup,
         "params_total": result.sizes.params_total, "params_nonzero": result.sizes.params_nonzero,
         "macs_dense": result.macs.dense, "macs_effective": result.macs.effective,
         "dense_top1": accuracy.dense_top1 if accuracy else None,
         "pre_retrain_top1": accuracy.pre_retrain_top1 if accuracy else None,
         "top1": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
+        "quantized_top1": accuracy.quantized_top1 if accuracy else None,
         "dense_perplexity": result.dense_perplexity, "pre_finetune_perplexity": result.pre_finetune_perplexity,
         "perplexity": result.perplexity, "wall_time_s": result.timings.wall,
     }

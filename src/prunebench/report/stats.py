@@ -59,3 +59,34 @@ def area_under_log2(levels: Sequence[float], values: Sequence[float]) -> float:
     order = np.argsort(x)
     x, y = x[order], y[order]
     return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    difference: Estimate
+    p: float  # two-sided paired t test of mean difference 0; nan for fewer than 2 seeds
+
+
+def paired_test(a: dict[int, float], b: dict[int, float]) -> PairedTest | None:
+    """The paired difference a - b over shared seeds and its two-sided t-test p-value."""
+    diff = paired_difference(a, b)
+    if diff is None:
+        return None
+    if diff.n < 2:
+        return PairedTest(diff, math.nan)
+    if diff.std == 0:  # every seed moved by the same amount: certain unless that amount is zero
+        return PairedTest(diff, 1.0 if diff.mean == 0 else 0.0)
+    t = diff.mean / (diff.std / math.sqrt(diff.n))
+    return PairedTest(diff, float(2 * stats.t.sf(abs(t), diff.n - 1)))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error control); nan entries stay nan and
+    are not counted in the family."""
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    adjusted = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, (p, index) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))  # adjusted values never decrease
+        adjusted[index] = running
+    return adjusted

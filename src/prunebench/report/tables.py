@@ -6,8 +6,8 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from prunebench.report.aggregate import Group
-from prunebench.report.stats import Estimate, area_under_log2, estimate, paired_difference
+from prunebench.report.aggregate import Curve, Group
+from prunebench.report.stats import Estimate, area_under_log2, estimate, holm, paired_test
 
 
 @dataclass(frozen=True)
@@ -54,61 +54,212 @@ def ci(e: Estimate) -> str:
 
 
 def levels_table(group: Group) -> Table:
+    """Where some runs have a compress stage, their storage compression and quantized top-1 are
+    shown beside the parameter compression (a dash for the runs without one)."""
+    stored = any(p.storage_compression for c in group.curves.values() for p in c.points.values())
     rows = []
     for dense in group.dense.values():
         d = estimate(list(dense.top1.values()))
-        rows.append(["dense", dense.setting or "-", "-", "1.00", "1.00", pct(d.mean), pct(d.std), str(d.n), ci(d)])
+        storage = ["1.00", "-"] if stored else []
+        rows.append(["dense", dense.setting or "-", "-", "1.00", *storage, "1.00", pct(d.mean), pct(d.std), str(d.n), ci(d)])
     for curve in group.sorted_curves():
         for point in curve.ordered():
             e = point.top1_estimate()
+            storage = []
+            if stored and point.storage_compression:
+                storage = [f"{estimate(list(point.storage_compression.values())).mean:.2f}",
+                           pct(estimate(list(point.quantized_top1.values())).mean)]
+            elif stored:
+                storage = ["-", "-"]
             rows.append([
-                curve.strategy, curve.setting or "-", point.level, f"{point.mean_compression():.2f}",
+                curve.name, curve.setting or "-", point.level, f"{point.mean_compression():.2f}", *storage,
                 f"{point.mean_speedup():.2f}", pct(e.mean), pct(e.std), str(e.n), ci(e),
             ])
-    header = ["strategy", "setting", "target", "compression", "speedup", "top-1 mean (%)", "std", "n", "95% CI"]
+    storage_header = ["storage compression", "quantized top-1 (%)"] if stored else []
+    header = ["strategy", "setting", "target", "compression", *storage_header, "speedup", "top-1 mean (%)", "std", "n",
+              "95% CI"]
     return Table(f"{group.title}: test top-1 at each target", header, rows)
+
+
+ALPHA = 0.05  # family-wise error rate of the paired tests
+
+
+def verdict(adjusted_p: float, mean: float, n: int) -> str:
+    """What a reviewer may say about one paired test after Holm's correction."""
+    if math.isnan(adjusted_p):
+        return f"not tested (n = {n})"
+    if adjusted_p < ALPHA:
+        return "a > b" if mean > 0 else "a < b"
+    return f"no significant difference (n = {n})"
+
+
+def p_value(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.3g}"
 
 
 def paired_table(group: Group) -> Table:
     """a - b per target, paired across seeds, between curves that differ only in strategy, scope
-    and options (so the same recipe, schedule, structure, target kind); a control is always b."""
-    rows = []
+    and options (so the same recipe, schedule, structure, target kind); a control is always b.
+
+    The verdicts are Holm-corrected over every test in the table (one family per group); the
+    95% intervals are per test, uncorrected."""
+    tests = []
     for a, b in itertools.combinations(group.sorted_curves(), 2):
         if a.comparison() != b.comparison() or a.role == b.role == "control":
             continue
         if a.role == "control":  # always report 'method - control'
             a, b = b, a
-        for level in sorted(set(a.points) & set(b.points)):
-            diff = paired_difference(a.points[level].top1, b.points[level].top1)
-            if diff is None:
-                continue
-            verdict = "" if diff.n < 2 else ("a > b" if diff.ci_low > 0 else "a < b" if diff.ci_high < 0 else "no difference")
-            rows.append([f"{a.label} - {b.label}", a.points[level].level, pct(diff.mean), str(diff.n), ci(diff), verdict])
-    header = ["a - b", "target", "mean difference (points)", "n", "95% CI", "at 95%"]
+        for level in sorted(set(a.points) & set(b.points), key=lambda t: a.points[t].mean_compression()):
+            test = paired_test(a.points[level].top1, b.points[level].top1)
+            if test is not None:
+                tests.append((a, b, level, test))
+    adjusted = holm([t.p for *_, t in tests])
+    rows = [
+        [f"{a.label} - {b.label}", a.points[level].level, pct(t.difference.mean), str(t.difference.n),
+         ci(t.difference), p_value(t.p), p_value(q), verdict(q, t.difference.mean, t.difference.n)]
+        for (a, b, level, t), q in zip(tests, adjusted)
+    ]
+    header = ["a - b", "target", "mean difference (points)", "n", "95% CI (uncorrected)", "p (paired t)",
+              "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
     return Table(f"{group.title}: paired differences in top-1", header, rows)
 
 
-def summary_table(group: Group) -> Table:
-    """Mean top-1 over the log2-compression range, per seed, then mean and CI over seeds.
+def area_per_seed(curve: Curve) -> dict[int, float]:
+    """Seed -> mean top-1 over the log2-compression range, for the seeds every level has.
 
     x is the target ratio for compression targets, the reached compression for the other kinds."""
+    points = curve.ordered()
+    seeds = set.intersection(*(set(p.top1) for p in points)) if points else set()
+    by_target = curve.target_kind == "compression"
+    return {
+        s: area_under_log2([float(p.target.value) if by_target else p.compression[s] for p in points],
+                           [p.top1[s] for p in points])
+        for s in sorted(seeds)
+    }
+
+
+def summary_table(group: Group) -> Table:
+    """Mean top-1 over the log2-compression range, per seed, then mean and CI over seeds."""
     rows = []
     for curve in group.sorted_curves():
         points = curve.ordered()
-        seeds = set.intersection(*(set(p.top1) for p in points)) if points else set()
         by_target = curve.target_kind == "compression"
-        per_seed = [
-            area_under_log2([float(p.target.value) if by_target else p.compression[s] for p in points],
-                            [p.top1[s] for p in points])
-            for s in sorted(seeds)
-        ]
+        per_seed = list(area_per_seed(curve).values())
         if not per_seed:
             continue
         e = estimate(per_seed)
         span = f"{points[0].level}-{points[-1].level}" if by_target else f"{points[0].mean_compression():.3g}-{points[-1].mean_compression():.3g}x"
-        rows.append([curve.strategy, curve.setting or "-", span, pct(e.mean), str(e.n), ci(e)])
+        rows.append([curve.name, curve.setting or "-", span, pct(e.mean), str(e.n), ci(e)])
     header = ["strategy", "setting", "levels", "area under top-1 vs log2 compression (%)", "n", "95% CI"]
     return Table(f"{group.title}: one number per curve", header, rows)
+
+
+def controls_table(group: Group) -> Table:
+    """Each method against its own sanity controls (layer-shuffle, reinit) at every level, paired
+    across seeds; Holm-corrected over this table's tests. A method that does not beat its
+    layer-shuffled mask has learned a per-layer density, not which weights to keep."""
+    tests = []
+    for control in group.sorted_curves():
+        method = group.source_of(control)
+        if method is None:
+            continue
+        for level in sorted(set(method.points) & set(control.points), key=lambda t: method.points[t].mean_compression()):
+            test = paired_test(method.points[level].top1, control.points[level].top1)
+            if test is not None:
+                tests.append((method, control, level, test))
+    adjusted = holm([t.p for *_, t in tests])
+    rows = [
+        [method.label, control.control or "", method.points[level].level, pct(method.points[level].top1_estimate().mean),
+         pct(control.points[level].top1_estimate().mean), pct(t.difference.mean), str(t.difference.n), ci(t.difference),
+         p_value(t.p), p_value(q), verdict(q, t.difference.mean, t.difference.n).replace("a > b", "method better")
+         .replace("a < b", "control better")]
+        for (method, control, level, t), q in zip(tests, adjusted)
+    ]
+    header = ["method", "control", "target", "method top-1 (%)", "control top-1 (%)", "method - control (points)", "n",
+              "95% CI (uncorrected)", "p (paired t)", "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
+    return Table(f"{group.title}: each method against its own sanity controls", header, rows)
+
+
+def cost_table(group: Group) -> Table:
+    """Per curve, over all its runs: seconds of pruning (scoring and selection) and of retraining,
+    mean and largest, and the largest pruning peak memory."""
+    rows = []
+    for curve in group.sorted_curves():
+        points = curve.ordered()
+        prune = [v for p in points for v in p.prune_s.values()]
+        retrain = [v for p in points for v in p.retrain_s.values()]
+        peaks = [v for p in points for v in p.prune_peak_mb.values()]
+        if not prune:
+            continue
+        rows.append([
+            curve.name, curve.setting or "-", str(len(prune)), f"{sum(prune) / len(prune):.3g}", f"{max(prune):.3g}",
+            f"{sum(retrain) / len(retrain):.3g}", f"{max(peaks):.3g}" if peaks else "n/a",
+        ])
+    measured = ", ".join(sorted(m for m in group.peak_methods if m)) or "not recorded"
+    header = ["strategy", "setting", "runs", "prune s (mean)", "prune s (max)", "retrain s (mean)",
+              f"prune peak MB (max; {measured})"]
+    return Table(f"{group.title}: what each method cost (wall time and peak memory of pruning)", header, rows)
+
+
+def mean_ci(e: Estimate) -> str:
+    return pct(e.mean) if e.n < 2 else f"{pct(e.mean)} ± {pct(e.half_width)}"
+
+
+def column_levels(group: Group) -> list[str]:
+    """Every level run in the group, by the compression it reached."""
+    reached: dict[str, list[float]] = {}
+    for curve in group.curves.values():
+        for point in curve.points.values():
+            reached.setdefault(point.level, []).append(point.mean_compression())
+    return sorted(reached, key=lambda level: (min(reached[level]), level))
+
+
+def wide_table(group: Group) -> Table:
+    """Strategies x levels: mean test top-1 ± the 95% CI half-width over seeds (n in the header
+    when every cell has the same, else in the cell)."""
+    levels = column_levels(group)
+    counts = {len(p.top1) for c in group.curves.values() for p in c.points.values()}
+    same_n = len(counts) == 1
+    rows = []
+    for dense in group.dense.values():
+        d = estimate(list(dense.top1.values()))
+        rows.append(["dense", dense.setting or "-", *([mean_ci(d)] * len(levels))])
+    for curve in group.sorted_curves():
+        by_level = {p.level: p for p in curve.points.values()}
+        cells = []
+        for level in levels:
+            point = by_level.get(level)
+            if point is None:
+                cells.append("")
+                continue
+            e = point.top1_estimate()
+            cells.append(mean_ci(e) if same_n else f"{mean_ci(e)} (n = {e.n})")
+        rows.append([curve.name + (" (control)" if curve.role == "control" else ""), curve.setting or "-", *cells])
+    n = f", n = {counts.pop()} seeds" if same_n and counts else ""
+    return Table(f"{group.title}: test top-1 (%), mean ± 95% CI half-width{n}", ["strategy", "setting", *levels], rows)
+
+
+def recipe_text(recipe: dict[str, object]) -> str:
+    order = ("mode", "epochs", "lr", "lr_schedule", "batch_size", "optimizer", "momentum", "weight_decay")
+    keys = [k for k in order if k in recipe] + sorted(k for k in recipe if k not in order)
+    return ", ".join(f"{k} {recipe[k]}" for k in keys)
+
+
+def provenance_table(group: Group) -> Table:
+    """The recipes and versions a reader needs to redo the comparison, and the dense model's size."""
+    rows = []
+    if group.params_total is not None:
+        prunable = f" ({group.prunable_total:,} prunable)" if group.prunable_total else ""
+        rows.append(["dense parameters", f"{group.params_total:,}{prunable}"])
+    if group.macs_dense is not None:
+        rows.append(["dense MACs per example", f"{group.macs_dense:,} ({2 * group.macs_dense:,} FLOPs)"])
+    for recipe_id, recipe in sorted(group.dense_recipes.items()):
+        rows.append([f"dense training recipe {recipe_id}", recipe_text(recipe) or "defaults"])
+    for recipe_id, recipe in sorted(group.retrain_recipes.items()):
+        rows.append([f"retraining recipe {recipe_id}", recipe_text(recipe)])
+    for versions in sorted(group.versions):
+        rows.append(["software and device", ", ".join(f"{k} {v}" for k, v in versions)])
+    return Table(f"{group.title}: recipe and provenance", ["what", "value"], rows)
 
 
 def group_tables(group: Group) -> list[Table]:

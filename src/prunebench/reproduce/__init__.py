@@ -16,12 +16,12 @@ from prunebench.config import RunSettings
 from prunebench.data import DATA_ENV
 from prunebench.errors import ConfigError
 from prunebench.metrics.latency import torch_threads
-from prunebench.reproduce import han, lth
+from prunebench.reproduce import deep_compression, han, lth
 from prunebench.reproduce.common import Check, Report, load_reproduction_config
 from prunebench.store.lock import results_lock
 
 RunFn = Callable[[list[int], RunSettings, Path], Report]
-REPRODUCTIONS: dict[str, RunFn] = {lth.NAME: lth.run, han.NAME: han.run}
+REPRODUCTIONS: dict[str, RunFn] = {lth.NAME: lth.run, han.NAME: han.run, deep_compression.NAME: deep_compression.run}
 
 
 def list_reproductions() -> dict[str, str]:

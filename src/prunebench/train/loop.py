@@ -22,6 +22,7 @@ from prunebench.data import DataSplits
 from prunebench.data.augment import random_crop_flip
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
+from prunebench.train.progress import EpochProgress
 
 log = logging.getLogger("prunebench")
 
@@ -67,6 +68,12 @@ def lr_factor(spec: TrainSpec) -> Callable[[int], float]:
     return lambda epoch: 1.0
 
 
+def epoch_steps(examples: int, spec: TrainSpec) -> int:
+    """Optimizer steps in one epoch: every batch, or ``max_steps_per_epoch`` of them (a quick check)."""
+    steps = math.ceil(examples / spec.batch_size)
+    return steps if spec.max_steps_per_epoch is None else min(steps, spec.max_steps_per_epoch)
+
+
 def train(
     model: nn.Module,
     data: DataSplits,
@@ -99,7 +106,9 @@ def train(
         model.train()
         order = torch.randperm(n, generator=generator).to(data.train_x.device)
         loss_sum = torch.zeros((), device=data.train_x.device)
-        for start in range(0, n, spec.batch_size):
+        steps = epoch_steps(n, spec)
+        progress = EpochProgress(f"{stage} epoch {epoch + 1}/{spec.epochs}", steps)
+        for start in range(0, steps * spec.batch_size, spec.batch_size):
             batch = order[start : start + spec.batch_size]
             inputs = data.train_x[batch]
             if spec.augment == "crop-flip":
@@ -112,7 +121,8 @@ def train(
             for callback in callbacks:
                 callback.on_step_end(record.steps)
             loss_sum += loss.detach() * batch.numel()
-        train_loss = float(loss_sum) / n
+            progress.step(start // spec.batch_size + 1, start + batch.numel(), loss_sum)
+        train_loss = float(loss_sum) / min(n, steps * spec.batch_size)  # the mean over the examples it saw
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}")
         val = evaluate(model, data.val_x, data.val_y) if data.val_x.shape[0] else None

@@ -1,6 +1,8 @@
 """Registered pruning strategies (scorers). Add one with ``@register_scorer("name")``."""
 
-from prunebench.pruning.scores import activation, gradient, grasp, magnitude, random, snip, sparsegpt, synflow, wanda  # noqa: F401
+from prunebench.pruning.scores import (  # noqa: F401
+    activation, gradient, grasp, magnitude, random, second_order, snip, sparsegpt, synflow, wanda,
+)
 from prunebench.pruning.scores.base import (
     STRATEGIES,
     WEIGHT_STRATEGIES,

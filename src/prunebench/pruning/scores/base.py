@@ -47,10 +47,11 @@ class NoOptions:
 
 OptionsT = TypeVar("OptionsT")
 ScorerFn = Callable[[ScoreInputs, Any], Scores]
-# After its mask is selected and applied, a strategy may rewrite the weights it kept, in place
-# (Optimal Brain Surgeon's compensation, least-squares reconstruction): ``update(inputs, keep,
-# options)`` with ``keep`` the selected {param_name: bool tensor}. Pruned entries are zeroed
-# again after it, so an update can only move the survivors.
+# After its mask is selected, a strategy may rewrite the weights it kept, in place (Optimal Brain
+# Surgeon's compensation, least-squares reconstruction): ``update(inputs, keep, options)`` with
+# ``keep`` the selected {param_name: bool tensor}. It runs on the weights as they were scored
+# (the pruned ones still hold their values, which OBS compensates for); the mask is applied after
+# it, so an update can only move the survivors.
 UpdateFn = Callable[[ScoreInputs, Mapping[str, torch.Tensor], Any], None]
 
 

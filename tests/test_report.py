@@ -1,0 +1,117 @@
+"""The report's reading aids: Holm-corrected verdicts, a wide table, one colour per strategy,
+ticks at the levels run, per-layer density, recipe and provenance."""
+
+import json
+
+import matplotlib
+import pytest
+
+from prunebench.record import Target
+from prunebench.report.aggregate import Curve, Dense, Group, Point, label_curves
+from prunebench.report.plots import curve_styles, density_level, level_ticks, plt
+from prunebench.report.stats import holm, paired_test
+from prunebench.report.tables import paired_table, provenance_table, wide_table
+
+LEVELS = (2, 4, 8, 16, 24)
+
+
+def curve(strategy: str, scope: str, top1: dict[int, list[float]], role: str = "method") -> Curve:
+    settings = {"prune.strategy": json.dumps(strategy), "prune.scope": json.dumps(scope), "target.kind": '"compression"'}
+    c = Curve(strategy, role, settings, "r1")  # type: ignore[arg-type]
+    for level, values in top1.items():
+        point = Point(Target(kind="compression", value=float(level)))
+        for seed, value in enumerate(values):
+            point.top1[seed] = value
+            point.compression[seed] = float(level)
+            point.speedup[seed] = float(level) * 0.9
+            point.layer_density[seed] = {"fc1.weight": 1 / level, "fc2.weight": 2 / level}
+        c.points[json.dumps(float(level))] = point
+    return c
+
+
+def group_of(*curves: Curve) -> Group:
+    group = Group("synthetic", "mlp")
+    for c in curves:
+        group.curves[tuple(sorted(c.settings.items()))] = c
+    group.dense[()] = Dense({}, {0: 0.99, 1: 0.99, 2: 0.99})
+    label_curves(group)
+    return group
+
+
+def test_holm_matches_the_textbook_step_down() -> None:
+    # p = 0.01, 0.04, 0.03 (m = 3): 3 * 0.01 = 0.03; 2 * 0.03 = 0.06; max(0.06, 1 * 0.04) = 0.06.
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    adjusted = holm([0.5, float("nan"), 0.2])
+    assert adjusted[0] == pytest.approx(0.5) and adjusted[2] == pytest.approx(0.4) and adjusted[1] != adjusted[1]
+
+
+def test_paired_test_is_the_one_sample_t_test_of_the_differences() -> None:
+    from scipy import stats
+
+    a, b = {0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.7, 1: 0.75, 2: 0.6}
+    test = paired_test(a, b)
+    assert test is not None and test.difference.n == 3
+    assert test.p == pytest.approx(stats.ttest_rel([0.9, 0.8, 0.85], [0.7, 0.75, 0.6]).pvalue)
+
+
+def test_a_nonsignificant_difference_is_worded_with_its_seed_count_and_holm_decides() -> None:
+    # One clear difference at 24x, noise elsewhere; 10 tests in the family.
+    clear = curve("magnitude", "global", {lv: [0.9, 0.91, 0.905] if lv == 24 else [0.9, 0.8, 0.85] for lv in LEVELS})
+    control = curve("random", "global", {lv: [0.5, 0.5, 0.51] if lv == 24 else [0.85, 0.9, 0.8] for lv in LEVELS}, "control")
+    table = paired_table(group_of(clear, control))
+    verdicts = {row[1]: row[-1] for row in table.rows}
+    assert verdicts["24x"] == "a > b"
+    assert verdicts["2x"] == "no significant difference (n = 3)"
+    assert "Holm" in table.header[-1] and [row[1] for row in table.rows] == [f"{lv}x" for lv in LEVELS]
+    raw, adjusted = float(table.rows[0][5]), float(table.rows[0][6])
+    assert adjusted >= raw
+
+
+def test_wide_table_is_strategies_by_levels() -> None:
+    group = group_of(curve("magnitude", "global", {lv: [0.9, 0.92] for lv in LEVELS}),
+                     curve("magnitude", "layer", {lv: [0.8, 0.8] for lv in LEVELS[:3]}))
+    table = wide_table(group)
+    assert table.header == ["strategy", "setting", "2x", "4x", "8x", "16x", "24x"]
+    rows = {row[1]: row for row in table.rows}
+    assert rows["prune.scope=global"][2].startswith("91.00 ± ") and rows["prune.scope=layer"][-1] == ""
+    assert "n = 2 seeds" in table.title
+
+
+def test_variants_of_one_strategy_share_a_colour_and_differ_in_line_style() -> None:
+    group = group_of(curve("magnitude", "global", {2: [0.9]}), curve("magnitude", "layer", {2: [0.9]}),
+                     curve("snip", "global", {2: [0.9]}), curve("random", "global", {2: [0.9]}, "control"))
+    styles = {c.strategy + "/" + c.scope: curve_styles(group)[c.label] for c in group.curves.values()}
+    assert styles["magnitude/global"].color == styles["magnitude/layer"].color != styles["snip/global"].color
+    assert styles["magnitude/global"].linestyle == "-" and styles["magnitude/layer"].linestyle == "--"
+    assert styles["random/global"].color not in {styles["magnitude/global"].color, styles["snip/global"].color}
+
+
+def test_ticks_sit_at_the_levels_run_and_read_16x() -> None:
+    figure, ax = plt.subplots()
+    ax.plot([2, 24], [0, 1])
+    ax.set_xscale("log", base=2)
+    level_ticks(ax, [2.0, 4.0, 8.0, 16.0, 24.0])
+    figure.canvas.draw()
+    assert list(ax.get_xticks()) == [2, 4, 8, 16, 24]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2x", "4x", "8x", "16x", "24x"]
+    plt.close(figure)
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_density_level_prefers_the_level_asked_for_else_nearest_16x() -> None:
+    group = group_of(curve("magnitude", "global", {lv: [0.9] for lv in LEVELS}))
+    assert density_level(group) == json.dumps(16.0)
+    assert density_level(group, 4) == json.dumps(4.0)
+    assert density_level(group, 3) == json.dumps(16.0)  # not run: the default
+
+
+def test_provenance_names_recipes_versions_and_dense_size() -> None:
+    group = group_of(curve("magnitude", "global", {2: [0.9]}))
+    group.params_total, group.prunable_total, group.macs_dense = 266_610, 266_200, 266_200
+    group.retrain_recipes["abc"] = {"mode": "finetune", "epochs": 3, "lr": 0.01, "lr_schedule": "cosine", "batch_size": 128}
+    group.versions.add((("prunebench", "0.1.0"), ("torch", "2.5")))
+    rows = dict(provenance_table(group).rows)
+    assert rows["dense parameters"] == "266,610 (266,200 prunable)"
+    assert rows["dense MACs per example"].startswith("266,200")
+    assert rows["retraining recipe abc"] == "mode finetune, epochs 3, lr 0.01, lr_schedule cosine, batch_size 128"
+    assert rows["software and device"] == "prunebench 0.1.0, torch 2.5"
