@@ -179,6 +179,12 @@ CASES: dict[str, Case] = {
     "sweep device": Case(change={"sweep": {"device": ["cpu", "cpu"]}}, key="sweep.device"),
     "sweep data_dir": Case(change={"sweep": {"data_dir": ["a", "b"]}}, key="sweep.data_dir"),
     "sweep latency": Case(change={"sweep": {"latency": [True, False]}}, key="sweep.latency"),
+    # language-model keys do not apply to a classifier: refused, not ignored
+    "prune.sparsity for a classifier": Case(("prune.sparsity=0.5",), "prune.sparsity"),
+    "recovery for a classifier": Case(("recovery.steps=3",), "recovery"),
+    "scope row for a classifier": Case(("prune.scope=row",), "prune.scope"),
+    "text dataset for a classifier": Case(("dataset=shakespeare",), "dataset"),
+    "wanda for a classifier": Case(("prune.strategy=wanda",), "prune.strategy"),
     # command-line flags
     "--workers 0": Case(key="--workers", flags=("--workers", "0")),
     "--cpus-per-run 0": Case(key="--cpus-per-run", flags=("--executor", "ray", "--cpus-per-run", "0")),

@@ -67,7 +67,7 @@ def test_overrides_are_dotted_and_typed() -> None:
         ({"train": {"epochs": "ten"}}, "train.epochs: Input should be a valid integer"),
         ({"train": {"optimiser": "sgd"}}, "train.optimiser: unknown key"),
         ({"colour": "red"}, "colour: unknown key"),
-        ({"prune": {"scope": "local"}}, "prune.scope: Input should be 'global' or 'layer'"),
+        ({"prune": {"scope": "local"}}, "prune.scope: Input should be 'global', 'layer' or 'row'"),
         ({"prune": {"options": {"beta": 1}}}, "options.beta: unknown option of strategy magnitude"),
     ],
 )

@@ -62,3 +62,15 @@ def test_a_job_describes_its_own_target_kind() -> None:
     assert plan.pruned_jobs[0].describe().endswith("magnitude/global 2:4 seed 0")
     plan = plan_from_mapping({"dataset": "digits", "model": "mlp", "prune": {"compression": 8}})
     assert plan.pruned_jobs[0].describe().endswith("magnitude/global 8x seed 0")
+
+
+def test_a_list_of_grids_is_the_union_of_their_products() -> None:
+    from prunebench.plan.sweep import expand_grid
+
+    grids = [{"prune.compression": [2, 4], "seed": [0, 1]}, {"prune.structure": ["2:4"], "prune.compression": [None]}]
+    points = expand_grid(grids)
+    assert len(points) == 5 and points[-1] == {"prune.structure": "2:4", "prune.compression": None}
+    plan = plan_from_mapping({"dataset": "synthetic", "model": "mlp", "sweep": grids, "baselines": False})
+    assert sorted(j.spec.prune.structure for j in plan.pruned_jobs) == ["2:4", *["unstructured"] * 4]
+    with pytest.raises(ConfigError, match=r"^sweep\[1\]\.seed: must be a non-empty list"):
+        expand_grid([{"seed": [0]}, {"seed": []}])

@@ -58,6 +58,32 @@ def models() -> Registry[Any]:
     return MODELS
 
 
+def is_lm_model(name: str) -> bool:
+    """Whether ``model`` names a causal language model (``smollm2-135m``, ``hf:<dir-or-id>``)."""
+    from prunebench.models.lm import is_lm_model as lm
+
+    return lm(name)
+
+
+def is_text_dataset(name: str) -> bool:
+    """Whether ``dataset`` names a text corpus (``shakespeare``, ``text:<path>``, ``wikitext2``)."""
+    from prunebench.data.text import is_text_dataset as text
+
+    return text(name)
+
+
+def lm_models() -> Registry[Any]:
+    from prunebench.models.lm import LM_MODELS
+
+    return LM_MODELS
+
+
+def text_datasets() -> Registry[Any]:
+    from prunebench.data.text import TEXT_DATASETS
+
+    return TEXT_DATASETS
+
+
 def strategies() -> Registry[Any]:
     """Every strategy, weight and channel alike; each says which structures it scores."""
     import prunebench.pruning.channels  # noqa: F401  (registers the channel strategies)

@@ -92,9 +92,14 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         row = next(r for r in ResultsDB(args.results).rows() if r["run_id"] == plan.pruned_jobs[0].run_id)
         if row["result"]:
             r = row["result"]
+            if r.accuracy is None:  # a language model
+                quality = (f"perplexity {r.perplexity:.3f} (dense {r.dense_perplexity:.3f}, right after pruning "
+                           f"{r.pre_finetune_perplexity:.3f}), sparsity {r.sizes.sparsity:.1%}")
+            else:
+                quality = (f"top-1 {r.accuracy.top1:.2%} (dense {r.accuracy.dense_top1:.2%}, before retraining "
+                           f"{r.accuracy.pre_retrain_top1:.2%})")
             console.print(
-                f"run {r.run_id}: top-1 {r.accuracy.top1:.2%} (dense {r.accuracy.dense_top1:.2%}, before retraining "
-                f"{r.accuracy.pre_retrain_top1:.2%}), compression {r.sizes.compression_ratio:.2f}x, "
+                f"run {r.run_id}: {quality}, compression {r.sizes.compression_ratio:.2f}x, "
                 f"theoretical speedup {r.macs.theoretical_speedup:.2f}x"
                 + (f"; compressed: storage {r.sizes.storage_compression_ratio:.1f}x smaller, "
                    f"top-1 {r.accuracy.quantized_top1:.2%}" if r.storage is not None else "")
@@ -117,7 +122,7 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.data import DATASETS
     from prunebench.models import MODELS
     from prunebench.plugins import load_plugins
-    from prunebench.catalog import strategies
+    from prunebench.catalog import lm_models, strategies, text_datasets
 
     load_plugins(args.plugin, "--plugin")
     STRATEGIES = strategies()
@@ -136,7 +141,10 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
         fields = dataclasses.fields(strategy.options_type)
         defaults = strategy.options_type()
         options = ", ".join(f"prune.options.{f.name}={getattr(defaults, f.name)!r}" for f in fields) or "no options"
-        return f"  {name}: {strategy.description} (structures: {', '.join(strategy.structures)}; {options})"
+        forms = [f"structures: {', '.join(strategy.structures)}"] if strategy.structures else []
+        if getattr(strategy, "lm", None) is not None:
+            forms.append(f"language models, scopes: {', '.join(strategy.lm.scopes)}")
+        return f"  {name}: {strategy.description} ({'; '.join(forms)}; {options})"
 
     def mode_line(name: str) -> str:
         mode = RETRAIN_MODES.get(name)
@@ -149,8 +157,11 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
 
     lines = {
         "strategies": ["strategies (prune.strategy):", *map(strategy_line, STRATEGIES.names())],
-        "models": [f"models: {', '.join(MODELS.names())}"],
-        "datasets": [f"datasets: {', '.join(DATASETS.names())}"],
+        "models": [f"models: {', '.join(MODELS.names())}",
+                   f"language models: {', '.join(lm_models().names())}, hf:<directory, .gguf file or hub id>"],
+        "datasets": [f"datasets: {', '.join(DATASETS.names())}",
+                     f"text corpora (language models): {', '.join(n for n in text_datasets().names() if not n.endswith(':'))}, "
+                     "text:<file or folder>"],
         "schedules": ["schedules (prune.schedule):", *map(schedule_line, SCHEDULES.names())],
         "retrain-modes": ["retraining modes (retrain.mode):", *map(mode_line, RETRAIN_MODES.names())],
     }

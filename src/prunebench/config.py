@@ -31,6 +31,7 @@ RUN_ID_LENGTH = 16
 CHANNEL = "channel"  # prune.structure for filter/channel pruning
 DEFAULT_COMPRESSION = 4.0  # prune.compression when no target is given
 MERGE_THRESHOLD = 0.45  # prune.merge_threshold: Kim et al. 2020's code, LeNet-300-100 (pruning.channels.merge)
+DEFAULT_SPARSITY = 0.5  # language models: prune.sparsity when no target is given
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps")
 MAX_SEED = 2**31 - 1  # torch.manual_seed, NumPy and SQLite all take it, with room for per-stage offsets
 
@@ -175,12 +176,20 @@ class GradualSpec(Spec):
     frequency: Int = Field(default=100, ge=1)
 
 
+class CalibrationSpec(Spec):
+    """Language models: the calibration sequences a data-driven strategy sees, drawn with the run's
+    seed from the calibration split only (Wanda and SparseGPT use 128 sequences of 2048 tokens)."""
+
+    n_samples: Int = Field(default=128, ge=1)
+    seq_len: Int = Field(default=2048, ge=2)
+
+
 SHUFFLE_SCHEDULES = ("one-shot", "at-init")  # schedules whose final mask is one selection
 
 
 class PruneSpec(Spec):
     strategy: str = "magnitude"
-    scope: Literal["global", "layer"] = "global"
+    scope: Literal["global", "layer", "row"] = "global"  # row: per output row (language models)
     compression: Float | None = Field(default=None, gt=1)  # whole-model total / nonzero; unset: 4 (see target)
     score_batches: Int = Field(default=8, ge=1)  # training batches shown to data-driven scorers
     batch_size: Int = Field(default=128, ge=1)  # size of each of those batches
@@ -192,6 +201,10 @@ class PruneSpec(Spec):
     channel_fraction: Float | None = Field(default=None, gt=0, lt=1)  # channel pruning: channels to remove
     iterative: IterativeSpec = Field(default_factory=IterativeSpec)
     gradual: GradualSpec = Field(default_factory=GradualSpec)
+    # language models: the target is the fraction of prunable weights (unset: 0.5, or N:M's own)
+    sparsity: Float | None = Field(default=None, gt=0, lt=1)
+    allocation: Literal["uniform", "owl"] = "uniform"  # sparsity across layers; owl: outlier-weighted
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
     merge: Bool = False  # channel pruning: Neuron Merging of each pruned channel into a kept one
     merge_threshold: Float = Field(default=MERGE_THRESHOLD, gt=0, le=1)  # its cosine-similarity threshold
     shuffle: Bool = False  # layer-shuffle control: the selection permuted at random within each tensor
@@ -273,11 +286,9 @@ class PruneSpec(Spec):
         registry = catalog.strategies()
         strategy = registry.get(self.strategy)
         kind = catalog.parse_structure(self.structure).kind
-        if not strategy.structures and getattr(strategy, "lm", None) is not None:
-            raise ValueError(
-                f"prune.strategy {self.strategy!r} prunes language models only (e.g. model smollm2-135m); "
-                f"classifiers are pruned by {', '.join(n for n in registry.names() if registry.get(n).structures)}"
-            )
+        if not strategy.structures and getattr(strategy, "lm", None) is not None:  # the model decides (ExperimentSpec)
+            strategy.parse_options(self.options)
+            return self
         if kind not in strategy.structures:
             if kind == CHANNEL:
                 fitting = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
@@ -308,6 +319,14 @@ class PruneSpec(Spec):
             return "channel_fraction", self.channel_fraction
         return "compression", self.resolved_compression
 
+    @property
+    def resolved_sparsity(self) -> float:
+        """Language models: the fraction of prunable weights to prune (N:M: 1 - N/M)."""
+        if self._is_nm:
+            structure = catalog.parse_structure(self.structure)
+            return 1 - structure.n / structure.m
+        return self.sparsity if self.sparsity is not None else DEFAULT_SPARSITY
+
     def resolved(self) -> dict[str, Any]:
         """An unset compression is hashed as the default it stands for, where it is the target
         (not where speedup, channel_fraction, iterative rounds or N:M set the target). Neuron
@@ -320,6 +339,43 @@ class PruneSpec(Spec):
         if not self.shuffle:  # hashed only when set: runs from before the control keep their ids
             data.pop("shuffle")
         return data
+
+
+class EvaluationSpec(Spec):
+    """Language models: perplexity over the evaluation split in windows of ``window`` tokens moved
+    by ``stride`` (each token scored once, with at least ``window - stride`` tokens of context
+    after the first window); ``tokens`` caps how many tokens of the split are scored, an equal
+    run from the middle of each evaluation text (null: all of it)."""
+
+    window: Int = Field(default=1024, ge=2)
+    stride: Int = Field(default=512, ge=1)
+    tokens: Int | None = Field(default=16384, ge=2)  # None: the whole evaluation split
+
+    @model_validator(mode="after")
+    def stride_within_window(self) -> EvaluationSpec:
+        if self.stride > self.window:
+            raise ValueError(f"evaluation.stride: {self.stride} is larger than evaluation.window ({self.window}): "
+                             "tokens between windows would never be scored")
+        return self
+
+
+class RecoverySpec(Spec):
+    """Language models: an optional short fine-tune after pruning with the mask held exactly
+    (AdamW, constant LR); each step sees ``batch_tokens`` tokens as sequences of
+    ``prune.calibration.seq_len`` drawn from the calibration split. 0 steps: no recovery."""
+
+    steps: Int = Field(default=0, ge=0)
+    lr: Float = Field(default=1e-5, gt=0)
+    batch_tokens: Int = Field(default=8192, ge=2)
+
+
+# Which keys apply to which kind of model; the others must keep their defaults (refused, not ignored).
+CLASSIFIER_ONLY = {
+    "": ("val_fraction", "train", "finetune", "retrain", "dense", "subset", "compress"),
+    "prune": ("compression", "score_batches", "batch_size", "prunable", "schedule", "speedup",
+              "channel_fraction", "iterative", "gradual", "merge", "merge_threshold", "shuffle"),
+}
+LM_ONLY = {"": ("evaluation", "recovery"), "prune": ("sparsity", "allocation", "calibration")}
 
 
 LAYER_KINDS = ("conv", "linear")  # the layer kinds the compress stage shares weights of
@@ -449,6 +505,99 @@ class ExperimentSpec(Spec):
                 )
         return self
 
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    recovery: RecoverySpec = Field(default_factory=RecoverySpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def lm_default_scope(cls, data: Any) -> Any:
+        """A language model's ``prune.scope`` left out is its strategy's own default (Wanda: per
+        output row), not the classifiers' ``global``; the filled-in value is then hashed as given."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("model"), str):
+            return data
+        prune = data.get("prune", {})
+        if not isinstance(prune, Mapping) or "scope" in prune:
+            return data
+        try:
+            lm = catalog.is_lm_model(data["model"])
+            pruner = getattr(catalog.strategies().get(prune.get("strategy", "magnitude")), "lm", None)
+        except (ValueError, KeyError):
+            return data  # an unknown name: its own validator says so
+        if not lm or pruner is None:
+            return data
+        return {**data, "prune": {**prune, "scope": pruner.default_scope}}
+
+    @property
+    def is_lm(self) -> bool:
+        """Whether the model is a causal language model (asked of the model names' owners)."""
+        return catalog.is_lm_model(self.model)
+
+    @model_validator(mode="after")
+    def keys_apply_to_the_model(self) -> ExperimentSpec:
+        """A key that does not apply to the model's kind is refused, never silently ignored."""
+        lm = self.is_lm
+        if lm != catalog.is_text_dataset(self.dataset):
+            wanted = "a text corpus (e.g. shakespeare, text:<path>)" if lm else "an image or tabular dataset"
+            kind = "a causal language model" if lm else "a classifier"
+            raise ValueError(f"dataset: {self.dataset!r} does not fit model {self.model!r}: {kind} needs {wanted}")
+        foreign, kind = (CLASSIFIER_ONLY, "classifiers") if lm else (LM_ONLY, "causal language models")
+        for section, keys in foreign.items():
+            owner = getattr(self, section) if section else self
+            for key in keys:
+                if getattr(owner, key) != _default(type(owner), key):
+                    name = f"{section}.{key}" if section else key
+                    raise ValueError(f"{name}: only applies to {kind}, not to model {self.model!r}: leave it out")
+        if lm:
+            self.lm_rules()
+        elif not catalog.strategies().get(self.prune.strategy).structures:
+            registry = catalog.strategies()
+            raise ValueError(
+                f"prune.strategy {self.prune.strategy!r} prunes language models only (e.g. model smollm2-135m); "
+                f"classifiers are pruned by {', '.join(n for n in registry.names() if registry.get(n).structures)}"
+            )
+        elif self.prune.scope == "row":
+            raise ValueError(f"prune.scope 'row' (per output row) applies to causal language models, not to model "
+                             f"{self.model!r} (allowed: 'global' or 'layer')")
+        return self
+
+    def lm_rules(self) -> None:
+        """The strategy says whether it prunes language models and with which scopes."""
+        prune = self.prune
+        strategy = catalog.strategies().get(prune.strategy)
+        if getattr(strategy, "lm", None) is None:
+            able = [n for n in catalog.strategies().names() if getattr(catalog.strategies().get(n), "lm", None)]
+            raise ValueError(f"prune.strategy {prune.strategy!r} does not prune language models (allowed: {', '.join(able)})")
+        scopes = tuple(strategy.lm.scopes)
+        if prune.scope not in scopes:
+            raise ValueError(
+                f"prune.scope {prune.scope!r} is not one {prune.strategy} prunes language models with (allowed: {either(scopes)})"
+            )
+        if prune.sparsity is not None and prune._is_nm:
+            raise ValueError("prune.sparsity: prune.structure N:M fixes the sparsity at 1 - N/M: leave prune.sparsity out")
+        if catalog.parse_structure(prune.structure).kind not in ("unstructured", "nm"):
+            raise ValueError(f"prune.structure {prune.structure!r}: language models are pruned 'unstructured' or N:M (e.g. '2:4')")
+        if prune.allocation == "owl" and prune._is_nm:
+            raise ValueError("prune.allocation 'owl' spreads an unstructured sparsity across layers; N:M is the same in every layer")
+
+    def resolved(self) -> dict[str, Any]:
+        """Only the keys that apply to the model's kind are hashed: a classifier's id is what it was
+        before language models existed, and an LM's id holds no training recipe it never uses."""
+        return self._applicable(super().resolved())
+
+    def recorded(self) -> dict[str, Any]:
+        """The spec as results record it: ``model_dump`` without the keys of the other model kind
+        (a language model's target spelled out), so it validates back to the same spec."""
+        return self._applicable(self.model_dump(mode="json"))
+
+    def _applicable(self, data: dict[str, Any]) -> dict[str, Any]:
+        for section, keys in (LM_ONLY if not self.is_lm else CLASSIFIER_ONLY).items():
+            owner = data[section] if section else data
+            for key in keys:
+                owner.pop(key, None)
+        if self.is_lm and not self.prune._is_nm:
+            data["prune"]["sparsity"] = self.prune.resolved_sparsity
+        return data
+
     @model_validator(mode="after")
     def consistent_retraining(self) -> ExperimentSpec:
         """Refuse a retraining mode its schedule cannot use, and settings the mode does not use."""
@@ -482,20 +631,35 @@ class ExperimentSpec(Spec):
     @field_validator("dataset")
     @classmethod
     def known_dataset(cls, name: str) -> str:
-        catalog.datasets().get(name)
+        if not catalog.is_text_dataset(name):
+            if name not in catalog.datasets():
+                text = [n for n in catalog.text_datasets().names() if not n.endswith(":")]
+                raise ValueError(f"{catalog.datasets().unknown_message(name)[:-1]}; text: {', '.join(text)}, text:<path>)")
         return name
 
     @field_validator("model")
     @classmethod
     def known_model(cls, name: str) -> str:
-        catalog.models().get(name)
+        if not catalog.is_lm_model(name):
+            if name not in catalog.models():
+                lms = catalog.lm_models().names()
+                raise ValueError(
+                    f"{catalog.models().unknown_message(name)[:-1]}; language models: {', '.join(lms)}, hf:<dir-or-id>)"
+                )
         return name
 
     @property
     def run_id(self) -> str:
         return self.content_hash()
 
-    def dense_spec(self) -> DenseSpec:
+    def dense_spec(self) -> DenseSpec | LMDenseSpec:
+        """What the dense figures depend on; every strategy of a seed prunes the same weights.
+
+        A language model's dense model is the pretrained one: no seed, no training, only the
+        model, the text and the evaluation window (the weights' SHA-256 is checked where they load).
+        """
+        if self.is_lm:
+            return LMDenseSpec(dataset=self.dataset, model=self.model, evaluation=self.evaluation)
         return DenseSpec(
             dataset=self.dataset, model=self.model, seed=self.seed,
             val_fraction=self.val_fraction, train=self.train, checkpoint_sha256=self.dense.sha256,
@@ -514,6 +678,18 @@ class DenseSpec(Spec):
     checkpoint_sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None  # dense.checkpoint's content
     subset: Int | None = Field(default=None, ge=1)
     hashed_unless_default = frozenset({"checkpoint_sha256", "subset"})
+
+
+class LMDenseSpec(Spec):
+    """What determines a language model's dense perplexity: the pretrained model on the evaluation split."""
+
+    dataset: str
+    model: str
+    evaluation: EvaluationSpec
+
+    @property
+    def seed(self) -> None:
+        return None
 
 
 # torch threads: more than any CPU has; beyond it OpenMP aborts the process instead of raising.
@@ -572,6 +748,7 @@ def format_validation_error(exc: ValidationError) -> str:
         # a validator's message that names its exact key (prune.options.x) speaks for itself
         names_key = re.match(r"[a-z_]+(\.[a-z0-9_]+)+\b", message) is not None
         names_key = names_key and (where == "config" or re.match(re.escape(where) + r"[.:]", message) is not None)
+        names_key = names_key or (where == "config" and message.split(":")[0] in ExperimentSpec.model_fields)
         lines.append(message if names_key else f"{where}: {message}")
     return "; ".join(lines)
 

@@ -22,11 +22,12 @@ from prunebench.errors import DataError
 
 log = logging.getLogger("prunebench")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: language-model runs (perplexity, accuracy optional); a 1 loads as is
+READABLE_VERSIONS = (1, 2)
 RECIPE_ID_LENGTH = 10
 
 Role = Literal["method", "control", "dense"]
-TargetKind = Literal["compression", "speedup", "channel_fraction", "rounds", "nm"]
+TargetKind = Literal["compression", "speedup", "channel_fraction", "rounds", "nm", "sparsity"]
 CONTROL_PREFIX = "random"  # rows written before roles existed: their controls were strategy 'random'
 
 
@@ -47,6 +48,8 @@ class Target(Record):
         structure = str(prune.get("structure", "unstructured"))
         if ":" in structure and not structure.startswith("block"):
             return cls(kind="nm", value=structure)
+        if prune.get("sparsity") is not None:  # a language model's target (resolved: always set)
+            return cls(kind="sparsity", value=float(prune["sparsity"]))
         if prune.get("speedup") is not None:
             return cls(kind="speedup", value=float(prune["speedup"]))
         if prune.get("channel_fraction") is not None:
@@ -67,12 +70,15 @@ class Target(Record):
             return f"channels {self.value:g}"
         if self.kind == "rounds":
             return f"{self.value} rounds"
+        if self.kind == "sparsity":
+            return f"{float(self.value) * 100:g}%"
         return str(self.value)
 
     def spec_key(self) -> str:
         """The dotted spec key that holds the value (the rest of the spec is the curve)."""
         return {"compression": "prune.compression", "speedup": "prune.speedup", "channel_fraction":
-                "prune.channel_fraction", "rounds": "prune.iterative.rounds", "nm": "prune.structure"}[self.kind]
+                "prune.channel_fraction", "rounds": "prune.iterative.rounds", "nm": "prune.structure",
+                "sparsity": "prune.sparsity"}[self.kind]
 
 
 class Sizes(Record):
@@ -155,6 +161,13 @@ class Latency(Record):
     measured_speedup: float
     measured_speedup_iqr: tuple[float, float]
     compacted: bool
+    # language models: prefill of batch_size sequences of seq_len tokens
+    seq_len: int | None = None
+    dense_tokens_per_s: float | None = None
+    pruned_tokens_per_s: float | None = None
+    dense_weight_bytes: int | None = None
+    pruned_weight_bytes: int | None = None
+    sparse_kernels: str | None = None  # which sparse kernels the runtime had for this mask (CPU: none)
 
 
 class Retraining(Record):
@@ -252,6 +265,29 @@ class Provenance(Record):
     dense_cached: bool = False
 
 
+class LanguageModel(Record):
+    """What a language-model run's perplexities and pruning were measured on and with.
+
+    Perplexity = exp(mean negative log-likelihood) over the scored tokens of the evaluation
+    split, in windows of ``window`` tokens moved by ``stride`` (each token scored once)."""
+
+    description: str  # e.g. the source format: a dequantized GGUF is not its fp16 original
+    source: str
+    pretrained_sha256: str  # the pretrained weights every strategy pruned
+    num_parameters: int
+    tokenizer: str
+    text_split: dict[str, Any] = {}  # which files / ranges are calibration and evaluation
+    window: int
+    stride: int
+    tokens_scored: int
+    calibration_n_samples: int | None = None
+    calibration_seq_len: int | None = None
+    calibration_seed: int | None = None
+    allocation: str | None = None
+    recovery: dict[str, Any] | None = None  # steps, lr, batch_tokens and the loss per step
+    macs_per: str = "token"  # Macs count one token's pass through the linear layers (see docs/metrics.md)
+
+
 class Measurement(Record):
     """What :func:`prunebench.measure` reports for a user's own model: the parts that apply."""
 
@@ -270,7 +306,7 @@ class RunResult(Record):
     (the same spec is a control when a sweep adds it and a method when listed), so the results
     database keeps it as the row's ``role``."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     run_id: str
     dense_id: str
     dense_sha256: str | None = None
@@ -278,7 +314,11 @@ class RunResult(Record):
     target: Target | None = None
     sizes: Sizes
     macs: Macs
-    accuracy: Accuracy
+    accuracy: Accuracy | None = None  # classifiers; a language model has perplexities instead
+    dense_perplexity: float | None = None  # language models: the pretrained model
+    pre_finetune_perplexity: float | None = None  # right after pruning, before any recovery
+    perplexity: float | None = None  # after recovery (equal to the previous without one)
+    language_model: LanguageModel | None = None
     latency: Latency | None = None
     retraining: Retraining | None = None
     storage: Storage | None = None  # only with a compress stage
@@ -295,11 +335,13 @@ def load_result(data: Mapping[str, Any] | str | bytes) -> RunResult:
         raise DataError("a run result must be a JSON object")
     if "schema_version" not in parsed:
         return from_legacy(parsed)
-    if parsed["schema_version"] != SCHEMA_VERSION:
+    if parsed["schema_version"] not in READABLE_VERSIONS:
         raise DataError(
             f"result schema_version {parsed['schema_version']!r} is not {SCHEMA_VERSION}: "
             "written by another prunebench version; read it with that version"
         )
+    if parsed["schema_version"] == 1:  # every version-1 record is a version-2 one
+        parsed = {**parsed, "schema_version": SCHEMA_VERSION}
     if "role" in parsed:  # results written before the role moved to the database row
         parsed = {k: v for k, v in parsed.items() if k != "role"}
     try:
@@ -394,6 +436,12 @@ def index_of(spec: Mapping[str, Any]) -> dict[str, Any]:
             "dense_recipe": recipe_id(spec.get("train", {})), "retrain_recipe": None,
         }
     target = Target.from_prune(prune)
+    if "recovery" in spec:  # a language model: no dense training or retraining mode
+        return {
+            "target_kind": target.kind, "target_value": target.value,
+            "structure": prune.get("structure", "unstructured"), "schedule": None, "retrain_mode": None,
+            "dense_recipe": None, "retrain_recipe": recipe_id(spec["recovery"]),
+        }
     return {
         "target_kind": target.kind, "target_value": target.value,
         "structure": prune.get("structure", "unstructured"), "schedule": prune.get("schedule", "one-shot"),

@@ -222,7 +222,7 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     storage = compressed.storage if compressed else None
 
     prunable = prunable_parameters(model, spec.prune.prunable)
-    spec_json = spec.model_dump(mode="json")
+    spec_json = spec.recorded()
     latency = latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else None
     result = RunResult(
         run_id=spec.run_id,

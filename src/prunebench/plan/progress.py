@@ -82,7 +82,11 @@ class SweepProgress:
 
     def finished_job(self, job: Job, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
-        detail = f"top-1 {outcome.result.accuracy.top1:.2%}" if outcome.result else (outcome.error or "")
+        result = outcome.result
+        if result is not None and result.accuracy is None:  # a language model
+            detail = f"perplexity {result.perplexity:.3f}"
+        else:
+            detail = f"top-1 {result.accuracy.top1:.2%}" if result else (outcome.error or "")
         line = f"{outcome.status} {job.describe()}: {detail}"
         if self._bar is not None:
             failed = self.counts["failed"] + self.counts["diverged"]

@@ -27,6 +27,7 @@ from prunebench.plan.jobs import job_function
 from prunebench.models import create_model
 from prunebench.models.checkpoint import fit_state_dict, read_state_dict
 from prunebench.plan.progress import SweepProgress
+from prunebench.experiment.lm import check_lm
 from prunebench.experiment.pipeline import check_digest
 from prunebench.experiment.schedules import check_schedule
 from prunebench.plan.sweep import Job, Plan
@@ -53,11 +54,17 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
     data_dir = plan.settings.data_dir or default_data_dir()
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"data_dir: {data_dir} is a file, not a directory")
+    checked: set[str] = set()
+    for job in plan.jobs:  # language models: the model, its text, calibration size and N:M fit
+        if job.spec.is_lm:
+            key = job.spec.model_copy(update={"seed": 0}).canonical_json()  # the checks hold for every seed
+            if key not in checked:
+                checked.add(key)
+                check_lm(job.spec, plan.settings)
     splits: dict[tuple[str, float], list[Job]] = {}  # one load per split, dropped once checked
-    for job in plan.jobs:
+    for job in (j for j in plan.jobs if not j.spec.is_lm):
         splits.setdefault((job.spec.dataset, job.spec.val_fraction), []).append(job)
     models: dict[tuple[str, str], nn.Module] = {}  # the checks only read: one build per pair
-    checked: set[str] = set()
     fitted: set[tuple[str, str, str | None]] = set()  # (dataset, model, checkpoint digest)
     for (dataset, val_fraction), jobs in splits.items():
         data = load_dataset(
@@ -120,7 +127,7 @@ def row_for(job: Job) -> dict[str, Any]:
         "scope": spec.prune.scope if pruned else None,
         "seed": spec.seed,
         "dense_id": spec.dense_spec().content_hash(),
-        "spec": spec.model_dump(mode="json") if pruned else spec.dense_spec().model_dump(mode="json"),
+        "spec": spec.recorded() if pruned else spec.dense_spec().model_dump(mode="json"),
     }
 
 
@@ -131,6 +138,8 @@ def still_complete(job: Job, row: dict[str, Any], results_dir: Path, digests: di
     """
     if job.kind == "pruned":
         return completed_result(results_dir, job.run_id, digests) is not None
+    if job.spec.is_lm:  # its dense perplexity is cached and checked against the weights when it runs
+        return False
     found = completed_dense(results_dir, job.spec.dense_spec().content_hash())
     recorded = row["result"].dense_sha256 if row.get("result") is not None else None
     return found is not None and recorded in (None, found[1]["model_sha256"])

@@ -50,7 +50,7 @@ class Job:
         s = self.spec
         if self.kind == "dense":
             return f"{s.dataset}/{s.model} dense seed {s.seed}"
-        target = Target.from_prune(s.prune.model_dump(mode="json")).label()  # '8x', 'speedup 2x', '2:4', ...
+        target = Target.from_prune(s.recorded()["prune"]).label()  # '8x', 'speedup 2x', '2:4', ...
         variant = (" layer-shuffle" if s.prune.shuffle else "") + (f" {s.retrain.mode}" if s.retrain.mode != "finetune" else "")
         return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope}{variant} {target} seed {s.seed}"
 
@@ -71,9 +71,20 @@ class Plan:
 
 
 def expand_grid(grid: Any) -> list[dict[str, Any]]:
-    """``{"a.b": [1, 2], "c": [3]}`` -> ``[{"a.b": 1, "c": 3}, {"a.b": 2, "c": 3}]``."""
+    """``{"a.b": [1, 2], "c": [3]}`` -> ``[{"a.b": 1, "c": 3}, {"a.b": 2, "c": 3}]``.
+
+    A list of such mappings is the union of their products, in order: points that no single
+    product holds (sparsities and N:M patterns, which exclude each other) in one comparison."""
+    if isinstance(grid, list) and grid and all(isinstance(part, Mapping) for part in grid):
+        points: list[dict[str, Any]] = []
+        for index, part in enumerate(grid):
+            try:
+                points += expand_grid(part)
+            except ConfigError as exc:  # 'sweep.key: ...' -> 'sweep[1].key: ...'
+                raise ConfigError(f"sweep[{index}]{str(exc).removeprefix('sweep')}") from None
+        return points
     if not isinstance(grid, Mapping):
-        raise ConfigError("sweep: must map dotted keys to lists of values")
+        raise ConfigError("sweep: must map dotted keys to lists of values, or be a list of such mappings")
     for key, values in grid.items():
         if str(key).split(".")[0] in SETTINGS_KEYS:
             raise ConfigError(

@@ -18,6 +18,7 @@ from prunebench.report.plots import (
 )
 from prunebench.report.matched import matched_table
 from prunebench.report.recipes import recipe_tables
+from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
 from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import Table, controls_table, cost_table, group_tables, provenance_table, wide_table
 
@@ -33,6 +34,23 @@ DEFINITIONS = (
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def lm_section(group: Group, out_dir: Path) -> Section:
+    """A language-model comparison: perplexity against sparsity, its tables and the checklist."""
+    name = slug(group.title)
+    png = perplexity_figure(group)
+    write_atomic(out_dir / f"{name}-perplexity-vs-sparsity.png", png)
+    figures = [(f"{group.title}: perplexity vs sparsity", png)]
+    if group.has_latency():
+        png = measured_speedup_figure(group)
+        write_atomic(out_dir / f"{name}-measured-speedup.png", png)
+        figures.append((f"{group.title}: measured speedup", png))
+    tables = lm_tables(group)
+    for table, kind in zip(tables, ("levels", "paired", "summary")):
+        for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
+            write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
+    return Section(group.title, figures, tables, evaluate_checklist(group), [])
 
 
 def write_tables(out_dir: Path, name: str, tables: list[tuple[str, Table]]) -> None:
@@ -99,6 +117,9 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
     for group in groups:
+        if group.is_lm:
+            sections.append(lm_section(group, out_dir))
+            continue
         name = slug(group.title)
         points = published(group.dataset, group.model)
         figures = []
@@ -117,6 +138,7 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
     failed = [r for r in rows if r["status"] != "completed"]
     preamble = [
         html.escape(DEFINITIONS),
+        *([html.escape(LM_DEFINITIONS)] if any(g.is_lm for g in groups) else []),
         f"{len(rows)} runs in the database, {len(failed)} not completed"
         + (": " + ", ".join(f"{r['run_id']} ({r['status']})" for r in failed[:20]) if failed else "."),
     ]

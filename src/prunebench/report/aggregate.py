@@ -23,13 +23,15 @@ from prunebench.report.stats import Estimate, estimate
 
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
-DENSE_KEYS = tuple(name for name in DenseSpec.model_fields if name != "seed")
+DENSE_KEYS = (*(name for name in DenseSpec.model_fields if name != "seed"), "evaluation")  # evaluation: LMs
 CHECKPOINT_PATH = "dense.checkpoint"  # where the file lies, not what it holds (dense.sha256): not in the id
 RANDOM_CONTROL = "random"
 # Keys a control marks its runs with: the label names the control instead.
 CONTROL_MARKS = tuple(k for name in CONTROLS for k in CONTROLS.get(name).marks if k.startswith("prune."))
 # Keys that hold a target value: in a label they would only repeat the target (shown per point).
-TARGET_KEYS = tuple(Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds"))
+TARGET_KEYS = tuple(
+    Target(kind=k, value=0).spec_key() for k in ("compression", "speedup", "channel_fraction", "rounds", "sparsity")
+)
 
 Settings = tuple[tuple[str, str], ...]  # sorted (dotted key, JSON value) pairs
 
@@ -90,6 +92,15 @@ class Point:
     prune_s: dict[int, float] = field(default_factory=dict)  # cost: scoring and selection
     retrain_s: dict[int, float] = field(default_factory=dict)
     prune_peak_mb: dict[int, float] = field(default_factory=dict)
+    # language models: perplexity after recovery (or pruning), right after pruning, sparsity reached
+    perplexity: dict[int, float] = field(default_factory=dict)
+    pre_perplexity: dict[int, float] = field(default_factory=dict)
+    sparsity: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[int, float]:
+        """seed -> the point's quality metric: top-1, or perplexity for a language model."""
+        return self.perplexity or self.top1
 
     @property
     def level(self) -> str:
@@ -152,6 +163,7 @@ class Dense:
     settings: dict[str, str]
     top1: dict[int, float] = field(default_factory=dict)  # seed -> value
     setting: str = ""
+    perplexity: dict[int, float] = field(default_factory=dict)  # language models (the same for every seed)
 
 
 @dataclass
@@ -194,11 +206,18 @@ class Group:
     def has_latency(self) -> bool:
         return any(p.measured_speedup for c in self.curves.values() for p in c.points.values())
 
+    @property
+    def is_lm(self) -> bool:
+        """A language-model comparison: perplexity, not accuracy."""
+        return any(d.perplexity for d in self.dense.values()) or any(
+            p.perplexity for c in self.curves.values() for p in c.points.values()
+        )
+
     def seeds(self) -> set[int]:
-        return {seed for c in self.curves.values() for p in c.points.values() for seed in p.top1}
+        return {seed for c in self.curves.values() for p in c.points.values() for seed in p.values}
 
     def dense_seeds(self) -> int:
-        return sum(len(d.top1) for d in self.dense.values())
+        return sum(len(d.perplexity or d.top1) for d in self.dense.values())
 
 
 def latency_setup(latency: Any) -> str:
@@ -270,7 +289,11 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         group.rows += 1
         seed = row["seed"]
         settings = dense_key(result.spec)
-        group.dense.setdefault(settings, Dense(dict(settings))).top1[seed] = result.accuracy.dense_top1
+        dense = group.dense.setdefault(settings, Dense(dict(settings)))
+        if result.accuracy is not None:
+            dense.top1[seed] = result.accuracy.dense_top1
+        if result.dense_perplexity is not None:
+            dense.perplexity[seed] = result.dense_perplexity
         note_provenance(group, result, row)
         role = role_of(row.get("role"), row["strategy"], row["kind"] == "dense")
         if role == "dense" or result.target is None:
@@ -284,13 +307,19 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
             curve.role = "control"
             curve.control = control_of(curve_of)
         point = curve.points.setdefault(json.dumps(result.target.value), Point(result.target))
-        point.top1[seed] = result.accuracy.top1
+        if result.accuracy is not None:
+            point.top1[seed] = result.accuracy.top1
+        if result.perplexity is not None:
+            point.perplexity[seed] = result.perplexity
+            point.pre_perplexity[seed] = result.pre_finetune_perplexity or result.perplexity
+        point.sparsity[seed] = result.sizes.sparsity
         point.compression[seed] = result.sizes.compression_ratio
         point.speedup[seed] = result.macs.theoretical_speedup
-        if result.sizes.storage_compression_ratio is not None and result.accuracy.quantized_top1 is not None:
+        accuracy = result.accuracy
+        if result.sizes.storage_compression_ratio is not None and accuracy is not None and accuracy.quantized_top1 is not None:
             point.storage_compression[seed] = result.sizes.storage_compression_ratio
-            point.quantized_top1[seed] = result.accuracy.quantized_top1
-        if result.accuracy.pre_retrain_top1 is not None:
+            point.quantized_top1[seed] = accuracy.quantized_top1
+        if accuracy is not None and accuracy.pre_retrain_top1 is not None:
             point.pre_top1[seed] = result.accuracy.pre_retrain_top1
         point.prune_s[seed] = result.cost.prune_s if result.cost else result.timings.prune
         point.retrain_s[seed] = result.cost.retrain_s if result.cost else result.timings.retrain

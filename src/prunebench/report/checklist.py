@@ -21,7 +21,7 @@ class Check:
 def evaluate_checklist(group: Group) -> list[Check]:
     curves = group.sorted_curves()
     fewest_levels = min((len(c.points) for c in curves), default=0)
-    fewest_seeds = min((len(p.top1) for c in curves for p in c.points.values()), default=0)
+    fewest_seeds = min((len(p.values) for c in curves for p in c.points.values()), default=0)
     controls_missing = []
     for curve in curves:
         if curve.role == "control":
@@ -45,7 +45,8 @@ def evaluate_checklist(group: Group) -> list[Check]:
         recipe_detail += "; " + ("; ".join(unbalanced) if unbalanced else "every strategy ran under each, compared recipe by recipe")
     checks = [
         Check(
-            f"at least {MIN_LEVELS} compression levels per curve", fewest_levels >= MIN_LEVELS,
+            f"at least {MIN_LEVELS} {'sparsity' if group.is_lm else 'compression'} levels per curve",
+            fewest_levels >= MIN_LEVELS,
             f"the sparsest curve has {fewest_levels} level(s)",
         ),
         Check(
@@ -59,13 +60,15 @@ def evaluate_checklist(group: Group) -> list[Check]:
         ),
         Check(
             "dense model present", bool(group.dense),
-            f"dense accuracy for {group.dense_seeds()} seed(s)" if group.dense else "no dense result",
+            (f"dense {'perplexity' if group.is_lm else 'accuracy'} for {group.dense_seeds()} seed(s)"
+             if group.dense else "no dense result"),
         ),
         Check(
             "random-pruning control at every level of every strategy", not controls_missing,
             "missing: " + "; ".join(controls_missing) if controls_missing else "present everywhere",
         ),
-        Check("every strategy fine-tuned with the same recipe", not unbalanced, recipe_detail),
+        Check("every strategy recovered with the same recipe" if group.is_lm else "every strategy fine-tuned with the same recipe",
+              not unbalanced, recipe_detail),
     ]
     several = [c for c in contexts(group) if len(c.recipes) > 1]
     if several:

@@ -32,21 +32,26 @@ COLUMNS = (
     "run_id", "status", "role", "dataset", "model", "strategy", "scope", "structure", "schedule", "retrain_mode",
     "target_kind", "target_value", "dense_recipe", "retrain_recipe", "seed",
     "compression_ratio", "storage_compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "quantized_top1", "wall_time_s", "error", "dense_check",
+    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "quantized_top1",
+    "dense_perplexity", "pre_finetune_perplexity", "perplexity", "wall_time_s", "error", "dense_check",
 )
 
 
 def metrics(result: RunResult) -> dict[str, Any]:
-    """The record's headline numbers, as the flat columns name them."""
+    """The record's headline numbers, as the flat columns name them (accuracy or perplexity: the other is empty)."""
+    accuracy = result.accuracy
     return {
         "compression_ratio": result.sizes.compression_ratio,
         "storage_compression_ratio": result.sizes.storage_compression_ratio,
         "theoretical_speedup": result.macs.theoretical_speedup,
         "params_total": result.sizes.params_total, "params_nonzero": result.sizes.params_nonzero,
         "macs_dense": result.macs.dense, "macs_effective": result.macs.effective,
-        "dense_top1": result.accuracy.dense_top1, "pre_retrain_top1": result.accuracy.pre_retrain_top1,
-        "top1": result.accuracy.top1, "top5": result.accuracy.top5, "quantized_top1": result.accuracy.quantized_top1,
-        "wall_time_s": result.timings.wall,
+        "dense_top1": accuracy.dense_top1 if accuracy else None,
+        "pre_retrain_top1": accuracy.pre_retrain_top1 if accuracy else None,
+        "top1": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
+        "quantized_top1": accuracy.quantized_top1 if accuracy else None,
+        "dense_perplexity": result.dense_perplexity, "pre_finetune_perplexity": result.pre_finetune_perplexity,
+        "perplexity": result.perplexity, "wall_time_s": result.timings.wall,
     }
 
 
@@ -98,7 +103,8 @@ def varying_spec(rows: list[dict[str, Any]]) -> list[str]:
     """Dotted spec keys whose value differs between the pruned runs (beyond the fixed columns)."""
     specs = [spec_flatten(r["spec"]) for r in rows if r.get("kind") != "dense" and r.get("spec")]
     fixed = {"seed", "dataset", "model", "prune.strategy", "prune.scope", "prune.structure", "prune.schedule",
-             "retrain.mode", "prune.compression", "prune.speedup", "prune.channel_fraction", "prune.iterative.rounds"}
+             "retrain.mode", "prune.compression", "prune.speedup", "prune.channel_fraction", "prune.iterative.rounds",
+             "prune.sparsity"}
     return [k for k in differences(specs) if k not in fixed]
 
 

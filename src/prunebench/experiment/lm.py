@@ -1,0 +1,345 @@
+"""A causal language model's run: pretrained model -> prune one-shot -> optional recovery -> perplexity.
+
+The same store as a classifier's run (``prunebench.store.layout``): ``<run_id>/result.json``,
+``mask.pt`` and ``model.pt``, and ``dense/<dense_id>/dense.json`` for the dense perplexity,
+computed once per dense spec (model, text, evaluation window) and reused while the pretrained
+weights and the text keep the checksums it records. There is no dense checkpoint to write: the
+dense model is the pretrained file, named by its SHA-256.
+
+A worker process loads each model and tokenizes each text once and keeps them for its later
+runs: every run starts from a fresh copy of the pretrained weights, so sharing them changes
+nothing but the time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.config import ExperimentSpec, LMDenseSpec, RunSettings
+from prunebench.errors import ConfigError, DataError
+from prunebench.experiment.provenance import provenance
+from prunebench.metrics.latency import torch_threads
+from prunebench.metrics.size import size_metrics
+from prunebench.pruning.mask import Mask
+from prunebench.pruning.masking import KeepPruned
+from prunebench.record import (
+    LanguageModel, LayerMacs, Latency, Macs, Provenance, RunResult, Sizes, Target, Timings, dense_run_id, load_result,
+)
+from prunebench.store.artifacts import read_json, save_tensors, write_json
+from prunebench.store.layout import DENSE_FILE, RESULT_FILE, completed_result, dense_folder
+from prunebench.store.lock import dense_lock
+
+log = logging.getLogger("prunebench")
+
+BASELINE_NOTE = (
+    "the offline default is SmolLM2-135M-Instruct dequantized from its Q4_1 GGUF: its absolute perplexities "
+    "are not comparable with published fp16 numbers; rankings are"
+)
+RECOVERY_SEED_OFFSET = 1  # the recovery batches differ from the calibration draw of the same seed
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A fresh copy of the pretrained model (this run may prune it) and its tokenized text."""
+
+    loaded: Any  # prunebench.models.lm.LoadedLM
+    text: Any  # prunebench.data.text.TextSplits
+
+
+def pretrained(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
+    """The model and text of ``spec``; ConfigError/DataError on bad input.
+
+    Both are read once per process (``load_causal_lm`` and ``load_text`` keep them), and every
+    call gets its own copy of the weights, so a run never prunes the next run's dense model."""
+    from prunebench.data.text import load_text
+    from prunebench.models.lm import load_causal_lm
+
+    loaded = load_causal_lm(spec.model, device=settings.device)
+    text = load_text(spec.dataset, loaded.tokenizer, data_dir=settings.data_dir, download=settings.download,
+                     eval_tokens=spec.evaluation.tokens)
+    return Pretrained(loaded, text)
+
+
+def evaluation_tokens(spec: ExperimentSpec, text: Any) -> torch.Tensor:
+    """The evaluation split as loaded (at most ``evaluation.tokens``, taken from the middle of each text)."""
+    return text.evaluation
+
+
+def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
+    """Everything that can reject an LM run, writing nothing: model, text, calibration size, N:M fit."""
+    from prunebench.data.text import calibration_samples
+    from prunebench.pruning.layerwise import lm_prunable
+
+    found = pretrained(spec, settings)
+    evaluation_tokens(spec, found.text)
+    calibration = spec.prune.calibration
+    calibration_samples(found.text.calibration, calibration.n_samples, calibration.seq_len, spec.seed,
+                        key="prune.calibration")
+    if spec.recovery.steps:
+        if spec.recovery.batch_tokens % calibration.seq_len:
+            raise ConfigError(
+                f"recovery.batch_tokens: {spec.recovery.batch_tokens} is not a multiple of "
+                f"prune.calibration.seq_len ({calibration.seq_len}), the length of each recovery sequence"
+            )
+        calibration_samples(found.text.calibration, spec.recovery.batch_tokens // calibration.seq_len,
+                            calibration.seq_len, spec.seed, key="recovery.batch_tokens")
+    structure = _structure(spec)
+    if structure.kind == "nm":
+        for name, weight in lm_prunable(found.loaded.model).items():
+            if weight.shape[-1] % structure.m:
+                raise ConfigError(
+                    f"prune.structure {spec.prune.structure!r}: M={structure.m} does not divide the input dimension "
+                    f"{weight.shape[-1]} of {name}"
+                )
+    return found
+
+
+def _structure(spec: ExperimentSpec) -> Any:
+    from prunebench.pruning.structures import parse_structure
+
+    return parse_structure(spec.prune.structure)
+
+
+def lm_macs(model: nn.Module) -> Macs:
+    """MACs of one token through the model's Linear layers, LM head included: each weight is one
+    multiply-accumulate per token. Attention's score and value products grow with the context
+    and hold no weights, so they are left out (docs/metrics.md)."""
+    per_layer = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            dense = module.weight.numel()
+            per_layer[name] = LayerMacs(dense=dense, effective=int(torch.count_nonzero(module.weight)))
+    dense = sum(m.dense for m in per_layer.values())
+    effective = sum(m.effective for m in per_layer.values())
+    return Macs(dense=dense, effective=effective, theoretical_speedup=dense / max(effective, 1), per_layer=per_layer)
+
+
+def lm_sizes(model: nn.Module) -> Sizes:
+    """Parameter counts; a weight tied to another (the LM head to the embedding) counts once."""
+    from prunebench.pruning.layerwise import lm_prunable
+
+    prunable = lm_prunable(model)
+    params = dict(model.named_parameters())  # named_parameters lists a shared tensor once
+    names = {id(p): n for n, p in params.items()}
+    return Sizes.of(size_metrics(model, [names[id(p)] for p in prunable.values()]))
+
+
+def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path) -> dict[str, Any]:
+    """The pretrained model's perplexity, computed once per dense spec under its lock and cached.
+
+    A cached figure is reused only while the weights and the text still have the SHA-256s it
+    records; otherwise it is computed again (and replaces the old file)."""
+    from prunebench.metrics.perplexity import perplexity
+
+    dense = spec.dense_spec()
+    folder = dense_folder(results_dir, dense.content_hash())
+    checks = {"pretrained_sha256": found.loaded.sha256, "text_checksums": dict(found.text.checksums)}
+    with dense_lock(folder):
+        path = folder / DENSE_FILE
+        if path.is_file():
+            try:
+                info = read_json(path)
+            except (OSError, ValueError):
+                info = None
+            if isinstance(info, dict) and all(info.get(k) == v for k, v in checks.items()) and "perplexity" in info:
+                info["cached"] = True
+                return info
+            log.warning("ignoring %s: not the dense perplexity of these weights and text; computing it again", path)
+        started = time.perf_counter()
+        window, stride = spec.evaluation.window, spec.evaluation.stride
+        result = perplexity(found.loaded.model, evaluation_tokens(spec, found.text), window=window, stride=stride)
+        info = {
+            "spec": dense.model_dump(mode="json"), **checks, "perplexity": result.value,
+            "tokens_scored": result.tokens_scored, "wall_time_s": time.perf_counter() - started,
+        }
+        write_json(path, info)
+    info["cached"] = False
+    return info
+
+
+def recover(model: nn.Module, mask: Mask, spec: ExperimentSpec, text: Any) -> dict[str, Any] | None:
+    """The optional short fine-tune: AdamW at a constant LR, next-token loss, the mask held exactly.
+
+    Sequences come from the calibration split with the run's seed (offset, so not the very
+    calibration draw); the evaluation split is never trained on."""
+    from prunebench.data.text import calibration_samples
+
+    steps = spec.recovery.steps
+    if steps == 0:
+        return None
+    seq_len = spec.prune.calibration.seq_len
+    per_step = spec.recovery.batch_tokens // seq_len
+    batches = calibration_samples(text.calibration, per_step * steps, seq_len, spec.seed + RECOVERY_SEED_OFFSET) \
+        if per_step * steps * seq_len <= text.calibration.numel() else None
+    keep = KeepPruned(model, mask)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.recovery.lr,
+                                  weight_decay=0.0)
+    device = next(model.parameters()).device
+    losses = []
+    model.train()
+    keep.on_train_start()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed + RECOVERY_SEED_OFFSET)
+        for step in range(steps):
+            if batches is not None:
+                batch = batches[step * per_step:(step + 1) * per_step]
+            else:  # fewer tokens than all steps need: a fresh draw each step
+                batch = calibration_samples(text.calibration, per_step, seq_len, spec.seed + RECOVERY_SEED_OFFSET + step)
+            batch = batch.to(device)
+            loss = model(input_ids=batch, labels=batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            keep.on_step_end(step)
+            losses.append(float(loss.detach()))
+    model.eval()
+    return {"steps": steps, "lr": spec.recovery.lr, "batch_tokens": spec.recovery.batch_tokens,
+            "optimizer": "adamw", "loss": losses}
+
+
+def lm_latency(spec: ExperimentSpec, settings: RunSettings, found: Pretrained, model: nn.Module) -> Latency:
+    """Prefill throughput of the pretrained against the pruned model, timed in turns: one sequence
+    of ``prune.calibration.seq_len`` tokens, ``settings.latency_repeats`` times."""
+    from prunebench.metrics.lm_latency import prefill_speed, weight_bytes
+    from prunebench.models.lm import load_causal_lm
+
+    dense = load_causal_lm(spec.model, device=settings.device).model
+    seq_len = spec.prune.calibration.seq_len
+    # one sequence: latency_batch_size is a classifier's batch of examples (64 sequences would
+    # take minutes per repeat on a CPU)
+    timed = prefill_speed(dense, model, batch_size=1, seq_len=seq_len, repeats=settings.latency_repeats)
+    record = timed.dense.latency
+    return Latency(
+        runtime=record.runtime, allocator=record.allocator or None, device=settings.device, threads=record.threads,
+        batch_size=record.batch_size, dtype=record.dtype, repeats=record.repeats,
+        dense_ms=timed.dense.latency.median_ms, pruned_ms=timed.pruned.latency.median_ms,
+        measured_speedup=timed.speedup, measured_speedup_iqr=(timed.speedup_q1, timed.speedup_q3), compacted=False,
+        seq_len=seq_len, dense_tokens_per_s=timed.dense.tokens_per_s, pruned_tokens_per_s=timed.pruned.tokens_per_s,
+        dense_weight_bytes=weight_bytes(dense), pruned_weight_bytes=weight_bytes(model), sparse_kernels=timed.kernels,
+    )
+
+
+def reusable_lm_result(spec: ExperimentSpec, results_dir: Path, sha256: str) -> RunResult | None:
+    """A stored result of this run pruned from these very pretrained weights, if whole."""
+    stored = completed_result(results_dir, spec.run_id)
+    if stored is None:
+        return None
+    try:
+        result = load_result(stored)
+    except DataError as exc:
+        log.warning("ignoring the stored result of run %s (%s); running it again", spec.run_id, exc)
+        return None
+    if result.language_model is None or result.language_model.pretrained_sha256 != sha256:
+        log.warning("run %s was pruned from other pretrained weights than %s's; running it again", spec.run_id, spec.model)
+        return None
+    log.info("run %s exists; reusing it", spec.run_id)
+    return result
+
+
+def run_lm_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
+    """Run (or reuse) one language-model run and return its record; torch threads restored after."""
+    with torch_threads(settings.threads):
+        return _run_lm(spec, settings, results_dir)
+
+
+def _run_lm(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
+    from prunebench.data.text import calibration_samples
+    from prunebench.metrics.perplexity import perplexity
+    from prunebench.pruning.layerwise import prune_causal_lm
+
+    started = time.perf_counter()
+    found = check_lm(spec, settings)
+    reused = reusable_lm_result(spec, results_dir, found.loaded.sha256)
+    if reused is not None:
+        return reused
+    model = found.loaded.model
+    dense = dense_perplexity(spec, found, results_dir)
+
+    prune = spec.prune
+    calibration = calibration_samples(found.text.calibration, prune.calibration.n_samples, prune.calibration.seq_len,
+                                      spec.seed, key="prune.calibration").to(settings.device)
+    structure = _structure(spec)
+    outcome = prune_causal_lm(
+        model, calibration, prune.strategy,
+        sparsity=None if structure.kind == "nm" else prune.resolved_sparsity, structure=prune.structure,
+        scope=prune.scope, allocation=prune.allocation, options=prune.options, seed=spec.seed,
+    )
+    pruned_at = time.perf_counter()
+    tokens = evaluation_tokens(spec, found.text)
+    window, stride = spec.evaluation.window, spec.evaluation.stride
+    pre = perplexity(model, tokens, window=window, stride=stride)
+    recovery = recover(model, outcome.mask, spec, found.text)
+    post = perplexity(model, tokens, window=window, stride=stride) if recovery is not None else pre
+    recovered_at = time.perf_counter()
+
+    latency = lm_latency(spec, settings, found, model) if settings.latency else None
+    spec_json = spec.recorded()
+    loaded = found.loaded
+    result = RunResult(
+        run_id=spec.run_id,
+        dense_id=spec.dense_spec().content_hash(),
+        spec=spec_json,
+        target=Target.from_prune(spec_json["prune"]),
+        sizes=lm_sizes(model),
+        macs=lm_macs(model),
+        dense_perplexity=dense["perplexity"],
+        pre_finetune_perplexity=pre.value,
+        perplexity=post.value,
+        language_model=LanguageModel(
+            description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
+            num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
+            window=window, stride=stride, tokens_scored=pre.tokens_scored,
+            calibration_n_samples=prune.calibration.n_samples, calibration_seq_len=prune.calibration.seq_len,
+            calibration_seed=spec.seed, allocation=prune.allocation, recovery=recovery,
+        ),
+        latency=latency,
+        timings=Timings(prune=outcome.seconds, retrain=recovered_at - pruned_at if recovery else 0.0,
+                        wall=time.perf_counter() - started),
+        provenance=Provenance(**provenance(settings.device), dataset_checksums=dict(found.text.checksums),
+                              dense_cached=dense["cached"]),
+    )
+    run_dir = results_dir / spec.run_id
+    save_tensors(run_dir / "mask.pt", outcome.mask.state_dict())
+    save_tensors(run_dir / "model.pt", stored_weights(model, outcome.mask, recovery is not None))
+    write_json(run_dir / RESULT_FILE, result.model_dump(mode="json"))  # last: its presence marks the run done
+    return result
+
+
+def stored_weights(model: nn.Module, mask: Mask, recovered: bool) -> dict[str, torch.Tensor]:
+    """What model.pt keeps: after recovery every weight; otherwise only the pruned layers' weights,
+    the rest being the pretrained file's (``language_model.pretrained_sha256``)."""
+    state = model.state_dict()
+    return dict(state) if recovered else {name: state[name] for name in mask}
+
+
+def run_lm_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
+    """The dense baseline row of a language-model comparison: the pretrained model, evaluated."""
+    with torch_threads(settings.threads):
+        started = time.perf_counter()
+        found = check_lm(spec, settings)
+        dense = dense_perplexity(spec, found, results_dir)
+        dense_spec: LMDenseSpec = spec.dense_spec()  # type: ignore[assignment]
+        loaded = found.loaded
+        return RunResult(
+            run_id=dense_run_id(dense_spec.content_hash()),
+            dense_id=dense_spec.content_hash(),
+            spec=dense_spec.model_dump(mode="json"),
+            sizes=lm_sizes(loaded.model),
+            macs=lm_macs(loaded.model),
+            dense_perplexity=dense["perplexity"], pre_finetune_perplexity=dense["perplexity"], perplexity=dense["perplexity"],
+            language_model=LanguageModel(
+                description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
+                num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
+                window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=dense["tokens_scored"],
+            ),
+            timings=Timings(wall=time.perf_counter() - started),
+            provenance=Provenance(**provenance(settings.device), dataset_checksums=dict(found.text.checksums),
+                                  dense_cached=dense["cached"]),
+        )

@@ -1,0 +1,152 @@
+"""A language-model comparison's figure and tables: perplexity against sparsity.
+
+Perplexity is drawn on a log axis (it grows roughly exponentially as a model breaks down),
+each curve's mean over calibration seeds with its 95% band, the dense model as a line. N:M
+patterns fix their sparsity, so each is its own point (with its 95% interval) at the sparsity it
+reached, labelled with its pattern. Paired differences are in log perplexity (the log of the
+ratio of perplexities), per calibration seed: the runs of one seed prune the same pretrained
+model, and a ratio means the same at perplexity 20 as at 200.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+
+from prunebench.report.aggregate import Group, Point
+from prunebench.report.plots import plt, save
+from prunebench.report.stats import Estimate, estimate, paired_difference
+from prunebench.report.tables import Table
+
+LM_DEFINITIONS = (
+    "Language models: sparsity = pruned / prunable weights (the Linear layers inside the decoder blocks); "
+    "perplexity = exp(mean next-token negative log-likelihood) over the evaluation split in fixed windows, each "
+    "token scored once; bands and intervals over calibration seeds. Lower perplexity is better."
+)
+
+
+def number(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def interval(e: Estimate) -> str:
+    return "n/a (1 seed)" if e.n < 2 else f"[{number(e.ci_low)}, {number(e.ci_high)}]"
+
+
+def mean_sparsity(point: Point) -> float:
+    return estimate(list(point.sparsity.values())).mean
+
+
+def perplexity_figure(group: Group) -> bytes:
+    """Perplexity (log axis) against the sparsity reached, mean and 95% band over seeds."""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    reached: list[float] = []
+    for curve in group.sorted_curves():
+        points = sorted(curve.points.values(), key=mean_sparsity)
+        x = np.array([mean_sparsity(p) * 100 for p in points])
+        estimates = [estimate(list(p.perplexity.values())) for p in points]
+        mean = np.array([e.mean for e in estimates])
+        low = np.array([e.ci_low for e in estimates])
+        high = np.array([e.ci_high for e in estimates])
+        reached += list(x)
+        style = "--" if curve.role == "control" else "-"
+        scope = json.loads(curve.settings.get("prune.scope", '""'))
+        label = f"{curve.strategy} ({scope}{', N:M' if curve.target_kind == 'nm' else ''})"
+        if curve.target_kind == "nm":  # fixed patterns: points, not a curve
+            errors = np.nan_to_num(np.array([mean - low, high - mean]))
+            bars = ax.errorbar(x, mean, yerr=errors, fmt="s", markersize=5, capsize=3, label=label)
+            for xi, yi, point in zip(x, mean, points):
+                ax.annotate(point.level, (xi, yi), textcoords="offset points", xytext=(5, 3), fontsize=7,
+                            color=bars.lines[0].get_color())
+            continue
+        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=label)
+        if not np.isnan(low).all():
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
+    for entry in group.dense.values():
+        if not entry.perplexity:
+            continue
+        dense = estimate(list(entry.perplexity.values())).mean
+        name = f"dense, {entry.setting}" if entry.setting else "dense"
+        ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"{name} ({dense:.2f})")
+    if reached:  # a level is a few tenths of a percent off its target (zeros the model had): not a range to zoom to
+        ax.set_xlim(max(0.0, min(reached) - 10), min(100.0, max(reached) + 10))
+    ax.set_yscale("log")
+    ax.set_xlabel("sparsity (% of prunable weights pruned)")
+    ax.set_ylabel("evaluation perplexity (log scale)")
+    ax.set_title(f"{group.title}: perplexity vs sparsity (mean over calibration seeds, 95% CI)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    return save(figure)
+
+
+def levels_table(group: Group) -> Table:
+    rows = []
+    for dense in group.dense.values():
+        if dense.perplexity:
+            d = estimate(list(dense.perplexity.values()))
+            rows.append(["dense", dense.setting or "-", "-", "0.0", "1.00", "1.00", number(d.mean), "-",
+                         number(d.mean), "-", "1", "-"])
+    for curve in group.sorted_curves():
+        for point in sorted(curve.points.values(), key=lambda p: (mean_sparsity(p), p.level)):
+            e = estimate(list(point.perplexity.values()))
+            pre = estimate(list(point.pre_perplexity.values()))
+            rows.append([
+                curve.strategy, curve.setting or "-", point.level, f"{mean_sparsity(point) * 100:.1f}",
+                f"{point.mean_compression():.2f}", f"{point.mean_speedup():.2f}", number(pre.mean), interval(pre),
+                number(e.mean), number(e.std), str(e.n), interval(e),
+            ])
+    header = ["strategy", "setting", "target", "sparsity (%)", "compression", "speedup (MACs)",
+              "perplexity after pruning", "95% CI", "perplexity", "std", "n", "95% CI"]
+    return Table(f"{group.title}: evaluation perplexity at each target", header, rows)
+
+
+def log_ratio(values: dict[int, float]) -> dict[int, float]:
+    return {seed: math.log(v) for seed, v in values.items()}
+
+
+def paired_table(group: Group) -> Table:
+    """a / b per target as mean log(ppl_a / ppl_b) over the seeds both have, shown as the ratio
+    exp(mean); between curves that differ only in strategy, scope and options."""
+    rows = []
+    for a, b in itertools.combinations(group.sorted_curves(), 2):
+        if a.comparison() != b.comparison() or a.role == b.role == "control":
+            continue
+        if a.role == "control":
+            a, b = b, a
+        for level in sorted(set(a.points) & set(b.points)):
+            diff = paired_difference(log_ratio(a.points[level].perplexity), log_ratio(b.points[level].perplexity))
+            if diff is None:
+                continue
+            verdict = "" if diff.n < 2 else ("a worse" if diff.ci_low > 0 else "a better" if diff.ci_high < 0 else "no difference")
+            ci = "n/a (1 seed)" if diff.n < 2 else f"[{math.exp(diff.ci_low):.3f}, {math.exp(diff.ci_high):.3f}]"
+            rows.append([f"{a.label} / {b.label}", a.points[level].level, f"{math.exp(diff.mean):.3f}", str(diff.n), ci,
+                         verdict])
+    header = ["a / b", "target", "perplexity ratio (geometric mean)", "n", "95% CI", "at 95%"]
+    return Table(f"{group.title}: paired perplexity ratios (per calibration seed)", header, rows)
+
+
+def summary_table(group: Group) -> Table:
+    """Per curve: geometric-mean perplexity over its levels, per seed, then mean and CI over seeds."""
+    rows = []
+    for curve in group.sorted_curves():
+        points = list(curve.points.values())
+        seeds = set.intersection(*(set(p.perplexity) for p in points)) if points else set()
+        per_seed = [float(np.mean([math.log(p.perplexity[s]) for p in points])) for s in sorted(seeds)]
+        if not per_seed:
+            continue
+        e = estimate(per_seed)
+        ci = "n/a (1 seed)" if e.n < 2 else f"[{math.exp(e.ci_low):.3f}, {math.exp(e.ci_high):.3f}]"
+        levels = ", ".join(p.level for p in sorted(points, key=mean_sparsity))
+        rows.append([curve.strategy, curve.setting or "-", levels, f"{math.exp(e.mean):.3f}", str(e.n), ci])
+    header = ["strategy", "setting", "levels", "geometric-mean perplexity over the levels", "n", "95% CI"]
+    return Table(f"{group.title}: one number per curve", header, rows)
+
+
+def lm_tables(group: Group) -> list[Table]:
+    return [levels_table(group), paired_table(group), summary_table(group)]
+
+
+__all__ = ["LM_DEFINITIONS", "lm_tables", "perplexity_figure"]
