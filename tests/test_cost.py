@@ -1,5 +1,8 @@
 """What pruning costs: typed wall time and peak memory per run, and the report's cost table."""
 
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -25,6 +28,29 @@ def test_peak_memory_sees_a_step_that_allocates_64_mb() -> None:
     with PeakMemory("cpu") as idle:
         pass
     assert idle.mb < 48
+
+
+def test_peak_memory_sees_a_step_that_reuses_memory_malloc_kept() -> None:
+    """After a large free that malloc keeps (as after earlier work in a long process), the step's
+    allocation comes from retained pages: it must still count. In a child process, as mallopt
+    changes the allocator for the whole process."""
+    script = textwrap.dedent("""
+        import ctypes, ctypes.util, time, torch
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: every allocation from the heap
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: freed heap memory is kept
+        from prunebench.metrics.cost import PeakMemory
+        junk = torch.ones(2**26); del junk  # 256 MB freed and kept
+        with PeakMemory("cpu") as peak:
+            block = torch.ones(16 * 2**20)
+            deadline = time.monotonic() + 10
+            while peak.so_far_mb <= 48 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            del block
+        print(peak.mb)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert float(out.stdout.split()[-1]) > 48
 
 
 def test_every_run_records_its_cost_and_the_report_tables_it_per_method(tmp_path: Path) -> None:
