@@ -52,8 +52,9 @@ def test_real_cifar10_loads_in_little_more_than_its_uint8_size() -> None:
     assert found["dtype"] == "torch.float32" and found["shape"] == [256, 3, 32, 32]
     assert abs(found["mean"]) < 0.1 and abs(found["std"] - 1) < 0.1  # standardized per batch
     # what stays: the uint8 images and little else (not the float32 copy, let alone the 2.5 GB of before);
-    # measured 229 MB, of which ~40 MB is freed memory the allocator keeps for reuse
-    assert found["after"] < UINT8_BYTES + 60e6, found
+    # measured 229 to 244 MB on one machine, of which ~40-60 MB is freed memory the allocator keeps
+    # for reuse (how much varies from run to run): bounded well below float32's 737 MB
+    assert found["after"] < UINT8_BYTES + 100e6 < FLOAT32_BYTES, found
     # the peak adds one batch file, the xz decoder (65 MB for this archive) and small temporaries
     # (measured 353 MB)
     assert found["peak"] < UINT8_BYTES + 250e6 < FLOAT32_BYTES, found
