@@ -23,17 +23,18 @@ import torch
 from torch import nn
 
 from prunebench.config import ExperimentSpec, LMDenseSpec, RunSettings
-from prunebench.errors import ConfigError, DataError
+from prunebench.errors import ConfigError
+from prunebench.experiment.pipeline import stored_result
 from prunebench.experiment.provenance import provenance
 from prunebench.metrics.latency import torch_threads
 from prunebench.metrics.size import size_metrics
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.masking import KeepPruned
 from prunebench.record import (
-    LanguageModel, LayerMacs, Latency, Macs, Provenance, RunResult, Sizes, Target, Timings, dense_run_id, load_result,
+    LanguageModel, LayerMacs, Latency, Macs, Provenance, RunResult, Sizes, Target, Timings, dense_run_id,
 )
 from prunebench.store.artifacts import read_json, save_tensors, write_json
-from prunebench.store.layout import DENSE_FILE, RESULT_FILE, completed_result, dense_folder
+from prunebench.store.layout import DENSE_FILE, RESULT_FILE, dense_folder
 from prunebench.store.lock import dense_lock
 
 log = logging.getLogger("prunebench")
@@ -228,13 +229,8 @@ def lm_latency(spec: ExperimentSpec, settings: RunSettings, found: Pretrained, m
 
 def reusable_lm_result(spec: ExperimentSpec, results_dir: Path, sha256: str) -> RunResult | None:
     """A stored result of this run pruned from these very pretrained weights, if whole."""
-    stored = completed_result(results_dir, spec.run_id)
-    if stored is None:
-        return None
-    try:
-        result = load_result(stored)
-    except DataError as exc:
-        log.warning("ignoring the stored result of run %s (%s); running it again", spec.run_id, exc)
+    result = stored_result(spec, results_dir)
+    if result is None:
         return None
     if result.language_model is None or result.language_model.pretrained_sha256 != sha256:
         log.warning("run %s was pruned from other pretrained weights than %s's; running it again", spec.run_id, spec.model)

@@ -117,17 +117,23 @@ def check_digest(path: Path, digest: str) -> None:
         raise ConfigError(f"dense.sha256: {path} is not the file this spec was made from (sha256 {digest}, {now})")
 
 
-def reusable_result(spec: ExperimentSpec, results_dir: Path) -> RunResult | None:
-    """A completed run's stored record, if its folder holds one that can be trusted."""
+def stored_result(spec: ExperimentSpec, results_dir: Path) -> RunResult | None:
+    """A completed run's stored record, if its folder holds one that can be read (not logged as reused)."""
     stored = completed_result(results_dir, spec.run_id)
     if stored is None:
         return None
     try:
-        result = load_result(stored)
+        return load_result(stored)
     except DataError as exc:
         log.warning("ignoring the stored result of run %s (%s); running it again", spec.run_id, exc)
         return None
-    log.info("run %s exists; reusing it", spec.run_id)
+
+
+def reusable_result(spec: ExperimentSpec, results_dir: Path) -> RunResult | None:
+    """A completed run's stored record, if its folder holds one that can be trusted."""
+    result = stored_result(spec, results_dir)
+    if result is not None:
+        log.info("run %s exists; reusing it", spec.run_id)
     return result
 
 
