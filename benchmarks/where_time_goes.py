@@ -75,16 +75,18 @@ def machines_per_round(times_ms: dict[str, list[float]], probes: dict[str, Probe
 
 
 def predict_against_measured(models: dict[str, nn.Module], batch: int, threads: int, warmup: int,
-                             rounds: int, clock: ClockName = "wall") -> dict[str, Any]:
-    """Time ``models`` and the machine's probes in the same rounds; predicted and measured per model."""
-    costs: dict[str, list[OpCost]] = {label: op_costs(m, SHAPE, batch) for label, m in models.items()}
+                             rounds: int, clock: ClockName = "wall",
+                             shape: tuple[int, ...] = SHAPE) -> dict[str, Any]:
+    """Time ``models`` (one labelled "dense") and the machine's probes in the same rounds;
+    predicted and measured time per model, and predicted ceiling beside measured speedup."""
+    costs: dict[str, list[OpCost]] = {label: op_costs(m, shape, batch) for label, m in models.items()}
     every = [c for cs in costs.values() for c in cs]
     convs = conv_probes(every)
     shapes = {f"conv{i}": shape for i, shape in enumerate(convs)}
     probes: dict[str, Probe] = {"gemm": gemm_probe(), "bandwidth": bandwidth_probe(typical_tensor_bytes(every)),
                                 **{name: convs[shape] for name, shape in shapes.items()}}
     with torch_threads(threads), torch.inference_mode():
-        calls = {**{label: torch_runner(m, SHAPE, batch) for label, m in models.items()},
+        calls = {**{label: torch_runner(m, shape, batch) for label, m in models.items()},
                  **{name: p.call for name, p in probes.items()}}
         for call in calls.values():
             for _ in range(warmup):

@@ -3,6 +3,8 @@ depends on how fast anything ran."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -132,3 +134,21 @@ def test_typical_tensor_bytes_is_the_bytes_weighted_median() -> None:
     costs = [OpCost("m", "x", "elementwise", 0, 0, n, n) for n in (10, 10, 1000)]
     assert typical_tensor_bytes(costs) == 1000  # two small ops move 40 of the 2040 bytes
     assert typical_tensor_bytes(costs[:2]) == 10
+
+
+def test_the_benchmark_predicts_and_measures_every_model_in_the_same_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the benchmarks package
+    from benchmarks.where_time_goes import predict_against_measured
+
+    dense = create_model("resnet-20", (3, 8, 8), 10).eval()
+    small = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 10)).eval()
+    result = predict_against_measured({"dense": dense, "compact": small}, batch=2, threads=1, warmup=0, rounds=3,
+                                      clock="cpu", shape=(3, 8, 8))
+    assert result["models"]["dense"]["macs"] == 2 * sum(dense_macs(dense, (3, 8, 8)).values())
+    compact = result["models"]["compact"]
+    for name in ("per-shape", "gemm"):
+        assert compact[name]["predicted_ms"] > 0 and compact[name]["predicted_ceiling"] > 0
+    assert set(compact["predicted_ms_by_kind"]) == {"conv", "elementwise", "pool", "linear"}
+    distinct = {c.conv for m in (dense, small) for c in op_costs(m, (3, 8, 8), 2) if c.conv is not None}
+    assert len(result["conv_gmacs_per_s"]) == len(distinct)  # every convolution shape got its probe
