@@ -74,6 +74,31 @@ def machines_per_round(times_ms: dict[str, list[float]], probes: dict[str, Probe
                     conv_macs_per_s={shape: rate[name][r] for name, shape in shapes.items()}) for r in range(rounds)]
 
 
+PROFILED_KINDS = (("conv", "conv"), ("batch_norm", "batch_norm"), ("addmm", "linear"), ("relu", "elementwise"),
+                  ("add", "elementwise"), ("pad", "elementwise"), ("mean", "pool"), ("pool", "pool"))
+
+
+def profiled_ms_by_kind(model: nn.Module, batch: int, threads: int, shape: tuple[int, ...],
+                        passes: int = 3) -> dict[str, float]:
+    """Measured milliseconds per pass by op kind: torch.profiler's self CPU time of each aten op
+    (a check on the prediction's split; the profiler adds a little time of its own)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run = torch_runner(model, shape, batch)
+    with torch_threads(threads):
+        run()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(passes):
+                run()
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        kind = next((k for word, k in PROFILED_KINDS if word in event.key), "other")
+        totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total / 1000 / passes
+    return totals
+
+
 def predict_against_measured(models: dict[str, nn.Module], batch: int, threads: int, warmup: int,
                              rounds: int, clock: ClockName = "wall",
                              shape: tuple[int, ...] = SHAPE) -> dict[str, Any]:
@@ -111,11 +136,13 @@ def predict_against_measured(models: dict[str, nn.Module], batch: int, threads: 
         for name, per_round in (("per-shape", machines), ("gemm", gemm_only)):
             predicted = [predicted_seconds(costs[label], m) * 1000 for m in per_round]
             row[name] = {"predicted_ms": statistics.median(predicted),
-                         "predicted_over_measured": statistics.median(p / t for p, t in zip(predicted, measured))}
+                         "predicted_over_measured": statistics.median(p / t for p, t in zip(predicted, measured)),
+                         "ratio_of_medians": statistics.median(predicted) / statistics.median(measured)}
         kinds = [by_kind(roofline(costs[label], m)) for m in machines]
         row["predicted_ms_by_kind"] = {k: statistics.median(r[k] for r in kinds) * 1000 for k in kinds[0]}
         row["memory_bound_ops"] = statistics.median(
             sum(t.bound == "memory" for t in roofline(costs[label], m)) for m in machines)
+        row["profiled_ms_by_kind"] = profiled_ms_by_kind(models[label], batch, threads, shape)
         result["models"][label] = row
     dense = times["dense"]
     for label in models:
@@ -164,8 +191,11 @@ def main() -> None:
             extra = (f"; predicted ceiling {p['predicted_ceiling']:.2f}x, measured speedup {row['measured_speedup']:.2f}x,"
                      f" theoretical {theoretical:.2f}x" if "predicted_ceiling" in p else "")
             print(f"  {name:>9} roofline: predicted {p['predicted_ms']:.1f} ms, predicted / measured "
-                  f"{p['predicted_over_measured']:.2f}{extra}")
+                  f"{p['predicted_over_measured']:.2f} (median of per-round ratios; ratio of medians "
+                  f"{p['ratio_of_medians']:.2f}){extra}")
         print(f"  predicted ms by kind (per-shape, median over rounds): {kinds}")
+        profiled = ", ".join(f"{k} {v:.1f}" for k, v in sorted(row["profiled_ms_by_kind"].items(), key=lambda kv: -kv[1]))
+        print(f"  profiled ms by kind (torch.profiler self time, 3 passes): {profiled}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
 

@@ -152,3 +152,4 @@ def test_the_benchmark_predicts_and_measures_every_model_in_the_same_rounds(monk
     assert set(compact["predicted_ms_by_kind"]) == {"conv", "elementwise", "pool", "linear"}
     distinct = {c.conv for m in (dense, small) for c in op_costs(m, (3, 8, 8), 2) if c.conv is not None}
     assert len(result["conv_gmacs_per_s"]) == len(distinct)  # every convolution shape got its probe
+    assert compact["profiled_ms_by_kind"]["conv"] > 0  # the profiler's split is read by op kind
