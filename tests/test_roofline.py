@@ -20,6 +20,7 @@ from prunebench.metrics.roofline import (
     gemm_probe,
     measure_bandwidth,
     measure_gemm,
+    measure_machine,
     op_costs,
     predicted_ceiling,
     predicted_seconds,
@@ -128,6 +129,14 @@ def test_measurements_are_rates_and_leave_threads_alone() -> None:
     before = torch.get_num_threads()
     assert measure_gemm(1, size=64) > 0 and measure_bandwidth(1, nbytes=2**16) > 0
     assert torch.get_num_threads() == before
+
+
+def test_measure_machine_measures_every_convolution_shape() -> None:
+    costs = op_costs(tiny(), (2, 4, 4), 2)
+    machine = measure_machine(costs, threads=1)
+    assert set(machine.conv_macs_per_s) == {c.conv for c in costs if c.conv is not None}
+    assert machine.threads == 1 and machine.gemm_macs_per_s > 0 and machine.bandwidth_bytes_per_s > 0
+    assert measure_machine(costs, threads=1, per_shape=False).conv_macs_per_s == {}
 
 
 def test_typical_tensor_bytes_is_the_bytes_weighted_median() -> None:
