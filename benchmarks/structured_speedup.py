@@ -11,7 +11,9 @@ A second part (``--ceiling``) asks what any channel structure of ResNet-56 can r
 machine: it builds the compact architecture for given residual-stream and block-inner widths
 per stage directly (no pruning method involved) and times it against the dense model:
 ``--ceiling`` for the few structures of CEILING_WIDTHS, ``--ceiling grid`` for every structure
-of ``width_grid`` (39 between 1.9x and 2.3x theoretical).
+of ``width_grid`` (39 between 1.9x and 2.3x theoretical). Each row also prints the roofline's
+predicted ceiling for the structure (prunebench.metrics.roofline, on rates measured before
+the structure is timed; benchmarks/where_time_goes.py compares prediction and measurement).
 
 A third part times LeNet-300-100's Linear layers with unstructured masks: dense kernels
 versus torch's sparse CSR kernels.
@@ -49,6 +51,7 @@ from prunebench.metrics.latency import (
     torch_runner,
     torch_threads,
 )
+from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling
 from prunebench.models import create_model
 from prunebench.models.cifar_resnet import CifarResNet, PadShortcut
 from prunebench.pruning.channels import ChannelTarget, excluded_layers, prune_channels
@@ -219,15 +222,19 @@ def ceiling(args: argparse.Namespace) -> list[dict[str, Any]]:
         for stream, inner in widths:
             small = resnet56_with_widths(stream, inner)
             theory = dense_macs / mac_metrics(small, SHAPE).dense_total
+            # The roofline's ceiling for this structure, on rates measured now (metrics/roofline.py).
+            dense_ops, small_ops = op_costs(dense, SHAPE, 64), op_costs(small, SHAPE, 64)
+            predicted = predicted_ceiling(dense_ops, small_ops, measure_machine(dense_ops + small_ops, args.threads))
             _, paired = time_all({"dense": dense, "compact": small}, 64, args.threads, args.warmup, args.repeats,
                                  None if args.no_onnx else Path(tmp) / "-".join(map(str, stream + inner)),
                                  quiet=True)
             for pair in paired:
                 rows.append({"stream": stream, "inner": inner, "theoretical": theory, **pair,
-                             "fraction_of_theoretical": pair["paired_median"] / theory})
+                             "fraction_of_theoretical": pair["paired_median"] / theory, "predicted_ceiling": predicted})
                 print(f"ceiling stream {'/'.join(map(str, stream)):>8} inner {'/'.join(map(str, inner)):>8} "
                       f"{pair['runtime']:>12} batch 64 threads {args.threads}: theoretical {theory:.2f}x measured "
-                      f"{pair['paired_median']:.2f}x ({pair['paired_median'] / theory:.2f} of theoretical)", flush=True)
+                      f"{pair['paired_median']:.2f}x ({pair['paired_median'] / theory:.2f} of theoretical), "
+                      f"predicted ceiling {predicted:.2f}x", flush=True)
     return rows
 
 
