@@ -529,10 +529,10 @@ class BestAgainstBest:
         return self.dense.median_ms / self.pruned.median_ms
 
 
-def best_against_best(timings: list[FormTiming], dense: str = "dense", pruned: str = "pruned") -> BestAgainstBest | None:
-    """The fastest measured record of ``dense`` against the fastest of ``pruned`` (None if nothing ran)."""
+def best_against_best(timings: list[FormTiming], dense: str = "dense", pruned: str = "pruned") -> BestAgainstBest:
+    """The fastest measured record of ``dense`` against the fastest of ``pruned``."""
     ran = [t for t in timings if not t.skipped]
     if not ran:
-        return None
+        raise ValueError("best against best needs at least one runtime and form that ran")
     fastest = {label: min((t.records[label] for t in ran), key=lambda r: r.median_ms) for label in (dense, pruned)}
     return BestAgainstBest(fastest[dense], fastest[pruned])
