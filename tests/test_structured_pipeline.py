@@ -109,7 +109,7 @@ def test_report_draws_measured_against_theoretical_speedup(tmp_path: Path) -> No
     pytest.importorskip("torch_pruning")
     plan = plan_from_mapping({
         "dataset": "synthetic", "model": "resnet-20", "threads": 1, "latency": True, "latency_repeats": 3,
-        "latency_batch_size": 8, "baselines": False,
+        "latency_batch_size": 8, "latency_forms": ["eager", "bn-folded"], "baselines": False,
         "train": TRAIN.model_dump(), "finetune": FINETUNE.model_dump(),
         "prune": {"strategy": "l1_filter", "structure": "channel", "score_batches": 1},
         "sweep": {"prune.speedup": [1.5, 2.5]},
@@ -120,3 +120,8 @@ def test_report_draws_measured_against_theoretical_speedup(tmp_path: Path) -> No
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"synthetic-resnet-20-measured-speedup.png", "synthetic-resnet-20-top1-vs-latency.png"} <= names
     assert "measured speedup" in (tmp_path / "out" / "report.html").read_text()
+    table = (tmp_path / "out" / "synthetic-resnet-20-latency.md").read_text()
+    rows = [line for line in table.splitlines() if "l1_filter" in line]
+    assert len(rows) == 2 * 3  # two speedup levels x (eager, bn-folded, each model's fastest)
+    assert sum("| bn-folded |" in r for r in rows) == 2 and sum("each model's fastest" in r for r in rows) == 2
+    assert all("torch-eager" in r for r in rows if "bn-folded" in r)
