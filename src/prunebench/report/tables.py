@@ -273,7 +273,7 @@ def latency_table(group: Group) -> Table:
     rows = []
     for curve in group.sorted_curves():
         for point in curve.ordered():
-            for (runtime, form), seeds in sorted(point.form_latency.items(), key=lambda kv: (kv[0] == BEST, kv[0])):
+            for (runtime, form), seeds in sorted(point.form_latency.items(), key=lambda kv: (kv[0] == BEST, kv[0][1] != "eager", kv[0])):
                 speedup, dense_ms, pruned_ms = (estimate([t[i] for t in seeds.values()]).mean for i in range(3))
                 theory = point.mean_speedup()
                 rows.append([curve.name, curve.setting or "-", point.level, runtime, form, f"{dense_ms:.3f}",
