@@ -486,7 +486,8 @@ def time_forms(
         check_runtime(runtime, "latency_runtimes")
     device = next(next(iter(models.values())).parameters()).device
     timings = []
-    with torch_threads(threads) as used, tempfile.TemporaryDirectory() as tmp, compile_limits(len(models) * len(forms)):
+    limits = compile_limits(len(models) * len(forms)) if COMPILE in runtimes else contextlib.nullcontext()
+    with torch_threads(threads) as used, tempfile.TemporaryDirectory() as tmp, limits:
         for runtime in runtimes:
             for form in forms:
                 label = runtime_label(runtime, device)
