@@ -7,7 +7,7 @@ channels-last) under every runtime (torch eager, torch.compile with inductor, ON
 ORT_ENABLE_ALL), each form x runtime in turns. Measured speedup is printed per form x runtime
 (dense and pruned measured the same way) and best against best (each model in its own fastest
 form and runtime). ``--model vgg-16-bn`` or ``--model resnet-50`` (224x224) time those instead;
-``--quick`` is a seconds-long smoke run (ResNet-20, small input and batch, few repeats). Torch-Pruning's own
+``--quick`` is a short smoke run (ResNet-20, small input and batch, few repeats). Torch-Pruning's own
 pruner (MetaPruner with its L1 group importance, same ignored layers, pruning ratio chosen
 for the same MAC reduction) runs side by side on the same model. Weights are the random
 initialization: latency does not depend on their values.
