@@ -20,7 +20,9 @@ from prunebench.report.matched import matched_table
 from prunebench.report.recipes import recipe_tables
 from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
 from prunebench.report.results import mark_dense_checks, open_db
-from prunebench.report.tables import Table, controls_table, cost_table, group_tables, provenance_table, wide_table
+from prunebench.report.tables import (
+    Table, controls_table, cost_table, group_tables, latency_table, provenance_table, wide_table,
+)
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
@@ -96,6 +98,8 @@ def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
     tables += [("paired", paired, True), ("summary", summary, True)]
     by_recipe, _ = recipe_tables(group)
     tables += [(f"recipes-{i}" if i < len(by_recipe) - 1 else "flips", t, True) for i, t in enumerate(by_recipe)]
+    if group.has_latency():
+        tables.append(("latency", latency_table(group), True))
     for measured in (False, True) if group.has_latency() else (False,):
         matched = matched_table(group, measured)
         if matched.rows:
