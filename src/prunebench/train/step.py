@@ -30,12 +30,14 @@ def autocast_supported(device_type: str, dtype: torch.dtype) -> bool:
     Where it does not, torch warns and silently runs in float32; asked here, before training, so
     a recipe is never recorded as mixed precision while running in float32.
     """
-    if not torch.amp.is_autocast_available(device_type):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.autocast(device_type, dtype=dtype):
+                one = torch.ones(1, 1, device=device_type)
+                return (one @ one).dtype == dtype  # what autocast actually did to a matmul
+    except RuntimeError:  # a device type autocast does not know
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with torch.autocast(device_type, dtype=dtype):
-            return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == dtype
 
 
 def check_precision(spec: TrainSpec, device: torch.device | str, section: str = "train") -> None:
