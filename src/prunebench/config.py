@@ -95,7 +95,11 @@ class TrainSpec(Spec):
     lr_gamma: Float = Field(default=0.1, gt=0)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
     max_steps_per_epoch: Int | None = Field(default=None, ge=1)  # a quick check: at most this many batches per epoch
-    hashed_unless_default = frozenset({"max_steps_per_epoch"})
+    # How the steps run; each can change the trained weights' last bits, so each is in the id.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the training forward; fp16 adds a grad scaler
+    channels_last: Bool = False  # CNNs: model and image batches in channels-last memory format while training
+    compile: Bool = False  # torch.compile the training forward
+    hashed_unless_default = frozenset({"max_steps_per_epoch", "precision", "channels_last", "compile"})
 
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
