@@ -148,9 +148,8 @@ def same_dense_and_finetune(c: Comparison) -> tuple[bool, str]:
         reasons.append(f"its runs record {len(recipes)} different retraining recipes")
     if absent:
         reasons.append(f"{', '.join(absent)} ran only under another recipe")
-    if reasons:
+    if reasons or dense is None:
         return False, f"It does not give every method the same dense model and fine-tuning, because {'; '.join(reasons)}."
-    assert dense is not None
     return True, (f"Every method prunes the same dense model ({len(dense.top1 or dense.perplexity)} seed(s), each seed's "
                   f"methods pruning that seed's checkpoint) and is fine-tuned with the same recipe.")
 
@@ -225,7 +224,7 @@ def ranking_across_recipes(c: Comparison) -> tuple[bool, str]:
 
 def trainability(c: Comparison) -> tuple[bool, str]:
     runs = [(p, s) for curve in c.curves.values() for p in curve.points.values() for s in p.values]
-    lacking = [1 for p, s in runs if s not in p.jsv_mean]
+    lacking = [p for p, s in runs if s not in p.jsv_mean]
     if runs and not lacking:
         methods = ", ".join(sorted(m for m in c.group.jsv_methods if m))
         return True, (f"It reports trainability right after pruning for all {len(runs)} runs: the mean Jacobian singular "
@@ -233,25 +232,31 @@ def trainability(c: Comparison) -> tuple[bool, str]:
     return False, f"It does not report trainability after pruning, because {len(lacking)} of {len(runs)} runs record no Jacobian singular values."
 
 
+def without_epochs(recipe: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in recipe.items() if k != EPOCHS_KEY}
+
+
 def budget(c: Comparison) -> tuple[bool, str]:
-    """A budget is sufficient when a longer one (same recipe otherwise) improves no method
-    significantly; when this is the longest, when it improved on a shorter one by nothing significant."""
+    """A budget is sufficient when the next longer one (the recipe otherwise the same) raises no
+    method's area under top-1 vs log2 compression significantly (paired per seed); the longest
+    budget, when it raised none significantly over the next shorter one (a plateau)."""
     mine = recipe_of(next(iter(c.curves.values())))
     epochs = mine.get(EPOCHS_KEY)
     if epochs is None:
         return False, "It does not show that the fine-tuning budget is sufficient, because its runs record no finetune.epochs."
-    same_otherwise = {r: json.loads(recipe_of(next(iter(m.values())))[EPOCHS_KEY]) for r, m in c.context.recipes.items()
-                      if r != c.recipe and m and EPOCHS_KEY in recipe_of(next(iter(m.values())))
-                      and {k: v for k, v in recipe_of(next(iter(m.values()))).items() if k != EPOCHS_KEY}
-                      == {k: v for k, v in mine.items() if k != EPOCHS_KEY}}
+    budgets = {}  # the context's other recipes that differ from this one in the epochs only -> their epochs
+    for name, curves in c.context.recipes.items():
+        other = recipe_of(next(iter(curves.values())))
+        if name != c.recipe and EPOCHS_KEY in other and without_epochs(other) == without_epochs(mine):
+            budgets[name] = json.loads(other[EPOCHS_KEY])
     e = json.loads(epochs)
-    longer = sorted((n, r) for r, n in same_otherwise.items() if n > e)
-    shorter = sorted(((n, r) for r, n in same_otherwise.items() if n < e), reverse=True)
+    longer = sorted((n, r) for r, n in budgets.items() if n > e)
+    shorter = sorted(((n, r) for r, n in budgets.items() if n < e), reverse=True)
     if not longer and not shorter:
         return False, (f"It does not show that its fine-tuning budget of {e} epoch(s) is sufficient, because no other budget "
                        f"was run with this recipe (sweep finetune.epochs to check it).")
     scores = context_scores(c.context)
-    (n, other), = (longer or shorter)[:1]
+    n, other = (longer or shorter)[0]
     low, high = (c.recipe, other) if longer else (other, c.recipe)
     gains = []
     for method in scores[low]:
