@@ -10,6 +10,7 @@ from pathlib import Path
 from prunebench.store.files import write_atomic
 from prunebench.report.aggregate import Group, build_groups
 from prunebench.report.checklist import evaluate_checklist
+from prunebench.report.guidance import evaluate_guidance, guidance_markdown
 from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, PublishedPoint, published
 from prunebench.report.plots import (
@@ -120,6 +121,7 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
     groups = build_groups(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
+    pairs = tuple(g.title for g in groups)
     for group in groups:
         if group.is_lm:
             sections.append(lm_section(group, out_dir))
@@ -138,7 +140,9 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
             if points
             else f"No published result in the literature table gives both accuracy and a compression or speedup ratio for {html.escape(group.title)}. {html.escape(CREDIT)}"
         ]
-        sections.append(Section(group.title, figures, tables, evaluate_checklist(group), notes))
+        checks, guidance = evaluate_checklist(group), evaluate_guidance(group, pairs)
+        write_atomic(out_dir / f"{name}-guidance.md", guidance_markdown(group.title, checks, guidance).encode())
+        sections.append(Section(group.title, figures, tables, checks, notes, guidance))
     failed = [r for r in rows if r["status"] != "completed"]
     preamble = [
         html.escape(DEFINITIONS),
