@@ -65,6 +65,12 @@ def sanity_tests(group: Group) -> list[tuple[Curve, Curve, str, PairedTest, floa
     return [(m, c, level, t, q) for (m, c, level, t), q in zip(tests, adjusted)]
 
 
+def shortened(items: list[str], shown: int = 4) -> str:
+    """The first few of a long list, and how many more: a checklist line stays readable."""
+    more = len(items) - shown
+    return "; ".join(items[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
 def sanity_checks(group: Group) -> list[Check]:
     """Frankle et al. 2021: a method that does not beat its own layer-shuffled mask has learned a
     per-layer density, not which weights to keep; one that does not beat its mask on fresh weights
@@ -84,7 +90,7 @@ def sanity_checks(group: Group) -> list[Check]:
     admitted = any(admits(c, n) for c in group.curves.values() for n in SANITY_CONTROLS)
     checks = [Check(
         "layer-shuffle and reinit controls present for every method", not missing,
-        ("missing: " + "; ".join(missing) + " (add controls: [random, layer-shuffle, reinit])") if missing
+        ("missing: " + shortened(missing) + " (add controls: [random, layer-shuffle, reinit])") if missing
         else "present at every level" if admitted else "no method here admits a layer-shuffle or reinit control",
     )]
     by_pair: dict[tuple[str, str], list[tuple[Point, PairedTest, float]]] = {}
