@@ -67,11 +67,11 @@ def test_real_cifar10_loads_in_under_150_mb_and_gives_the_in_memory_batches(tmp_
     assert found["images"] == 50_000 * 3072  # the validation split shares the training images: no copy
     assert found["dtype"] == "torch.float32" and found["shape"] == [256, 3, 32, 32]
     assert abs(found["mean"]) < 0.1 and abs(found["std"] - 1) < 0.1  # standardized per batch
-    # Loading from the cache touches no image page (the statistics are cached too) and reads the
-    # labels: measured 4 MB after, 5 MB at the peak. A batch read maps in only its own pages.
+    # Loading from the cache touches no image page (the statistics are cached too): it reads the
+    # labels and hashes the files in 1 MB chunks. A batch read maps in only its own pages.
     assert found["after"] < EXTRA_RSS and found["peak"] < EXTRA_RSS, found
     # Decoding: the uint8 images are written to the cache and dropped, the copy kept is mapped from
-    # it; the peak holds them, one batch file and the xz decoder (measured 353 MB).
+    # it; the peak holds them, one batch file and the xz decoder (353 MB measured before the cache).
     assert first["after"] < EXTRA_RSS, first
     assert first["peak"] < UINT8_BYTES + 250e6, first
     assert first["first"] == found["first"] and first["test_first"] == found["test_first"]
