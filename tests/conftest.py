@@ -45,8 +45,15 @@ def mnist() -> DataSplits:
     return load_dataset("mnist", data_dir=SHARED_DATA, download=False)
 
 
+@pytest.fixture(scope="session")
+def decoded_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One decoded-data cache for the session: real CIFAR-10 is decoded once, not per test."""
+    return tmp_path_factory.mktemp("decoded")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never read the user's PRUNEBENCH_DATA and never download."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, decoded_cache: Path) -> None:
+    """Tests never read the user's PRUNEBENCH_DATA, never write the user's cache and never download."""
     monkeypatch.delenv("PRUNEBENCH_DATA", raising=False)
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(decoded_cache))
     torch.manual_seed(0)

@@ -339,3 +339,57 @@ def test_image_folder_missing_split_is_a_data_error(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="val"):
         load_image_folder(tmp_path)
+
+
+def test_decoded_cache_gives_the_decoded_bits_and_is_reused(tmp_path: Path, trusted: Trust, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prunebench.data import cifar
+
+    files = cifar10_files("binary")
+    trusted(files)
+    write_archive(tmp_path / "cifar10" / "cifar-10-binary.tar.xz", files, "w:xz")
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "cache"))
+    plain = load_cifar(CIFAR10, tmp_path, False, use_cache=False)
+    assert not (tmp_path / "cache").exists()
+    decoded = load_cifar(CIFAR10, tmp_path, False)
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "test_x.npy", "test_y.npy", "train_x.npy", "train_y.npy"]
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("decoded again")
+
+    original = cifar.decode_cifar
+    monkeypatch.setattr(cifar, "decode_cifar", no_decoding)
+    mapped = load_cifar(CIFAR10, tmp_path, False)
+    for raw in (decoded, mapped):
+        assert raw.train_x[:].equal(plain.train_x[:]) and raw.test_x[:].equal(plain.test_x[:])  # standardized alike
+        assert raw.train_y.equal(plain.train_y) and raw.test_y.equal(plain.test_y) and raw.checksums == plain.checksums
+    if Path("/proc/self/maps").is_file():  # the images are mapped from the cache file, not copied
+        assert str(folder / "train_x.npy") in Path("/proc/self/maps").read_text()
+
+    # a damaged cache file is noticed (its SHA-256) and decoded again
+    monkeypatch.setattr(cifar, "decode_cifar", original)
+    with (folder / "train_x.npy").open("r+b") as handle:
+        handle.seek(-1, 2)
+        handle.write(b"\x00" if handle.read(1) != b"\x00" else b"\x01")
+    again = load_cifar(CIFAR10, tmp_path, False)
+    assert again.train_x[:].equal(plain.train_x[:])
+
+
+def test_decoded_cache_follows_the_source_and_an_unwritable_cache_is_no_error(tmp_path: Path, trusted: Trust, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = cifar10_files("binary")
+    trusted(files)
+    write_folder(tmp_path / "cifar10", files)
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "cache"))
+    first = load_cifar(CIFAR10, tmp_path, False)
+    changed = dict(files)
+    images, labels = fake(N_TEST, 99)
+    changed["cifar-10-batches-bin/test_batch.bin"] = binary_batch_bytes(images, labels)
+    trusted(changed)
+    write_folder(tmp_path / "cifar10", changed)
+    second = load_cifar(CIFAR10, tmp_path, False)
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # a new source, a new entry
+    assert not second.test_x[:].equal(first.test_x[:]) and second.test_y.equal(torch.from_numpy(labels))
+    (tmp_path / "blocked").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "blocked"))
+    kept = load_cifar(CIFAR10, tmp_path, False)  # decoded and kept in memory instead
+    assert kept.train_x[:].equal(second.train_x[:])

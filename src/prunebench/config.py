@@ -708,6 +708,11 @@ class RunSettings(Spec):
 
     data_dir: Path | None = None
     download: Bool = True
+    # Image folders (and datasets whose source streams): decode each batch from the files in
+    # `data_workers` processes instead of reading them whole into memory. The same batches
+    # either way (tested bit for bit), so neither is in the run id.
+    streaming: Bool = False
+    data_workers: Int = Field(default=2, ge=0, le=MAX_THREADS)
     device: str = "cpu"  # cpu, cuda, cuda:N or mps; checked against the installed torch before a run
     threads: Int | None = Field(default=None, ge=1, le=MAX_THREADS)
     latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run

@@ -1,4 +1,4 @@
-"""Datasets as in-memory tensors, with a seeded validation split held out of training data."""
+"""Datasets as in-memory tensors (or streams read on demand), with a seeded validation split held out of training data."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 
 from prunebench.data.pixels import Pixels, take
+from prunebench.data.stream import Stream, in_memory, streamed
 from prunebench.errors import ConfigError
 from prunebench.registry import Registry
 
 
-Images = torch.Tensor | Pixels  # float inputs, or uint8 images standardized per batch (CIFAR)
+# float inputs, uint8 images standardized per batch (CIFAR), or examples read from files on demand
+Images = torch.Tensor | Pixels | Stream
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class RawDataset:
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Train / validation / test tensors on one device.
+    """Train / validation / test tensors (or streams) on one device.
 
     The validation split is carved out of the official training set, so the test set is
     touched only by the final evaluation.
@@ -107,6 +109,17 @@ def take_subset(splits: DataSplits, subset: int | None, seed: int) -> DataSplits
         raise ConfigError(f"subset: {subset} is more than the {n} training examples of {splits.name} (allowed: 1 to {n})")
     keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset].sort().values
     return replace(splits, train_x=take(splits.train_x, keep), train_y=splits.train_y[keep])
+
+
+def settle(raw: RawDataset, streaming: bool, workers: int) -> RawDataset:
+    """A source's streams read whole into memory (the default), or kept as streams (``streaming``)
+    that ``workers`` processes decode batch by batch; either way uint8 images are standardized by
+    the training set's per-channel statistics. Tensors are kept as they are."""
+    if not isinstance(raw.train_x, Stream) or not isinstance(raw.test_x, Stream):
+        return raw
+    train, test = raw.train_x.with_workers(workers), raw.test_x.with_workers(workers)
+    train_x, test_x = streamed(train, test) if streaming else in_memory(train, test)
+    return replace(raw, train_x=train_x, test_x=test_x)
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:

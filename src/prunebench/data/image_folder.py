@@ -2,8 +2,11 @@
 
 Images are decoded with Pillow (optional: ``pip install prunebench[images]``), resized so the
 shorter side is ``resize`` pixels, center-cropped to ``size`` x ``size`` (the usual ImageNet
-evaluation transform) and kept in memory as uint8 (standardized per batch), so this suits
-subsets such as Imagenette rather than all of ImageNet. Class indices follow the sorted folder names of ``train``.
+evaluation transform). By default they are decoded once and kept in memory as uint8
+(standardized per batch), which suits subsets such as Imagenette; with ``streaming`` (a run
+setting) each batch is decoded from its files by DataLoader workers, so a folder of any size
+(all of ImageNet) trains in bounded memory, on the same batches. Class indices follow the sorted
+folder names of ``train``.
 Registered as dataset ``image-folder``, read from ``<data_dir>/image-folder/``.
 """
 
@@ -14,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from prunebench.data.base import DATASETS, RawDataset
-from prunebench.data.pixels import Pixels
+from prunebench.data.stream import Stream
 from prunebench.errors import DataError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
@@ -46,20 +50,35 @@ def decode(path: Path, size: int, resize: int) -> np.ndarray:
         raise DataError(f"{path}: cannot decode image ({exc})") from None
 
 
-def read_split(folder: Path, classes: list[str], size: int, resize: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
+class FolderImages(Dataset[torch.Tensor]):
+    """Image files decoded on demand: example ``i`` is ``paths[i]`` as (3, size, size) uint8."""
+
+    def __init__(self, paths: list[Path], size: int, resize: int) -> None:
+        self.paths, self.size, self.resize = paths, size, resize
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(decode(self.paths[i], self.size, self.resize))
+
+
+def read_split(folder: Path, classes: list[str], size: int, resize: int) -> tuple[Stream, torch.Tensor]:
+    """The split's images (listed, not decoded) and labels, in class then file-name order."""
+    paths, labels = [], []
     for index, name in enumerate(classes):
         for path in sorted((folder / name).iterdir()) if (folder / name).is_dir() else []:
             if path.suffix.lower() in EXTENSIONS:
-                images.append(decode(path, size, resize))
+                paths.append(path)
                 labels.append(index)
-    if not images:
+    if not paths:
         raise DataError(f"{folder} holds no images in class folders named like those of train/ ({', '.join(classes[:3])}, ...)")
-    return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.long)
+    return Stream.of(FolderImages(paths, size, resize)), torch.tensor(labels, dtype=torch.long)
 
 
 def load_image_folder(root: Path, size: int = 224, resize: int = 256) -> RawDataset:
-    """Read ``root/train`` and ``root/val`` class folders as uint8 images, standardized per batch."""
+    """List ``root/train`` and ``root/val`` class folders as streams of uint8 images; loading a
+    dataset then reads them into memory or keeps streaming them (``streaming``)."""
     if size < 1 or resize < size:
         raise DataError(f"image size must be >= 1 and resize >= size, got size {size}, resize {resize}")
     train_dir, val_dir = root / "train", root / "val"
@@ -70,8 +89,7 @@ def load_image_folder(root: Path, size: int = 224, resize: int = 256) -> RawData
         raise DataError(f"{train_dir} has no class folders")
     train_x, train_y = read_split(train_dir, classes, size, resize)
     test_x, test_y = read_split(val_dir, classes, size, resize)
-    train_p, test_p = Pixels.standardized_by(train_x, test_x)  # uint8 kept, standardized per batch
-    return RawDataset(train_p, train_y, test_p, test_y, num_classes=len(classes))
+    return RawDataset(train_x, train_y, test_x, test_y, num_classes=len(classes))
 
 
 @DATASETS.register("image-folder")

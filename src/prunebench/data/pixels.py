@@ -9,11 +9,19 @@ examples (a validation split, a subset) without copying a pixel.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-STATS_CHUNK = 250  # images per chunk when computing the statistics: a small float64 temporary
+# Values per chunk when computing the statistics: a small float64 temporary (250 CIFAR images).
+STATS_CHUNK_VALUES = 250 * 3 * 32 * 32
+
+
+def stats_chunk(example_shape: tuple[int, ...]) -> int:
+    """Images per statistics chunk for images of ``example_shape``: at least one."""
+    return max(1, STATS_CHUNK_VALUES // max(1, math.prod(example_shape)))
 
 
 class Pixels:
@@ -32,15 +40,8 @@ class Pixels:
     def standardized_by(cls, train: torch.Tensor, *others: torch.Tensor) -> list[Pixels]:
         """``train`` and ``others`` scaled to [0, 1], then by ``train``'s per-channel mean and std
         (the unbiased std, as ``torch.std``), each computed in float64 chunk by chunk."""
-        total = torch.zeros(train.shape[1], dtype=torch.float64)
-        squares = torch.zeros_like(total)
-        for start in range(0, train.shape[0], STATS_CHUNK):
-            chunk = train[start : start + STATS_CHUNK].to(torch.float64) / 255.0
-            total += chunk.sum(dim=(0, 2, 3))
-            squares += (chunk * chunk).sum(dim=(0, 2, 3))
-        count = train.shape[0] * train.shape[2] * train.shape[3]
-        mean = total / count
-        std = ((squares - count * mean * mean) / max(count - 1, 1)).clamp_min(0).sqrt().clamp_min(1e-6)
+        size = stats_chunk(tuple(train.shape[1:]))
+        mean, std = channel_stats(train[start : start + size] for start in range(0, train.shape[0], size))
         return [cls(t, mean, std) for t in (train, *others)]
 
     def __len__(self) -> int:
@@ -76,9 +77,7 @@ class Pixels:
         rest: tuple[Any, ...] = ()
         if isinstance(key, tuple):  # x[0, 0]: the examples first, then the rest on their floats
             key, rest = key[0], key[1:]
-        images = self.pixels[self._rows(key)].to(torch.float32) / 255.0
-        mean, std = (self.mean[0], self.std[0]) if images.ndim == 3 else (self.mean, self.std)
-        batch = (images - mean) / std
+        batch = standardize(self.pixels[self._rows(key)], self.mean, self.std)
         return batch[rest] if rest else batch
 
     def take(self, index: torch.Tensor) -> Pixels:
@@ -95,6 +94,35 @@ class Pixels:
         return self[:]
 
 
-def take(x: torch.Tensor | Pixels, index: torch.Tensor) -> torch.Tensor | Pixels:
-    """``x[index]`` for a tensor; a view sharing the pixels for :class:`Pixels`."""
-    return x.take(index) if isinstance(x, Pixels) else x[index]
+def channel_stats(chunks: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and unbiased std (float64) of uint8 (N, C, H, W) chunks scaled to [0, 1].
+
+    The sums run chunk by chunk in the order given, so the same chunks give the same bits
+    whether they come from memory or are decoded from files one chunk at a time."""
+    total = squares = None
+    count = 0
+    for chunk in chunks:
+        values = chunk.to(torch.float64) / 255.0
+        if total is None:
+            total = torch.zeros(values.shape[1], dtype=torch.float64)
+            squares = torch.zeros_like(total)
+        total += values.sum(dim=(0, 2, 3))
+        squares += (values * values).sum(dim=(0, 2, 3))
+        count += values.shape[0] * values.shape[2] * values.shape[3]
+    if total is None or squares is None:
+        raise ValueError("channel statistics need at least one image")
+    mean = total / count
+    std = ((squares - count * mean * mean) / max(count - 1, 1)).clamp_min(0).sqrt().clamp_min(1e-6)
+    return mean, std
+
+
+def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) or one (C, H, W) to [0, 1], then by ``mean`` and ``std`` of shape
+    (1, C, 1, 1) float32 on the images' device: the one formula of every standardized batch."""
+    values = images.to(torch.float32) / 255.0
+    return (values - mean[0]) / std[0] if values.ndim == 3 else (values - mean) / std
+
+
+def take(x: Any, index: torch.Tensor) -> Any:
+    """``x[index]`` for a tensor; a view sharing the pixels (or the files) for :class:`Pixels` and streams."""
+    return x[index] if isinstance(x, torch.Tensor) else x.take(index)

@@ -141,6 +141,7 @@ def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn
     data = load_dataset(
         spec.dataset, data_dir=settings.data_dir, val_fraction=spec.val_fraction,
         seed=spec.seed, device=settings.device, download=settings.download, subset=spec.subset,
+        streaming=settings.streaming, workers=settings.data_workers,
     )
     model = build_model(spec, data).to(settings.device)
     keep_count(model, spec.prune)

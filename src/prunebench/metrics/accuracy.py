@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from prunebench.data import Images, batches
+
 EVAL_BATCH_SIZE = 1024
 
 
@@ -20,16 +22,16 @@ class AccuracyMetrics:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> AccuracyMetrics:
+def evaluate(model: nn.Module, x: Images, y: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> AccuracyMetrics:
     """Eval-mode accuracy; top-5 becomes top-k with k = number of classes when fewer than 5."""
     was_training = model.training
     model.eval()
     correct1 = correct5 = 0
     loss_sum = 0.0
     try:
-        for start in range(0, x.shape[0], batch_size):
-            logits = model(x[start : start + batch_size])
-            target = y[start : start + batch_size]
+        keys = (slice(start, start + batch_size) for start in range(0, x.shape[0], batch_size))
+        for inputs, target in batches(x, y, keys):
+            logits = model(inputs)
             loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
             hits = top == target.unsqueeze(1)

@@ -73,6 +73,7 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
     for (dataset, val_fraction), jobs in splits.items():
         data = load_dataset(
             dataset, data_dir=plan.settings.data_dir, val_fraction=val_fraction, download=plan.settings.download,
+            streaming=plan.settings.streaming, workers=plan.settings.data_workers,
         )
         if data.train_x.shape[0] == 0:
             n = data.val_x.shape[0]

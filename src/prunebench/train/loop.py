@@ -1,8 +1,10 @@
 """ONE training loop for dense training, fine-tuning and scratch training.
 
-Batches are sliced from in-memory tensors (a seeded permutation per epoch): no DataLoader,
-no per-sample Python. Callbacks hook in at the start, after each optimizer step and after each
-epoch; masking, evaluation and checkpoints are callbacks, not special cases.
+Batches follow a seeded permutation per epoch and come through :func:`prunebench.data.batches`:
+sliced from in-memory tensors (no DataLoader, no per-sample Python), or decoded from files by
+DataLoader workers when the data streams, the same batches either way. Callbacks hook in at
+the start, after each optimizer step and after each epoch; masking, evaluation and checkpoints
+are callbacks, not special cases.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from prunebench.config import TrainSpec
-from prunebench.data import DataSplits
+from prunebench.data import DataSplits, batches
 from prunebench.data.augment import random_crop_flip
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
@@ -110,17 +112,17 @@ def train(
         loss_sum = torch.zeros((), device=data.train_x.device)
         steps = epoch_steps(n, spec)
         progress = EpochProgress(f"{stage} epoch {epoch + 1}/{spec.epochs}", steps)
-        for start in range(0, steps * spec.batch_size, spec.batch_size):
-            batch = order[start : start + spec.batch_size]
-            inputs = data.train_x[batch]
+        starts = range(0, steps * spec.batch_size, spec.batch_size)
+        keys = (order[start : start + spec.batch_size] for start in starts)
+        for start, (inputs, targets) in zip(starts, batches(data.train_x, data.train_y, keys)):
             if spec.augment == "crop-flip":
                 inputs = random_crop_flip(inputs, generator)
-            loss = step(inputs, data.train_y[batch])
+            loss = step(inputs, targets)
             record.steps += 1
             for callback in callbacks:
                 callback.on_step_end(record.steps)
-            loss_sum += loss.detach() * batch.numel()
-            progress.step(start // spec.batch_size + 1, start + batch.numel(), loss_sum)
+            loss_sum += loss.detach() * targets.shape[0]
+            progress.step(start // spec.batch_size + 1, start + targets.shape[0], loss_sum)
         train_loss = float(loss_sum) / min(n, steps * spec.batch_size)  # the mean over the examples it saw
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}")
