@@ -1,8 +1,13 @@
 """Measured versus theoretical speedup of channel pruning, and sparse CSR Linear layers.
 
 ResNet-56 at CIFAR input size (3x32x32) is pruned with l1_filter to about 2x theoretical
-speedup (dense MACs / pruned MACs), compacted, and timed dense / masked / compact with torch
-eager and ONNX Runtime at batch 64 (throughput) and batch 1 (latency). Torch-Pruning's own
+speedup (dense MACs / pruned MACs), compacted, and timed dense / masked / compact at batch 64
+(throughput) and batch 1 (latency) in every deployment form (eager; BN folded; BN folded +
+channels-last) under every runtime (torch eager, torch.compile with inductor, ONNX Runtime at
+ORT_ENABLE_ALL), each form x runtime in turns. Measured speedup is printed per form x runtime
+(dense and pruned measured the same way) and best against best (each model in its own fastest
+form and runtime). ``--model vgg-16-bn`` or ``--model resnet-50`` (224x224) time those instead;
+``--quick`` is a short smoke run (ResNet-20, small input and batch, few repeats). Torch-Pruning's own
 pruner (MetaPruner with its L1 group importance, same ignored layers, pruning ratio chosen
 for the same MAC reduction) runs side by side on the same model. Weights are the random
 initialization: latency does not depend on their values.
@@ -11,12 +16,15 @@ A second part (``--ceiling``) asks what any channel structure of ResNet-56 can r
 machine: it builds the compact architecture for given residual-stream and block-inner widths
 per stage directly (no pruning method involved) and times it against the dense model:
 ``--ceiling`` for the few structures of CEILING_WIDTHS, ``--ceiling grid`` for every structure
-of ``width_grid`` (39 between 1.9x and 2.3x theoretical).
+of ``width_grid`` (39 between 1.9x and 2.3x theoretical). Each row also prints the roofline's
+predicted ceiling for the structure (prunebench.metrics.roofline, on rates measured before
+the structure is timed; benchmarks/where_time_goes.py compares prediction and measurement).
 
 A third part times LeNet-300-100's Linear layers with unstructured masks: dense kernels
 versus torch's sparse CSR kernels.
 
     PYTHONPATH=src python benchmarks/structured_speedup.py --threads 2 --ceiling --out results.json
+    PYTHONPATH=src python benchmarks/structured_speedup.py --quick
 """
 
 from __future__ import annotations
@@ -36,7 +44,11 @@ from torch import nn
 
 from prunebench.metrics import mac_metrics, size_metrics
 from prunebench.metrics.latency import (
+    ONNX,
+    RUNTIMES,
+    FormTiming,
     LatencyRecord,
+    best_against_best,
     cpu_name,
     export_onnx,
     interleaved_times,
@@ -46,25 +58,30 @@ from prunebench.metrics.latency import (
     sparse_csr_linears,
     steady_allocator,
     summarize,
+    time_forms,
     torch_runner,
     torch_threads,
 )
+from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling
 from prunebench.models import create_model
+from prunebench.models.deploy import FORMS
 from prunebench.models.cifar_resnet import CifarResNet, PadShortcut
 from prunebench.pruning.channels import ChannelTarget, excluded_layers, prune_channels
 from prunebench.pruning.compact import compact
 
 SHAPE = (3, 32, 32)
+SHAPES = {"resnet-56": SHAPE, "vgg-16-bn": SHAPE, "resnet-50": (3, 224, 224)}
+QUICK = {"model": "resnet-20", "shape": (3, 16, 16), "batches": [4], "warmup": 1, "repeats": 3}
 
 
-def torch_pruning_reference(model: nn.Module, speedup: float) -> nn.Module:
+def torch_pruning_reference(model: nn.Module, speedup: float, shape: tuple[int, ...] = SHAPE) -> nn.Module:
     """Torch-Pruning's own MetaPruner (L1 group importance, uniform per-layer ratio) on a copy,
     with the pruning ratio bisected to reach ``speedup`` in Torch-Pruning's own MAC count."""
     import copy
 
     import torch_pruning as tp
 
-    example = torch.zeros(1, *SHAPE)
+    example = torch.zeros(1, *shape)
     base_macs, _ = tp.utils.count_ops_and_params(model, example)
     low, high, best = 0.0, 0.95, None
     for _ in range(12):
@@ -118,49 +135,68 @@ def time_all(models: dict[str, nn.Module], batch: int, threads: int, warmup: int
     return records, paired
 
 
+def time_every_form(models: dict[str, nn.Module], shape: tuple[int, ...], batch: int,
+                    args: argparse.Namespace) -> list[FormTiming]:
+    """Every model in every form x runtime of ``args``, the models of one form x runtime in turns."""
+    timings = time_forms(models, shape, batch, forms=tuple(args.forms), runtimes=tuple(args.runtimes),
+                         threads=args.threads, warmup=args.warmup, repeats=args.repeats)
+    for t in timings:
+        if t.skipped:
+            print(f"{t.runtime} / {t.form} batch {batch}: skipped ({t.skipped})", file=sys.stderr, flush=True)
+        for r in t.records.values():
+            print(r.describe(), flush=True)
+    return timings
+
+
 def structured(args: argparse.Namespace) -> dict[str, Any]:
+    shape = args.shape
     torch.manual_seed(0)
-    model = create_model("resnet-56", SHAPE, 10).eval()
-    selection = prune_channels(model, SHAPE, "l1_filter", ChannelTarget("speedup", args.speedup), scope=args.scope)
-    masked = create_model("resnet-56", SHAPE, 10)
+    model = create_model(args.model, shape, 10).eval()
+    selection = prune_channels(model, shape, "l1_filter", ChannelTarget("speedup", args.speedup), scope=args.scope)
+    masked = create_model(args.model, shape, 10)
     masked.load_state_dict(model.state_dict())
     selection.mask.apply(masked)
-    small = compact(model, selection.mask, SHAPE)
+    small = compact(model, selection.mask, shape)
     models: dict[str, nn.Module] = {"dense": model, "masked": masked.eval(), "compact": small.eval()}
     try:
-        models["torch-pruning"] = torch_pruning_reference(model, args.speedup).eval()
+        models["torch-pruning"] = torch_pruning_reference(model, args.speedup, shape).eval()
     except ImportError:
         print("torch-pruning not installed: no side-by-side reference", file=sys.stderr)
     counts = {}
     for label, m in models.items():
-        macs, size = mac_metrics(m, SHAPE), size_metrics(m, [])
+        macs, size = mac_metrics(m, shape), size_metrics(m, [])
         counts[label] = {"macs_effective": macs.effective_total, "params_nonzero": size.params_nonzero,
-                         "theoretical_speedup": mac_metrics(model, SHAPE).dense_total / macs.effective_total}
+                         "theoretical_speedup": mac_metrics(model, shape).dense_total / macs.effective_total}
         print(label, counts[label], flush=True)
-    records: list[LatencyRecord] = []
-    paired: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_dir = Path(tmp) if not args.no_onnx else None
-        for batch in args.batches:
-            got, pairs = time_all(models, batch, args.threads, args.warmup, args.repeats, onnx_dir)
-            records += got
-            paired += pairs
-    speedups = []
-    for r in records:
-        dense = next(d for d in records if d.model == "dense" and d.runtime == r.runtime and d.batch_size == r.batch_size)
-        if r.model != "dense":
-            theory = counts[r.model]["theoretical_speedup"]
-            measured = measured_speedup(dense, r)
-            pair = next(p for p in paired if p["model"] == r.model and p["runtime"] == r.runtime
-                        and p["batch_size"] == r.batch_size)
-            speedups.append({"model": r.model, "runtime": r.runtime, "batch_size": r.batch_size, "threads": r.threads,
-                             "device": r.device, "dtype": r.dtype, "theoretical": theory,
-                             "measured_median_ratio": measured, "measured_paired": pair["paired_median"],
-                             "measured_min_ratio": dense.min_ms / r.min_ms,
-                             "paired_iqr": [pair["paired_q1"], pair["paired_q3"]],
-                             "fraction_of_theoretical": pair["paired_median"] / theory})
-    return {"achieved": selection.achieved.__dict__, "counts": counts,
-            "records": [r.to_dict() for r in records], "speedups": speedups}
+    speedups, best, skipped, records = [], [], [], []
+    for batch in args.batches:
+        timings = time_every_form(models, shape, batch, args)
+        for t in timings:
+            if t.skipped:
+                skipped.append({"runtime": t.runtime, "form": t.form, "batch_size": batch, "reason": t.skipped})
+                continue
+            records += [r.to_dict() for r in t.records.values()]
+            dense = t.records["dense"]
+            for label, r in t.records.items():
+                if label == "dense":
+                    continue
+                theory = counts[label]["theoretical_speedup"]
+                median, q1, q3 = t.paired("dense", label)
+                speedups.append({"model": label, "runtime": t.runtime, "form": t.form, "batch_size": batch,
+                                 "threads": r.threads, "device": r.device, "dtype": r.dtype, "theoretical": theory,
+                                 "measured_median_ratio": measured_speedup(dense, r), "measured_paired": median,
+                                 "measured_min_ratio": dense.min_ms / r.min_ms, "paired_iqr": [q1, q3],
+                                 "fraction_of_theoretical": median / theory})
+        for label in models:
+            if label != "dense" and any(not t.skipped for t in timings):
+                b = best_against_best(timings, "dense", label)
+                theory = counts[label]["theoretical_speedup"]
+                best.append({"model": label, "batch_size": batch, "theoretical": theory, "measured": b.speedup,
+                             "fraction_of_theoretical": b.speedup / theory,
+                             "dense": {"runtime": b.dense.runtime, "form": b.dense.form, "median_ms": b.dense.median_ms},
+                             "pruned": {"runtime": b.pruned.runtime, "form": b.pruned.form, "median_ms": b.pruned.median_ms}})
+    return {"model": args.model, "shape": list(shape), "achieved": selection.achieved.__dict__, "counts": counts,
+            "records": records, "speedups": speedups, "best_against_best": best, "skipped": skipped}
 
 
 # (residual-stream widths, block-inner widths) per stage; dense ResNet-56 is 16/32/64 : 16/32/64.
@@ -219,15 +255,19 @@ def ceiling(args: argparse.Namespace) -> list[dict[str, Any]]:
         for stream, inner in widths:
             small = resnet56_with_widths(stream, inner)
             theory = dense_macs / mac_metrics(small, SHAPE).dense_total
+            # The roofline's ceiling for this structure, on rates measured now (metrics/roofline.py).
+            dense_ops, small_ops = op_costs(dense, SHAPE, 64), op_costs(small, SHAPE, 64)
+            predicted = predicted_ceiling(dense_ops, small_ops, measure_machine(dense_ops + small_ops, args.threads))
             _, paired = time_all({"dense": dense, "compact": small}, 64, args.threads, args.warmup, args.repeats,
                                  None if args.no_onnx else Path(tmp) / "-".join(map(str, stream + inner)),
                                  quiet=True)
             for pair in paired:
                 rows.append({"stream": stream, "inner": inner, "theoretical": theory, **pair,
-                             "fraction_of_theoretical": pair["paired_median"] / theory})
+                             "fraction_of_theoretical": pair["paired_median"] / theory, "predicted_ceiling": predicted})
                 print(f"ceiling stream {'/'.join(map(str, stream)):>8} inner {'/'.join(map(str, inner)):>8} "
                       f"{pair['runtime']:>12} batch 64 threads {args.threads}: theoretical {theory:.2f}x measured "
-                      f"{pair['paired_median']:.2f}x ({pair['paired_median'] / theory:.2f} of theoretical)", flush=True)
+                      f"{pair['paired_median']:.2f}x ({pair['paired_median'] / theory:.2f} of theoretical), "
+                      f"predicted ceiling {predicted:.2f}x", flush=True)
     return rows
 
 
@@ -265,12 +305,24 @@ def main() -> None:
     parser.add_argument("--scope", choices=["global", "layer"], default="layer")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--model", choices=sorted(SHAPES), default="resnet-56")
+    parser.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS))
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: ResNet-20 at 3x16x16, batch 4, 3 repeats, no unstructured part, no ceiling")
     parser.add_argument("--no-onnx", action="store_true")
     parser.add_argument("--skip-unstructured", action="store_true")
     parser.add_argument("--ceiling", nargs="?", const="few", choices=["few", "grid"],
                         help="also time hand-built ResNet-56 widths: CEILING_WIDTHS (few) or width_grid (grid)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    args.shape = SHAPES[args.model]
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+        args.skip_unstructured, args.ceiling = True, None
+    if args.no_onnx:
+        args.runtimes = [r for r in args.runtimes if r != ONNX]
     result: dict[str, Any] = {"torch": torch.__version__, "load_average_before": os.getloadavg(),
                               "allocator": steady_allocator(), "args": {k: str(v) for k, v in vars(args).items()}}
     try:
@@ -292,11 +344,19 @@ def main() -> None:
     if args.out:
         args.out.write_text(text)
     for row in result["structured"]["speedups"]:
-        print(f"{row['model']:>14} {row['runtime']:>12} batch {row['batch_size']:>3} threads {row['threads']}: "
-              f"theoretical {row['theoretical']:.2f}x measured {row['measured_paired']:.2f}x "
+        print(f"{row['model']:>14} {row['runtime']:>13} {row['form']:>23} batch {row['batch_size']:>3} "
+              f"threads {row['threads']}: theoretical {row['theoretical']:.2f}x measured {row['measured_paired']:.2f}x "
               f"(IQR {row['paired_iqr'][0]:.2f}-{row['paired_iqr'][1]:.2f}; ratio of medians "
               f"{row['measured_median_ratio']:.2f}; of minima {row['measured_min_ratio']:.2f}) "
               f"({row['fraction_of_theoretical']:.2f} of theoretical)")
+    for row in result["structured"]["best_against_best"]:
+        print(f"{row['model']:>14} best against best, batch {row['batch_size']:>3}: dense "
+              f"{row['dense']['median_ms']:.3f} ms ({row['dense']['runtime']}, {row['dense']['form']}), pruned "
+              f"{row['pruned']['median_ms']:.3f} ms ({row['pruned']['runtime']}, {row['pruned']['form']}): "
+              f"theoretical {row['theoretical']:.2f}x measured {row['measured']:.2f}x "
+              f"({row['fraction_of_theoretical']:.2f} of theoretical)")
+    for row in result["structured"]["skipped"]:
+        print(f"skipped: {row['runtime']} / {row['form']} at batch {row['batch_size']}: {row['reason']}")
 
 
 if __name__ == "__main__":

@@ -172,3 +172,79 @@ def test_torch_runner_runs_on_the_models_device() -> None:
 
     out = torch_runner(mlp().cuda(), (16,), 4)()
     assert isinstance(out, torch.Tensor) and out.device.type == "cuda" and out.shape == (4, 4)
+
+
+def tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+
+
+def test_every_form_and_runtime_is_timed_or_says_why_not() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from prunebench.metrics.latency import best_against_best, time_forms
+
+    models = {"dense": tiny_cnn(), "pruned": tiny_cnn()[:1].append(nn.Flatten()).append(nn.Linear(512, 4)).eval()}
+    forms = ("eager", "bn-folded", "bn-folded-channels-last")
+    timings = time_forms(models, (3, 8, 8), 2, forms=forms, runtimes=("torch", "onnxruntime"),
+                         threads=1, warmup=1, repeats=3)
+    assert [(t.runtime, t.form) for t in timings] == [("torch-eager", f) for f in forms] + [("onnxruntime", f) for f in forms]
+    skipped = {(t.runtime, t.form): t.skipped for t in timings if t.skipped}
+    assert list(skipped) == [("onnxruntime", "bn-folded-channels-last")] and "layout" in skipped[("onnxruntime", "bn-folded-channels-last")]
+    for t in timings:
+        if not t.skipped:
+            assert {r.form for r in t.records.values()} == {t.form} and set(t.records) == {"dense", "pruned"}
+            assert all(r.runtime == t.runtime and r.threads == 1 and r.repeats == 3 for r in t.records.values())
+            assert (t.records["dense"].allocator == "") == (t.runtime == "onnxruntime")
+            assert t.paired("dense", "pruned")[0] > 0
+    eager, folded = timings[0].records["dense"], timings[1].records["dense"]
+    with pytest.raises(ConfigError, match="form differs"):
+        measured_speedup(eager, folded)
+    best = best_against_best(timings)
+    ran = [t for t in timings if not t.skipped]
+    assert best.dense.median_ms == min(t.records["dense"].median_ms for t in ran)
+    assert best.pruned.median_ms == min(t.records["pruned"].median_ms for t in ran)
+    assert best.speedup == best.dense.median_ms / best.pruned.median_ms
+
+
+def test_unknown_forms_and_runtimes_are_config_errors() -> None:
+    from prunebench.metrics.latency import time_forms
+
+    with pytest.raises(ConfigError, match="latency_runtimes: unknown latency runtime 'tvm' .allowed: torch, torch-compile, onnxruntime"):
+        time_forms({"dense": tiny_cnn()}, (3, 8, 8), 2, runtimes=("tvm",))
+    with pytest.raises(ConfigError, match="latency_forms: unknown deployment form 'fused'"):
+        time_forms({"dense": tiny_cnn()}, (3, 8, 8), 2, forms=("fused",))
+
+
+def test_records_without_a_form_are_eager() -> None:
+    old = {k: v for k, v in time_torch(mlp(), (16,), 2, label="dense", warmup=0, repeats=2).to_dict().items() if k != "form"}
+    assert LatencyRecord(**old).form == "eager"
+
+
+@pytest.mark.slow
+def test_torch_compile_runs_a_folded_model() -> None:
+    """One compile of a tiny model (inductor on CPU takes about a minute on a busy machine)."""
+    import shutil
+
+    from prunebench.metrics.latency import time_forms
+
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("inductor on CPU needs a C++ compiler")
+
+    timings = time_forms({"dense": tiny_cnn()}, (3, 8, 8), 2, forms=("bn-folded",), runtimes=("torch-compile",),
+                         threads=1, warmup=1, repeats=2)
+    (timing,) = timings
+    assert timing.runtime == "torch-compile" and timing.form == "bn-folded"
+    assert not timing.skipped and timing.records["dense"].repeats == 2
+
+
+def test_a_failing_compile_is_skipped_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prunebench.metrics.latency import time_forms
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("no C++ compiler\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    (timing,) = time_forms({"dense": tiny_cnn()}, (3, 8, 8), 2, runtimes=("torch-compile",), warmup=0, repeats=2)
+    assert timing.skipped == "torch.compile failed: RuntimeError: no C++ compiler" and timing.records == {}

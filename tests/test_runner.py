@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import shutil
 import subprocess
@@ -149,6 +150,15 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
     assert "no significant difference (n = 2)" in page and "p (Holm)" in page and "no difference<" not in page
     assert "each method against its own sanity controls" in page and "magnitude layer-shuffle" in page
     assert "what each method cost" in page and "matched theoretical speedup" in page
+    # Which published recommendations the comparison meets, beside the checklist and in its own file.
+    assert page.index("Reporting checklist") < page.index('<section class="guidance">') < page.index("<figure>")
+    assert "NOT MET: several seeds with their spread — It does not report spread over enough seeds" in page
+    assert "NOT MET: ranking checked across fine-tuning recipes" in page and 'class="pass">MET: random and magnitude baselines' in page
+    assert "VIOLATED: layer-shuffle and reinit controls present for every method — missing: reinit of magnitude" in page
+    assert "PASS: trainability after pruning reported" in page and "PASS: cost of pruning reported" in page
+    guidance = (tmp_path / "out" / "synthetic-mlp-guidance.md").read_text()
+    assert "Does not meet:" in guidance and "- VIOLATED: at least 5 compression levels" in guidance
+    unmet = page.count('class="fail">NOT MET')
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
@@ -160,3 +170,4 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
     ).stdout
     assert 'data-figures-rendered="5/5"' in dom
     assert dom.count('data-rendered="true"') == 5 and 'data-rendered="false"' not in dom
+    assert re.search(rf'data-guidance="1 comparison\(s\), {unmet} not met"', dom) and unmet >= 4

@@ -1,5 +1,6 @@
 """Channel pruning, scratch baselines and latency through the run pipeline and the report."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,13 @@ from prunebench.experiment import run_experiment
 from prunebench.store.artifacts import load_tensors
 from prunebench.plan.runner import run_plan
 from prunebench.plan.sweep import plan_from_mapping
-from prunebench.record import Target
+from prunebench.record import Target, load_result
 from prunebench.report import write_report
 
 TRAIN = TrainSpec(epochs=1, lr=0.05, batch_size=64)
 FINETUNE = TrainSpec(epochs=1, lr=0.01, batch_size=64)
-LATENCY = RunSettings(threads=1, latency=True, latency_repeats=3, latency_batch_size=8)
+LATENCY = RunSettings(threads=1, latency=True, latency_repeats=3, latency_batch_size=8,
+                      latency_forms=("eager", "bn-folded"))
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +41,18 @@ def test_channel_pruned_run_is_compacted_timed_and_stays_zero(tmp_path: Path) ->
     assert latency.runtime == "torch-eager" and latency.allocator
     assert latency.compacted and latency.batch_size == 8 and latency.threads == 1
     assert result.latency.measured_speedup > 0
+    # every form asked for, the first one's times on top, each model's fastest form beside
+    assert [(f.runtime, f.form) for f in latency.forms] == [("torch-eager", "eager"), ("torch-eager", "bn-folded")]
+    assert latency.form == "eager" and latency.dense_ms == latency.forms[0].dense_ms
+    best = latency.best
+    assert best is not None and best.dense_ms == min(f.dense_ms for f in latency.forms)
+    assert best.pruned_ms == min(f.pruned_ms for f in latency.forms)
+    assert best.measured_speedup == pytest.approx(best.dense_ms / best.pruned_ms)
+    # a result.json written before forms existed loads as eager
+    old = json.loads((tmp_path / spec.run_id / "result.json").read_text())
+    for key in ("form", "forms", "best"):
+        del old["latency"][key]
+    assert load_result(old).latency.form == "eager" and load_result(old).latency.forms == []
     mask = load_tensors(tmp_path / spec.run_id / "mask.pt")
     weights = load_tensors(tmp_path / spec.run_id / "model.pt")
     assert any(".bn" in name for name in mask)  # batch-norm scales go with their channels
@@ -74,6 +88,13 @@ def test_channel_settings_are_validated(prune: dict, message: str) -> None:
     assert message in str(error.value)
 
 
+def test_latency_forms_and_runtimes_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"latency_forms\n.*unknown 'fused' \(allowed: one or more of eager, bn-folded, bn-folded-channels-last"):
+        RunSettings(latency_forms=["eager", "fused"])
+    with pytest.raises(ValueError, match=r"latency_runtimes\n.*allowed: one or more of torch, torch-compile, onnxruntime"):
+        RunSettings(latency_runtimes=[])
+
+
 def test_crop_flip_augmentation_trains_deterministically(tmp_path: Path) -> None:
     recipe = TrainSpec(epochs=1, lr=0.05, batch_size=64, augment="crop-flip")
     spec = ExperimentSpec(dataset="synthetic", model="mlp", train=recipe, finetune=FINETUNE)
@@ -88,7 +109,7 @@ def test_report_draws_measured_against_theoretical_speedup(tmp_path: Path) -> No
     pytest.importorskip("torch_pruning")
     plan = plan_from_mapping({
         "dataset": "synthetic", "model": "resnet-20", "threads": 1, "latency": True, "latency_repeats": 3,
-        "latency_batch_size": 8, "baselines": False,
+        "latency_batch_size": 8, "latency_forms": ["eager", "bn-folded"], "baselines": False,
         "train": TRAIN.model_dump(), "finetune": FINETUNE.model_dump(),
         "prune": {"strategy": "l1_filter", "structure": "channel", "score_batches": 1},
         "sweep": {"prune.speedup": [1.5, 2.5]},
@@ -99,3 +120,8 @@ def test_report_draws_measured_against_theoretical_speedup(tmp_path: Path) -> No
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"synthetic-resnet-20-measured-speedup.png", "synthetic-resnet-20-top1-vs-latency.png"} <= names
     assert "measured speedup" in (tmp_path / "out" / "report.html").read_text()
+    table = (tmp_path / "out" / "synthetic-resnet-20-latency.md").read_text()
+    rows = [line for line in table.splitlines() if "l1_filter" in line]
+    assert len(rows) == 2 * 3  # two speedup levels x (eager, bn-folded, each model's fastest)
+    assert sum("| bn-folded |" in r for r in rows) == 2 and sum("each model's fastest" in r for r in rows) == 2
+    assert all("torch-eager" in r for r in rows if "bn-folded" in r)

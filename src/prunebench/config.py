@@ -20,11 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator, model_validator
 
 from prunebench import catalog
 from prunebench.config_file import parse_value, read_config_file
 from prunebench.errors import ConfigError, either
+from prunebench.metrics.latency import RUNTIMES, TORCH
+from prunebench.models.deploy import EAGER, FORMS
 from prunebench.pruning.prunable import PrunablePolicy
 
 RUN_ID_LENGTH = 16
@@ -93,7 +95,11 @@ class TrainSpec(Spec):
     lr_gamma: Float = Field(default=0.1, gt=0)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
     max_steps_per_epoch: Int | None = Field(default=None, ge=1)  # a quick check: at most this many batches per epoch
-    hashed_unless_default = frozenset({"max_steps_per_epoch"})
+    # How the steps run; each can change the trained weights' last bits, so each is in the id.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the training forward; fp16 adds a grad scaler
+    channels_last: Bool = False  # CNNs: model and image batches in channels-last memory format while training
+    compile: Bool = False  # torch.compile the training forward
+    hashed_unless_default = frozenset({"max_steps_per_epoch", "precision", "channels_last", "compile"})
 
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
@@ -707,6 +713,8 @@ class RunSettings(Spec):
     latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run
     latency_batch_size: Int = Field(default=64, ge=1)
     latency_repeats: Int = Field(default=30, ge=2)
+    latency_forms: tuple[str, ...] = (EAGER,)  # deployment forms timed (prunebench.models.deploy)
+    latency_runtimes: tuple[str, ...] = (TORCH,)  # torch (eager), torch-compile, onnxruntime
     plugins: tuple[str, ...] = ()  # modules imported before validation, in every worker (prunebench.plugins)
 
     @field_validator("data_dir")
@@ -714,6 +722,16 @@ class RunSettings(Spec):
     def data_dir_is_a_folder(cls, value: Path | None) -> Path | None:
         if value is not None and value.exists() and not value.is_dir():
             raise ValueError(f"{value} is a file, not a directory")
+        return value
+
+    @field_validator("latency_forms", "latency_runtimes")
+    @classmethod
+    def known_latency_names(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        allowed = FORMS if info.field_name == "latency_forms" else RUNTIMES
+        unknown = [name for name in value if name not in allowed]
+        if unknown or not value or len(set(value)) != len(value):
+            problem = f"unknown {unknown[0]!r}" if unknown else f"got {list(value)}"
+            raise ValueError(f"{problem} (allowed: one or more of {', '.join(allowed)}, each once)")
         return value
 
     @field_validator("device")

@@ -146,10 +146,41 @@ class Accuracy(Record):
     quantized_top5: float | None = None
 
 
-class Latency(Record):
-    """Dense and pruned latency timed in turns; measured_speedup = dense / pruned (median of ratios)."""
+class LatencyForm(Record):
+    """Dense and pruned timed in turns in one deployment form under one runtime; ``skipped``
+    says why this runtime could not run it (then no times)."""
 
     runtime: str
+    form: str
+    dense_ms: float | None = None
+    pruned_ms: float | None = None
+    measured_speedup: float | None = None  # median of the per-round ratios dense / pruned
+    measured_speedup_iqr: tuple[float, float] | None = None
+    skipped: str | None = None
+
+
+class LatencyBest(Record):
+    """Each model in its own fastest runtime and form; measured_speedup = dense_ms / pruned_ms."""
+
+    dense_runtime: str
+    dense_form: str
+    dense_ms: float
+    pruned_runtime: str
+    pruned_form: str
+    pruned_ms: float
+    measured_speedup: float
+
+
+class Latency(Record):
+    """Dense and pruned latency timed in turns; measured_speedup = dense / pruned (median of ratios).
+
+    The top-level times are the first runtime and form measured (torch eager unless the run's
+    settings say otherwise); ``forms`` holds every runtime x form asked for, ``best`` each model
+    in its fastest one. Records written before forms existed are eager, with neither.
+    """
+
+    runtime: str
+    form: str = "eager"
     allocator: str | None = None
     device: str
     threads: int
@@ -168,6 +199,8 @@ class Latency(Record):
     dense_weight_bytes: int | None = None
     pruned_weight_bytes: int | None = None
     sparse_kernels: str | None = None  # which sparse kernels the runtime had for this mask (CPU: none)
+    forms: list[LatencyForm] = []
+    best: LatencyBest | None = None
 
 
 class Retraining(Record):

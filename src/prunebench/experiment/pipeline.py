@@ -10,7 +10,6 @@ directory, and what "whole" means, is ``prunebench.store.layout``.
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +27,7 @@ from prunebench.store.artifacts import load_tensors, save_tensors, sha256_file, 
 from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
-from prunebench.metrics.latency import interleaved_times, paired_speedup, torch_runner, torch_runtime, torch_threads
+from prunebench.metrics.latency import FormTiming, best_against_best, time_forms, torch_threads
 from prunebench.pruning.channels import CHANNEL_SCORERS, layers_matching
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
@@ -36,7 +35,7 @@ from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
 from prunebench.record import (
-    Accuracy, Cost, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, Trainability, load_result,
+    Accuracy, Cost, Latency, LatencyBest, LatencyForm, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, Trainability, load_result,
 )
 from prunebench.store.layout import (
     DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
@@ -151,7 +150,8 @@ def prepare(spec: ExperimentSpec, settings: RunSettings) -> tuple[DataSplits, nn
 def latency_metrics(
     spec: ExperimentSpec, settings: RunSettings, data: DataSplits, model: nn.Module, mask: Mask, results_dir: Path
 ) -> Latency:
-    """Dense against pruned latency, timed in turns; channel-pruned models are compacted first.
+    """Dense against pruned latency, timed in turns in every form x runtime of the settings
+    (``latency_forms``, ``latency_runtimes``); channel-pruned models are compacted first.
 
     An unstructured mask leaves the dense tensors in place, so its measured speedup is ~1x:
     reported as measured, beside the theoretical speedup.
@@ -162,18 +162,37 @@ def latency_metrics(
     exclude = layers_matching(model, spec.prune.prunable.exclude)
     pruned = compact(model, mask, data.input_shape, exclude) if compacted else model
     batch = settings.latency_batch_size
-    times = interleaved_times(
-        {"dense": torch_runner(dense, data.input_shape, batch), "pruned": torch_runner(pruned, data.input_shape, batch)},
-        warmup=3, repeats=settings.latency_repeats,
-    )
-    speedup, q1, q3 = paired_speedup(times["dense"], times["pruned"])
-    runtime, allocator = torch_runtime(settings.device)
+    models = {"dense": dense, "pruned": pruned}
+    timings = time_forms(models, data.input_shape, batch, forms=settings.latency_forms,
+                         runtimes=settings.latency_runtimes, warmup=3, repeats=settings.latency_repeats)
+    if all(t.skipped for t in timings):  # nothing the settings asked for could run: eager always can
+        timings += time_forms(models, data.input_shape, batch, warmup=3, repeats=settings.latency_repeats)
+    for t in timings:
+        if t.skipped:
+            log.warning("latency: %s cannot run %s here: %s", t.runtime, t.form, t.skipped)
+    forms = [latency_form(t) for t in timings]
+    first = next(t for t in timings if not t.skipped)
+    best = best_against_best(timings)
+    record = first.records["dense"]
     return Latency(
-        runtime=runtime, allocator=allocator, device=settings.device, threads=torch.get_num_threads(),
-        batch_size=batch, dtype="float32", repeats=settings.latency_repeats,
-        dense_ms=statistics.median(times["dense"]), pruned_ms=statistics.median(times["pruned"]),
-        measured_speedup=speedup, measured_speedup_iqr=(q1, q3), compacted=compacted,
+        runtime=first.runtime, form=first.form, allocator=record.allocator, device=settings.device,
+        threads=record.threads, batch_size=batch, dtype=record.dtype, repeats=settings.latency_repeats,
+        dense_ms=record.median_ms, pruned_ms=first.records["pruned"].median_ms,
+        measured_speedup=first.paired("dense", "pruned")[0], measured_speedup_iqr=first.paired("dense", "pruned")[1:],
+        compacted=compacted, forms=forms,
+        best=LatencyBest(dense_runtime=best.dense.runtime, dense_form=best.dense.form, dense_ms=best.dense.median_ms,
+                         pruned_runtime=best.pruned.runtime, pruned_form=best.pruned.form,
+                         pruned_ms=best.pruned.median_ms, measured_speedup=best.speedup),
     )
+
+
+def latency_form(timing: FormTiming) -> LatencyForm:
+    if timing.skipped:
+        return LatencyForm(runtime=timing.runtime, form=timing.form, skipped=timing.skipped)
+    median, q1, q3 = timing.paired("dense", "pruned")
+    return LatencyForm(runtime=timing.runtime, form=timing.form, dense_ms=timing.records["dense"].median_ms,
+                       pruned_ms=timing.records["pruned"].median_ms, measured_speedup=median,
+                       measured_speedup_iqr=(q1, q3))
 
 
 def sparsity_training(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> dict[str, Any] | None:

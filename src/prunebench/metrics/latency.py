@@ -1,13 +1,17 @@
 """Measured latency: the median of many timed repeats after warm-up, with everything that
-changes the number recorded (batch size, threads, runtime, device, dtype).
+changes the number recorded (batch size, threads, runtime, deployment form, device, dtype).
 
 Runtimes: torch eager on CPU (wall clock, ``torch.set_num_threads``), torch eager on CUDA
-(CUDA events around each repeat), and ONNX Runtime on an exported model (optional extra:
-``pip install prunebench[onnx]``). For unstructured masks, :func:`sparse_csr_linears` swaps
-Linear layers for torch's sparse CSR kernels, so one can see where sparse storage pays and
-where it is slower than dense.
+(CUDA events around each repeat), torch.compile (inductor, CPU or CUDA), and ONNX Runtime at
+its highest graph-optimization level on an exported model (optional extra:
+``pip install prunebench[onnx]``). Forms (:mod:`prunebench.models.deploy`): the eager eval
+model, BN folded into the convolutions, and folded + channels-last. :func:`time_forms` times
+models in every requested form x runtime. For unstructured masks, :func:`sparse_csr_linears`
+swaps Linear layers for torch's sparse CSR kernels, so one can see where sparse storage pays
+and where it is slower than dense.
 
-Measured speedup = dense latency / pruned latency, only between records measured the same way.
+Measured speedup = dense latency / pruned latency, only between records measured the same way
+(same runtime and form); :func:`best_against_best` compares each model in its own fastest form.
 
 CPU timing first calls :func:`steady_allocator`: with glibc's default settings a forward pass
 pays page faults for every activation above the adaptive mmap threshold, and that cost depends
@@ -24,6 +28,7 @@ import functools
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -34,8 +39,13 @@ import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
+from prunebench.models.deploy import EAGER, FOLDED_CHANNELS_LAST, check_form, deployment_form, prepare_input
 
 ONNX_HINT = "pip install prunebench[onnx]"
+# How a form is run: torch (eager; recorded as torch-eager on CPU, torch-cuda on CUDA),
+# torch.compile with inductor, ONNX Runtime (CPU) with ORT_ENABLE_ALL.
+TORCH, COMPILE, ONNX = "torch", "torch-compile", "onnxruntime"
+RUNTIMES = (TORCH, COMPILE, ONNX)
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class LatencyRecord:
     """One latency measurement; milliseconds per batch."""
 
     model: str  # what was timed, e.g. "dense", "masked", "compact"
-    runtime: str  # "torch-eager", "torch-cuda", "onnxruntime", "torch-sparse-csr"
+    runtime: str  # "torch-eager", "torch-cuda", "torch-compile", "onnxruntime", "torch-sparse-csr"
     device: str
     dtype: str
     batch_size: int
@@ -56,6 +66,7 @@ class LatencyRecord:
     min_ms: float
     max_ms: float
     allocator: str = ""  # CPU memory allocator setting (see steady_allocator); "" where not applicable
+    form: str = EAGER  # deployment form (prunebench.models.deploy.FORMS); records before forms were eager
 
     @property
     def spread_ms(self) -> float:
@@ -72,7 +83,7 @@ class LatencyRecord:
 
     def describe(self) -> str:
         return (f"{self.model}: {self.median_ms:.3f} ms median (IQR {self.spread_ms:.3f}) "
-                f"[{self.runtime}, {self.device}, {self.dtype}, batch {self.batch_size}, "
+                f"[{self.runtime}, {self.form}, {self.device}, {self.dtype}, batch {self.batch_size}, "
                 f"{self.threads} threads, {self.repeats} repeats]")
 
 
@@ -343,15 +354,15 @@ def paired_speedup(dense_ms: list[float], pruned_ms: list[float]) -> tuple[float
     return statistics.median(ratios), q1, q3
 
 
-def torch_runner(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> Callable[[], object]:
-    """A no-argument eval-mode forward pass on one random batch on the model's device (for
-    interleaved timing). On CUDA each call waits for its kernels, so a wall clock around the
-    call times the pass rather than the launch."""
+def torch_runner(model: nn.Module, input_shape: tuple[int, ...], batch_size: int, form: str = EAGER) -> Callable[[], object]:
+    """A no-argument eval-mode forward pass on one random batch on the model's device, laid out
+    as ``form`` expects (for interleaved timing). On CUDA each call waits for its kernels, so a
+    wall clock around the call times the pass rather than the launch."""
     model.eval()
     device = next(model.parameters()).device
     if device.type != "cuda":
         steady_allocator()
-    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device)
+    x = prepare_input(torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0)).to(device), form)
 
     def run() -> object:
         with torch.inference_mode():
@@ -378,8 +389,151 @@ def onnx_runner(path: str | Path, input_shape: tuple[int, ...], batch_size: int,
 
 def measured_speedup(dense: LatencyRecord, pruned: LatencyRecord) -> float:
     """Dense median / pruned median, refused unless both were measured the same way."""
-    for key in ("runtime", "device", "dtype", "batch_size", "threads", "allocator"):
+    for key in ("runtime", "form", "device", "dtype", "batch_size", "threads", "allocator"):
         if getattr(dense, key) != getattr(pruned, key) and not (key == "runtime" and "sparse" in pruned.runtime):
             raise ConfigError(f"measured speedup compares like with like: {key} differs "
                               f"({getattr(dense, key)} vs {getattr(pruned, key)})")
     return dense.median_ms / pruned.median_ms
+
+
+def check_runtime(runtime: str, key: str = "runtime") -> None:
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"{key}: unknown latency runtime {runtime!r} (allowed: {', '.join(RUNTIMES)})")
+
+
+class Unavailable(Exception):
+    """A runtime that cannot run a form here (not installed, compilation failed); the message says why."""
+
+
+def runtime_label(runtime: str, device: torch.device) -> str:
+    """The name a record gives ``runtime`` (one of :data:`RUNTIMES`) on ``device``."""
+    if runtime == TORCH:
+        return torch_runtime(device)[0]
+    return runtime
+
+
+def short_reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def deployment_runner(model: nn.Module, form: str, runtime: str, input_shape: tuple[int, ...], batch_size: int,
+                      threads: int, workdir: Path) -> Callable[[], object]:
+    """A no-argument forward pass of ``model`` in deployment ``form`` under ``runtime``; raises
+    :class:`Unavailable` where this runtime cannot run it. A torch.compile runner has compiled
+    (its first call) before it is returned."""
+    deployed = deployment_form(model, form)
+    if runtime == TORCH:
+        return torch_runner(deployed, input_shape, batch_size, form)
+    if runtime == COMPILE:
+        try:
+            run = torch_runner(torch.compile(deployed, backend="inductor"), input_shape, batch_size, form)
+            run()
+        except Exception as exc:  # inductor fails in many ways (no C++ compiler, an unsupported op): skip, say why
+            raise Unavailable(f"torch.compile failed: {short_reason(exc)}") from None
+        return run
+    if form == FOLDED_CHANNELS_LAST:
+        raise Unavailable("an ONNX graph has no memory layout (ONNX Runtime chooses its own): same as bn-folded")
+    try:
+        require_onnxruntime()
+    except ConfigError as exc:
+        raise Unavailable(str(exc)) from None
+    path = workdir / f"{id(deployed)}.onnx"
+    try:
+        export_onnx(deployed, input_shape, path)
+    except Exception as exc:  # the exporter's errors have no common type
+        raise Unavailable(f"ONNX export failed: {short_reason(exc)}") from None
+    return onnx_runner(path, input_shape, batch_size, threads)
+
+
+@dataclass(frozen=True)
+class FormTiming:
+    """Every model timed in turns in one form under one runtime; ``skipped`` says why not, where not."""
+
+    runtime: str  # as records name it
+    form: str
+    records: dict[str, LatencyRecord]
+    times: dict[str, list[float]]  # per round, milliseconds, by model label
+    skipped: str = ""
+
+    def paired(self, dense: str, pruned: str) -> tuple[float, float, float]:
+        """Median and interquartile range of the per-round ratios dense / pruned."""
+        return paired_speedup(self.times[dense], self.times[pruned])
+
+
+def time_forms(
+    models: dict[str, nn.Module],
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    *,
+    forms: tuple[str, ...] = (EAGER,),
+    runtimes: tuple[str, ...] = (TORCH,),
+    threads: int | None = None,
+    warmup: int = 3,
+    repeats: int = 30,
+) -> list[FormTiming]:
+    """Time every model (eval mode, on its own device, float32) in each form x runtime, the
+    models of one form and runtime in turns (:func:`interleaved_times`).
+
+    ONNX Runtime runs on the CPU whatever the models' device. torch.compile runs with a
+    recompile limit high enough for every model here (one code object compiles once per model
+    and form) and fails rather than falling back to eager when the limit is hit.
+    """
+    check_counts(warmup, repeats, batch_size)
+    for form in forms:
+        check_form(form, "latency_forms")
+    for runtime in runtimes:
+        check_runtime(runtime, "latency_runtimes")
+    device = next(next(iter(models.values())).parameters()).device
+    timings = []
+    limits = compile_limits(len(models) * len(forms)) if COMPILE in runtimes else contextlib.nullcontext()
+    with torch_threads(threads) as used, tempfile.TemporaryDirectory() as tmp, limits:
+        for runtime in runtimes:
+            for form in forms:
+                label = runtime_label(runtime, device)
+                try:
+                    runners = {name: deployment_runner(m, form, runtime, input_shape, batch_size, used, Path(tmp))
+                               for name, m in models.items()}
+                except Unavailable as exc:
+                    timings.append(FormTiming(label, form, {}, {}, skipped=str(exc)))
+                    continue
+                times = interleaved_times(runners, warmup, repeats)
+                on_cpu = runtime == ONNX or device.type != "cuda"
+                name = cpu_name() if on_cpu else f"{device} ({torch.cuda.get_device_name(device)})"
+                allocator = steady_allocator() if on_cpu and runtime != ONNX else ""
+                records = {m: summarize(t, model=m, runtime=label, form=form, device=name, dtype="float32",
+                                        batch_size=batch_size, threads=used, warmup=warmup, allocator=allocator)
+                           for m, t in times.items()}
+                timings.append(FormTiming(label, form, records, times))
+    return timings
+
+
+@contextlib.contextmanager
+def compile_limits(compilations: int) -> Iterator[None]:
+    """torch.compile may compile one forward ``compilations`` times here, and must say so
+    where it cannot (its default is a silent fallback to eager after 8)."""
+    import torch._dynamo
+
+    with torch._dynamo.config.patch(recompile_limit=max(8, compilations + 1), fail_on_recompile_limit_hit=True):
+        yield
+
+
+@dataclass(frozen=True)
+class BestAgainstBest:
+    """Each model in its own fastest form and runtime; speedup = dense median / pruned median."""
+
+    dense: LatencyRecord
+    pruned: LatencyRecord
+
+    @property
+    def speedup(self) -> float:
+        return self.dense.median_ms / self.pruned.median_ms
+
+
+def best_against_best(timings: list[FormTiming], dense: str = "dense", pruned: str = "pruned") -> BestAgainstBest:
+    """The fastest measured record of ``dense`` against the fastest of ``pruned``."""
+    ran = [t for t in timings if not t.skipped]
+    if not ran:
+        raise ValueError("best against best needs at least one runtime and form that ran")
+    fastest = {label: min((t.records[label] for t in ran), key=lambda r: r.median_ms) for label in (dense, pruned)}
+    return BestAgainstBest(fastest[dense], fastest[pruned])

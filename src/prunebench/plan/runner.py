@@ -36,6 +36,7 @@ from prunebench.store import ResultsDB
 from prunebench.store.layout import completed_dense, completed_result
 from prunebench.store.lock import results_lock
 from prunebench.store.db import check_results_dir
+from prunebench.train.step import check_precision
 
 log = logging.getLogger("prunebench")
 
@@ -51,6 +52,9 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
         check_results_dir(results_dir)
     if local_device:
         check_device(plan.settings.device)
+        for job in plan.jobs:  # e.g. fp16 where this torch has no such autocast
+            check_precision(job.spec.train, plan.settings.device, "train")
+            check_precision(job.spec.finetune, plan.settings.device, "finetune")
     data_dir = plan.settings.data_dir or default_data_dir()
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"data_dir: {data_dir} is a file, not a directory")

@@ -10,6 +10,7 @@ from pathlib import Path
 from prunebench.store.files import write_atomic
 from prunebench.report.aggregate import Group, build_groups
 from prunebench.report.checklist import evaluate_checklist
+from prunebench.report.guidance import evaluate_guidance, guidance_markdown
 from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, PublishedPoint, published
 from prunebench.report.plots import (
@@ -20,7 +21,9 @@ from prunebench.report.matched import matched_table
 from prunebench.report.recipes import recipe_tables
 from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
 from prunebench.report.results import mark_dense_checks, open_db
-from prunebench.report.tables import Table, controls_table, cost_table, group_tables, provenance_table, wide_table
+from prunebench.report.tables import (
+    Table, controls_table, cost_table, group_tables, latency_table, provenance_table, wide_table,
+)
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
@@ -96,6 +99,8 @@ def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
     tables += [("paired", paired, True), ("summary", summary, True)]
     by_recipe, _ = recipe_tables(group)
     tables += [(f"recipes-{i}" if i < len(by_recipe) - 1 else "flips", t, True) for i, t in enumerate(by_recipe)]
+    if group.has_latency():
+        tables.append(("latency", latency_table(group), True))
     for measured in (False, True) if group.has_latency() else (False,):
         matched = matched_table(group, measured)
         if matched.rows:
@@ -116,6 +121,7 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
     groups = build_groups(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
+    pairs = tuple(g.title for g in groups)
     for group in groups:
         if group.is_lm:
             sections.append(lm_section(group, out_dir))
@@ -134,7 +140,9 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
             if points
             else f"No published result in the literature table gives both accuracy and a compression or speedup ratio for {html.escape(group.title)}. {html.escape(CREDIT)}"
         ]
-        sections.append(Section(group.title, figures, tables, evaluate_checklist(group), notes))
+        checks, guidance = evaluate_checklist(group), evaluate_guidance(group, pairs)
+        write_atomic(out_dir / f"{name}-guidance.md", guidance_markdown(group.title, checks, guidance).encode())
+        sections.append(Section(group.title, figures, tables, checks, notes, guidance))
     failed = [r for r in rows if r["status"] != "completed"]
     preamble = [
         html.escape(DEFINITIONS),

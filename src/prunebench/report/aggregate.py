@@ -84,6 +84,8 @@ class Point:
     speedup: dict[int, float] = field(default_factory=dict)
     measured_speedup: dict[int, float] = field(default_factory=dict)  # only for runs that timed latency
     latency_ms: dict[int, float] = field(default_factory=dict)
+    # (runtime, form) -> seed -> (measured speedup, dense ms, pruned ms); BEST: each model in its fastest form
+    form_latency: dict[tuple[str, str], dict[int, tuple[float, float, float]]] = field(default_factory=dict)
     storage_compression: dict[int, float] = field(default_factory=dict)  # only for runs with a compress stage
     quantized_top1: dict[int, float] = field(default_factory=dict)
     pre_top1: dict[int, float] = field(default_factory=dict)  # right after pruning, before retraining
@@ -229,6 +231,21 @@ def latency_setup(latency: Any) -> str:
     )
 
 
+BEST = ("best", "each model's fastest")
+
+
+def form_latencies(latency: Any) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(runtime, form) -> (measured speedup, dense ms, pruned ms) for every form a run timed,
+    and under BEST each model in its fastest form; a record from before forms: its eager times."""
+    found = {(f.runtime, f.form): (f.measured_speedup, f.dense_ms, f.pruned_ms) for f in latency.forms if not f.skipped}
+    if not found:
+        found[(latency.runtime, latency.form)] = (latency.measured_speedup, latency.dense_ms, latency.pruned_ms)
+    if latency.best is not None and len(found) > 1:
+        best = latency.best
+        found[BEST] = (best.measured_speedup, best.dense_ms, best.pruned_ms)
+    return found
+
+
 def differences(settings: list[dict[str, str]], hidden: tuple[str, ...] = ()) -> list[str]:
     """Keys whose value is not the same in every one of ``settings``."""
     keys = sorted({k for s in settings for k in s})
@@ -335,6 +352,8 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
             point.measured_speedup[seed] = result.latency.measured_speedup
             point.latency_ms[seed] = result.latency.pruned_ms
             group.latency_setups.add(latency_setup(result.latency))
+            for key, timed in form_latencies(result.latency).items():
+                point.form_latency.setdefault(key, {})[seed] = timed
     for group in groups.values():
         label_curves(group)
     return sorted(groups.values(), key=lambda g: (g.dataset, g.model))

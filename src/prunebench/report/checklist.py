@@ -1,14 +1,29 @@
-"""The reporting checklist (Blalock et al. 2020), evaluated on the data rather than promised."""
+"""The reporting checklist, evaluated on the data rather than promised.
+
+From Blalock et al. 2020 ("What is the State of Neural Network Pruning?"): curves of several
+levels, several seeds, compression and speedup, dense and random baselines, one recipe. From
+Wang et al. 2023 ("Why is the State of Neural Network Pruning so Confusing?"): the ranking checked
+across fine-tuning recipes and trainability right after pruning. From Frankle et al. 2021
+("Pruning Neural Networks at Initialization: Why Are We Missing the Mark?"): each method against
+its own layer-shuffled mask and its mask on fresh weights. From PruningBench (2024): accuracy at
+matched speedups and what pruning cost.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prunebench.report.aggregate import Group
+from prunebench.config import SHUFFLE_SCHEDULES
+from prunebench.pruning.structures import UNSTRUCTURED, random_controls
+from prunebench.report.aggregate import Curve, Group, Point, shown
+from prunebench.report.matched import matched_table
 from prunebench.report.recipes import contexts, context_scores, rank_flips
+from prunebench.report.stats import PairedTest, holm, paired_test
+from prunebench.report.tables import ALPHA
 
 MIN_LEVELS = 5
 MIN_SEEDS = 3
+SANITY_CONTROLS = ("layer-shuffle", "reinit")
 
 
 @dataclass(frozen=True)
@@ -16,6 +31,122 @@ class Check:
     name: str
     passed: bool
     detail: str
+
+
+def setting(curve: Curve, key: str, default: str) -> str:
+    value = curve.settings.get(key)
+    return default if value is None else str(shown(value))
+
+
+def admits(curve: Curve, control: str) -> bool:
+    """Whether the sweep could have run ``control`` for this method curve (the rules of
+    prunebench.plan.controls, read from the curve's settings)."""
+    if curve.role != "method" or curve.strategy in random_controls():
+        return False
+    schedule = setting(curve, "prune.schedule", "one-shot")
+    if control == "layer-shuffle":
+        return setting(curve, "prune.structure", UNSTRUCTURED) == UNSTRUCTURED and schedule in SHUFFLE_SCHEDULES
+    return setting(curve, "retrain.mode", "finetune") == "finetune" and schedule != "gradual"
+
+
+def sanity_tests(group: Group) -> list[tuple[Curve, Curve, str, PairedTest, float]]:
+    """(method, control, level, paired test method - control, Holm-adjusted p) for every sanity
+    control at every level both ran; one Holm family, as in the report's controls table."""
+    tests = []
+    for control in group.sorted_curves():
+        method = group.source_of(control)
+        if method is None:
+            continue
+        for level in sorted(set(method.points) & set(control.points), key=lambda t: method.points[t].mean_compression()):
+            test = paired_test(method.points[level].top1, control.points[level].top1)
+            if test is not None:
+                tests.append((method, control, level, test))
+    adjusted = holm([t.p for *_, t in tests])
+    return [(m, c, level, t, q) for (m, c, level, t), q in zip(tests, adjusted)]
+
+
+def sanity_checks(group: Group) -> list[Check]:
+    """Frankle et al. 2021: a method that does not beat its own layer-shuffled mask has learned a
+    per-layer density, not which weights to keep; one that does not beat its mask on fresh weights
+    gains nothing from the weights it inherited. Beaten means significantly better (Holm) at the
+    sparsest level both ran, where the choice of weights matters most, and worse at none."""
+    missing = []
+    for curve in group.sorted_curves():
+        for name in SANITY_CONTROLS:
+            if not admits(curve, name):
+                continue
+            control = next((c for c in group.curves.values() if c.control == name and group.source_of(c) is curve), None)
+            if control is None:
+                missing.append(f"{name} of {curve.label}")
+            elif set(curve.points) - set(control.points):
+                levels = [curve.points[t].level for t in curve.points if t not in control.points]
+                missing.append(f"{name} of {curve.label} at {', '.join(levels)}")
+    admitted = any(admits(c, n) for c in group.curves.values() for n in SANITY_CONTROLS)
+    checks = [Check(
+        "layer-shuffle and reinit controls present for every method", not missing,
+        ("missing: " + "; ".join(missing) + " (add controls: [random, layer-shuffle, reinit])") if missing
+        else "present at every level" if admitted else "no method here admits a layer-shuffle or reinit control",
+    )]
+    by_pair: dict[tuple[str, str], list[tuple[Point, PairedTest, float]]] = {}
+    for method, control, level, test, q in sanity_tests(group):
+        by_pair.setdefault((method.label, control.control or ""), []).append((method.points[level], test, q))
+    if by_pair:
+        beaten, not_beaten = [], []
+        for (method, control), tested in by_pair.items():
+            better = [p.level for p, t, q in tested if q < ALPHA and t.difference.mean > 0]
+            worse = [p.level for p, t, q in tested if q < ALPHA and t.difference.mean < 0]
+            sparsest, test, q = tested[-1]
+            won = q < ALPHA and test.difference.mean > 0 and not worse
+            where = f"better at {', '.join(better)}" if better else "better at no level"
+            if worse:
+                where += f", worse at {', '.join(worse)}"
+            (beaten if won else not_beaten).append(f"{method} vs its {control}: {where} of {len(tested)}")
+        checks.append(Check(
+            "every method beats its own layer-shuffle and reinit controls", not not_beaten,
+            "; ".join([*(f"not beaten: {x}" for x in not_beaten), *(f"beaten: {x}" for x in beaten)])
+            + f" (Holm over {sum(len(t) for t in by_pair.values())} paired tests, beaten = significantly better at the sparsest level)",
+        ))
+    return checks
+
+
+def matched_speedups(group: Group, measured: bool) -> list[str]:
+    """The common speedups (``2x``...) at which at least two curves have an interpolated top-1."""
+    if measured and not group.has_latency():
+        return []
+    table = matched_table(group, measured)
+    return [table.header[i] for i in range(2, len(table.header)) if sum(bool(r[i]) for r in table.rows) >= 2]
+
+
+def runs_of(curves: list[Curve]) -> list[tuple[Point, int]]:
+    return [(p, seed) for c in curves for p in c.points.values() for seed in p.values]
+
+
+def reporting_checks(group: Group) -> list[Check]:
+    """Trainability right after pruning (Wang et al. 2023), accuracy at matched speedups and the
+    cost of pruning (PruningBench): recorded for every run, and comparable across methods."""
+    runs = runs_of(group.sorted_curves())
+    lacking = [p.level for p, seed in runs if seed not in p.jsv_mean]
+    methods = ", ".join(sorted(m for m in group.jsv_methods if m)) or "no method recorded"
+    checks = [Check(
+        "trainability after pruning reported", bool(runs) and not lacking,
+        f"mean Jacobian singular value and batch loss before retraining recorded for all {len(runs)} run(s) ({methods})"
+        if not lacking else f"{len(lacking)} of {len(runs)} run(s) record no Jacobian singular values",
+    )]
+    shared = {measured: matched_speedups(group, measured) for measured in (False, True)}
+    detail = [f"{'measured' if m else 'theoretical'} speedup at {', '.join(v)}" for m, v in shared.items() if v]
+    if not group.has_latency():
+        detail.append("no run measured latency, so not at the same measured speed")
+    checks.append(Check(
+        "accuracy compared at matched speedups", bool(shared[False] or shared[True]),
+        "; ".join(detail) if shared[False] or shared[True] else "no two curves reach a common speedup",
+    ))
+    no_cost = [p.level for p, seed in runs if seed not in p.prune_peak_mb]
+    checks.append(Check(
+        "cost of pruning reported", bool(runs) and not no_cost,
+        f"pruning and retraining wall time and pruning peak memory recorded for all {len(runs)} run(s)"
+        if not no_cost else f"{len(no_cost)} of {len(runs)} run(s) record no cost (prune_s, retrain_s, prune_peak_mb)",
+    ))
+    return checks
 
 
 def evaluate_checklist(group: Group) -> list[Check]:
@@ -80,4 +211,6 @@ def evaluate_checklist(group: Group) -> list[Check]:
             f"{len(flips)} flip(s), {len(real)} significant: {listed}" if flips else
             "no two methods swap places between recipes (by the area under top-1 vs log2 compression)",
         ))
+    if not group.is_lm:
+        checks += sanity_checks(group) + reporting_checks(group)
     return checks

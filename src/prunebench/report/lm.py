@@ -5,7 +5,10 @@ each curve's mean over calibration seeds with its 95% band, the dense model as a
 patterns fix their sparsity, so each is its own point (with its 95% interval) at the sparsity it
 reached, labelled with its pattern. Paired differences are in log perplexity (the log of the
 ratio of perplexities), per calibration seed: the runs of one seed prune the same pretrained
-model, and a ratio means the same at perplexity 20 as at 200.
+model, and a ratio means the same at perplexity 20 as at 200. For the same reason every mean over
+seeds is a geometric mean with its 95% interval computed on log perplexity (an arithmetic interval
+on perplexities that span orders of magnitude would reach below zero), and the paired verdicts are
+Holm-corrected over the table's tests, as for classifiers.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from prunebench.report.aggregate import Group, Point
-from prunebench.report.plots import plt, save
-from prunebench.report.stats import Estimate, estimate, paired_difference
-from prunebench.report.tables import Table
+from prunebench.report.plots import curve_styles, plt, save
+from prunebench.report.stats import Estimate, estimate, holm, paired_test
+from prunebench.report.tables import ALPHA, Table
 
 LM_DEFINITIONS = (
     "Language models: sparsity = pruned / prunable weights (the Linear layers inside the decoder blocks); "
@@ -36,47 +40,74 @@ def interval(e: Estimate) -> str:
     return "n/a (1 seed)" if e.n < 2 else f"[{number(e.ci_low)}, {number(e.ci_high)}]"
 
 
+def geometric(values: Sequence[float]) -> Estimate:
+    """Geometric mean over seeds with the 95% interval of log perplexity mapped back (both
+    positive); ``std`` is the sample std of log perplexity."""
+    e = estimate([math.log(v) for v in values])
+    return Estimate(math.exp(e.mean), e.std, e.n, math.exp(e.ci_low), math.exp(e.ci_high))
+
+
 def mean_sparsity(point: Point) -> float:
     return estimate(list(point.sparsity.values())).mean
 
 
+NM_OFFSET = 0.8  # percentage points between the N:M patterns drawn at one sparsity, so they do not hide each other
+
+
 def perplexity_figure(group: Group) -> bytes:
-    """Perplexity (log axis) against the sparsity reached, mean and 95% band over seeds."""
+    """Perplexity (log axis) against the sparsity reached, geometric mean and 95% band over seeds.
+
+    One colour per strategy (its N:M points too, as squares), controls in gray and dashed; N:M
+    patterns that reach the same sparsity are set a little apart and labelled. The y range follows
+    the means, so a control's interval of many decades does not flatten the methods against the
+    dense line (its whiskers are clipped at the frame)."""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
     reached: list[float] = []
+    means: list[float] = []
+    patterns = sorted({p.level for c in group.curves.values() if c.target_kind == "nm" for p in c.points.values()})
     for curve in group.sorted_curves():
+        style = styles[curve.label]
         points = sorted(curve.points.values(), key=mean_sparsity)
-        x = np.array([mean_sparsity(p) * 100 for p in points])
-        estimates = [estimate(list(p.perplexity.values())) for p in points]
+        estimates = [geometric(list(p.perplexity.values())) for p in points]
         mean = np.array([e.mean for e in estimates])
         low = np.array([e.ci_low for e in estimates])
         high = np.array([e.ci_high for e in estimates])
-        reached += list(x)
-        style = "--" if curve.role == "control" else "-"
         scope = json.loads(curve.settings.get("prune.scope", '""'))
         label = f"{curve.strategy} ({scope}{', N:M' if curve.target_kind == 'nm' else ''})"
+        means += list(mean)
         if curve.target_kind == "nm":  # fixed patterns: points, not a curve
+            x = np.array([mean_sparsity(p) * 100 + NM_OFFSET * (1 + patterns.index(p.level)) for p in points])
+            reached += list(x)
             errors = np.nan_to_num(np.array([mean - low, high - mean]))
-            bars = ax.errorbar(x, mean, yerr=errors, fmt="s", markersize=5, capsize=3, label=label)
+            ax.errorbar(x, mean, yerr=errors, fmt="s", markersize=5, capsize=3, color=style.color, label=label)
             for xi, yi, point in zip(x, mean, points):
                 ax.annotate(point.level, (xi, yi), textcoords="offset points", xytext=(5, 3), fontsize=7,
-                            color=bars.lines[0].get_color())
+                            color=style.color)
             continue
-        (line,) = ax.plot(x, mean, style, marker="o", markersize=3, label=label)
-        if not np.isnan(low).all():
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.18, linewidth=0)
+        x = np.array([mean_sparsity(p) * 100 for p in points])
+        reached += list(x)
+        line = "--" if curve.role == "control" else "-"
+        errors = np.nan_to_num(np.array([mean - low, high - mean]))
+        ax.errorbar(x, mean, yerr=errors, fmt=line, marker="o", markersize=3, capsize=2, color=style.color, label=label)
+        if len(x) > 1 and not np.isnan(low).all():
+            ax.fill_between(x, low, high, color=style.color, alpha=0.18, linewidth=0)
     for entry in group.dense.values():
         if not entry.perplexity:
             continue
-        dense = estimate(list(entry.perplexity.values())).mean
+        dense = geometric(list(entry.perplexity.values())).mean
+        means.append(dense)
         name = f"dense, {entry.setting}" if entry.setting else "dense"
         ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"{name} ({dense:.2f})")
     if reached:  # a level is a few tenths of a percent off its target (zeros the model had): not a range to zoom to
         ax.set_xlim(max(0.0, min(reached) - 10), min(100.0, max(reached) + 10))
     ax.set_yscale("log")
+    finite = [m for m in means if math.isfinite(m) and m > 0]
+    if finite:
+        ax.set_ylim(min(finite) / 2, max(finite) * 5)
     ax.set_xlabel("sparsity (% of prunable weights pruned)")
     ax.set_ylabel("evaluation perplexity (log scale)")
-    ax.set_title(f"{group.title}: perplexity vs sparsity (mean over calibration seeds, 95% CI)", fontsize=9)
+    ax.set_title(f"{group.title}: perplexity vs sparsity (geometric mean over seeds, 95% CI)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     return save(figure)
@@ -86,45 +117,60 @@ def levels_table(group: Group) -> Table:
     rows = []
     for dense in group.dense.values():
         if dense.perplexity:
-            d = estimate(list(dense.perplexity.values()))
+            d = geometric(list(dense.perplexity.values()))
             rows.append(["dense", dense.setting or "-", "-", "0.0", "1.00", "1.00", number(d.mean), "-",
                          number(d.mean), "-", "1", "-"])
     for curve in group.sorted_curves():
         for point in sorted(curve.points.values(), key=lambda p: (mean_sparsity(p), p.level)):
-            e = estimate(list(point.perplexity.values()))
-            pre = estimate(list(point.pre_perplexity.values()))
+            e = geometric(list(point.perplexity.values()))
+            pre = geometric(list(point.pre_perplexity.values()))
             rows.append([
                 curve.strategy, curve.setting or "-", point.level, f"{mean_sparsity(point) * 100:.1f}",
                 f"{point.mean_compression():.2f}", f"{point.mean_speedup():.2f}", number(pre.mean), interval(pre),
                 number(e.mean), number(e.std), str(e.n), interval(e),
             ])
     header = ["strategy", "setting", "target", "sparsity (%)", "compression", "speedup (MACs)",
-              "perplexity after pruning", "95% CI", "perplexity", "std", "n", "95% CI"]
-    return Table(f"{group.title}: evaluation perplexity at each target", header, rows)
+              "perplexity after pruning", "95% CI", "perplexity", "std of log", "n", "95% CI"]
+    return Table(f"{group.title}: evaluation perplexity at each target (geometric means over seeds)", header, rows)
 
 
 def log_ratio(values: dict[int, float]) -> dict[int, float]:
     return {seed: math.log(v) for seed, v in values.items()}
 
 
+def paired_verdict(adjusted_p: float, mean_log_ratio: float, n: int) -> str:
+    """What a reviewer may say of one paired test after Holm's correction (lower perplexity is better)."""
+    if math.isnan(adjusted_p):
+        return f"not tested (n = {n})"
+    if adjusted_p < ALPHA:
+        return "a worse" if mean_log_ratio > 0 else "a better"
+    return f"no significant difference (n = {n})"
+
+
 def paired_table(group: Group) -> Table:
     """a / b per target as mean log(ppl_a / ppl_b) over the seeds both have, shown as the ratio
-    exp(mean); between curves that differ only in strategy, scope and options."""
-    rows = []
+    exp(mean); between curves that differ only in strategy, scope and options. Verdicts are
+    Holm-corrected over every test in the table; the intervals are per test, uncorrected."""
+    tests = []
     for a, b in itertools.combinations(group.sorted_curves(), 2):
         if a.comparison() != b.comparison() or a.role == b.role == "control":
             continue
         if a.role == "control":
             a, b = b, a
         for level in sorted(set(a.points) & set(b.points)):
-            diff = paired_difference(log_ratio(a.points[level].perplexity), log_ratio(b.points[level].perplexity))
-            if diff is None:
-                continue
-            verdict = "" if diff.n < 2 else ("a worse" if diff.ci_low > 0 else "a better" if diff.ci_high < 0 else "no difference")
-            ci = "n/a (1 seed)" if diff.n < 2 else f"[{math.exp(diff.ci_low):.3f}, {math.exp(diff.ci_high):.3f}]"
-            rows.append([f"{a.label} / {b.label}", a.points[level].level, f"{math.exp(diff.mean):.3f}", str(diff.n), ci,
-                         verdict])
-    header = ["a / b", "target", "perplexity ratio (geometric mean)", "n", "95% CI", "at 95%"]
+            test = paired_test(log_ratio(a.points[level].perplexity), log_ratio(b.points[level].perplexity))
+            if test is not None:
+                tests.append((a, b, level, test))
+    adjusted = holm([t.p for *_, t in tests])
+    rows = []
+    for (a, b, level, t), q in zip(tests, adjusted):
+        diff = t.difference
+        ci = "n/a (1 seed)" if diff.n < 2 else f"[{math.exp(diff.ci_low):.3g}, {math.exp(diff.ci_high):.3g}]"
+        rows.append([f"{a.label} / {b.label}", a.points[level].level, f"{math.exp(diff.mean):.3g}", str(diff.n), ci,
+                     "n/a" if math.isnan(t.p) else f"{t.p:.3g}", "n/a" if math.isnan(q) else f"{q:.3g}",
+                     paired_verdict(q, diff.mean, diff.n)])
+    header = ["a / b", "target", "perplexity ratio (geometric mean)", "n", "95% CI (uncorrected)", "p (paired t on log)",
+              "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
     return Table(f"{group.title}: paired perplexity ratios (per calibration seed)", header, rows)
 
 

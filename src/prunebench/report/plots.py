@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 
 import matplotlib
@@ -13,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator  # noqa: E402
 
-from prunebench.report.aggregate import Curve, Group, Point  # noqa: E402
+from prunebench.report.aggregate import BEST, Curve, Group, Point  # noqa: E402
 from prunebench.report.literature import PublishedPoint  # noqa: E402
 from prunebench.report.stats import estimate  # noqa: E402
 
@@ -212,14 +213,19 @@ def measured_speedup_figure(group: Group) -> bytes:
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     styles = curve_styles(group)
     largest = 1.0
+    keys = form_keys(group)
+    markers = dict(zip([k for k in keys if k[1] != "eager"], itertools.cycle(FORM_MARKERS)))
     for curve in group.sorted_curves():
-        points = [p for p in curve.ordered() if p.measured_speedup]
-        if not points:
-            continue
-        x = [p.mean_speedup() for p in points]
-        y = [estimate(list(p.measured_speedup.values())).mean for p in points]
-        largest = max(largest, *x, *y)
-        ax.plot(x, y, markersize=3, label=curve.label, **styles[curve.label].kwargs())
+        for key in keys:
+            points = [p for p in curve.ordered() if p.form_latency.get(key)]
+            if not points:
+                continue
+            x = [p.mean_speedup() for p in points]
+            y = [estimate([t[0] for t in p.form_latency[key].values()]).mean for p in points]
+            largest = max(largest, *x, *y)
+            style = {**styles[curve.label].kwargs(), **({"marker": markers[key], "markersize": 6} if key in markers else {})}
+            label = curve.label if len(keys) == 1 else f"{curve.label} ({key[0]}, {key[1]})"
+            ax.plot(x, y, **{"markersize": 3, **style}, label=label)
     ax.plot([1, largest], [1, largest], color="black", linestyle=":", linewidth=1, label="y = x")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
@@ -231,6 +237,15 @@ def measured_speedup_figure(group: Group) -> bytes:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     return save(figure)
+
+
+FORM_MARKERS = ("x", "+", "1", "2", "3", "4")  # deployment forms: line markers beside the eager form's filled ones
+
+
+def form_keys(group: Group) -> list[tuple[str, str]]:
+    """Every (runtime, form) the group's runs timed: eager forms first, each model's fastest last."""
+    keys = {k for c in group.curves.values() for p in c.points.values() for k in p.form_latency}
+    return sorted(keys, key=lambda k: (k == BEST, k[1] != "eager", k))
 
 
 def latency_figure(group: Group) -> bytes:

@@ -6,7 +6,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from prunebench.report.aggregate import Curve, Group
+from prunebench.report.aggregate import BEST, Curve, Group
 from prunebench.report.stats import Estimate, area_under_log2, estimate, holm, paired_test
 
 
@@ -265,3 +265,20 @@ def provenance_table(group: Group) -> Table:
 def group_tables(group: Group) -> list[Table]:
     return [levels_table(group), paired_table(group), summary_table(group)]
 
+
+
+def latency_table(group: Group) -> Table:
+    """Measured against theoretical speedup per (runtime, form) a run timed, the dense and pruned
+    medians beside it; "best" rows time each model in its own fastest form. Means over seeds."""
+    rows = []
+    for curve in group.sorted_curves():
+        for point in curve.ordered():
+            for (runtime, form), seeds in sorted(point.form_latency.items(), key=lambda kv: (kv[0] == BEST, kv[0][1] != "eager", kv[0])):
+                speedup, dense_ms, pruned_ms = (estimate([t[i] for t in seeds.values()]).mean for i in range(3))
+                theory = point.mean_speedup()
+                rows.append([curve.name, curve.setting or "-", point.level, runtime, form, f"{dense_ms:.3f}",
+                             f"{pruned_ms:.3f}", f"{theory:.2f}", f"{speedup:.2f}", f"{speedup / theory:.2f}", str(len(seeds))])
+    setups = "; ".join(sorted(group.latency_setups))
+    header = ["strategy", "setting", "target", "runtime", "form", "dense ms", "pruned ms", "theoretical speedup",
+              "measured speedup", "of theoretical", "n"]
+    return Table(f"{group.title}: measured speedup per runtime and form ({setups})", header, rows)

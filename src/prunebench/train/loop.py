@@ -23,6 +23,7 @@ from prunebench.data.augment import random_crop_flip
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
 from prunebench.train.progress import EpochProgress
+from prunebench.train.step import TrainingStep
 
 log = logging.getLogger("prunebench")
 
@@ -93,6 +94,7 @@ def train(
     Raises :class:`TrainingDiverged` when an epoch's loss is NaN or infinite.
     """
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], spec)
+    step = TrainingStep(model, optimizer, spec, loss_fn, data.train_x.device)
     factor = lr_factor(spec)
     generator = torch.Generator().manual_seed(seed)
     n = data.train_x.shape[0]
@@ -113,10 +115,7 @@ def train(
             inputs = data.train_x[batch]
             if spec.augment == "crop-flip":
                 inputs = random_crop_flip(inputs, generator)
-            loss = loss_fn(model(inputs), data.train_y[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = step(inputs, data.train_y[batch])
             record.steps += 1
             for callback in callbacks:
                 callback.on_step_end(record.steps)
@@ -133,4 +132,5 @@ def train(
             "%s epoch %d/%d  lr %.4g  loss %.4f%s", stage, epoch + 1, spec.epochs, lr, train_loss,
             f"  val top-1 {val.top1:.2%}" if val else "",
         )
+    step.finish()
     return record
