@@ -7,11 +7,16 @@ shared machine a disturbance then hits both sides of a round instead of biasing 
 The default clock is the process's CPU time: on a machine shared with other work, wall time
 also counts the time a process waited for a core, which says more about the neighbours than
 about the code. With one torch thread, CPU time is the compute the variant itself did.
+
+Every figure is shown beside its physical floor: the bytes the measured work cannot avoid
+moving, divided by the memory bandwidth measured in the same process (a copy between two
+buffers of the size the work touches, so caches help the floor as much as the work).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -42,6 +47,8 @@ class Result:
     spread: tuple[float, float] | None = None  # 25th and 75th percentile over rounds
     detail: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    floor: float | None = None  # the best the figure could be: bytes moved / measured bandwidth
+    floor_note: str = ""  # how the floor was computed
 
     @property
     def status(self) -> Status:
@@ -64,6 +71,11 @@ class Result:
         if self.spread:
             text += f" [{self.spread[0]:.3f}-{self.spread[1]:.3f}]"
         return text
+
+    def floor_text(self) -> str:
+        if self.floor is None:
+            return "-"
+        return f"{self.floor:.3f}{self.unit}" if self.unit == "x" else f"{self.floor:g}{self.unit}"
 
     def target_text(self) -> str:
         if self.target is None or self.goal is None:
@@ -119,6 +131,40 @@ def repeats_for(call: Callable[[], None], block_seconds: float, clock: ClockName
     return max(1, round(block_seconds / once))
 
 
+@dataclass(frozen=True)
+class Bandwidth:
+    """Copy bandwidth measured here: bytes read plus bytes written per second."""
+
+    bytes_per_second: float
+    buffer_bytes: int
+
+    def seconds_for(self, moved_bytes: float) -> float:
+        return moved_bytes / self.bytes_per_second
+
+    def text(self) -> str:
+        return f"{self.bytes_per_second / 1e9:.1f} GB/s (copy of {self.buffer_bytes / 2**20:.1f} MiB, measured here)"
+
+
+def measure_bandwidth(buffer_bytes: int, clock: ClockName = "cpu", rounds: int = 7) -> Bandwidth:
+    """The best of ``rounds`` timed copies between two buffers of ``buffer_bytes``.
+
+    The best, not the median: the floor is what the hardware can do, so disturbances from other
+    work may only raise it, never make it look lower.
+    """
+    now = CLOCKS[clock]
+    entries = max(buffer_bytes // 4, 1)
+    source, target = torch.ones(entries), torch.empty(entries)
+    target.copy_(source)  # first touch of the pages: not timed
+    repeats = max(1, (64 << 20) // (entries * 4))  # small buffers: several copies per timing
+    best = math.inf
+    for _ in range(rounds):
+        start = now()
+        for _ in range(repeats):
+            target.copy_(source)
+        best = min(best, (now() - start) / repeats)
+    return Bandwidth(bytes_per_second=2 * entries * 4 / max(best, 1e-9), buffer_bytes=entries * 4)
+
+
 def environment(threads: int, clock: ClockName) -> dict[str, object]:
     """What the numbers were measured on, recorded with every report."""
     return {
@@ -145,10 +191,15 @@ def cpu_name() -> str:
 
 
 def markdown_table(results: Sequence[Result]) -> str:
-    rows = ["| benchmark | figure | measured [IQR] | target | status | detail |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| benchmark | figure | measured [IQR] | floor | target | status | detail |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
+        detail = f"{r.detail}; floor: {r.floor_note}" if r.floor_note else r.detail
         rows.append(
-            f"| {r.benchmark} | {r.name} | {r.measured_text()} | {r.target_text()} | {r.status} | {r.detail} |"
+            f"| {r.benchmark} | {r.name} | {r.measured_text()} | {r.floor_text()} | {r.target_text()} "
+            f"| {r.status} | {detail} |"
         )
     return "\n".join(rows)
 

@@ -74,16 +74,18 @@ def run_selected(args: argparse.Namespace, console: Console) -> list[Result]:
 def print_table(results: list[Result], console: Console) -> None:
     """Figures in a table; the longer details are numbered notes below it."""
     table = Table(title="prunebench core benchmarks")
-    for column in ("#", "benchmark", "figure", "measured [IQR]", "target", "status"):
+    for column in ("#", "benchmark", "figure", "measured [IQR]", "floor", "target", "status"):
         table.add_column(column, overflow="fold")
     for number, r in enumerate(results, 1):
         table.add_row(
-            str(number), r.benchmark, r.name, r.measured_text(), r.target_text(),
+            str(number), r.benchmark, r.name, r.measured_text(), r.floor_text(), r.target_text(),
             f"[{STYLE[r.status]}]{r.status}[/]",
         )
     console.print(table)
     for number, r in enumerate(results, 1):
         console.print(f"  {number}. {r.detail}", highlight=False)
+        if r.floor_note:
+            console.print(f"     floor: {r.floor_note}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:

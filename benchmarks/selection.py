@@ -11,6 +11,13 @@ compression 10 in place, from the same initial weights:
 Each run happens in a fresh subprocess, so its peak memory is its own: extra peak memory is
 the process's peak resident set size during the call minus its resident set size just before
 (after the model was built). The two variants alternate, one subprocess each.
+
+Floors, from the copy bandwidth each worker measures for a buffer the size of the weights:
+prunebench's call must at least read the weights and write their |w| scores (8 bytes a weight),
+read the scores once to select (4), write the boolean mask (1), and apply it: read the weights
+and the mask, write the weights (9): 22 bytes a weight. torch's time divided by that is the
+most the speed ratio could be. Its extra memory cannot be below the scores (1.0x the weights,
+new tensors from the magnitude scorer) plus the boolean mask (0.25x).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from benchmarks.common import ClockName, Result, paired_ratios, quartiles
+from benchmarks.common import ClockName, Result, measure_bandwidth, paired_ratios, quartiles
 from prunebench import DataSplits, PruneSpec, prunable_parameters, prune
 from prunebench.models.mlp import MLP
 from prunebench.pruning.prune import keep_count
@@ -46,6 +53,9 @@ WIDTH = 2048
 HIDDEN_LAYERS = 6  # 6 x 2048 x 2048 = 25,165,824 prunable weights
 WARMUP_LAYERS = 3  # big enough (3.1M) to take the same code path as the real run
 WORKER_TIMEOUT_S = 600
+FLOOR_BYTES_PER_WEIGHT = 22  # see the docstring
+MEMORY_FLOOR = 1.25  # scores (1.0x) + boolean mask (0.25x)
+TORCH_MEMORY_FLOOR = 2.0  # torch's float mask (1.0x) + the weight it recomputes from it (1.0x)
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ class WorkerRun(TypedDict):
     expected_pruned: int
     pruned: int
     peak_source: str
+    bandwidth: float  # bytes per second, copy bandwidth measured in this worker
 
 
 def worker(variant: str, threads: int, width: int, hidden_layers: int) -> WorkerRun:
@@ -150,6 +161,7 @@ def worker(variant: str, threads: int, width: int, hidden_layers: int) -> Worker
     masks = prune_with(variant, model, data, amount)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     peak = peak_rss()
+    bandwidth = measure_bandwidth(weight_bytes)  # after the call: it must not disturb the peak
     return {
         "variant": variant,
         "seconds": {"wall": wall, "cpu": cpu},
@@ -158,6 +170,7 @@ def worker(variant: str, threads: int, width: int, hidden_layers: int) -> Worker
         "expected_pruned": amount,
         "pruned": pruned_count(masks),
         "peak_source": "VmHWM" if resettable else "ru_maxrss",
+        "bandwidth": bandwidth.bytes_per_second,
     }
 
 
@@ -199,6 +212,8 @@ def summarize(runs: dict[str, list[WorkerRun]], clock: ClockName) -> list[Result
     same = counts["prunebench"] == counts["torch"] == {expected}
     weights = f"{weight_bytes // 4:,} prunable fp32 weights ({weight_bytes / 2**20:.0f} MiB)"
     source = runs["prunebench"][0]["peak_source"]
+    bandwidth = max(r["bandwidth"] for rs in runs.values() for r in rs)
+    floor_seconds = FLOOR_BYTES_PER_WEIGHT * (weight_bytes // 4) / bandwidth
     return [
         Result(
             benchmark=NAME,
@@ -209,7 +224,14 @@ def summarize(runs: dict[str, list[WorkerRun]], clock: ClockName) -> list[Result
             spread=quartiles(speedups),
             detail=f"median {statistics.median(seconds['prunebench']):.3f} s vs "
             f"{statistics.median(seconds['torch']):.2f} s; {weights}; {len(speedups)} subprocess pairs",
-            extra={"seconds": {v: [r["seconds"] for r in rs] for v, rs in runs.items()}},
+            extra={
+                "seconds": {v: [r["seconds"] for r in rs] for v, rs in runs.items()},
+                "bandwidth_bytes_per_s": bandwidth,
+            },
+            floor=statistics.median(seconds["torch"]) / floor_seconds,
+            floor_note=f"the most this ratio could be: torch's time / {FLOOR_BYTES_PER_WEIGHT} B x "
+            f"{weight_bytes // 4:,} weights at {bandwidth / 1e9:.1f} GB/s (copy of {weight_bytes / 2**20:.0f} MiB, "
+            f"measured in the workers) = {floor_seconds * 1e3:.1f} ms",
         ),
         Result(
             benchmark=NAME,
@@ -219,6 +241,8 @@ def summarize(runs: dict[str, list[WorkerRun]], clock: ClockName) -> list[Result
             goal="<",
             detail=f"peak RSS ({source}) minus RSS before the call, worst of {len(memory['prunebench'])} runs",
             extra={"ratios": memory["prunebench"]},
+            floor=MEMORY_FLOOR,
+            floor_note="the |w| scores (1.0x, new tensors) and the boolean mask (0.25x)",
         ),
         Result(
             benchmark=NAME,
@@ -226,6 +250,8 @@ def summarize(runs: dict[str, list[WorkerRun]], clock: ClockName) -> list[Result
             measured=max(memory["torch"]),
             detail="same measurement, for reference",
             extra={"ratios": memory["torch"]},
+            floor=TORCH_MEMORY_FLOOR,
+            floor_note="its float mask (1.0x) and the weight recomputed from it (1.0x)",
         ),
         Result(
             benchmark=NAME,
@@ -236,6 +262,7 @@ def summarize(runs: dict[str, list[WorkerRun]], clock: ClockName) -> list[Result
             unit="",
             detail=f"expected {expected:,}; prunebench {sorted(counts['prunebench'])}, "
             f"torch {sorted(counts['torch'])} (1 = all equal)",
+            floor_note="a check of the result, not a cost",
         ),
     ]
 

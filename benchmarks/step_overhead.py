@@ -11,6 +11,12 @@ Three variants of the same model (same initial weights) train on the same batch 
 
 A second, identical dense model runs as a control: its ratio to the first shows how much of
 a measured difference is noise.
+
+Each ratio is shown beside its floor: the dense step plus the time the variant's extra memory
+traffic takes at the bandwidth measured here for a buffer the size of the masked weights. The
+re-masking pass reads each masked weight and its float mask and writes the weight (12 bytes a
+weight); torch's reparametrization does that multiply in the forward pass and once more for the
+gradient in the backward pass (24 bytes).
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import prune as torch_prune
 
-from benchmarks.common import ClockName, Result, interleaved_times, paired_ratios, quartiles, repeats_for
+from benchmarks.common import (
+    ClockName, Result, interleaved_times, measure_bandwidth, paired_ratios, quartiles, repeats_for,
+)
 from prunebench import KeepPruned, create_model, prunable_parameters, select
 from prunebench.models.mlp import MLP
 
@@ -114,6 +122,9 @@ def variants(factory: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor)
     }
 
 
+# Bytes per masked weight that each variant moves beyond the dense step (see the docstring).
+EXTRA_BYTES = {"prunebench": 12, "torch.prune": 24, "control": 0}
+
 FIGURES = {
     "prunebench": "KeepPruned step / dense step",
     "torch.prune": "torch.nn.utils.prune step / dense step",
@@ -128,6 +139,8 @@ def measure_model(
     x = torch.randn(BATCH, *INPUT_SHAPE, generator=generator)
     y = torch.randint(0, CLASSES, (BATCH,), generator=generator)
     steps = variants(factory, x, y)
+    masked = sum(p.numel() for p in prunable_parameters(fresh(factory)).values())
+    bandwidth = measure_bandwidth(4 * masked, clock)
     for step in steps.values():
         for _ in range(settings.warmup_steps):
             step()
@@ -137,6 +150,7 @@ def measure_model(
     results = []
     for variant, target in (("prunebench", TARGET), ("torch.prune", None), ("control", None)):
         ratios = paired_ratios(times[variant], times["dense"])
+        extra_seconds = bandwidth.seconds_for(EXTRA_BYTES[variant] * masked)
         results.append(
             Result(
                 benchmark=NAME,
@@ -147,7 +161,13 @@ def measure_model(
                 spread=quartiles(ratios),
                 detail=f"median step {ms[variant]:.2f} ms vs dense {ms['dense']:.2f} ms; "
                 f"batch {BATCH}, {settings.rounds} rounds x {repeats} steps",
-                extra={"step_ms": ms, "rounds": settings.rounds, "steps_per_block": repeats},
+                extra={
+                    "step_ms": ms, "rounds": settings.rounds, "steps_per_block": repeats,
+                    "bandwidth_bytes_per_s": bandwidth.bytes_per_second,
+                },
+                floor=1 + extra_seconds * 1e3 / ms["dense"],
+                floor_note=f"dense step + {EXTRA_BYTES[variant]} B x {masked:,} masked weights "
+                f"= {extra_seconds * 1e6:.0f} us at {bandwidth.text()}",
             )
         )
     return results

@@ -46,19 +46,23 @@ def random_chunks(generator: torch.Generator, kind: str) -> list[torch.Tensor]:
     return chunks
 
 
-PATHS = {  # name: (SORT_LIMIT, GATHER_LIMIT)
-    "sort": (1 << 20, 1 << 20),  # small inputs: one kthvalue over everything
-    "histogram": (0, 1 << 20),  # one histogram pass, then the gathered candidates
-    "refine": (0, 3),  # candidates rarely fit: the search narrows again and again
+PATHS = {  # name: (SORT_LIMIT, GATHER_LIMIT, SAMPLED_MIN)
+    "sort": (1 << 20, 1 << 20, 1 << 40),  # small inputs: one kthvalue over everything
+    "histogram": (0, 1 << 20, 1 << 40),  # one histogram pass, then the gathered candidates
+    "refine": (0, 3, 1 << 40),  # candidates rarely fit: the search narrows again and again
+    "sampled": (0, 1 << 20, 0),  # the sampled band first (the histogram when it misses)
 }
 
 
 @pytest.fixture(params=list(PATHS))
 def sort_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """Run each test through every path that large models can take."""
-    sort_limit, gather_limit = PATHS[request.param]
+    sort_limit, gather_limit, sampled_min = PATHS[request.param]
     monkeypatch.setattr(select_module, "SORT_LIMIT", sort_limit)
     monkeypatch.setattr(select_module, "GATHER_LIMIT", gather_limit)
+    monkeypatch.setattr(select_module, "SAMPLED_MIN", sampled_min)
+    monkeypatch.setattr(select_module, "SAMPLE_STRIDE", 3)
+    monkeypatch.setattr(select_module, "PASS_BLOCK", 19)  # several blocks per tensor
     monkeypatch.setattr(select_module, "BLOCK", 17)  # several blocks per tensor
     monkeypatch.setattr(select_module, "HISTOGRAM_BINS", 8)  # coarse bins: more narrowing
     return sort_limit
@@ -126,3 +130,97 @@ def test_nan_scores_are_rejected_on_the_histogram_path(monkeypatch: pytest.Monke
     monkeypatch.setattr(select_module, "SORT_LIMIT", 0)
     with pytest.raises(ValueError, match="NaN"):
         kth_smallest([torch.tensor([0.1, math.nan, 0.3])], 2)
+
+
+def sampled_pass_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Make the sampled band the path large selections take, and record whether it answered
+    (True) or handed over to the histogram search (False)."""
+    monkeypatch.setattr(select_module, "SAMPLED_MIN", 0)
+    answered: list[bool] = []
+    sampled = select_module.prune_lowest_sampled
+
+    def recording(*args: object) -> object:
+        result = sampled(*args)
+        answered.append(result is not None)
+        return result
+
+    monkeypatch.setattr(select_module, "prune_lowest_sampled", recording)
+    return answered
+
+
+def test_sampled_band_with_many_ties_matches_stable_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight distinct values over 200,000 entries: the k-th value is one huge tie, settled
+    by position across chunks and blocks."""
+    answered = sampled_pass_answers(monkeypatch)
+    monkeypatch.setattr(select_module, "PASS_BLOCK", 4099)
+    generator = torch.Generator().manual_seed(5)
+    chunks = [torch.randint(0, 8, shape, generator=generator).float() for shape in [(300, 301), (1000, 109), (3,)]]
+    total = sum(c.numel() for c in chunks)
+    for k in (1, 7, total // 8, total // 2 + 1, total - 1):
+        pruned = prune_lowest(chunks, k)
+        for got, want in zip(pruned, reference_pruned(chunks, k)):
+            assert torch.equal(got, want)
+    assert any(answered), "the sampled band never answered: the test checked only the fallback"
+
+
+def test_sampled_band_at_its_boundaries_matches_stable_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The k-th value equal to the band's bounds, a band that misses it (the fallback answers),
+    and -inf entries of a previous mask lying under the band."""
+    answered = sampled_pass_answers(monkeypatch)
+    generator = torch.Generator().manual_seed(8)
+    scores = torch.rand(50_000, generator=generator)
+    chunks = [scores[:20_005].clone(), scores[20_005:].clone().reshape(-1, 5)]
+    total = scores.numel()
+    low, high = select_module.sampled_band(chunks, total // 2, total)
+    k_low = int((scores < low).sum()) + 1  # the k-th value is exactly the band's lower bound
+    k_high = int((scores <= high).sum())  # ... exactly its upper bound
+    for k in (k_low, k_high, k_low - 1, k_high + 1):
+        for got, want in zip(prune_lowest(chunks, k), reference_pruned(chunks, k)):
+            assert torch.equal(got, want)
+    # A sample that misses: the scores rise with position except at the sampled (every third)
+    # places, so the sample ranks them wrongly; the histogram search must answer, exactly.
+    answered.clear()
+    monkeypatch.setattr(select_module, "SAMPLE_STRIDE", 3)
+    rising = torch.arange(30_000, dtype=torch.float32)
+    rising[::3] = 1e6
+    for got, want in zip(prune_lowest([rising], 15_000), reference_pruned([rising], 15_000)):
+        assert torch.equal(got, want)
+    assert answered == [False]
+    # Already-pruned entries (-inf) and the k-th value among them.
+    pruned_before = chunks[0].clone()
+    pruned_before[::5] = -math.inf
+    mixed = [pruned_before, chunks[1]]
+    already = int(torch.isneginf(pruned_before).sum())
+    for k in (already - 3, already, already + 1, total // 2):
+        for got, want in zip(prune_lowest(mixed, k), reference_pruned(mixed, k)):
+            assert torch.equal(got, want)
+
+
+def test_sampled_band_rejects_nan_like_the_histogram_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    answered = sampled_pass_answers(monkeypatch)
+    monkeypatch.setattr(select_module, "SORT_LIMIT", 0)
+    scores = torch.rand(10_000)
+    scores[1234] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        prune_lowest([scores], 5_000)
+    assert answered == [False]
+
+
+def test_global_selection_equals_torch_global_unstructured() -> None:
+    """On the large-model path, the mask equals torch.nn.utils.prune's global L1 mask bit for
+    bit (continuous scores: no ties, whose order torch leaves unspecified)."""
+    from torch import nn
+    from torch.nn.utils import prune as torch_prune
+
+    torch.manual_seed(0)
+    layers = [nn.Linear(1200, 700), nn.Linear(700, 900), nn.Linear(900, 10)]
+    scores = {f"{i}.weight": layer.weight.detach().abs() for i, layer in enumerate(layers)}
+    total = sum(s.numel() for s in scores.values())
+    assert total > select_module.SAMPLED_MIN  # the default path of a model this size
+    keep = total // 9
+    mask = select(scores, keep, "global")
+    torch_prune.global_unstructured(
+        [(layer, "weight") for layer in layers], pruning_method=torch_prune.L1Unstructured, amount=total - keep
+    )
+    for i, layer in enumerate(layers):
+        assert torch.equal(mask[f"{i}.weight"], layer.weight_mask.bool())

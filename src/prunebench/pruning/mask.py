@@ -87,7 +87,8 @@ class Mask(Mapping[str, torch.Tensor]):
         """Zero the pruned entries of ``model``'s parameters in place."""
         params = dict(model.named_parameters())
         for name, keep in self._tensors.items():
-            params[name].mul_(keep.to(params[name].device, params[name].dtype))
+            # by the boolean mask itself: a float copy of it would add to the peak memory
+            params[name].mul_(keep.to(params[name].device))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self._tensors)

@@ -3,6 +3,13 @@
 ``keep`` is the number of prunable entries left after selection. Ties are broken by position
 (parameter order, then flat index), so selection is deterministic. Entries pruned by a previous
 mask stay pruned: masks only shrink.
+
+Large selections first try a sampled band: a strided sample of the scores brackets the k-th
+value, one blocked pass marks everything at or below the band's top (that marking becomes the
+result) and lists the few entries inside the band, and an exact kthvalue over those settles
+the threshold and its ties. The counts of that pass prove the bracket held; when it did not
+(an unlucky sample, a huge tie, NaN or +inf scores) the histogram search below answers
+instead. Both give the same, exact result.
 """
 
 from __future__ import annotations
@@ -29,6 +36,16 @@ MAX_REFINEMENTS = 8
 # Passes over large scores run block by block: their temporaries stay small, so the
 # allocator can reuse them instead of growing the process by a fraction of the scores.
 BLOCK = 1 << 20
+# The sampled band: above this many entries; every SAMPLE_STRIDE-th score is sampled, the band
+# spans BAND_SIGMAS standard deviations of the sample's rank either side of the k-th value,
+# and a band of more than BAND_LIMIT entries hands over to the histogram search.
+SAMPLED_MIN = 1 << 20
+SAMPLE_STRIDE = 128
+BAND_SIGMAS = 6.0
+BAND_LIMIT = 1 << 22
+# Blocks of the sampled pass fit in a core's L2 cache, so its second look at a block is cheap.
+PASS_BLOCK = 1 << 16
+LOWEST_ABOVE_NEG_INF = -torch.finfo(torch.float32).max
 
 
 def keep_count_for_compression(
@@ -195,6 +212,86 @@ def mark_first_ties(
                 return
 
 
+def true_positions(flags: torch.Tensor) -> torch.Tensor:
+    """Ascending flat positions of the True entries of a 1-D bool tensor.
+
+    Eight flags are read as one int64 word, so the scan for the (rare) True entries looks at an
+    eighth of the elements; only the words that hold one are unpacked.
+    """
+    whole = flags.numel() - flags.numel() % 8
+    words = torch.nonzero(flags[:whole].view(torch.int64)).squeeze(1)
+    word, offset = torch.nonzero(flags[:whole].view(-1, 8)[words]).unbind(1)
+    found = words[word] * 8 + offset
+    tail = torch.nonzero(flags[whole:]).squeeze(1) + whole
+    return torch.cat([found, tail]) if tail.numel() else found
+
+
+def sampled_band(chunks: Sequence[torch.Tensor], k: int, total: int) -> tuple[float, float]:
+    """Bounds that hold the k-th smallest value with overwhelming probability (not certainty:
+    the caller checks), from every ``SAMPLE_STRIDE``-th score."""
+    sample = torch.cat([c.reshape(-1)[::SAMPLE_STRIDE] for c in chunks])
+    size = sample.numel()
+    fraction = k / total
+    rank = fraction * size
+    margin = BAND_SIGMAS * math.sqrt(size * fraction * (1 - fraction)) + BAND_SIGMAS
+    low_rank, high_rank = math.floor(rank - margin), math.ceil(rank + margin)
+    low = float(sample.kthvalue(low_rank).values) if low_rank >= 1 else -math.inf
+    high = float(sample.kthvalue(high_rank).values) if high_rank <= size else math.inf
+    # -inf scores (entries a previous mask pruned) lie under the band, never inside it.
+    return max(low, LOWEST_ABOVE_NEG_INF), high
+
+
+def prune_lowest_sampled(chunks: Sequence[torch.Tensor], k: int, total: int) -> list[torch.Tensor] | None:
+    """The k lowest entries via a sampled band (see the module's docstring); None when the
+    band did not hold the k-th value or holds too many entries."""
+    if any(c.dtype != torch.float32 for c in chunks):
+        return None
+    low, high = sampled_band(chunks, k, total)
+    covered: list[torch.Tensor] = []  # score <= high: the pruned set, before the band is settled
+    positions: list[torch.Tensor] = []  # flat positions of the band's entries, per chunk
+    covered_count = in_band = 0
+    total_sum = 0.0  # NaN or +inf anywhere shows in the sum (an overflow merely falls back)
+    band = torch.empty(max(c.numel() for c in chunks), dtype=torch.bool, device=chunks[0].device)
+    for chunk in chunks:
+        flat = chunk.reshape(-1)
+        marked = torch.empty(flat.numel(), dtype=torch.bool, device=flat.device)
+        sums = []
+        for start in range(0, flat.numel(), PASS_BLOCK):
+            block, out = flat[start : start + PASS_BLOCK], marked[start : start + PASS_BLOCK]
+            inside = band[start : start + block.numel()]
+            sums.append(block.sum())  # the first read brings the block into cache for the two below
+            torch.le(block, high, out=out)
+            torch.ge(block, low, out=inside)
+            inside &= out
+        total_sum += float(torch.stack(sums).sum())
+        where = true_positions(band[: flat.numel()])
+        covered_count += count_true(marked)
+        in_band += where.numel()
+        if in_band > BAND_LIMIT:
+            return None
+        covered.append(marked)
+        positions.append(where)
+    if math.isnan(total_sum) or total_sum == math.inf:
+        return None
+    below = covered_count - in_band
+    if not below <= k <= covered_count:
+        return None  # the sample missed: the k-th value lies outside the band
+    values = [c.reshape(-1)[where] for c, where in zip(chunks, positions)]
+    rank = k - below  # how many of the band's entries are pruned
+    threshold = torch.cat(values).kthvalue(rank).values if rank else None
+    ties = 0 if threshold is None else rank - sum(count_true(v < threshold) for v in values)
+    for marked, where, value in zip(covered, positions, values):
+        if threshold is None:
+            spared = torch.ones_like(value, dtype=torch.bool)
+        else:
+            spared = value > threshold
+            tied = torch.nonzero(value == threshold).squeeze(1)
+            spared[tied[ties:]] = True  # ties in position order: the first ones are pruned
+            ties = max(ties - tied.numel(), 0)
+        marked[where[spared]] = False
+    return [marked.view(c.shape) for marked, c in zip(covered, chunks)]
+
+
 def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
     """Boolean 'pruned' tensors marking exactly the k lowest entries across ``chunks``."""
     if k <= 0:
@@ -202,6 +299,10 @@ def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
     total = sum(c.numel() for c in chunks)
     if k >= total:
         return [torch.ones_like(c, dtype=torch.bool) for c in chunks]
+    if total > SAMPLED_MIN:
+        sampled = prune_lowest_sampled(chunks, k, total)
+        if sampled is not None:
+            return sampled
     threshold = kth_smallest(chunks, k)
     pruned = [(c < threshold).contiguous() for c in chunks]
     # Ties at the threshold: the first positions are pruned first.

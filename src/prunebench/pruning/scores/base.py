@@ -11,6 +11,7 @@ Low scores are pruned.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 
@@ -289,7 +290,8 @@ def check_scores(name: str, params: Mapping[str, torch.Tensor], scores: Scores) 
     for pname, score in scores.items():
         if score.shape != params[pname].shape:
             raise ValueError(f"strategy {name!r}: scores for {pname} have the wrong shape")
-        if bool(torch.isnan(score).any()):
+        # A NaN anywhere makes the sum NaN: one fast reduction, the exact test only then.
+        if score.is_floating_point() and math.isnan(float(score.sum())) and bool(torch.isnan(score).any()):
             raise ValueError(f"strategy {name!r} returned NaN scores for {pname}")
 
 
