@@ -58,6 +58,17 @@ ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # Names a doc's Python block takes from the reader's context, made tiny. Keyed by the block's
 # first line; the block itself then runs unchanged.
 PRELUDES = {
+    "from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling, roofline": """
+import copy, torch, prunebench as pb
+from prunebench.pruning.channels import ChannelTarget, prune_channels
+from prunebench.pruning.compact import compact
+torch.manual_seed(0)
+dense = pb.create_model("resnet-20", (3, 32, 32), 10).eval()
+selection = prune_channels(dense, (3, 32, 32), "l1_filter", ChannelTarget("speedup", 2.0), scope="layer", batches=[], seed=0)
+pruned = copy.deepcopy(dense)
+selection.mask.apply(pruned)
+small = compact(pruned, selection.mask, (3, 32, 32)).eval()
+""",
     "from prunebench.pruning.channels import ChannelTarget, prune_channels, slimming_loss": """
 import torch, prunebench as pb
 from prunebench.config import TrainSpec
