@@ -159,6 +159,7 @@ def _top_level_imports(module: str) -> set[str]:
 
 
 def test_the_schema_imports_no_implementation() -> None:
-    """config knows names, not implementations: it imports only the catalog, the safe YAML reader, errors and a pure data type."""
-    assert _top_level_imports("prunebench.config") == {"prunebench.catalog", "prunebench.config_file", "prunebench.errors", "prunebench.pruning.prunable"}
+    """config knows names, not implementations: it imports only the catalog, the safe YAML reader, errors, the latency settings' names and a pure data type."""
+    assert _top_level_imports("prunebench.config") == {"prunebench.catalog", "prunebench.config_file", "prunebench.errors",
+                                                       "prunebench.latency_names", "prunebench.pruning.prunable"}
     assert _top_level_imports("prunebench.catalog") == {"prunebench.registry"}

@@ -23,10 +23,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator, model_validator
 
 from prunebench import catalog
+from prunebench import latency_names
 from prunebench.config_file import parse_value, read_config_file
 from prunebench.errors import ConfigError, either
-from prunebench.metrics.latency import RUNTIMES, TORCH
-from prunebench.models.deploy import EAGER, FORMS
 from prunebench.pruning.prunable import PrunablePolicy
 
 RUN_ID_LENGTH = 16
@@ -718,8 +717,8 @@ class RunSettings(Spec):
     latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run
     latency_batch_size: Int = Field(default=64, ge=1)
     latency_repeats: Int = Field(default=30, ge=2)
-    latency_forms: tuple[str, ...] = (EAGER,)  # deployment forms timed (prunebench.models.deploy)
-    latency_runtimes: tuple[str, ...] = (TORCH,)  # torch (eager), torch-compile, onnxruntime
+    latency_forms: tuple[str, ...] = (latency_names.EAGER,)  # deployment forms timed (prunebench.models.deploy)
+    latency_runtimes: tuple[str, ...] = (latency_names.TORCH,)  # torch (eager), torch-compile, onnxruntime
     plugins: tuple[str, ...] = ()  # modules imported before validation, in every worker (prunebench.plugins)
 
     @field_validator("data_dir")
@@ -732,7 +731,7 @@ class RunSettings(Spec):
     @field_validator("latency_forms", "latency_runtimes")
     @classmethod
     def known_latency_names(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        allowed = FORMS if info.field_name == "latency_forms" else RUNTIMES
+        allowed = latency_names.LATENCY_FORMS if info.field_name == "latency_forms" else latency_names.LATENCY_RUNTIMES
         unknown = [name for name in value if name not in allowed]
         if unknown or not value or len(set(value)) != len(value):
             problem = f"unknown {unknown[0]!r}" if unknown else f"got {list(value)}"
