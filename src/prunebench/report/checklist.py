@@ -18,8 +18,8 @@ from prunebench.pruning.structures import UNSTRUCTURED, random_controls
 from prunebench.report.aggregate import Curve, Group, Point, shown
 from prunebench.report.matched import matched_table
 from prunebench.report.recipes import contexts, context_scores, rank_flips
-from prunebench.report.stats import PairedTest, holm, paired_test
-from prunebench.report.tables import ALPHA
+from prunebench.report.stats import PairedTest
+from prunebench.report.tables import ALPHA, sanity_tests
 
 MIN_LEVELS = 5
 MIN_SEEDS = 3
@@ -47,22 +47,6 @@ def admits(curve: Curve, control: str) -> bool:
     if control == "layer-shuffle":
         return setting(curve, "prune.structure", UNSTRUCTURED) == UNSTRUCTURED and schedule in SHUFFLE_SCHEDULES
     return setting(curve, "retrain.mode", "finetune") == "finetune" and schedule != "gradual"
-
-
-def sanity_tests(group: Group) -> list[tuple[Curve, Curve, str, PairedTest, float]]:
-    """(method, control, level, paired test method - control, Holm-adjusted p) for every sanity
-    control at every level both ran; one Holm family, as in the report's controls table."""
-    tests = []
-    for control in group.sorted_curves():
-        method = group.source_of(control)
-        if method is None:
-            continue
-        for level in sorted(set(method.points) & set(control.points), key=lambda t: method.points[t].mean_compression()):
-            test = paired_test(method.points[level].top1, control.points[level].top1)
-            if test is not None:
-                tests.append((method, control, level, test))
-    adjusted = holm([t.p for *_, t in tests])
-    return [(m, c, level, t, q) for (m, c, level, t), q in zip(tests, adjusted)]
 
 
 def shortened(items: list[str], shown: int = 4) -> str:

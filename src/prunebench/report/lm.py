@@ -23,7 +23,7 @@ import numpy as np
 from prunebench.report.aggregate import Group, Point
 from prunebench.report.plots import curve_styles, plt, save
 from prunebench.report.stats import Estimate, estimate, holm, paired_test
-from prunebench.report.tables import ALPHA, Table
+from prunebench.report.tables import ALPHA, Table, verdict
 
 LM_DEFINITIONS = (
     "Language models: sparsity = pruned / prunable weights (the Linear layers inside the decoder blocks); "
@@ -140,11 +140,7 @@ def log_ratio(values: dict[int, float]) -> dict[int, float]:
 
 def paired_verdict(adjusted_p: float, mean_log_ratio: float, n: int) -> str:
     """What a reviewer may say of one paired test after Holm's correction (lower perplexity is better)."""
-    if math.isnan(adjusted_p):
-        return f"not tested (n = {n})"
-    if adjusted_p < ALPHA:
-        return "a worse" if mean_log_ratio > 0 else "a better"
-    return f"no significant difference (n = {n})"
+    return verdict(adjusted_p, mean_log_ratio, n).replace("a > b", "a worse").replace("a < b", "a better")
 
 
 def paired_table(group: Group) -> Table:

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from prunebench.report.aggregate import BEST, Curve, Group
-from prunebench.report.stats import Estimate, area_under_log2, estimate, holm, paired_test
+from prunebench.report.stats import Estimate, PairedTest, area_under_log2, estimate, holm, paired_test
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,9 @@ def summary_table(group: Group) -> Table:
     return Table(f"{group.title}: one number per curve", header, rows)
 
 
-def controls_table(group: Group) -> Table:
-    """Each method against its own sanity controls (layer-shuffle, reinit) at every level, paired
-    across seeds; Holm-corrected over this table's tests. A method that does not beat its
-    layer-shuffled mask has learned a per-layer density, not which weights to keep."""
+def sanity_tests(group: Group) -> list[tuple[Curve, Curve, str, PairedTest, float]]:
+    """(method, control, level, paired test method - control, Holm-adjusted p) for every sanity
+    control at every level both ran; one Holm family, as in the report's controls table."""
     tests = []
     for control in group.sorted_curves():
         method = group.source_of(control)
@@ -168,12 +167,20 @@ def controls_table(group: Group) -> Table:
             if test is not None:
                 tests.append((method, control, level, test))
     adjusted = holm([t.p for *_, t in tests])
+    return [(m, c, level, t, q) for (m, c, level, t), q in zip(tests, adjusted)]
+
+
+def controls_table(group: Group) -> Table:
+    """Each method against its own sanity controls (layer-shuffle, reinit) at every level, paired
+    across seeds; Holm-corrected over this table's tests. A method that does not beat its
+    layer-shuffled mask has learned a per-layer density, not which weights to keep."""
+    tests = sanity_tests(group)
     rows = [
         [method.label, control.control or "", method.points[level].level, pct(method.points[level].top1_estimate().mean),
          pct(control.points[level].top1_estimate().mean), pct(t.difference.mean), str(t.difference.n), ci(t.difference),
          p_value(t.p), p_value(q), verdict(q, t.difference.mean, t.difference.n).replace("a > b", "method better")
          .replace("a < b", "control better")]
-        for (method, control, level, t), q in zip(tests, adjusted)
+        for method, control, level, t, q in tests
     ]
     header = ["method", "control", "target", "method top-1 (%)", "control top-1 (%)", "method - control (points)", "n",
               "95% CI (uncorrected)", "p (paired t)", "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
