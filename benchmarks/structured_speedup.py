@@ -62,9 +62,10 @@ from prunebench.metrics.latency import (
     torch_runner,
     torch_threads,
 )
-from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling
+from prunebench.latency_names import EAGER, FOLDED
+from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling, predicted_seconds
 from prunebench.models import create_model
-from prunebench.models.deploy import FORMS
+from prunebench.models.deploy import FORMS, deployment_form
 from prunebench.models.cifar_resnet import CifarResNet, PadShortcut
 from prunebench.pruning.channels import ChannelTarget, excluded_layers, prune_channels
 from prunebench.pruning.compact import compact
@@ -168,6 +169,7 @@ def structured(args: argparse.Namespace) -> dict[str, Any]:
         counts[label] = {"macs_effective": macs.effective_total, "params_nonzero": size.params_nonzero,
                          "theoretical_speedup": mac_metrics(model, shape).dense_total / macs.effective_total}
         print(label, counts[label], flush=True)
+    ceilings = predicted_ceilings(models, shape, args)
     speedups, best, skipped, records = [], [], [], []
     for batch in args.batches:
         timings = time_every_form(models, shape, batch, args)
@@ -196,7 +198,28 @@ def structured(args: argparse.Namespace) -> dict[str, Any]:
                              "dense": {"runtime": b.dense.runtime, "form": b.dense.form, "median_ms": b.dense.median_ms},
                              "pruned": {"runtime": b.pruned.runtime, "form": b.pruned.form, "median_ms": b.pruned.median_ms}})
     return {"model": args.model, "shape": list(shape), "achieved": selection.achieved.__dict__, "counts": counts,
-            "records": records, "speedups": speedups, "best_against_best": best, "skipped": skipped}
+            "records": records, "speedups": speedups, "best_against_best": best, "skipped": skipped,
+            "predicted_ceiling": ceilings}
+
+
+def predicted_ceilings(models: dict[str, nn.Module], shape: tuple[int, ...], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The roofline's predicted speedup of each pruned model over dense (prunebench.metrics.roofline),
+    per form whose ops differ (eager; BN folded), at the first batch size, on rates measured now."""
+    batch, rows = args.batches[0], []
+    for form in [f for f in (EAGER, FOLDED) if f in args.forms]:
+        costs = {label: op_costs(deployment_form(m, form), shape, batch) for label, m in models.items()}
+        machine = measure_machine([c for ops in costs.values() for c in ops], args.threads)
+        for label in models:
+            if label not in ("dense", "masked"):  # a masked model's ops are the dense model's
+                ceiling_ = predicted_ceiling(costs["dense"], costs[label], machine)
+                rows.append({"model": label, "form": form, "batch_size": batch, "threads": args.threads,
+                             "predicted_ceiling": ceiling_,
+                             "predicted_dense_ms": predicted_seconds(costs["dense"], machine) * 1e3,
+                             "predicted_pruned_ms": predicted_seconds(costs[label], machine) * 1e3})
+                print(f"{label:>14} {form:>10} batch {batch}: predicted ceiling {ceiling_:.2f}x "
+                      f"(dense {rows[-1]['predicted_dense_ms']:.2f} ms, pruned {rows[-1]['predicted_pruned_ms']:.2f} ms "
+                      f"predicted)", flush=True)
+    return rows
 
 
 # (residual-stream widths, block-inner widths) per stage; dense ResNet-56 is 16/32/64 : 16/32/64.

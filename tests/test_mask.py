@@ -40,3 +40,17 @@ def test_apply_zeroes_pruned_entries() -> None:
     Mask({"weight": torch.tensor([[True, False], [False, True]])}).apply(model)
     assert model.weight[0, 1] == 0 and model.weight[1, 0] == 0
     assert model.weight[0, 0] != 0 and model.weight[1, 1] != 0
+
+
+def test_apply_in_blocks_equals_one_multiply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parameter larger than a block is zeroed block by block, with the result of one multiply
+    (the blocks keep the float copy of the mask small; the last block is a partial one)."""
+    import prunebench.pruning.mask as mask_module
+
+    monkeypatch.setattr(mask_module, "APPLY_BLOCK", 7)
+    model = nn.Linear(10, 5, bias=False)
+    keep = torch.rand(5, 10, generator=torch.Generator().manual_seed(0)) > 0.5
+    expected = model.weight.detach() * keep
+    Mask({"weight": keep}).apply(model)
+    assert torch.equal(model.weight.detach(), expected)
+    assert int((model.weight[~keep] != 0).sum()) == 0

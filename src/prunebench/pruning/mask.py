@@ -86,12 +86,28 @@ class Mask(Mapping[str, torch.Tensor]):
     def apply(self, model: nn.Module) -> None:
         """Zero the pruned entries of ``model``'s parameters in place."""
         params = dict(model.named_parameters())
-        for name, keep in self._tensors.items():
-            # by the boolean mask itself: a float copy of it would add to the peak memory
-            params[name].mul_(keep.to(params[name].device))
+        with torch.no_grad():
+            for name, keep in self._tensors.items():
+                zero_pruned(params[name], keep.to(params[name].device))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self._tensors)
+
+
+# Entries a block of zero_pruned covers: its float copy of the mask stays at 4 MiB.
+APPLY_BLOCK = 1 << 20
+
+
+def zero_pruned(param: torch.Tensor, keep: torch.Tensor) -> None:
+    """``param *= keep`` in place, block by block. A CPU multiply by a boolean tensor first copies
+    it to the parameter's dtype: whole, that copy is as large as the parameter, and a few of them
+    freed in turn leave the heap holding a third of a large model's bytes."""
+    if not param.is_contiguous() or param.numel() <= APPLY_BLOCK:
+        param.mul_(keep)
+        return
+    flat, flat_keep = param.view(-1), keep.reshape(-1)
+    for start in range(0, flat.numel(), APPLY_BLOCK):
+        flat[start : start + APPLY_BLOCK].mul_(flat_keep[start : start + APPLY_BLOCK])
 
 
 def shuffled_within(mask: Mask, generator: torch.Generator) -> Mask:
