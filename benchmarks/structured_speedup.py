@@ -39,11 +39,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prunebench.metrics import mac_metrics, size_metrics
-from prunebench.metrics.latency import (
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from benchmarks.where_time_goes import predict_against_measured  # noqa: E402  (puts src/ on the path first)
+
+from prunebench.metrics import mac_metrics, size_metrics  # noqa: E402  # isort: skip
+from prunebench.metrics.latency import (  # noqa: E402
     ONNX,
     RUNTIMES,
     FormTiming,
@@ -62,17 +67,17 @@ from prunebench.metrics.latency import (
     torch_runner,
     torch_threads,
 )
-from prunebench.latency_names import EAGER, FOLDED
-from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling, predicted_seconds
-from prunebench.models import create_model
-from prunebench.models.deploy import FORMS, deployment_form
-from prunebench.models.cifar_resnet import CifarResNet, PadShortcut
-from prunebench.pruning.channels import ChannelTarget, excluded_layers, prune_channels
-from prunebench.pruning.compact import compact
+from prunebench.latency_names import EAGER, FOLDED  # noqa: E402
+from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling  # noqa: E402
+from prunebench.models import create_model  # noqa: E402
+from prunebench.models.deploy import FORMS, deployment_form  # noqa: E402
+from prunebench.models.cifar_resnet import CifarResNet, PadShortcut  # noqa: E402
+from prunebench.pruning.channels import ChannelTarget, excluded_layers, prune_channels  # noqa: E402
+from prunebench.pruning.compact import compact  # noqa: E402
 
 SHAPE = (3, 32, 32)
 SHAPES = {"resnet-56": SHAPE, "vgg-16-bn": SHAPE, "resnet-50": (3, 224, 224)}
-QUICK = {"model": "resnet-20", "shape": (3, 16, 16), "batches": [4], "warmup": 1, "repeats": 3}
+QUICK = {"model": "resnet-20", "shape": (3, 16, 16), "batches": [4], "warmup": 1, "repeats": 3, "ceiling_rounds": 2}
 
 
 def torch_pruning_reference(model: nn.Module, speedup: float, shape: tuple[int, ...] = SHAPE) -> nn.Module:
@@ -169,7 +174,7 @@ def structured(args: argparse.Namespace) -> dict[str, Any]:
         counts[label] = {"macs_effective": macs.effective_total, "params_nonzero": size.params_nonzero,
                          "theoretical_speedup": mac_metrics(model, shape).dense_total / macs.effective_total}
         print(label, counts[label], flush=True)
-    ceilings = predicted_ceilings(models, shape, args)
+    ceilings = predicted_ceilings(models, shape, args) if args.ceiling_rounds else []
     speedups, best, skipped, records = [], [], [], []
     for batch in args.batches:
         timings = time_every_form(models, shape, batch, args)
@@ -189,36 +194,43 @@ def structured(args: argparse.Namespace) -> dict[str, Any]:
                                  "measured_median_ratio": measured_speedup(dense, r), "measured_paired": median,
                                  "measured_min_ratio": dense.min_ms / r.min_ms, "paired_iqr": [q1, q3],
                                  "fraction_of_theoretical": median / theory})
-        for label in models:
-            if label != "dense" and any(not t.skipped for t in timings):
-                b = best_against_best(timings, "dense", label)
-                theory = counts[label]["theoretical_speedup"]
-                best.append({"model": label, "batch_size": batch, "theoretical": theory, "measured": b.speedup,
-                             "fraction_of_theoretical": b.speedup / theory,
-                             "dense": {"runtime": b.dense.runtime, "form": b.dense.form, "median_ms": b.dense.median_ms},
-                             "pruned": {"runtime": b.pruned.runtime, "form": b.pruned.form, "median_ms": b.pruned.median_ms}})
+        # Best against best over every runtime ("any"), then within each runtime.
+        groups = {"any": timings, **{rt: [t for t in timings if t.runtime == rt] for rt in dict.fromkeys(t.runtime for t in timings)}}
+        for within, group in groups.items():
+            for label in models:
+                if label != "dense" and any(not t.skipped for t in group):
+                    b = best_against_best(group, "dense", label)
+                    theory = counts[label]["theoretical_speedup"]
+                    best.append({"model": label, "batch_size": batch, "within": within, "theoretical": theory,
+                                 "measured": b.speedup, "fraction_of_theoretical": b.speedup / theory,
+                                 "dense": {"runtime": b.dense.runtime, "form": b.dense.form, "median_ms": b.dense.median_ms},
+                                 "pruned": {"runtime": b.pruned.runtime, "form": b.pruned.form, "median_ms": b.pruned.median_ms}})
     return {"model": args.model, "shape": list(shape), "achieved": selection.achieved.__dict__, "counts": counts,
             "records": records, "speedups": speedups, "best_against_best": best, "skipped": skipped,
             "predicted_ceiling": ceilings}
 
 
 def predicted_ceilings(models: dict[str, nn.Module], shape: tuple[int, ...], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The roofline's predicted speedup of each pruned model over dense (prunebench.metrics.roofline),
-    per form whose ops differ (eager; BN folded), at the first batch size, on rates measured now."""
+    """The roofline's predicted time of each model and predicted ceiling of each pruned one, per
+    form whose ops differ (eager; BN folded), at the first batch size: the models and the
+    machine's probes are timed in the same rounds (benchmarks/where_time_goes.py), so prediction
+    and measurement see the same load. A masked model's ops are the dense model's: left out."""
     batch, rows = args.batches[0], []
     for form in [f for f in (EAGER, FOLDED) if f in args.forms]:
-        costs = {label: op_costs(deployment_form(m, form), shape, batch) for label, m in models.items()}
-        machine = measure_machine([c for ops in costs.values() for c in ops], args.threads)
-        for label in models:
-            if label not in ("dense", "masked"):  # a masked model's ops are the dense model's
-                ceiling_ = predicted_ceiling(costs["dense"], costs[label], machine)
-                rows.append({"model": label, "form": form, "batch_size": batch, "threads": args.threads,
-                             "predicted_ceiling": ceiling_,
-                             "predicted_dense_ms": predicted_seconds(costs["dense"], machine) * 1e3,
-                             "predicted_pruned_ms": predicted_seconds(costs[label], machine) * 1e3})
-                print(f"{label:>14} {form:>10} batch {batch}: predicted ceiling {ceiling_:.2f}x "
-                      f"(dense {rows[-1]['predicted_dense_ms']:.2f} ms, pruned {rows[-1]['predicted_pruned_ms']:.2f} ms "
-                      f"predicted)", flush=True)
+        chosen = {label: deployment_form(m, form) for label, m in models.items() if label != "masked"}
+        result = predict_against_measured(chosen, batch, args.threads, args.warmup, args.ceiling_rounds, shape=shape)
+        for label, row in result["models"].items():
+            per_shape = row["per-shape"]
+            rows.append({"model": label, "form": form, "batch_size": batch, "threads": args.threads,
+                         "measured_ms": row["measured_ms"], "predicted_ms": per_shape["predicted_ms"],
+                         "predicted_over_measured": per_shape["predicted_over_measured"],
+                         "predicted_ceiling": per_shape.get("predicted_ceiling"),
+                         "measured_speedup": row.get("measured_speedup")})
+            ceiling_ = "" if label == "dense" else (f", predicted ceiling {per_shape['predicted_ceiling']:.2f}x, "
+                                                   f"measured {row['measured_speedup']:.2f}x")
+            print(f"{label:>14} {form:>10} batch {batch}: predicted {per_shape['predicted_ms']:.2f} ms, measured "
+                  f"{row['measured_ms']:.2f} ms (predicted / measured {per_shape['predicted_over_measured']:.2f})"
+                  f"{ceiling_}", flush=True)
     return rows
 
 
@@ -320,6 +332,38 @@ def unstructured(args: argparse.Namespace) -> dict[str, Any]:
     return {"records": [r.to_dict() for r in records], "rows": rows}
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The tables docs/structured.md shows, from a saved run (``--render FILE``)."""
+    part = result["structured"]
+    records = {(r["model"], r["runtime"], r["form"], r["batch_size"]): r for r in part["records"]}
+    lines = ["| model | runtime | form | batch | median ms (IQR) | theoretical | measured (paired median, IQR) | fraction |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (model, runtime, form, batch), r in records.items():
+        row = next((s for s in part["speedups"] if (s["model"], s["runtime"], s["form"], s["batch_size"])
+                    == (model, runtime, form, batch)), None)
+        measured = "-" if row is None else (f"{row['measured_paired']:.2f} ({row['paired_iqr'][0]:.2f}-"
+                                            f"{row['paired_iqr'][1]:.2f})")
+        theory = part["counts"][model]["theoretical_speedup"]
+        fraction = "-" if row is None else f"{row['fraction_of_theoretical']:.2f}"
+        lines.append(f"| {model} | {runtime} | {form} | {batch} | {r['median_ms']:.2f} ({r['q1_ms']:.2f}-{r['q3_ms']:.2f}) "
+                     f"| {theory:.2f} | {measured} | {fraction} |")
+    lines += ["", "| model | batch | runtimes | dense, fastest form | pruned, fastest form | theoretical | measured best against best | fraction |",
+              "|---|---|---|---|---|---|---|---|"]
+    for b in part["best_against_best"]:
+        lines.append(f"| {b['model']} | {b['batch_size']} | {b.get('within', 'any')} | {b['dense']['median_ms']:.2f} ms ({b['dense']['runtime']}, "
+                     f"{b['dense']['form']}) | {b['pruned']['median_ms']:.2f} ms ({b['pruned']['runtime']}, "
+                     f"{b['pruned']['form']}) | {b['theoretical']:.2f} | {b['measured']:.2f} | {b['fraction_of_theoretical']:.2f} |")
+    if part.get("predicted_ceiling") and "measured_ms" in part["predicted_ceiling"][0]:  # older runs: single-shot rates
+        lines += ["", "| model | form | measured ms | predicted ms | predicted / measured (paired) | measured speedup "
+                  "| predicted ceiling |", "|---|---|---|---|---|---|---|"]
+        for c in part["predicted_ceiling"]:
+            speed = "-" if c["measured_speedup"] is None else f"{c['measured_speedup']:.2f}"
+            ceil = "-" if c["predicted_ceiling"] is None else f"{c['predicted_ceiling']:.2f}"
+            lines.append(f"| {c['model']} | {c['form']} | {c['measured_ms']:.2f} | {c['predicted_ms']:.2f} "
+                         f"| {c['predicted_over_measured']:.2f} | {speed} | {ceil} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -337,8 +381,15 @@ def main() -> None:
     parser.add_argument("--skip-unstructured", action="store_true")
     parser.add_argument("--ceiling", nargs="?", const="few", choices=["few", "grid"],
                         help="also time hand-built ResNet-56 widths: CEILING_WIDTHS (few) or width_grid (grid)")
+    parser.add_argument("--ceiling-rounds", type=int, default=20,
+                        help="rounds of the roofline prediction of the pruned models (0: none)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--render", type=Path, default=None, metavar="FILE",
+                        help="print the markdown tables of a saved run (an --out file) and exit")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())))
+        return
     args.shape = SHAPES[args.model]
     if args.quick:
         for key, value in QUICK.items():
@@ -373,7 +424,7 @@ def main() -> None:
               f"{row['measured_median_ratio']:.2f}; of minima {row['measured_min_ratio']:.2f}) "
               f"({row['fraction_of_theoretical']:.2f} of theoretical)")
     for row in result["structured"]["best_against_best"]:
-        print(f"{row['model']:>14} best against best, batch {row['batch_size']:>3}: dense "
+        print(f"{row['model']:>14} best against best ({row['within']}), batch {row['batch_size']:>3}: dense "
               f"{row['dense']['median_ms']:.3f} ms ({row['dense']['runtime']}, {row['dense']['form']}), pruned "
               f"{row['pruned']['median_ms']:.3f} ms ({row['pruned']['runtime']}, {row['pruned']['form']}): "
               f"theoretical {row['theoretical']:.2f}x measured {row['measured']:.2f}x "
