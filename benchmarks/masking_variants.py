@@ -5,7 +5,9 @@ optimizer step, one ``torch._foreach_mul_`` of the masked weights by float masks
 weight. This script times the alternatives that could move fewer bytes, on the same step
 (batch 128 of MNIST-shaped inputs, SGD with momentum 0.9, 90% of the hidden weights pruned):
 
-- ``foreach``: KeepPruned's multiply by float masks after the step;
+- ``masked-sgd``: prunebench's SGD for fine-tuning (``MaskedSGD``), the mask applied in its
+  own update, ``param.addcmul_(update, keep * -lr)``;
+- ``foreach``: KeepPruned's multiply by float masks after the step (its path for any optimizer);
 - ``grad-hook``: the gradient masked in a tensor hook while backward runs (it is hot in cache);
 - ``post-accumulate``: the gradient masked in a post-accumulate-grad hook;
 - ``bool-mul``: ``mul_`` by boolean masks (1 byte a weight);
@@ -16,7 +18,8 @@ Masking the gradient is equivalent to masking the weight for SGD (and Adam, Adam
 optimizer state starts at zero on the pruned entries; every variant is checked to leave the
 pruned weights at exactly zero. ``--compiled`` also times a ``torch.compile``d boolean multiply
 of the weights alone against the foreach multiply. ``--rounding`` checks whether folding the
-mask into SGD's update (``addcmul_`` of the momentum by the mask) rounds like torch's own update.
+mask into SGD's update rounds like torch's own update, both ways: ``addcmul_`` by the boolean
+mask with ``value=-lr``, and by a tensor holding ``-lr`` (``MaskedSGD``'s way).
 
     PYTHONPATH=src python benchmarks/masking_variants.py --rounds 60 --compiled --rounding
 """
@@ -34,8 +37,9 @@ from torch.nn import functional as F
 
 from prunebench import create_model
 from prunebench.models.mlp import MLP
+from prunebench.pruning.masked_sgd import MaskedSGD
 
-VARIANTS = ("dense", "control", "foreach", "grad-hook", "post-accumulate", "bool-mul", "masked-fill", "where")
+VARIANTS = ("dense", "control", "masked-sgd", "foreach", "grad-hook", "post-accumulate", "bool-mul", "masked-fill", "where")
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "MLP-1024-1024": lambda: MLP(784, (1024, 1024), 10),
     "LeNet-300-100": lambda: create_model("lenet-300-100", (1, 28, 28), 10),
@@ -63,7 +67,9 @@ def masked_step(factory: Callable[[], nn.Module], variant: str, x: torch.Tensor,
     with torch.no_grad():
         for w, k in zip(weights, keep):
             w.mul_(k)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer = (MaskedSGD if variant == "masked-sgd" else torch.optim.SGD)(model.parameters(), lr=0.01, momentum=0.9)
+    if variant == "masked-sgd":
+        assert isinstance(optimizer, MaskedSGD) and optimizer.hold(dict(zip(weights, keep)))
     if variant == "grad-hook":
         for w, f in zip(weights, floats):
             w.register_hook(lambda g, f=f: g.mul_(f))
@@ -145,14 +151,17 @@ def compiled_against_foreach(repeats: int = 30) -> tuple[float, float]:
     return medians["compiled"], medians["foreach"]
 
 
-def rounding_differences(n: int = 1 << 20) -> tuple[int, int]:
-    """Survivors whose update differs when the mask is folded into SGD's ``p += -lr * buf``."""
+def rounding_differences(n: int = 1 << 20) -> tuple[int, int, int]:
+    """Survivors whose update differs from SGD's ``p.add_(buf, alpha=-lr)`` when the mask is folded
+    in as ``addcmul_(buf, keep, value=-lr)`` and as ``addcmul_(buf, keep * -lr)``; survivors."""
     generator = torch.Generator().manual_seed(0)
     p, buf = torch.randn(n, generator=generator), torch.randn(n, generator=generator)
     keep = torch.rand(n, generator=generator) > 0.5
     torch_update = p.clone().add_(buf, alpha=-0.01)
-    folded = p.clone().addcmul_(buf, keep.float(), value=-0.01)
-    return int((torch_update[keep] != folded[keep]).sum()), int(keep.sum())
+    by_value = p.clone().addcmul_(buf, keep.float(), value=-0.01)
+    by_tensor = p.clone().addcmul_(buf, keep.float().mul_(-0.01))
+    differ = [int((torch_update[keep] != folded[keep]).sum()) for folded in (by_value, by_tensor)]
+    return differ[0], differ[1], int(keep.sum())
 
 
 def main() -> None:
@@ -179,8 +188,9 @@ def main() -> None:
             compiled, foreach = compiled_against_foreach()
             print(f"compiled boolean multiply {compiled:.2f} ms, foreach float multiply {foreach:.2f} ms")
         if args.rounding:
-            differ, survivors = rounding_differences()
-            print(f"mask folded into SGD's update: {differ:,} of {survivors:,} survivors round differently")
+            by_value, by_tensor, survivors = rounding_differences()
+            print(f"mask folded into SGD's update, of {survivors:,} survivors: {by_value:,} round differently with "
+                  f"addcmul_(buf, keep, value=-lr), {by_tensor:,} with addcmul_(buf, keep * -lr)")
     finally:
         torch.set_num_threads(previous)
 

@@ -3,9 +3,12 @@
 Three variants of the same model (same initial weights) train on the same batch with SGD
 (momentum 0.9):
 
-- dense: forward, backward, optimizer step;
-- prunebench: the same step, then ``KeepPruned`` re-applies the mask (90% of the prunable
-  weights pruned by global magnitude selection);
+- dense: forward, backward, ``torch.optim.SGD`` step;
+- prunebench: what ``train()`` does when it fine-tunes (90% of the prunable weights pruned by
+  global magnitude selection): its SGD (``build_optimizer``, :class:`MaskedSGD`) takes
+  ``KeepPruned``'s mask and applies it in its own update;
+- re-masking: torch's SGD step, then ``KeepPruned`` re-applies the mask (its path for any
+  other optimizer);
 - torch.nn.utils.prune: ``global_unstructured`` with ``L1Unstructured`` at the same count,
   which recomputes ``weight = weight_orig * weight_mask`` in a forward pre-hook every step.
 
@@ -13,9 +16,10 @@ A second, identical dense model runs as a control: its ratio to the first shows 
 a measured difference is noise.
 
 Each ratio is shown beside its floor: the dense step plus the time the variant's extra memory
-traffic takes at the bandwidth measured here for a buffer the size of the masked weights. The
-re-masking pass reads each masked weight and its float mask and writes the weight (12 bytes a
-weight); torch's reparametrization does that multiply in the forward pass and once more for the
+traffic takes at the bandwidth measured here for a buffer the size of the masked weights.
+prunebench's masked update reads one float more per weight than torch's (4 bytes); the
+re-masking pass reads each masked weight and its float mask and writes the weight (12 bytes);
+torch's reparametrization does that multiply in the forward pass and once more for the
 gradient in the backward pass (24 bytes).
 """
 
@@ -34,7 +38,9 @@ from benchmarks.common import (
     ClockName, Result, interleaved_times, measure_bandwidth, paired_ratios, quartiles, repeats_for,
 )
 from prunebench import KeepPruned, create_model, prunable_parameters, select
+from prunebench.config import TrainSpec
 from prunebench.models.mlp import MLP
+from prunebench.train import build_optimizer
 
 NAME = "step"
 TARGET = 1.05  # prunebench masked step / dense step
@@ -91,10 +97,12 @@ def with_torch_prune(model: nn.Module) -> None:
 
 
 def training_step(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, after: Callable[[], None] | None
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, after: Callable[[], None] | None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> Callable[[], None]:
     # The optimizer is built after pruning: torch's reparametrization renames the parameters.
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step() -> None:
         loss = F.cross_entropy(model(x), y)
@@ -112,21 +120,28 @@ def variants(factory: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor)
     control = fresh(factory)
     masked = fresh(factory)
     callback = with_keep_pruned(masked)
+    optimizer = build_optimizer(list(masked.parameters()), TrainSpec(lr=0.01, momentum=0.9), maskable=True)
+    callback.on_optimizer(optimizer)
+    assert callback.in_optimizer, "the training loop's SGD did not take the mask"
+    remasked = fresh(factory)
+    remasking = with_keep_pruned(remasked)
     reparametrized = fresh(factory)
     with_torch_prune(reparametrized)
     return {
         "dense": training_step(dense, x, y, None),
-        "prunebench": training_step(masked, x, y, lambda: callback.on_step_end(0)),
+        "prunebench": training_step(masked, x, y, lambda: callback.on_step_end(0), optimizer),
+        "re-masking": training_step(remasked, x, y, lambda: remasking.on_step_end(0)),
         "torch.prune": training_step(reparametrized, x, y, None),
         "control": training_step(control, x, y, None),
     }
 
 
 # Bytes per masked weight that each variant moves beyond the dense step (see the docstring).
-EXTRA_BYTES = {"prunebench": 12, "torch.prune": 24, "control": 0}
+EXTRA_BYTES = {"prunebench": 4, "re-masking": 12, "torch.prune": 24, "control": 0}
 
 FIGURES = {
-    "prunebench": "KeepPruned step / dense step",
+    "prunebench": "prunebench masked step / dense step",
+    "re-masking": "re-masking step (any optimizer) / dense step",
     "torch.prune": "torch.nn.utils.prune step / dense step",
     "control": "dense step / dense step (control)",
 }
@@ -148,7 +163,7 @@ def measure_model(
     times = interleaved_times(steps, settings.rounds, repeats, clock)
     ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     results = []
-    for variant, target in (("prunebench", TARGET), ("torch.prune", None), ("control", None)):
+    for variant, target in (("prunebench", TARGET), ("re-masking", None), ("torch.prune", None), ("control", None)):
         ratios = paired_ratios(times[variant], times["dense"])
         extra_seconds = bandwidth.seconds_for(EXTRA_BYTES[variant] * masked)
         results.append(

@@ -24,6 +24,7 @@ from prunebench.data import DataSplits, batches
 from prunebench.data.augment import random_crop_flip
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
+from prunebench.pruning.masked_sgd import MaskedSGD
 from prunebench.train.progress import EpochProgress
 from prunebench.train.step import TrainingStep
 
@@ -31,6 +32,9 @@ log = logging.getLogger("prunebench")
 
 
 class Callback(Protocol):
+    """Hooks of the training loop. A callback may also define ``on_optimizer(optimizer)``,
+    called once the loop's optimizer exists, before ``on_train_start``."""
+
     def on_train_start(self) -> None: ...
 
     def on_step_end(self, step: int) -> None: ...
@@ -51,9 +55,11 @@ class TrainLog:
     steps: int = 0
 
 
-def build_optimizer(params: Sequence[nn.Parameter], spec: TrainSpec) -> torch.optim.Optimizer:
+def build_optimizer(params: Sequence[nn.Parameter], spec: TrainSpec, *, maskable: bool = False) -> torch.optim.Optimizer:
+    """The recipe's optimizer. ``maskable``: SGD is :class:`MaskedSGD`, torch's SGD step, which a
+    masking callback can hand its mask to (``on_optimizer``); otherwise ``torch.optim.SGD``."""
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(
+        return (MaskedSGD if maskable else torch.optim.SGD)(
             params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
             weight_decay=spec.weight_decay,
         )
@@ -95,12 +101,18 @@ def train(
 
     Raises :class:`TrainingDiverged` when an epoch's loss is NaN or infinite.
     """
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], spec)
+    # A callback that can hand the optimizer a mask gets the SGD that can take one.
+    maskable = any(hasattr(callback, "on_optimizer") for callback in callbacks)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], spec, maskable=maskable)
     step = TrainingStep(model, optimizer, spec, loss_fn, data.train_x.device)
     factor = lr_factor(spec)
     generator = torch.Generator().manual_seed(seed)
     n = data.train_x.shape[0]
     record = TrainLog()
+    for callback in callbacks:
+        bind = getattr(callback, "on_optimizer", None)
+        if bind is not None:
+            bind(optimizer)
     for callback in callbacks:
         callback.on_train_start()
     for epoch in range(first_epoch, spec.epochs):
