@@ -5,8 +5,8 @@ masked weight and its float mask and writes the weight back: 12 bytes a weight e
 on a CPU costs several percent of a small model's step. :class:`MaskedSGD` folds the mask into
 the one operation of SGD that writes the weight instead. torch's update ``param.add_(d_p,
 alpha=-lr)`` becomes ``param.addcmul_(d_p, keep * -lr)``: 4 more bytes a weight, and on the CPU
-the two kernels round alike (``addcmul_`` with ``value=-lr`` would not), so a surviving weight takes exactly
-the value torch's SGD gives it and a pruned one, zero to begin with, stays zero. Everything else
+the two kernels round alike (``addcmul_`` with ``value=-lr`` would not), so a surviving weight
+takes exactly the value torch's SGD gives it and a pruned one, zero to begin with, stays zero. Everything else
 (weight decay, momentum, dampening, Nesterov) is torch 2.13's single-tensor SGD step line by line.
 The training loop builds its SGD as this class only when a callback can hand it a mask; dense
 training runs ``torch.optim.SGD`` itself.
@@ -25,8 +25,8 @@ import torch
 
 
 class MaskedSGD(torch.optim.SGD):
-    """``torch.optim.SGD`` (its single-tensor step, the one it takes on the CPU); after
-    :meth:`hold`, the held parameters' pruned entries never move."""
+    """``torch.optim.SGD``; after :meth:`hold`, its single-tensor step (the one torch takes on
+    the CPU) in which the held parameters' pruned entries never move."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -60,6 +60,8 @@ class MaskedSGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        if not self._keep:  # nothing held (hold refused, say, off the CPU): torch's own step
+            return super().step(closure)
         loss = None
         if closure is not None:
             with torch.enable_grad():
