@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from prunebench import create_model
+from prunebench.metrics.roofline import median_seconds
 from prunebench.models.mlp import MLP
 from prunebench.pruning.masked_sgd import MaskedSGD
 
@@ -138,16 +139,7 @@ def compiled_against_foreach(repeats: int = 30) -> tuple[float, float]:
 
     compiled = torch.compile(bool_mul, fullgraph=True, dynamic=False)
     calls = {"compiled": lambda: compiled(weights, keep), "foreach": lambda: torch._foreach_mul_(weights, floats)}
-    medians = {}
-    for name, call in calls.items():
-        for _ in range(5):
-            call()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        medians[name] = statistics.median(times) * 1e3
+    medians = {name: median_seconds(call, warmup=5, repeats=repeats) * 1e3 for name, call in calls.items()}
     return medians["compiled"], medians["foreach"]
 
 
