@@ -17,11 +17,12 @@ weight. This script times the alternatives that could move fewer bytes, on the s
 Masking the gradient is equivalent to masking the weight for SGD (and Adam, AdamW) when the
 optimizer state starts at zero on the pruned entries; every variant is checked to leave the
 pruned weights at exactly zero. ``--compiled`` also times a ``torch.compile``d boolean multiply
-of the weights alone against the foreach multiply. ``--rounding`` checks whether folding the
+of the weights alone against the foreach multiply. ``--optimizer-step`` times the optimizer step alone, torch's SGD against ``MaskedSGD`` holding
+the mask, on the same gradients. ``--rounding`` checks whether folding the
 mask into SGD's update rounds like torch's own update, both ways: ``addcmul_`` by the boolean
 mask with ``value=-lr``, and by a tensor holding ``-lr`` (``MaskedSGD``'s way).
 
-    PYTHONPATH=src python benchmarks/masking_variants.py --rounds 60 --compiled --rounding
+    PYTHONPATH=src python benchmarks/masking_variants.py --rounds 60 --compiled --rounding --optimizer-step
 """
 
 from __future__ import annotations
@@ -143,6 +144,34 @@ def compiled_against_foreach(repeats: int = 30) -> tuple[float, float]:
     return medians["compiled"], medians["foreach"]
 
 
+def optimizer_steps(factory: Callable[[], nn.Module], steps: int, rounds: int = 30) -> tuple[float, float]:
+    """Median microseconds of one ``torch.optim.SGD`` step and one ``MaskedSGD`` step holding the
+    hidden weights' masks, timed in turns on fixed gradients (process CPU time)."""
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 1, 28, 28, generator=generator), torch.randint(0, 10, (128,), generator=generator)
+    optimizers = {}
+    for kind in ("torch", "masked"):
+        torch.manual_seed(0)
+        model = factory()
+        F.cross_entropy(model(x), y).backward()
+        optimizer = (MaskedSGD if kind == "masked" else torch.optim.SGD)(model.parameters(), lr=0.01, momentum=0.9)
+        if isinstance(optimizer, MaskedSGD):
+            weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)][:-1]
+            assert optimizer.hold({w: torch.rand(w.shape, generator=generator) > 0.9 for w in weights})
+        optimizers[kind] = optimizer
+    times: dict[str, list[float]] = {kind: [] for kind in optimizers}
+    for optimizer in optimizers.values():
+        for _ in range(5):
+            optimizer.step()
+    for _ in range(rounds):
+        for kind, optimizer in optimizers.items():
+            start = time.process_time()
+            for _ in range(steps):
+                optimizer.step()
+            times[kind].append((time.process_time() - start) / steps * 1e6)
+    return statistics.median(times["torch"]), statistics.median(times["masked"])
+
+
 def rounding_differences(n: int = 1 << 20) -> tuple[int, int, int]:
     """Survivors whose update differs from SGD's ``p.add_(buf, alpha=-lr)`` when the mask is folded
     in as ``addcmul_(buf, keep, value=-lr)`` and as ``addcmul_(buf, keep * -lr)``; survivors."""
@@ -161,7 +190,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--compiled", action="store_true")
     parser.add_argument("--rounding", action="store_true")
+    parser.add_argument("--optimizer-step", action="store_true")
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error(f"--rounds must be at least 2 (quartiles need two rounds), got {args.rounds}")
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -179,6 +211,10 @@ def main() -> None:
         if args.compiled:
             compiled, foreach = compiled_against_foreach()
             print(f"compiled boolean multiply {compiled:.2f} ms, foreach float multiply {foreach:.2f} ms")
+        if args.optimizer_step:
+            for label, factory in MODELS.items():
+                plain, masked = optimizer_steps(factory, 20 if label.startswith("MLP") else 200)
+                print(f"{label}: torch.optim.SGD step {plain:.0f} us, MaskedSGD step holding the mask {masked:.0f} us")
         if args.rounding:
             by_value, by_tensor, survivors = rounding_differences()
             print(f"mask folded into SGD's update, of {survivors:,} survivors: {by_value:,} round differently with "

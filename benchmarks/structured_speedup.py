@@ -387,8 +387,15 @@ def main() -> None:
     parser.add_argument("--render", type=Path, default=None, metavar="FILE",
                         help="print the markdown tables of a saved run (an --out file) and exit")
     args = parser.parse_args()
+    if args.ceiling_rounds < 0:
+        parser.error(f"--ceiling-rounds must be 0 (no prediction) or more, got {args.ceiling_rounds}")
     if args.render:
-        print(markdown(json.loads(args.render.read_text())))
+        try:
+            saved = json.loads(args.render.read_text())
+            tables = markdown(saved)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"--render {args.render}: not a saved run of this benchmark ({type(exc).__name__}: {exc})")
+        print(tables)
         return
     args.shape = SHAPES[args.model]
     if args.quick:

@@ -29,10 +29,15 @@ class KeepPruned:
         self.model, self.mask = model, mask
         self.params = [params[name] for name in mask]
         # float masks: one fused multiply per tensor is cheaper than masked_fill on bools
+        # None once the optimizer applies the mask in its own update
         self.multipliers: list[torch.Tensor] | None = [
             mask[name].to(params[name].device, params[name].dtype) for name in mask
         ]
-        self.in_optimizer = False  # the optimizer applies the mask in its update
+
+    @property
+    def in_optimizer(self) -> bool:
+        """Whether the optimizer applies the mask in its update (no re-masking after a step)."""
+        return self.multipliers is None
 
     def on_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Called by the training loop once its optimizer exists: an optimizer that can keep the
@@ -40,7 +45,7 @@ class KeepPruned:
         if isinstance(optimizer, MaskedSGD) and optimizer.hold(
             {param: self.mask[name] for param, name in zip(self.params, self.mask)}
         ):
-            self.in_optimizer, self.multipliers = True, None  # the float masks are no longer needed
+            self.multipliers = None  # the float masks are no longer needed
 
     @torch.no_grad()
     def apply(self) -> None:
