@@ -15,6 +15,7 @@ from rich.console import Console
 from prunebench.errors import Interrupted, PrunebenchError
 
 DEFAULT_RESULTS = Path("prunebench-results")
+SLURM_FOLDER = ".slurm"  # submitit's job folder (pickled runs, logs) inside the results directory
 LISTABLE = ("strategies", "models", "datasets", "schedules", "retrain-modes")
 EXIT_INPUT_ERROR = 2
 EXIT_RUNS_FAILED = 1
@@ -29,11 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path)
     run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. prune.compression=16 seed=1")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
-    run.add_argument("--executor", choices=("serial", "local", "ray"), default="local")
-    run.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
+    run.add_argument("--executor", choices=("serial", "local", "ray", "slurm"), default="local")
+    run.add_argument("--workers", type=int, default=None,
+                     help="parallel runs (default: one per core; slurm: as many as the cluster schedules)")
     run.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
-    run.add_argument("--cpus-per-run", type=int, default=1, help="Ray: CPUs each run asks for")
-    run.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs each run asks for (set device: cuda)")
+    run.add_argument("--cpus-per-run", type=int, default=1, help="Ray, SLURM: CPUs each run asks for")
+    run.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray, SLURM: GPUs each run asks for (set device: cuda)")
+    run.add_argument("--slurm-partition", default=None, help="SLURM: partition (default: the cluster's)")
+    run.add_argument("--slurm-time", type=int, default=60, metavar="MINUTES", help="SLURM: time limit of each run")
+    run.add_argument("--slurm-mem-gb", type=float, default=None, help="SLURM: memory of each run (default: the cluster's)")
+    run.add_argument("--slurm-cluster", choices=("slurm", "local"), default="slurm",
+                     help="local: run the array's tasks as processes of this machine (to try a setup)")
     add_plugin_flag(run)
 
     listing = commands.add_parser("list", help="list registered strategies, models, datasets, schedules or retraining modes")
@@ -71,7 +78,7 @@ def add_plugin_flag(parser: argparse.ArgumentParser) -> None:
 
 def command_run(args: argparse.Namespace, console: Console) -> int:
     from prunebench.config import read_config
-    from prunebench.executors import make_executor
+    from prunebench.executors import SlurmSettings, make_executor
     from prunebench.plan.runner import run_plan
     from prunebench.plan.sweep import plan_from_mapping
     from prunebench.plugins import CONFIG_KEY, all_plugins
@@ -81,8 +88,13 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     data[CONFIG_KEY] = all_plugins(args.plugin, data)  # before validation: the plan names their strategies
     plan = plan_from_mapping(data)
     executor_name = "serial" if len(plan.pruned_jobs) == 1 and args.executor == "local" else args.executor
+    slurm = SlurmSettings(
+        folder=(args.results / SLURM_FOLDER).resolve(), partition=args.slurm_partition, time_min=args.slurm_time,
+        mem_gb=args.slurm_mem_gb, cluster=args.slurm_cluster,
+    )
     executor = make_executor(
         executor_name, args.workers, address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+        slurm=slurm,
     )
     try:
         statuses = run_plan(plan, args.results, executor)

@@ -95,6 +95,11 @@ def init_worker(threads: int, log_level: int) -> None:
 class Executor(Protocol):
     name: str
 
+    @property
+    def local_device(self) -> bool:
+        """Whether the runs use this machine's torch and devices (a cluster's nodes have their own)."""
+        ...
+
     def run(self, jobs: Sequence[Any], fn: JobFn, on_start: StartHook, on_done: DoneHook) -> None:
         """Run ``fn`` on every job; call ``on_start`` as each begins and ``on_done`` as each ends.
 

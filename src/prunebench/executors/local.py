@@ -24,6 +24,7 @@ class LocalExecutor:
 
     workers: int
     name: str = "local"
+    local_device: bool = True
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def pool(self) -> ProcessPoolExecutor:

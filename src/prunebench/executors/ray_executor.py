@@ -68,6 +68,11 @@ class RayExecutor:
     _started: bool = field(default=False, init=False, repr=False)
     _reaper: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
+    @property
+    def local_device(self) -> bool:
+        """A private local Ray runs on this machine; a joined cluster's nodes have their own devices."""
+        return self.address is None
+
     def connect(self) -> None:
         """Join ``address`` or start a private local Ray; a failure to connect is a ConfigError."""
         ray = _ray()

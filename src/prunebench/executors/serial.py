@@ -12,6 +12,7 @@ from prunebench.executors.base import DoneHook, JobFn, StartHook, execute
 @dataclass
 class SerialExecutor:
     name: str = "serial"
+    local_device: bool = True
 
     def run(self, jobs: Sequence[Any], fn: JobFn, on_start: StartHook, on_done: DoneHook) -> None:
         for job in jobs:

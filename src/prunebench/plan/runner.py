@@ -155,7 +155,7 @@ def run_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | Non
 
     The plan is checked first (:func:`preflight`): bad input raises before anything is written.
     """
-    preflight(plan, results_dir, local_device=getattr(executor, "address", None) is None)  # a cluster has its own GPUs
+    preflight(plan, results_dir, local_device=executor.local_device)  # a cluster has its own GPUs
     with results_lock(results_dir):  # held until every job has finished: workers write on our behalf
         return execute_plan(plan, results_dir, executor, live)
 
