@@ -2,7 +2,9 @@
 
 Batches follow a seeded permutation per epoch and come through :func:`prunebench.data.batches`:
 sliced from in-memory tensors (no DataLoader, no per-sample Python), or decoded from files by
-DataLoader workers when the data streams, the same batches either way. Callbacks hook in at
+DataLoader workers when the data streams, the same batches either way. On CUDA, in-memory data
+takes the device path (:mod:`prunebench.data.device_batches`): the epoch's permutation and crops
+drawn up front and sent to the GPU once, the same batches again, without a host round trip per batch. Callbacks hook in at
 the start, after each optimizer step and after each epoch; masking, evaluation and checkpoints
 are callbacks, not special cases.
 """
@@ -13,7 +15,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -22,6 +24,8 @@ from torch.nn import functional as F
 from prunebench.config import TrainSpec
 from prunebench.data import DataSplits, batches
 from prunebench.data.augment import random_crop_flip
+from prunebench.data.device_batches import device_batches, plan_epoch
+from prunebench.data.stream import Stream
 from prunebench.errors import TrainingDiverged
 from prunebench.metrics import evaluate
 from prunebench.pruning.masked_sgd import MaskedSGD
@@ -83,6 +87,24 @@ def epoch_steps(examples: int, spec: TrainSpec) -> int:
     return steps if spec.max_steps_per_epoch is None else min(steps, spec.max_steps_per_epoch)
 
 
+DataPath = Literal["auto", "host", "device"]
+
+
+def resolve_data_path(x: object, data_path: DataPath) -> Literal["host", "device"]:
+    """``auto``: the device path for in-memory data on a CUDA device, else the per-batch host path.
+
+    Both give the same batches; the device path only saves the per-batch copies from the host.
+    Streams are decoded by DataLoader workers on the host, so they take the host path."""
+    if data_path not in ("auto", "host", "device"):
+        raise ValueError(f"data_path: {data_path!r} is not one of auto, host, device")
+    if data_path == "device" and isinstance(x, Stream):
+        raise ValueError("data_path: 'device' needs the training data in memory, not streamed from files")
+    if data_path != "auto":
+        return data_path
+    on_cuda = getattr(x, "device", torch.device("cpu")).type == "cuda"
+    return "device" if on_cuda and not isinstance(x, Stream) else "host"
+
+
 def train(
     model: nn.Module,
     data: DataSplits,
@@ -93,11 +115,14 @@ def train(
     stage: str = "train",
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
     first_epoch: int = 0,
+    data_path: DataPath = "auto",
 ) -> TrainLog:
     """Train ``model`` in place on ``data.train_*`` under ``spec``; validate after each epoch.
 
     ``first_epoch`` > 0 runs only epochs ``first_epoch``..``spec.epochs - 1`` of the recipe, with
     their learning rates: the rest of a schedule, as LR and weight rewinding need.
+    ``data_path``: where batches are cut and augmented (:func:`resolve_data_path`); the same
+    batches on every path.
 
     Raises :class:`TrainingDiverged` when an epoch's loss is NaN or infinite.
     """
@@ -108,6 +133,7 @@ def train(
     factor = lr_factor(spec)
     generator = torch.Generator().manual_seed(seed)
     n = data.train_x.shape[0]
+    path = resolve_data_path(data.train_x, data_path)
     record = TrainLog()
     for callback in callbacks:
         bind = getattr(callback, "on_optimizer", None)
@@ -120,14 +146,20 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        order = torch.randperm(n, generator=generator).to(data.train_x.device)
         loss_sum = torch.zeros((), device=data.train_x.device)
         steps = epoch_steps(n, spec)
         progress = EpochProgress(f"{stage} epoch {epoch + 1}/{spec.epochs}", steps)
         starts = range(0, steps * spec.batch_size, spec.batch_size)
-        keys = (order[start : start + spec.batch_size] for start in starts)
-        for start, (inputs, targets) in zip(starts, batches(data.train_x, data.train_y, keys)):
-            if spec.augment == "crop-flip":
+        augment = spec.augment == "crop-flip"
+        if path == "device":  # every draw of the epoch made now, sent to the device in one copy
+            plan = plan_epoch(generator, n, spec.batch_size, steps, augment).to(data.train_x.device)
+            epoch_batches = device_batches(data.train_x, data.train_y, plan, spec.batch_size, steps)
+        else:  # each batch's crops drawn as it comes (the same draws in the same order)
+            order = torch.randperm(n, generator=generator).to(data.train_x.device)
+            keys = (order[start : start + spec.batch_size] for start in starts)
+            epoch_batches = batches(data.train_x, data.train_y, keys)
+        for start, (inputs, targets) in zip(starts, epoch_batches):
+            if augment and path == "host":
                 inputs = random_crop_flip(inputs, generator)
             loss = step(inputs, targets)
             record.steps += 1
