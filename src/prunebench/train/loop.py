@@ -100,7 +100,7 @@ def resolve_data_path(x: object, data_path: DataPath) -> Literal["host", "device
     if data_path == "device" and isinstance(x, Stream):
         raise ValueError("data_path: 'device' needs the training data in memory, not streamed from files")
     if data_path != "auto":
-        return data_path
+        return "host" if data_path == "host" else "device"
     on_cuda = getattr(x, "device", torch.device("cpu")).type == "cuda"
     return "device" if on_cuda and not isinstance(x, Stream) else "host"
 
