@@ -440,12 +440,12 @@ def test_other_commands_refuse_bad_paths(
     assert files_under(tmp_path) == before
 
 
-SHIPPED_IDS = {  # digest of every run id a shipped config plans (ids hash resolved defaults: CHANGELOG.md)
-    "configs/digits-mlp.yaml": "2309fde87a7c4451",
-    "configs/mnist-lenet-300-100-sweep.yaml": "3bf086462c9455ae",
-    "configs/mnist-lenet-300-100.yaml": "7353f55e2e56ec37",
-    "configs/mnist-lenet-300-100-recipes.yaml": "993fa304622eb43c",
-    "configs/mnist-lenet-300-100-layer-shuffle.yaml": "9f93d5cd307087c6",
+SHIPPED_IDS = {  # digest of every run id a shipped config plans (spec version 1, every resolved value: CHANGELOG.md)
+    "configs/digits-mlp.yaml": "5095043672698c2e",
+    "configs/mnist-lenet-300-100-sweep.yaml": "85a93bcff073afb4",
+    "configs/mnist-lenet-300-100.yaml": "7468d02411c435fc",
+    "configs/mnist-lenet-300-100-recipes.yaml": "eb415634b52d9403",
+    "configs/mnist-lenet-300-100-layer-shuffle.yaml": "e0e3e63c304b3881",
 }
 
 
@@ -461,9 +461,9 @@ def test_reproductions_keep_their_run_ids() -> None:
     from prunebench.reproduce.common import experiment_spec, load_reproduction_config
 
     han = load_reproduction_config("han-lenet-mnist")["models"]
-    assert experiment_spec(han["lenet-300-100"]["experiment"], 0).run_id == "c4e3f676aef71179"
-    assert experiment_spec(han["lenet-5"]["experiment"], 0).run_id == "bad6ae42246da1f6"
-    assert experiment_spec(load_reproduction_config("lth-lenet-mnist")["experiment"], 0).run_id == "32f67a4d3ffadb92"
+    assert experiment_spec(han["lenet-300-100"]["experiment"], 0).run_id == "f2851a205b01c37d"
+    assert experiment_spec(han["lenet-5"]["experiment"], 0).run_id == "a9467be9b49869ce"
+    assert experiment_spec(load_reproduction_config("lth-lenet-mnist")["experiment"], 0).run_id == "86bde88642378503"
     deep = load_reproduction_config("deep-compression-lenet-mnist")["models"]
-    assert experiment_spec(deep["lenet-300-100"]["experiment"], 0).run_id == "fcd333720387084c"
-    assert experiment_spec(deep["lenet-5"]["experiment"], 0).run_id == "85d398bd0e7f8a03"
+    assert experiment_spec(deep["lenet-300-100"]["experiment"], 0).run_id == "c00b5f8317aae8a6"
+    assert experiment_spec(deep["lenet-5"]["experiment"], 0).run_id == "267fe7e92a082656"

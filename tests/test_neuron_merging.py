@@ -106,12 +106,12 @@ def test_a_dissimilar_neuron_is_left_out_below_the_threshold() -> None:
     assert merge_plan(vectors, [2], threshold=0.999) == []
 
 
-def test_merge_is_a_channel_setting_recorded_only_where_it_is_on() -> None:
+def test_merge_is_a_channel_setting_in_the_run_id() -> None:
     plain = ExperimentSpec(dataset="digits", model="mlp", prune=channel_spec())
     spelled = ExperimentSpec(dataset="digits", model="mlp", prune=channel_spec(merge=False))
     merged = ExperimentSpec(dataset="digits", model="mlp", prune=channel_spec(merge=True))
     assert plain.run_id == spelled.run_id != merged.run_id
-    assert "merge" not in plain.prune.resolved() and merged.prune.resolved()["merge_threshold"] == 0.45
+    assert plain.prune.resolved()["merge"] is False and merged.prune.resolved()["merge_threshold"] == 0.45
     assert merged.run_id != ExperimentSpec(dataset="digits", model="mlp", prune=channel_spec(merge=True, merge_threshold=0.3)).run_id
     with pytest.raises(ConfigError, match=r"^prune.merge: Neuron Merging needs prune.structure 'channel', not 'unstructured'$"):
         PruneSpec().replace(merge=True)

@@ -159,7 +159,8 @@ def _top_level_imports(module: str) -> set[str]:
 
 
 def test_the_schema_imports_no_implementation() -> None:
-    """config knows names, not implementations: it imports only the catalog, the safe YAML reader, errors, the latency settings' names and a pure data type."""
+    """config knows names, not implementations: it imports only the catalog, the safe YAML reader, errors, the latency settings' names and pure data types."""
     assert _top_level_imports("prunebench.config") == {"prunebench.catalog", "prunebench.config_file", "prunebench.errors",
-                                                       "prunebench.latency_names", "prunebench.pruning.prunable"}
+                                                       "prunebench.latency_names", "prunebench.pruning.prunable",
+                                                       "prunebench.target"}
     assert _top_level_imports("prunebench.catalog") == {"prunebench.registry"}

@@ -1,4 +1,5 @@
-"""Typed, frozen, validated specs. A run's canonical JSON (every default spelled out) hashes to its id.
+"""Typed, frozen, validated specs. A run's canonical JSON (every resolved value and the spec
+version) hashes to its id.
 
 Everything that can change a result belongs to :class:`ExperimentSpec`. Where data lives, the
 device and thread count belong to :class:`RunSettings`: they do not change the run id.
@@ -18,7 +19,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -27,12 +28,15 @@ from prunebench import latency_names
 from prunebench.config_file import parse_value, read_config_file
 from prunebench.errors import ConfigError, either
 from prunebench.pruning.prunable import PrunablePolicy
+from prunebench.target import DEFAULT_COMPRESSION, DEFAULT_SPARSITY, Target
 
 RUN_ID_LENGTH = 16
+# Hashed with every spec, so ids from different hashing rules can never meet. Raise it when the
+# canonical JSON's rules change (not for a new key: a new key changes every id by itself).
+# 1: every resolved value hashed (before it, keys added later were hashed only when set).
+SPEC_VERSION = 1
 CHANNEL = "channel"  # prune.structure for filter/channel pruning
-DEFAULT_COMPRESSION = 4.0  # prune.compression when no target is given
 MERGE_THRESHOLD = 0.45  # prune.merge_threshold: Kim et al. 2020's code, LeNet-300-100 (pruning.channels.merge)
-DEFAULT_SPARSITY = 0.5  # language models: prune.sparsity when no target is given
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps")
 MAX_SEED = 2**31 - 1  # torch.manual_seed, NumPy and SQLite all take it, with room for per-stage offsets
 
@@ -45,28 +49,24 @@ Bool = Annotated[bool, Strict()]
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float is finite
-    # Keys added after run ids were published: hashed only when they differ from their default,
-    # so every id from before them stays what it was.
-    hashed_unless_default: ClassVar[frozenset[str]] = frozenset()
 
     def resolved(self) -> dict[str, Any]:
-        """The spec as JSON data with every default spelled out: what the id hashes.
+        """The spec as JSON data with every value spelled out, defaults included: what the id hashes.
 
-        A changed default therefore changes the ids of the specs it changes, and a cached
-        result or dense checkpoint is never reused for a run it does not match.
+        No key is left out for being at its default, so a changed default changes the ids of
+        the specs it changes, and a cached result or dense checkpoint is never reused for a run
+        it does not match.
         """
         data = self.model_dump(mode="json")
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, Spec):
                 data[name] = value.resolved()
-            if name in self.hashed_unless_default and value == _default(type(self), name):
-                del data[name]
         return data
 
     def canonical_json(self) -> str:
-        """The resolved spec with sorted keys and no whitespace."""
-        return json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        """The resolved spec and ``spec_version``, with sorted keys and no whitespace."""
+        return json.dumps({**self.resolved(), "spec_version": SPEC_VERSION}, sort_keys=True, separators=(",", ":"))
 
     def replace(self, **changes: Any) -> Any:
         """A copy with ``changes`` applied, validated like any other spec (model_copy is not)."""
@@ -98,7 +98,6 @@ class TrainSpec(Spec):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the training forward; fp16 adds a grad scaler
     channels_last: Bool = False  # CNNs: model and image batches in channels-last memory format while training
     compile: Bool = False  # torch.compile the training forward
-    hashed_unless_default = frozenset({"max_steps_per_epoch", "precision", "channels_last", "compile"})
 
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
@@ -316,13 +315,14 @@ class PruneSpec(Spec):
         return self.compression if self.compression is not None else DEFAULT_COMPRESSION
 
     @property
-    def target(self) -> tuple[str, float]:
-        """(kind, value): ('compression', 8.0), or for channel pruning ('speedup', 2.0) etc."""
-        if self.speedup is not None:
-            return "speedup", self.speedup
-        if self.channel_fraction is not None:
-            return "channel_fraction", self.channel_fraction
-        return "compression", self.resolved_compression
+    def target(self) -> Target:
+        """What this section prunes to (:mod:`prunebench.target`): the same Target result.json,
+        the database and the report hold. A language model's sparsity is filled in when its
+        ExperimentSpec is built, so a section taken from a spec gives the run's target."""
+        return Target.of(
+            structure=self.structure, schedule=self.schedule, compression=self.compression, speedup=self.speedup,
+            channel_fraction=self.channel_fraction, rounds=self.iterative.rounds, sparsity=self.sparsity,
+        )
 
     @property
     def resolved_sparsity(self) -> float:
@@ -333,16 +333,11 @@ class PruneSpec(Spec):
         return self.sparsity if self.sparsity is not None else DEFAULT_SPARSITY
 
     def resolved(self) -> dict[str, Any]:
-        """An unset compression is hashed as the default it stands for, where it is the target
-        (not where speedup, channel_fraction, iterative rounds or N:M set the target). Neuron
-        Merging's keys are hashed only where it is on."""
+        """An unset compression is hashed as the default it stands for where it is the target
+        (null where speedup, channel_fraction, iterative rounds, N:M or a sparsity sets it)."""
         data = super().resolved()
-        if self.target[0] == "compression" and self.iterative.rounds is None and not self._is_nm:
+        if self.target.kind == "compression":
             data["compression"] = self.resolved_compression
-        if not self.merge:  # added later, off by default: the runs from before it keep their ids
-            del data["merge"], data["merge_threshold"]
-        if not self.shuffle:  # hashed only when set: runs from before the control keep their ids
-            data.pop("shuffle")
         return data
 
 
@@ -494,7 +489,6 @@ class ExperimentSpec(Spec):
     dense: DenseSource = Field(default_factory=DenseSource)
     subset: Int | None = Field(default=None, ge=1)  # a quick check: train on this many training examples
     compress: CompressSpec | None = None  # Deep Compression after fine-tuning; off when absent
-    hashed_unless_default = frozenset({"dense", "subset", "compress"})
 
     @model_validator(mode="after")
     def checkpoint_has_no_training_run(self) -> ExperimentSpec:
@@ -531,6 +525,32 @@ class ExperimentSpec(Spec):
         if not lm or pruner is None:
             return data
         return {**data, "prune": {**prune, "scope": pruner.default_scope}}
+
+    @model_validator(mode="before")
+    @classmethod
+    def lm_default_sparsity(cls, data: Any) -> Any:
+        """A language model's ``prune.sparsity`` left out is 0.5 (N:M: fixed by the structure, left
+        unset), filled in here so the prune section itself holds the run's target (PruneSpec.target)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("model"), str):
+            return data
+        prune = data.get("prune", {})
+        if isinstance(prune, PruneSpec):  # built in code: filled in like a mapping
+            prune = prune.model_dump()
+        if not isinstance(prune, Mapping) or prune.get("sparsity") is not None:
+            return data
+        try:
+            if not catalog.is_lm_model(data["model"]):
+                return data
+            if catalog.parse_structure(prune.get("structure", _default(PruneSpec, "structure"))).kind == "nm":
+                return data
+        except (ValueError, TypeError, AttributeError):
+            return data  # an unknown model or structure: its own validator says so
+        return {**data, "prune": {**prune, "sparsity": DEFAULT_SPARSITY}}
+
+    @property
+    def target(self) -> Target:
+        """What the run aims at: its prune section's target (see :mod:`prunebench.target`)."""
+        return self.prune.target
 
     @property
     def is_lm(self) -> bool:
@@ -585,8 +605,8 @@ class ExperimentSpec(Spec):
             raise ValueError("prune.allocation 'owl' spreads an unstructured sparsity across layers; N:M is the same in every layer")
 
     def resolved(self) -> dict[str, Any]:
-        """Only the keys that apply to the model's kind are hashed: a classifier's id is what it was
-        before language models existed, and an LM's id holds no training recipe it never uses."""
+        """Each model kind hashes its own keys, every one of them: a classifier's id holds no
+        language-model key, and a language model's no training recipe it never uses."""
         return self._applicable(super().resolved())
 
     def recorded(self) -> dict[str, Any]:
@@ -599,8 +619,6 @@ class ExperimentSpec(Spec):
             owner = data[section] if section else data
             for key in keys:
                 owner.pop(key, None)
-        if self.is_lm and not self.prune._is_nm:
-            data["prune"]["sparsity"] = self.prune.resolved_sparsity
         return data
 
     @model_validator(mode="after")
@@ -682,7 +700,6 @@ class DenseSpec(Spec):
     train: TrainSpec
     checkpoint_sha256: Annotated[str, Field(pattern=SHA256_PATTERN)] | None = None  # dense.checkpoint's content
     subset: Int | None = Field(default=None, ge=1)
-    hashed_unless_default = frozenset({"checkpoint_sha256", "subset"})
 
 
 class LMDenseSpec(Spec):

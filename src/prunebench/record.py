@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from prunebench.config import DEFAULT_COMPRESSION
 from prunebench.errors import DataError
+from prunebench.target import Target
 
 log = logging.getLogger("prunebench")
 
@@ -27,58 +27,11 @@ READABLE_VERSIONS = (1, 2)
 RECIPE_ID_LENGTH = 10
 
 Role = Literal["method", "control", "dense"]
-TargetKind = Literal["compression", "speedup", "channel_fraction", "rounds", "nm", "sparsity"]
 CONTROL_PREFIX = "random"  # rows written before roles existed: their controls were strategy 'random'
 
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Target(Record):
-    """What the run was asked to reach. ``value`` is a ratio or fraction (compression, speedup,
-    channel_fraction), a round count (rounds) or an 'N:M' pattern (nm); ``kind`` says which."""
-
-    kind: TargetKind
-    value: float | int | str
-
-    @classmethod
-    def from_prune(cls, prune: Mapping[str, Any]) -> Target:
-        """The target a resolved ``prune`` section sets (``spec.model_dump(mode='json')['prune']``)."""
-        structure = str(prune.get("structure", "unstructured"))
-        if ":" in structure and not structure.startswith("block"):
-            return cls(kind="nm", value=structure)
-        if prune.get("sparsity") is not None:  # a language model's target (resolved: always set)
-            return cls(kind="sparsity", value=float(prune["sparsity"]))
-        if prune.get("speedup") is not None:
-            return cls(kind="speedup", value=float(prune["speedup"]))
-        if prune.get("channel_fraction") is not None:
-            return cls(kind="channel_fraction", value=float(prune["channel_fraction"]))
-        rounds = (prune.get("iterative") or {}).get("rounds")
-        if prune.get("schedule") == "iterative" and rounds is not None:
-            return cls(kind="rounds", value=int(rounds))
-        compression = prune.get("compression")  # unset: the default it stands for
-        return cls(kind="compression", value=float(compression if compression is not None else DEFAULT_COMPRESSION))
-
-    def label(self) -> str:
-        """'8x', 'speedup 2x', 'channels 0.5', '3 rounds', '2:4'."""
-        if self.kind == "compression":
-            return f"{self.value:g}x"
-        if self.kind == "speedup":
-            return f"speedup {self.value:g}x"
-        if self.kind == "channel_fraction":
-            return f"channels {self.value:g}"
-        if self.kind == "rounds":
-            return f"{self.value} rounds"
-        if self.kind == "sparsity":
-            return f"{float(self.value) * 100:g}%"
-        return str(self.value)
-
-    def spec_key(self) -> str:
-        """The dotted spec key that holds the value (the rest of the spec is the curve)."""
-        return {"compression": "prune.compression", "speedup": "prune.speedup", "channel_fraction":
-                "prune.channel_fraction", "rounds": "prune.iterative.rounds", "nm": "prune.structure",
-                "sparsity": "prune.sparsity"}[self.kind]
 
 
 class Sizes(Record):
@@ -340,6 +293,9 @@ class RunResult(Record):
     database keeps it as the row's ``role``."""
 
     schema_version: Literal[2] = SCHEMA_VERSION
+    # The rules run_id and dense_id were hashed under (prunebench.config.SPEC_VERSION); None: a
+    # result from before versioned ids, whose ids the current rules never produce.
+    spec_version: int | None = None
     run_id: str
     dense_id: str
     dense_sha256: str | None = None

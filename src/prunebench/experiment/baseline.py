@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prunebench.config import ExperimentSpec, RunSettings
+from prunebench.config import SPEC_VERSION, ExperimentSpec, RunSettings
 from prunebench.experiment.pipeline import dense_checkpoint, prepare
 from prunebench.experiment.provenance import provenance
 from prunebench.metrics import mac_metrics, size_metrics
@@ -29,6 +29,7 @@ def _run_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -
     dense = dense_checkpoint(spec, data, model, results_dir)
     dense_id = spec.dense_spec().content_hash()
     return RunResult(
+        spec_version=SPEC_VERSION,
         run_id=dense_run_id(dense_id),
         dense_id=dense_id,
         dense_sha256=dense["model_sha256"],  # which weights these figures describe

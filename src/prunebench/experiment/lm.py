@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import ExperimentSpec, LMDenseSpec, RunSettings
+from prunebench.config import SPEC_VERSION, ExperimentSpec, LMDenseSpec, RunSettings
 from prunebench.errors import ConfigError
 from prunebench.experiment.pipeline import stored_result
 from prunebench.experiment.provenance import provenance
@@ -31,7 +31,7 @@ from prunebench.metrics.size import size_metrics
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.masking import KeepPruned
 from prunebench.record import (
-    LanguageModel, LayerMacs, Latency, Macs, Provenance, RunResult, Sizes, Target, Timings, dense_run_id,
+    LanguageModel, LayerMacs, Latency, Macs, Provenance, RunResult, Sizes, Timings, dense_run_id,
 )
 from prunebench.store.artifacts import read_json, save_tensors, write_json
 from prunebench.store.layout import DENSE_FILE, RESULT_FILE, dense_folder
@@ -279,10 +279,11 @@ def _run_lm(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> R
     spec_json = spec.recorded()
     loaded = found.loaded
     result = RunResult(
+        spec_version=SPEC_VERSION,
         run_id=spec.run_id,
         dense_id=spec.dense_spec().content_hash(),
         spec=spec_json,
-        target=Target.from_prune(spec_json["prune"]),
+        target=spec.target,
         sizes=lm_sizes(model),
         macs=lm_macs(model),
         dense_perplexity=dense["perplexity"],
@@ -324,6 +325,7 @@ def run_lm_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path)
         dense_spec: LMDenseSpec = spec.dense_spec()  # type: ignore[assignment]
         loaded = found.loaded
         return RunResult(
+            spec_version=SPEC_VERSION,
             run_id=dense_run_id(dense_spec.content_hash()),
             dense_id=dense_spec.content_hash(),
             spec=dense_spec.model_dump(mode="json"),

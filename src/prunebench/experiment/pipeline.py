@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import CHANNEL, ExperimentSpec, RunSettings
+from prunebench.config import CHANNEL, SPEC_VERSION, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
 from prunebench.errors import ConfigError, DataError
 from prunebench.experiment.compression import compress_model
@@ -35,7 +35,7 @@ from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
 from prunebench.record import (
-    Accuracy, Cost, Latency, LatencyBest, LatencyForm, Macs, Provenance, Retraining, RunResult, Sizes, Target, Timings, Trainability, load_result,
+    Accuracy, Cost, Latency, LatencyBest, LatencyForm, Macs, Provenance, Retraining, RunResult, Sizes, Timings, Trainability, load_result,
 )
 from prunebench.store.layout import (
     DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
@@ -251,11 +251,12 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     spec_json = spec.recorded()
     latency = latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else None
     result = RunResult(
+        spec_version=SPEC_VERSION,
         run_id=spec.run_id,
         dense_id=spec.dense_spec().content_hash(),
         dense_sha256=dense["model_sha256"],  # the exact weights this run pruned
         spec=spec_json,
-        target=Target.from_prune(spec_json["prune"]),
+        target=spec.target,
         sizes=Sizes.of(size_metrics(model, prunable)).model_copy(update={
             "storage_bytes": storage.storage_bytes if storage else None,
             "storage_compression_ratio": storage.dense_bytes / storage.storage_bytes if storage else None,

@@ -25,7 +25,6 @@ from prunebench.config import (
 )
 from prunebench.errors import ConfigError
 from prunebench.plan.controls import CONTROLS, CONTROLS_KEY, DEFAULT_CONTROLS, controls_for, parse_controls
-from prunebench.record import Target
 from prunebench.pruning.structures import random_control
 
 SWEEP_KEY = "sweep"
@@ -50,7 +49,7 @@ class Job:
         s = self.spec
         if self.kind == "dense":
             return f"{s.dataset}/{s.model} dense seed {s.seed}"
-        target = Target.from_prune(s.recorded()["prune"]).label()  # '8x', 'speedup 2x', '2:4', ...
+        target = s.target.label()  # '8x', 'speedup 2x', '2:4', ...
         variant = (" layer-shuffle" if s.prune.shuffle else "") + (f" {s.retrain.mode}" if s.retrain.mode != "finetune" else "")
         return f"{s.dataset}/{s.model} {s.prune.strategy}/{s.prune.scope}{variant} {target} seed {s.seed}"
 

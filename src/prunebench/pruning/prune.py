@@ -33,6 +33,7 @@ from prunebench.pruning.structures import (
     parse_structure,
     select_structured,
 )
+from prunebench.target import Target
 
 SHUFFLE_SEED_OFFSET = 7919  # the layer-shuffle permutation's generator: not the scorer's stream
 
@@ -47,7 +48,7 @@ class PruneSettings(Protocol):
     @property
     def compression(self) -> float: ...
     @property
-    def target(self) -> tuple[str, float]: ...  # (kind, value), e.g. ("speedup", 2.0)
+    def target(self) -> Target: ...  # e.g. Target(kind="speedup", value=2.0)
     @property
     def structure(self) -> str: ...
     @property
@@ -155,11 +156,13 @@ def prune_channel_model(
     parameters, the next layer's input slices), so compaction can drop them physically.
     A layer with a parameter matched by ``prune.prunable.exclude`` keeps all its output channels.
     """
-    kind, value = spec.target
+    target = spec.target
     batches = scoring_batches(data, spec.batch_size, spec.score_batches, seed)
     graph = channel_graph(model, data.input_shape, layers_matching(model, spec.prunable.exclude))
     scores = score_channels(spec.strategy, model, graph, batches, seed=seed, options=spec.options)
-    selection = select_channels(graph, model, scores, ChannelTarget(kind, value), spec.scope, previous)
+    # channel selection's own instruction: ChannelTarget refuses a kind it cannot reach
+    channel_target = ChannelTarget(target.kind, float(target.value))  # type: ignore[arg-type]
+    selection = select_channels(graph, model, scores, channel_target, spec.scope, previous)
     strategy = CHANNEL_SCORERS.get(spec.strategy)
     if strategy.update is not None:  # before the mask: a reconstruction needs the pruned channels' weights
         inputs = ChannelScoreInputs(model, graph, batches, F.cross_entropy, torch.Generator().manual_seed(seed))

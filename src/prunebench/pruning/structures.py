@@ -31,13 +31,14 @@ import torch
 from prunebench.errors import ConfigError, either
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.select import Scope, select
+from prunebench.target import CLASSIFIER_TARGET_KEYS
 
 UNSTRUCTURED = "unstructured"
 CHANNEL = "channel"  # whole channels (filters), removed with everything coupled to them
 _NM = re.compile(r"^(\d+):(\d+)$")
 _BLOCK = re.compile(r"^block:(\d+)x(\d+)$")
 ALLOWED = "'unstructured', 'N:M' (e.g. '2:4'), 'block:RxC' (e.g. 'block:4x4') or 'channel'"
-TARGET_KINDS = ("compression", "speedup", "channel_fraction")  # the prune.* keys that set a target
+TARGET_KINDS = CLASSIFIER_TARGET_KEYS  # the prune.* keys that set a target (prunebench.target)
 
 
 class PruneTargets(Protocol):
