@@ -7,10 +7,24 @@ import torch
 from torch import nn
 
 from prunebench.executors import make_executor
-from prunebench.metrics.trainability import jacobian_singular_values, trainability
+from prunebench.metrics.trainability import exact_singular_values, jacobian_singular_values, trainability
 from prunebench.plan.runner import run_plan
 from prunebench.plan.sweep import plan_from_mapping
+from prunebench.record import Trainability
+from prunebench.report.plots import jsv_name
 from prunebench.store import ResultsDB
+
+
+def test_a_sketched_mean_written_under_jsv_mean_loads_under_its_own_name() -> None:
+    old = {"jsv_mean": 0.8, "jsv_std": 0.1, "method": "randomized-svd-k32", "batch_loss": 2.0, "examples": 32}
+    record = Trainability.model_validate(old)
+    assert (record.jsv_mean, record.jsv_std) == (None, None)
+    assert (record.jsv_top32_mean_approx, record.jsv_top32_std_approx) == (0.8, 0.1)
+    exact = Trainability.model_validate({**old, "method": "exact"})
+    assert (exact.jsv_mean, exact.jsv_top32_mean_approx) == (0.8, None)
+    # the report's axis names the quantity it plots
+    assert "jsv_top32_mean_approx" in jsv_name({record.method}) and "jsv_mean)" not in jsv_name({record.method})
+    assert "(jsv_mean)" in jsv_name({"exact"}) and "approx" not in jsv_name({"exact"})
 
 
 def linear_network() -> nn.Module:
@@ -31,9 +45,17 @@ def test_a_linear_networks_jacobian_singular_values_are_the_svd_of_its_weight_pr
     assert values.shape == (6 * 4,)
     for example in values.view(6, 4):  # the Jacobian of a linear map is the same at every input
         torch.testing.assert_close(example, expected, rtol=1e-4, atol=1e-6)
-    metrics = trainability(model, x, torch.zeros(6, dtype=torch.long))
-    assert metrics.jsv_mean == pytest.approx(float(expected.mean()), rel=1e-4)
-    assert metrics.jsv_std == pytest.approx(float(expected.std(unbiased=False)), rel=1e-3)
+    metrics = trainability(model, x, torch.zeros(6, dtype=torch.long), **({} if exact else {"max_exact": 0}))
+    assert metrics is not None and metrics.method == ("exact" if exact else "randomized-svd-k4")
+    # the exact mean and the sketch's top-K mean are different quantities under different names
+    mean, std = (metrics.jsv_mean, metrics.jsv_std) if exact else (metrics.jsv_top32_mean_approx, metrics.jsv_top32_std_approx)
+    unset = (metrics.jsv_top32_mean_approx, metrics.jsv_top32_std_approx) if exact else (metrics.jsv_mean, metrics.jsv_std)
+    assert unset == (None, None)
+    assert mean == pytest.approx(float(expected.mean()), rel=1e-4)
+    assert std == pytest.approx(float(expected.std(unbiased=False)), rel=1e-3)
+    record = Trainability.of(metrics)
+    assert record.mean == ("jsv_mean" if exact else "jsv_top32_mean_approx", mean)
+    assert Trainability.model_validate(record.model_dump(mode="json")) == record  # result.json round trip
     with torch.no_grad():
         loss = float(nn.functional.cross_entropy(model(x), torch.zeros(6, dtype=torch.long)))
     assert metrics.batch_loss == pytest.approx(loss)
@@ -48,6 +70,17 @@ def test_a_relu_networks_jacobian_matches_autograd_per_example() -> None:
         jacobian = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0)).squeeze(0), example)
         torch.testing.assert_close(values.view(4, 3)[i], torch.linalg.svdvals(jacobian), rtol=1e-4, atol=1e-6)
     assert model.training  # the mode is restored
+
+
+def test_the_sketch_without_oversampling_comes_out_below_the_exact_top_k() -> None:
+    """Why the sketch has its own name: with more classes than K it is not the exact top K."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 100))
+    x = torch.randn(4, 300)
+    approx, method = jacobian_singular_values(model, x, max_exact=0)
+    exact_top = exact_singular_values(model, x).topk(32, dim=1).values
+    assert method == "randomized-svd-k32"
+    assert 0.5 * exact_top.mean() < approx.mean() < exact_top.mean()
 
 
 def test_pruning_harder_lowers_the_recorded_mean_jsv(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from prunebench.errors import DataError
 from prunebench.target import Target
@@ -199,19 +199,39 @@ class Storage(Record):
 class Trainability(Record):
     """Right after pruning, before retraining, on a fixed training batch (Wang et al. 2023): mean
     and spread of the input-output Jacobian's singular values, how they were computed, and the
-    cross-entropy on the batch. Definitions: docs/metrics.md."""
+    cross-entropy on the batch. Exact values (every singular value) and the sketch's approximate
+    top K are different quantities under different names; one pair is set. Definitions: docs/metrics.md."""
 
-    jsv_mean: float
-    jsv_std: float
-    method: str  # 'exact' (torch.func) or 'randomized-svd-k<K>'
+    jsv_mean: float | None  # method 'exact' (torch.func): every singular value
+    jsv_std: float | None
+    method: str  # 'exact' or 'randomized-svd-k<K>'
     batch_loss: float
     examples: int | None = None
+    jsv_top32_mean_approx: float | None = None  # method 'randomized-svd-k<K>': the approximate top K
+    jsv_top32_std_approx: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def sketch_under_its_own_name(cls, data: Any) -> Any:
+        """Results written before the split filed the sketch's top K under jsv_mean / jsv_std."""
+        if isinstance(data, Mapping) and data.get("method", "exact") != "exact" and "jsv_top32_mean_approx" not in data:
+            return {**data, "jsv_mean": None, "jsv_std": None,
+                    "jsv_top32_mean_approx": data.get("jsv_mean"), "jsv_top32_std_approx": data.get("jsv_std")}
+        return data
+
+    @property
+    def mean(self) -> tuple[str, float]:
+        """(name, value) of the mean this run has: the exact one, else the sketch's."""
+        if self.jsv_mean is not None:
+            return "jsv_mean", self.jsv_mean
+        return "jsv_top32_mean_approx", float(self.jsv_top32_mean_approx or 0.0)
 
     @classmethod
     def of(cls, metrics: Any) -> Trainability:
         """From :class:`prunebench.metrics.trainability.TrainabilityMetrics`."""
         return cls(jsv_mean=metrics.jsv_mean, jsv_std=metrics.jsv_std, method=metrics.method,
-                   batch_loss=metrics.batch_loss, examples=metrics.examples)
+                   batch_loss=metrics.batch_loss, examples=metrics.examples,
+                   jsv_top32_mean_approx=metrics.jsv_top32_mean_approx, jsv_top32_std_approx=metrics.jsv_top32_std_approx)
 
 
 class Cost(Record):

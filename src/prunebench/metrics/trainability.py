@@ -9,7 +9,10 @@ fine-tuning LR then decides how much of to recover.
 ``method`` says how they were computed: ``exact`` (torch.func: the full Jacobian of each example,
 then its SVD) where the Jacobian is small enough, else ``randomized-svd-k<K>`` (Halko et al.
 2011: J is sketched with K Gaussian input directions by forward-mode products and its top K
-singular values are taken from that range, so the spread is of the top K only).
+singular values are taken from that range, without oversampling or power iterations, so they
+come out low). The two are different quantities and carry different names: ``jsv_mean`` /
+``jsv_std`` (exact, every singular value) or ``jsv_top32_mean_approx`` / ``jsv_top32_std_approx``
+(the sketch's top K = min(32, classes, input entries)); the other pair is None.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ SKETCH_SEED = 0
 
 @dataclass(frozen=True)
 class TrainabilityMetrics:
-    jsv_mean: float
-    jsv_std: float
+    jsv_mean: float | None  # exact: every singular value
+    jsv_std: float | None
     method: str
     batch_loss: float
     examples: int
+    jsv_top32_mean_approx: float | None = None  # sketched: the approximate top K only
+    jsv_top32_std_approx: float | None = None
 
 
 def _single(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]):  # type: ignore[no-untyped-def]
@@ -91,12 +96,14 @@ def jacobian_singular_values(
         model.train(was_training)
 
 
-def trainability(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> TrainabilityMetrics | None:
+def trainability(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, max_exact: int = MAX_EXACT_ENTRIES,
+) -> TrainabilityMetrics | None:
     """Mean and spread of the Jacobian singular values and the cross-entropy on (x, y); None
     where the input is not continuous (token ids have no input Jacobian)."""
     if not x.is_floating_point():
         return None
-    values, method = jacobian_singular_values(model, x)
+    values, method = jacobian_singular_values(model, x, max_exact=max_exact)
     was_training = model.training
     model.eval()
     try:
@@ -106,7 +113,10 @@ def trainability(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Trainabi
         model.train(was_training)
     mean = float(values.mean())
     std = float(values.std(unbiased=False))  # population spread of the pooled values
-    return TrainabilityMetrics(jsv_mean=mean, jsv_std=std, method=method, batch_loss=loss, examples=x.shape[0])
+    if method == "exact":
+        return TrainabilityMetrics(jsv_mean=mean, jsv_std=std, method=method, batch_loss=loss, examples=x.shape[0])
+    return TrainabilityMetrics(jsv_mean=None, jsv_std=None, method=method, batch_loss=loss, examples=x.shape[0],
+                               jsv_top32_mean_approx=mean, jsv_top32_std_approx=std)
 
 
 def fixed_batch(train_x: torch.Tensor, train_y: torch.Tensor, size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:

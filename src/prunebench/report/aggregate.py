@@ -344,7 +344,7 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
             point.prune_peak_mb[seed] = result.cost.prune_peak_mb
             group.peak_methods.add(result.cost.peak_method)
         if result.trainability is not None:
-            point.jsv_mean[seed] = result.trainability.jsv_mean
+            point.jsv_mean[seed] = result.trainability.mean[1]  # exact, or the sketch's top-K mean: see jsv_methods
             group.jsv_methods.add(result.trainability.method)
         if result.sizes.layer_sparsity:
             point.layer_density[seed] = {k: 1.0 - v for k, v in result.sizes.layer_sparsity.items()}

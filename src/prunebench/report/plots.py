@@ -267,6 +267,16 @@ def latency_figure(group: Group) -> bytes:
     return save(figure)
 
 
+def jsv_name(methods: set[str]) -> str:
+    """What the trainability axis shows: the exact mean JSV, or the sketch's approximate top-K mean."""
+    names = []
+    if "exact" in methods:
+        names.append("mean input-output Jacobian singular value (jsv_mean)")
+    if methods - {"exact"}:
+        names.append("mean of the approximate top-32 Jacobian singular values (jsv_top32_mean_approx)")
+    return " / ".join(names) or "mean input-output Jacobian singular value"
+
+
 def trainability_figure(group: Group) -> bytes:
     """Final top-1 against the mean Jacobian singular value right after pruning, one marker per
     level (mean over seeds), joined in the order of compression: does damage predict the outcome?"""
@@ -282,7 +292,7 @@ def trainability_figure(group: Group) -> bytes:
         for xi, yi, p in zip(x, y, points):
             ax.annotate(p.level, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel(f"mean input-output Jacobian singular value right after pruning ({', '.join(sorted(group.jsv_methods))})")
+    ax.set_xlabel(f"{jsv_name(group.jsv_methods)} right after pruning ({', '.join(sorted(group.jsv_methods))})")
     ax.set_ylabel("test top-1 after retraining (%)")
     ax.set_title(f"{group.title}: final top-1 vs trainability after pruning", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
