@@ -141,6 +141,9 @@ def test_storage_bytes_of_a_tiny_model_equal_the_hand_count(huffman: bool, layer
     assert storage.unshared_bytes == 2 * 4  # the fp32 bias
     assert storage.storage_bytes == layer_bytes + 8
     assert storage.dense_bytes == 10 * 4
+    # without the bias, the Huffman tables and the entry count: codebook 8 + indices 1 + gaps 1
+    assert storage.shared_weight_bytes == 8 + 1 + 1
+    assert storage.ratio_without_biases_and_tables == 40 / 10 > storage.dense_bytes / storage.storage_bytes
 
 
 TRAIN = TrainSpec(epochs=1, lr=0.05, batch_size=64)

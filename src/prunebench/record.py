@@ -182,6 +182,9 @@ class StorageLayer(Record):
     total_bytes: int
 
 
+WEIGHT_PARTS = ("codebook", "indices", "gaps")  # StorageLayer.bytes parts that encode the weights themselves
+
+
 class Storage(Record):
     """The compress stage (Deep Compression): storage_compression_ratio = dense_bytes / storage_bytes.
 
@@ -194,6 +197,17 @@ class Storage(Record):
     huffman: bool
     layers: dict[str, StorageLayer]
     finetune_log: list[dict[str, Any]] = []  # per epoch of centroid fine-tuning
+
+    @property
+    def shared_weight_bytes(self) -> int:
+        """The shared layers' codebooks, indices and gaps only: storage_bytes without the
+        unshared parameters (biases), the Huffman tables and the per-layer entry counts."""
+        return sum(layer.bytes.get(part, 0) for layer in self.layers.values() for part in WEIGHT_PARTS)
+
+    @property
+    def ratio_without_biases_and_tables(self) -> float:
+        """dense_bytes / shared_weight_bytes: the ratio counted as weights and their index alone."""
+        return self.dense_bytes / self.shared_weight_bytes
 
 
 class Trainability(Record):
