@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 CACHE_ENV = "PRUNEBENCH_CACHE"
-CHUNK = 1 << 20
 
 log = logging.getLogger("prunebench")
 

@@ -39,10 +39,6 @@ from prunebench.store.lock import dense_lock
 
 log = logging.getLogger("prunebench")
 
-BASELINE_NOTE = (
-    "the offline default is SmolLM2-135M-Instruct dequantized from its Q4_1 GGUF: its absolute perplexities "
-    "are not comparable with published fp16 numbers; rankings are"
-)
 RECOVERY_SEED_OFFSET = 1  # the recovery batches differ from the calibration draw of the same seed
 
 

@@ -25,11 +25,9 @@ from prunebench.config import (
 )
 from prunebench.errors import ConfigError
 from prunebench.plan.controls import CONTROLS, CONTROLS_KEY, DEFAULT_CONTROLS, controls_for, parse_controls
-from prunebench.pruning.structures import random_control
 
 SWEEP_KEY = "sweep"
 BASELINES_KEY = "baselines"
-CONTROL_STRATEGY = random_control("unstructured")  # the weight structures' control
 DENSE_PREFIX = "dense-"
 
 

@@ -15,7 +15,7 @@ call these functions and do the pruning and training.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -115,8 +115,3 @@ class CubicSchedule:
 
     def update_steps(self) -> list[int]:
         return update_steps(self.start, self.frequency, self.count)
-
-
-def remaining_fraction(counts: Sequence[int], total: int) -> list[float]:
-    """Keep counts as fractions of ``total`` (the 'weights remaining' of a ladder)."""
-    return [c / total for c in counts]

@@ -165,9 +165,6 @@ def is_grouped(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and not is_depthwise(module)
 
 
-NORMS = (_BatchNorm, nn.GroupNorm, nn.LayerNorm)
-
-
 def slices_of(module: nn.Module, name: str, is_out: bool, idxs: list[int], root_idxs: list[int]) -> list[ChannelSlice]:
     """The parameter slices that one Torch-Pruning group item removes."""
     positions = torch.tensor(idxs, dtype=torch.long)
