@@ -1,4 +1,4 @@
-"""No import cycle between prunebench's packages.
+"""prunebench's packages import downward only, in a stated order, and no file imports itself in a circle.
 
 A package is the first name under ``prunebench`` (``pruning`` for ``prunebench.pruning.select``;
 ``config`` for ``prunebench.config``). Every import counts, including those inside functions:
@@ -7,11 +7,17 @@ source with ``ast``, so the test needs nothing installed and imports nothing it 
 
 KNOWN_CYCLES is empty: any cycle fails, with its path. (It was an allow-list while the last
 cycles were removed; a listed cycle that no longer exists fails too, so it cannot go stale.)
+
+LAYERS states the order: a package may import only packages of a lower layer, so an import that
+goes upward, or sideways within a layer, fails with its file and line. The order is the one the
+imports had when it was written down; change it on purpose, with the reason, not to pass a test.
+The same circle check also runs over files (modules), where a package-level graph cannot see it.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 from collections import deque
 from pathlib import Path
 
@@ -20,6 +26,25 @@ ROOT = "prunebench"  # prunebench/__init__.py: the curated API, a package of its
 
 # Each entry: the packages of one strongly connected component of the package graph.
 KNOWN_CYCLES: set[frozenset[str]] = set()
+
+# Lowest first. Why each sits where it does:
+LAYERS: list[set[str]] = [
+    {"errors", "latency_names", "modes", "compress"},  # import nothing of prunebench
+    {"registry", "config_file", "plugins", "executors"},  # errors only: executors run any job function
+    {"data"},
+    {"models"},
+    {"metrics"},  # measures models on data
+    {"pruning"},  # scores read metrics' helpers; masks are checked against models
+    {"catalog"},  # the lists of strategies, schedules and retraining modes
+    {"config"},  # validates a spec against the catalog and the registries
+    {"record", "devices"},  # a run's record holds its spec; a device is checked against a spec
+    {"train", "store"},  # one training loop; the results database reads records
+    {"experiment"},  # one run: train, prune, retrain, measure, store
+    {"plan", "reproduce"},  # many runs through the executors; published reproductions
+    {"report", "api"},  # reads the store and plans; the Python API over one model
+    {"demo"},  # a whole comparison and its report
+    {"cli", ROOT},  # the entry points: the command line, the curated ``import prunebench``
+]
 
 Edges = dict[str, dict[str, list[str]]]  # package -> imported package -> ["file:line", ...]
 
@@ -85,17 +110,60 @@ def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return found
 
 
+@functools.cache
+def parsed_files() -> tuple[tuple[Path, tuple[ast.AST, ...]], ...]:
+    """Every file of the package with its runtime nodes, parsed once for all the tests here."""
+    return tuple(
+        (path, tuple(runtime_nodes(ast.parse(path.read_text(), filename=str(path)))))
+        for path in sorted(PACKAGE_DIR.rglob("*.py"))
+    )
+
+
 def import_graph() -> Edges:
     edges: Edges = {}
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+    for path, nodes in parsed_files():
         source = package_of(path)
-        for node in runtime_nodes(ast.parse(path.read_text(), filename=str(path))):
+        for node in nodes:
             for name in imported_modules(node, path):
                 target = target_package(name)
                 if target is not None and target != source:
                     where = f"{path.relative_to(PACKAGE_DIR)}:{node.lineno}"
                     edges.setdefault(source, {}).setdefault(target, []).append(where)
     return edges
+
+
+def module_graph() -> Edges:
+    """The same graph over files: module -> imported module -> import sites.
+
+    ``from prunebench.pruning import select`` names the file ``pruning/select.py``; ``from
+    prunebench.pruning import Mask`` names ``pruning/__init__.py``, which re-exports it.
+    """
+    files = parsed_files()
+    paths = {module_name(path) for path, _ in files}
+    edges: Edges = {}
+    for path, nodes in files:
+        source = module_name(path)
+        for node in nodes:
+            for name in imported_modules(node, path):
+                parts = name.split(".")
+                while parts and ".".join(parts) not in paths:
+                    parts.pop()  # the longest prefix that is a file: a name inside it was imported
+                target = ".".join(parts)
+                if target and target != source:
+                    where = f"{path.relative_to(PACKAGE_DIR)}:{node.lineno}"
+                    edges.setdefault(source, {}).setdefault(target, []).append(where)
+    return edges
+
+
+def upward_imports(edges: Edges, layers: list[set[str]]) -> list[str]:
+    """Each import of a package that is not in a lower layer than the importer, with its sites."""
+    level = {package: index for index, layer in enumerate(layers) for package in layer}
+    found = []
+    for source, targets in sorted(edges.items()):
+        for target, sites in sorted(targets.items()):
+            if level[target] >= level[source]:
+                found.append(f"{source} (layer {level[source]}) imports {target} (layer {level[target]}) at {', '.join(sites)}")
+    return found
 
 
 def strongly_connected(edges: Edges) -> list[frozenset[str]]:
@@ -175,3 +243,35 @@ def test_planning_imports_the_single_run_and_the_single_run_knows_nothing_of_pla
     edges = import_graph()
     assert "experiment" in edges["plan"]  # plan/jobs.py runs one job through the pipeline
     assert "plan" not in reachable(edges, "experiment")
+
+
+def test_every_package_has_exactly_one_layer() -> None:
+    packages = {package_of(path) for path in PACKAGE_DIR.rglob("*.py")}
+    placed = [package for layer in LAYERS for package in layer]
+    assert len(placed) == len(set(placed)), "a package is listed in two layers"
+    assert set(placed) == packages, f"unplaced: {sorted(packages - set(placed))}; gone: {sorted(set(placed) - packages)}"
+
+
+def test_an_upward_or_sideways_import_is_found_with_its_site() -> None:
+    edges: Edges = {"low": {}, "high": {"low": ["high.py:3"]}, "side": {"high": ["side.py:7"]}}
+    assert upward_imports(edges, [{"low"}, {"high", "side"}]) == [
+        "side (layer 1) imports high (layer 1) at side.py:7"]
+    edges["low"]["high"] = ["low.py:1"]
+    assert upward_imports(edges, [{"low"}, {"high", "side"}])[0] == "low (layer 0) imports high (layer 1) at low.py:1"
+
+
+def test_packages_import_only_lower_layers() -> None:
+    problems = upward_imports(import_graph(), LAYERS)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_module_graph_resolves_files_and_re_exports() -> None:
+    edges = module_graph()
+    assert "prunebench.errors" in edges["prunebench.registry"]  # a module imported by its dotted name
+    assert "prunebench.pruning" not in edges.get("prunebench.pruning.select", {})  # not its own package
+
+
+def test_no_import_circle_between_files() -> None:
+    edges = module_graph()
+    problems = [f"import circle: {cycle_path(edges, c)}" for c in strongly_connected(edges)]
+    assert not problems, "\n".join(problems)
