@@ -4,9 +4,11 @@ Batches follow a seeded permutation per epoch and come through :func:`prunebench
 sliced from in-memory tensors (no DataLoader, no per-sample Python), or decoded from files by
 DataLoader workers when the data streams, the same batches either way. On CUDA, in-memory data
 takes the device path (:mod:`prunebench.data.device_batches`): the epoch's permutation and crops
-drawn up front and sent to the GPU once, the same batches again, without a host round trip per batch. Callbacks hook in at
-the start, after each optimizer step and after each epoch; masking, evaluation and checkpoints
-are callbacks, not special cases.
+drawn up front and sent to the GPU once, the same batches again, without a host round trip per batch.
+Callbacks hook in once the optimizer exists (``on_optimizer``, optional), at the start and after
+each optimizer step; masking, gradual pruning and the snapshot that rewinding takes are
+callbacks, not special cases. There is no per-epoch hook: validation runs after each epoch in
+the loop itself, and checkpoints are written by the stages that call it.
 """
 
 from __future__ import annotations
