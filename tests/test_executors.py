@@ -18,6 +18,7 @@ from prunebench.cli import main
 from prunebench.errors import TrainingDiverged
 from prunebench.executors import Outcome, make_executor
 from prunebench.executors.reaper import stat_of
+from prunebench.experiment.pipeline import stored_result
 from prunebench.plan.jobs import run_job
 from prunebench.plan.sweep import plan_from_mapping
 from prunebench.store import ResultsDB
@@ -74,10 +75,12 @@ def test_an_in_process_job_leaves_torch_threads_as_it_found_them(tmp_path: Path)
     torch.set_num_threads(2)
     try:
         for job in plan.jobs:  # dense, then pruned
-            run_job(job, plan.settings, tmp_path)
+            returned = run_job(job, plan.settings, tmp_path)
             assert torch.get_num_threads() == 2
-        assert ResultsDB  # noqa: B018 - the job wrote its result where the runner would read it
-        assert (tmp_path / plan.pruned_jobs[0].run_id / "result.json").is_file()
+        # the job wrote its result where the runner reads it back, the record it returned
+        pruned = plan.pruned_jobs[0]
+        assert returned.run_id == pruned.run_id
+        assert stored_result(pruned.spec, tmp_path) == returned
     finally:
         torch.set_num_threads(before)
 
