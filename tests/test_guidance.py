@@ -2,7 +2,6 @@
 items for sanity controls, trainability, matched speedups and cost."""
 
 import json
-from pathlib import Path
 
 from prunebench.record import Target
 from prunebench.report.aggregate import Curve, Dense, Group, Point, label_curves

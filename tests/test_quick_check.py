@@ -9,12 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 import prunebench as pb
 from prunebench.cli import main
-from prunebench.config import ExperimentSpec, RunSettings, TrainSpec, build_specs
+from prunebench.config import ExperimentSpec, TrainSpec, build_specs
 from prunebench.experiment.pipeline import prepare
 from prunebench.train import train
 

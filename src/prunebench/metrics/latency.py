@@ -73,11 +73,6 @@ class LatencyRecord:
         """Interquartile range."""
         return self.q3_ms - self.q1_ms
 
-    @property
-    def throughput(self) -> float:
-        """Examples per second at the median."""
-        return self.batch_size / (self.median_ms / 1000.0)
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -319,7 +314,7 @@ class SparseCSRLinear(nn.Module):
 def sparse_csr_linears(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every Linear layer in sparse CSR form (for CPU timing)."""
     model = copy.deepcopy(model).cpu().float()
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(module, child_name, SparseCSRLinear(child))

@@ -86,7 +86,8 @@ class _Recorder(TorchDispatchMode):
 
     def __init__(self, stack: list[str], weights: set[int]) -> None:
         super().__init__()
-        self.stack, self.weights, self.costs = stack, weights, []
+        self.stack, self.weights = stack, weights
+        self.costs: list[OpCost] = []
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}

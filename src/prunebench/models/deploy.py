@@ -24,7 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from prunebench.latency_names import EAGER, FOLDED, FOLDED_CHANNELS_LAST  # the names' one definition
+from prunebench.latency_names import EAGER, FOLDED_CHANNELS_LAST  # the names' one definition
 from prunebench.latency_names import LATENCY_FORMS as FORMS
 from prunebench.errors import ConfigError
 

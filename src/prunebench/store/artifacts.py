@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from prunebench.store.files import FILE_MODE, write_atomic
+from prunebench.store.files import write_atomic
 
 
 def write_json(path: Path, data: Any) -> None:
