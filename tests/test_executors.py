@@ -143,6 +143,7 @@ def start_sweep(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
     return driver, results, workers
 
 
+@pytest.mark.slow  # a CLI sweep in a subprocess, killed once it trains, then 5 s of watching for writes
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_pool_workers_die_with_the_driver_and_write_nothing_after(tmp_path: Path, sig: signal.Signals) -> None:
     driver, results, workers = start_sweep(tmp_path)
@@ -163,6 +164,7 @@ def test_pool_workers_die_with_the_driver_and_write_nothing_after(tmp_path: Path
         assert "Traceback" not in err
 
 
+@pytest.mark.slow  # a CLI sweep in a subprocess, interrupted once it trains
 def test_sigint_prints_one_line_exits_130_and_leaves_the_rest_to_resume(tmp_path: Path) -> None:
     driver, results, _ = start_sweep(tmp_path)
     driver.send_signal(signal.SIGINT)
@@ -252,6 +254,7 @@ def wait_ready(driver: subprocess.Popen[str]) -> None:
     assert line.split() == ["READY", "42"], line
 
 
+@pytest.mark.slow  # starts a private Ray (its servers and a worker): tens of seconds on 2 cores
 def test_private_ray_listens_on_loopback_only_and_dies_with_a_killed_driver(ray_script: Path) -> None:
     driver = subprocess.Popen([sys.executable, str(ray_script), "60"], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
@@ -275,6 +278,7 @@ def test_private_ray_listens_on_loopback_only_and_dies_with_a_killed_driver(ray_
             driver.kill()
 
 
+@pytest.mark.slow  # starts a private Ray
 def test_closing_the_executor_ends_the_ray_it_started(ray_script: Path) -> None:
     driver = subprocess.Popen([sys.executable, str(ray_script), "0"], stdout=subprocess.PIPE, text=True)
     wait_ready(driver)

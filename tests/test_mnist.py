@@ -8,7 +8,8 @@ import pytest
 from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
 from prunebench.experiment import run_experiment
 
-pytestmark = pytest.mark.skipif(not has_dataset("mnist"), reason=f"MNIST not in {SHARED_DATA}")
+# Ten epochs of LeNet-300-100 on all of MNIST: a minute or more on 2 cores, by nature.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_dataset("mnist"), reason=f"MNIST not in {SHARED_DATA}")]
 
 
 def test_lenet_300_100_global_magnitude_10x_reaches_97_5(tmp_path: Path) -> None:

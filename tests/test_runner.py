@@ -97,6 +97,7 @@ def test_local_executor_matches_serial(tmp_path: Path) -> None:
     assert metrics_by_run(tmp_path / "serial") == metrics_by_run(tmp_path / "local")
 
 
+@pytest.mark.slow  # starts a private Ray with two workers
 def test_ray_executor_matches_serial(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     plan = plan_from_mapping({**SWEEP, "sweep": {"prune.strategy": ["magnitude"], "prune.compression": [4], "seed": [0, 1]}})
