@@ -98,6 +98,7 @@ def test_readme_strategy_runs_with_the_plugin_flag_on_serial_and_reaches_the_rep
     assert STRATEGY in (tmp_path / "report" / "report.html").read_text()
 
 
+@pytest.mark.slow  # a CLI sweep in a subprocess with two spawned workers, each importing torch
 def test_readme_config_runs_on_local_workers_with_its_plugin_named_twice(tmp_path: Path) -> None:
     """The config's key names the file and --plugin names it as a module: spawned workers import
     it once, and the strategy runs there."""

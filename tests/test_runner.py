@@ -36,6 +36,7 @@ def metrics_by_run(results: Path) -> dict[str, tuple]:
     return {r["run_id"]: tuple(metrics(r["result"])[m] for m in METRICS) for r in ResultsDB(results).rows()}
 
 
+@pytest.mark.slow  # the whole demo, 63 runs on spawned workers, and its rerun
 def test_digits_sweep_with_local_executor_then_resume_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The demo: 3 strategies x 5 levels x 3 seeds on digits (+ random and dense), local executor."""
     results = tmp_path / "demo"
@@ -54,6 +55,7 @@ def test_digits_sweep_with_local_executor_then_resume_trains_nothing(tmp_path: P
     assert {p: p.stat().st_mtime_ns for p in dense_models} == stamps
 
 
+@pytest.mark.slow  # a sweep in a subprocess killed partway, then rerun to the end in another
 def test_sigkill_partway_then_rerun_completes_every_run_exactly_once(tmp_path: Path) -> None:
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump({**SWEEP, "train": {**SWEEP["train"], "epochs": 6}}))
