@@ -51,6 +51,7 @@ def dense_model(results: Path, s: ExperimentSpec) -> Path:
     return results / "dense" / s.dense_spec().content_hash() / "model.pt"
 
 
+@pytest.mark.slow  # two CLI sweeps in subprocesses at once, one on two spawned workers
 def test_two_runs_on_one_results_directory_wait_and_pair_every_result_with_its_dense_checkpoint(
     tmp_path: Path,
 ) -> None:
