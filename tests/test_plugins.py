@@ -75,6 +75,7 @@ def plugin_runs(results: Path, expected_plugins: list[str]) -> list[dict]:
     return ours
 
 
+@pytest.mark.slow  # three CLI subprocesses (a refusal, a sweep, a report), each importing torch
 def test_readme_strategy_runs_with_the_plugin_flag_on_serial_and_reaches_the_report(tmp_path: Path) -> None:
     config = readme_files(tmp_path)
     (tmp_path / "flag.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "plugins"}))
