@@ -261,9 +261,23 @@ def segments(line: str) -> Iterator[list[str]]:
     yield segment
 
 
+def logical_lines(lines: tuple[str, ...]) -> Iterator[tuple[int, str]]:
+    """Shell lines with backslash continuations joined, each with the index of its first line."""
+    start, joined = None, ""
+    for offset, text in enumerate(lines):
+        start = offset if start is None else start
+        if text.rstrip().endswith("\\"):
+            joined += text.rstrip()[:-1] + " "
+            continue
+        yield start, joined + text
+        start, joined = None, ""
+    if start is not None:
+        yield start, joined
+
+
 def commands_of(block: Block) -> Iterator[Command]:
     prompted = any(text.startswith("$ ") for text in block.lines)
-    for offset, text in enumerate(block.lines):
+    for offset, text in logical_lines(block.lines):
         if prompted and not text.startswith("$ "):
             continue
         line = text.removeprefix("$ ").strip()
