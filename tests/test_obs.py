@@ -56,6 +56,31 @@ def test_obs_update_is_the_least_squares_optimum_for_its_mask() -> None:
         torch.testing.assert_close(new[r, k].double(), solution.squeeze(1), rtol=1e-3, atol=1e-4)
 
 
+def test_obs_update_solves_a_batch_of_large_pruned_sets_on_two_threads() -> None:
+    """Rows with the same pruned count are solved as one batch. torch 2.13's batched LU solve
+    fails on the CPU for batches of blocks of about 250 on 2 threads (oneMKL rejects its pivots),
+    so the update factors the blocks by Cholesky; each row must equal its own solve."""
+    g = torch.Generator().manual_seed(3)
+    n, pruned = 300, 249
+    a = torch.randn(n, n, generator=g, dtype=torch.float64)
+    hinv = torch.linalg.inv(a @ a.T / n + torch.eye(n, dtype=torch.float64))
+    w = torch.randn(4, n, generator=g, dtype=torch.float64)
+    keep = torch.ones_like(w, dtype=torch.bool)
+    for r in range(4):
+        keep[r, torch.randperm(n, generator=g)[:pruned]] = False
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        new = obs_update(w, hinv, keep)
+    finally:
+        torch.set_num_threads(threads)
+    for r in range(4):
+        q = torch.nonzero(~keep[r]).flatten()
+        expected = w[r] - torch.linalg.solve(hinv[q][:, q], w[r, q]) @ hinv[q]
+        expected[q] = 0
+        torch.testing.assert_close(new[r], expected, rtol=1e-9, atol=1e-9)
+
+
 def test_obs_update_of_one_weight_is_the_closed_form() -> None:
     w, x = layer(out=1)
     hinv = damped_inverse(2 * x.T @ x / len(x))

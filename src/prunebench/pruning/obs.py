@@ -237,7 +237,11 @@ def obs_update(weight: Tensor, h_inv: Tensor, keep: Tensor, *, max_elements: int
             hqq = hinv[q.unsqueeze(2), q.unsqueeze(1)]  # (rows, k, k)
             hq = hinv[q]  # (rows, k, in)
             wq = torch.gather(w[part], 1, q).unsqueeze(1)  # (rows, 1, k)
-            coef = torch.linalg.solve(hqq, wq.transpose(1, 2)).transpose(1, 2)  # w_Q Hqq^-1 (Hqq symmetric)
+            # Hqq, a principal block of a positive definite inverse, is positive definite: a Cholesky
+            # solve fits it, and torch 2.13's batched LU solve fails on the CPU (oneMKL's DLASWP
+            # refuses its pivots) for batches of blocks of about 250 or more on 2 threads.
+            factor = torch.linalg.cholesky(hqq)
+            coef = torch.cholesky_solve(wq.transpose(1, 2), factor).transpose(1, 2)  # w_Q Hqq^-1 (Hqq symmetric)
             w[part] -= (coef @ hq).squeeze(1)
     w[prune] = 0
     return w.to(weight.dtype)
