@@ -797,7 +797,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} must look like key=value (e.g. prune.compression=16)")
-    return key.split("."), parse_value(raw, f"override {text!r}")
+    return key.split("."), parse_value(raw, f"override {key}")  # the key, not a value that may be huge
 
 
 def set_dotted(data: dict[str, Any], path: Sequence[str], value: Any) -> None:
