@@ -139,7 +139,8 @@ class ResultsDB:
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException as exc:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed write (a full disk) may have ended it already
+                    conn.execute("ROLLBACK")
                 if isinstance(exc, DataError) and str(exc).startswith("run "):  # a row the migration cannot read
                     raise DataError(f"{self.path}: cannot migrate from schema version {version}: {exc}; "
                                     "open it with the prunebench version that wrote it") from None
@@ -148,14 +149,17 @@ class ResultsDB:
 
     @contextmanager
     def _connect(self, wal: bool = True) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            if wal:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                if wal:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                yield conn
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:  # a full disk ("disk I/O error"), a file made read-only, ...
+            raise DataError(f"{self.path}: cannot use the results database ({exc})") from None
 
     def _write(self, sql: str, params: Mapping[str, Any] | tuple[Any, ...]) -> None:
         with self._connect() as conn:
