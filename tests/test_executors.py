@@ -291,6 +291,25 @@ def test_closing_the_executor_ends_the_ray_it_started(ray_script: Path) -> None:
     driver.wait(timeout=30)
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:9", "ray://127.0.0.1:9"])
+def test_a_ray_address_nobody_answers_fails_within_30_seconds(tmp_path: Path, address: str) -> None:
+    """Ray retries such an address for about 14 minutes; prunebench refuses it in one line."""
+    pytest.importorskip("ray")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**SMALL, "sweep": {"seed": [0, 1]}}))
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+    env.pop("RAY_ADDRESS", None)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "prunebench.cli", "-q", "run", str(config), "--results",
+                           str(tmp_path / "r"), "--executor", "ray", "--ray-address", address],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert time.monotonic() - started < 30, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"prunebench: error: --ray-address {address}: cannot join a Ray cluster: nothing accepts")
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_an_unreachable_ray_address_is_one_line_exit_2(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     config = tmp_path / "c.yaml"
