@@ -61,6 +61,24 @@ def test_executors_run_any_job_function_and_capture_failures(name: str) -> None:
     assert failed[1].error.startswith("ValueError: bad 1 (test_executors.py:")
 
 
+def dies_or_sleeps(x: int) -> dict[str, int]:
+    """Job 0 kills its own worker (as the OOM killer would) once the other job is under way."""
+    if x == 0:
+        time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(3.0)
+    return {"value": x}
+
+
+def test_a_dying_worker_fails_only_its_own_run() -> None:
+    """A worker's death breaks the whole pool: the runs in flight are run again one at a time, so
+    the one that kills its worker again is failed alone and the other completes."""
+    started, done = collect("local", dies_or_sleeps, [0, 1])
+    assert done[1] == Outcome("completed", {"value": 1})
+    assert done[0].status == "failed" and done[0].error is not None and "worker process died" in done[0].error
+    assert started.count(0) == 2  # run again alone after the first death, where it died again
+
+
 def test_executors_import_neither_experiment_nor_config() -> None:
     paths = sorted((SRC / "executors").glob("*.py"))
     assert len(paths) >= 4, SRC  # base, local, ray, serial: a wrong folder would check nothing
