@@ -71,9 +71,10 @@ def check_reachable(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
+        reason = (f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError)
+                  else (exc.strerror or type(exc).__name__).lower())
         raise ConfigError(f"--ray-address {address}: cannot join a Ray cluster: nothing accepts a connection at "
-                          f"{host}:{port} ({reason} within {timeout_s:g} s)") from None
+                          f"{host}:{port} ({reason})") from None
 
 
 @dataclass
