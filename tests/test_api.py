@@ -69,3 +69,18 @@ def test_measure_refuses_a_model_that_left_its_mask() -> None:
         pb.measure(model, data, mask)
     with pytest.raises(ConfigError, match="does not fit"):
         pb.measure(nn.Sequential(nn.Linear(10, 2)), data, mask)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**70, True, 1.5])
+def test_api_seeds_have_the_configs_range(seed: object) -> None:
+    """A negative seed used to be accepted here though a config refuses it; 2**70 raised RuntimeError."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5), torch.randint(0, 2, (64,))
+    data = pb.DataSplits.from_tensors(train=(x[:48], y[:48]), test=(x[48:], y[48:]))
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+    for call in (lambda: pb.fit(model, data, seed=seed, epochs=1), lambda: pb.prune(model, data, seed=seed)):
+        with pytest.raises(ConfigError, match=r"^seed: .* is not an integer from 0 to 2147483647$"):
+            call()
+    mask = pb.prune(model, data, compression=2, seed=0)
+    with pytest.raises(ConfigError, match="^seed: "):
+        pb.finetune(model, data, mask, seed=seed, epochs=1)

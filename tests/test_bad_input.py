@@ -77,6 +77,14 @@ def garbage_database(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     (tmp / "results" / "prunebench.db").write_bytes(bytes(range(256)) * 64)
 
 
+def foreign_runs_table(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    (tmp / "results").mkdir()
+    with sqlite3.connect(tmp / "results" / "prunebench.db") as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, distance_km REAL)")
+
+
 def foreign_database(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     import sqlite3
 
@@ -96,6 +104,15 @@ def one_gpu(tmp: Path, mp: pytest.MonkeyPatch) -> None:
 
 def no_mps(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     mp.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def nan_checkpoint(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    from prunebench.data import load_dataset
+    from prunebench.models import create_model
+
+    data = load_dataset("synthetic")
+    model = create_model("mlp", data.input_shape, data.num_classes)
+    torch.save({k: torch.full_like(v, float("nan")) for k, v in model.state_dict().items()}, tmp / "data")
 
 
 def unfit_checkpoint(tmp: Path, mp: pytest.MonkeyPatch) -> None:
@@ -131,6 +148,12 @@ CASES: dict[str, Case] = {
     # your own dense model
     "dense.checkpoint missing": Case(("dense.checkpoint=DATA",), "dense.checkpoint"),
     "dense.checkpoint that does not fit": Case(("dense.checkpoint=DATA",), "dense.checkpoint", setup=unfit_checkpoint),
+    "dense.checkpoint of NaNs": Case(("dense.checkpoint=DATA",), "dense.checkpoint", setup=nan_checkpoint),
+    "iterative rounds past the last weight": Case(
+        ("prune.schedule=iterative", "prune.iterative.rounds=1000000"), "prune.iterative.rounds",
+        change={"prune": {"strategy": "magnitude", "compression": None}}),
+    "latency_batch_size of 10^8": Case(("latency=true", "latency_batch_size=100000000"), "latency_batch_size"),
+    "a table named runs that is not prunebench's": Case(key="prunebench.db", setup=foreign_runs_table),
     # fits only once the data is known
     "no training example": Case(("val_fraction=0.9999",), "val_fraction"),
     "gradual end_step past fine-tuning": Case(

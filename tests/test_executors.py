@@ -61,8 +61,28 @@ def test_executors_run_any_job_function_and_capture_failures(name: str) -> None:
     assert failed[1].error.startswith("ValueError: bad 1 (test_executors.py:")
 
 
+def dies_or_sleeps(x: int) -> dict[str, int]:
+    """Job 0 kills its own worker (as the OOM killer would) once the other job is under way."""
+    if x == 0:
+        time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(3.0)
+    return {"value": x}
+
+
+def test_a_dying_worker_fails_only_its_own_run() -> None:
+    """A worker's death breaks the whole pool: the runs in flight are run again one at a time, so
+    the one that kills its worker again is failed alone and the other completes."""
+    started, done = collect("local", dies_or_sleeps, [0, 1])
+    assert done[1] == Outcome("completed", {"value": 1})
+    assert done[0].status == "failed" and done[0].error is not None and "worker process died" in done[0].error
+    assert started.count(0) == 2  # run again alone after the first death, where it died again
+
+
 def test_executors_import_neither_experiment_nor_config() -> None:
-    for path in (SRC / "executors").glob("*.py"):
+    paths = sorted((SRC / "executors").glob("*.py"))
+    assert len(paths) >= 4, SRC  # base, local, ray, serial: a wrong folder would check nothing
+    for path in paths:
         tree = ast.parse(path.read_text())
         names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
@@ -129,8 +149,11 @@ def start_sweep(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
     results = tmp_path / "results"
     command = [sys.executable, "-m", "prunebench.cli", "run", str(sweep_config(tmp_path)),
                "--results", str(results), "--executor", "local", "--workers", "2"]
+    # A suite run as a background job ignores SIGINT, and an ignored signal survives exec: give
+    # the driver the default a terminal would, so the SIGINT test sends what Ctrl-C sends.
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(SRC.parent)})
+                              env={**os.environ, "PYTHONPATH": str(SRC.parent)},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 90
     workers: set[int] = set()
     while time.monotonic() < deadline:  # wait until the pool's workers train
@@ -289,6 +312,25 @@ def test_closing_the_executor_ends_the_ray_it_started(ray_script: Path) -> None:
         time.sleep(0.2)
     assert [p for p in processes if alive(p)] == []
     driver.wait(timeout=30)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9", "ray://127.0.0.1:9"])
+def test_a_ray_address_nobody_answers_fails_within_30_seconds(tmp_path: Path, address: str) -> None:
+    """Ray retries such an address for about 14 minutes; prunebench refuses it in one line."""
+    pytest.importorskip("ray")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**SMALL, "sweep": {"seed": [0, 1]}}))
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+    env.pop("RAY_ADDRESS", None)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "prunebench.cli", "-q", "run", str(config), "--results",
+                           str(tmp_path / "r"), "--executor", "ray", "--ray-address", address],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert time.monotonic() - started < 30, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"prunebench: error: --ray-address {address}: cannot join a Ray cluster: nothing accepts")
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_unreachable_ray_address_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
 from prunebench.data import DataSplits
@@ -63,6 +64,25 @@ def test_diverging_training_is_reported(synthetic: DataSplits) -> None:
     model = create_model("mlp", synthetic.input_shape, synthetic.num_classes)
     with pytest.raises(TrainingDiverged, match="loss became"):
         train(model, synthetic, TrainSpec(epochs=1, lr=1e6, momentum=0.0), seed=0)
+
+
+class NaNWhenEvaluated(nn.Module):
+    """Finite outputs while training, NaN in eval mode: a training loss that looks fine and a
+    validation loss that is not."""
+
+    def __init__(self, inputs: int, classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(inputs, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.linear(x.flatten(1))
+        return out if self.training else out * float("nan")
+
+
+def test_a_nan_validation_loss_is_divergence(synthetic: DataSplits) -> None:
+    model = NaNWhenEvaluated(int(torch.tensor(synthetic.input_shape).prod()), synthetic.num_classes)
+    with pytest.raises(TrainingDiverged, match=r"validation loss became nan in epoch 1 \(training loss"):
+        train(model, synthetic, TrainSpec(epochs=2, lr=0.01), seed=0)
 
 
 @pytest.mark.parametrize("name", MODELS.names())

@@ -226,3 +226,63 @@ def test_rerun_repairs_damaged_artifacts_of_completed_runs(tmp_path: Path, caplo
     after = ResultsDB(results).rows()
     assert {r["run_id"]: r["attempts"] for r in after} == {r["run_id"]: 2 if r["run_id"] in redone else 1 for r in rows}
     assert {r["dense_check"] for r in results_rows(results)} == {"ok"}
+
+
+def forge(path: Path, change: dict[str, object]) -> None:
+    data = json.loads(path.read_text())
+    for dotted, value in change.items():
+        *parents, key = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        if value is None:
+            del node[key]
+        else:
+            node[key] = value
+    path.write_text(json.dumps(data))
+
+
+FORGERIES = {
+    # every count made to agree with 100x: only the tensors beside it can tell
+    "consistent 100x": {"sizes.params_nonzero": None, "sizes.compression_ratio": 100.0, "accuracy.top1": 0.9999},
+    "compression alone": {"sizes.compression_ratio": 100.0},
+    "fewer kept weights": {"sizes.prunable_nonzero": 1, "sizes.sparsity": None},
+    "no dense digest": {"dense_sha256": None},
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_a_forged_result_beside_its_real_tensors_is_redone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, forgery: str,
+) -> None:
+    s = spec()
+    first = run_experiment(s, RunSettings(), tmp_path)
+    path = tmp_path / s.run_id / "result.json"
+    change = dict(FORGERIES[forgery])
+    if "sizes.params_nonzero" in change:
+        change["sizes.params_nonzero"] = first.sizes.params_total // 100
+    if "sizes.sparsity" in change:
+        change["sizes.sparsity"] = 1 - 1 / first.sizes.prunable_total
+        change["sizes.prunable_compression_ratio"] = float(first.sizes.prunable_total)
+    forge(path, change)
+    with caplog.at_level(logging.WARNING, logger="prunebench"):
+        again = run_experiment(s, RunSettings(), tmp_path)
+    assert f"ignoring {path}:" in caplog.text, caplog.text
+    assert (again.sizes.compression_ratio, again.accuracy.top1, again.dense_sha256) == (
+        first.sizes.compression_ratio, first.accuracy.top1, first.dense_sha256)
+    assert json.loads(path.read_text())["sizes"]["compression_ratio"] == first.sizes.compression_ratio
+
+
+def test_a_database_rebuilt_from_the_folder_never_shows_forged_figures(tmp_path: Path) -> None:
+    plan = plan_from_mapping({**{k: v for k, v in SWEEP.items() if k != "sweep"},
+                              "prune": {"strategy": "magnitude", "compression": 4}})
+    run_plan(plan, tmp_path, make_executor("serial"))
+    real = {r["run_id"]: r["result"] for r in ResultsDB(tmp_path).rows() if r["kind"] == "pruned"}
+    for run_id, result in real.items():
+        forge(tmp_path / run_id / "result.json", {"sizes.params_nonzero": result.sizes.params_total // 100,
+                                                  "sizes.compression_ratio": 100.0, "accuracy.top1": 0.9999})
+    (tmp_path / "prunebench.db").unlink()
+    run_plan(plan, tmp_path, make_executor("serial"))
+    rebuilt = {r["run_id"]: r["result"] for r in ResultsDB(tmp_path).rows() if r["kind"] == "pruned"}
+    assert {k: (v.sizes.compression_ratio, v.accuracy.top1) for k, v in rebuilt.items()} == {
+        k: (v.sizes.compression_ratio, v.accuracy.top1) for k, v in real.items()}

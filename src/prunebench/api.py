@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from torch import nn
 
-from prunebench.config import PruneSpec, TrainSpec, finetune_default, format_validation_error
+from prunebench.config import MAX_SEED, PruneSpec, TrainSpec, finetune_default, format_validation_error
 from prunebench.data import DataSplits
 from prunebench.devices import check_device
 from prunebench.errors import ConfigError
@@ -34,6 +34,13 @@ def _spec(kind: type[Any], **fields: Any) -> Any:
         return kind(**fields)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+
+
+def _seed(seed: Any) -> int:
+    """The range a config's ``seed`` has: a negative seed or 2**70 fails the same way here."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed: {seed!r} is not an integer from 0 to {MAX_SEED}")
+    return seed
 
 
 def _placed(model: nn.Module, data: DataSplits, device: str | None) -> DataSplits:
@@ -73,13 +80,13 @@ def prune(
     spec = _spec(
         PruneSpec, strategy=strategy, scope=scope, prunable=prunable or PrunablePolicy(), options=options, **generic,
     )
-    return prune_model(model, _placed(model, data, device), spec, seed=seed, previous=previous)
+    return prune_model(model, _placed(model, data, device), spec, seed=_seed(seed), previous=previous)
 
 
 def fit(model: nn.Module, data: DataSplits, *, seed: int = 0, device: str | None = None, **recipe: Any) -> TrainLog:
     """Train a dense model with the same loop prunebench uses everywhere. ``recipe``: TrainSpec fields."""
     spec = _spec(TrainSpec, **recipe)
-    return train(model, _placed(model, data, device), spec, seed=seed, stage="train")
+    return train(model, _placed(model, data, device), spec, seed=_seed(seed), stage="train")
 
 
 def finetune(
@@ -88,7 +95,7 @@ def finetune(
     """Fine-tune with every pruned weight held at exactly zero. ``recipe``: TrainSpec fields."""
     spec = _spec(TrainSpec, **{**finetune_default().model_dump(), **recipe})
     data = _placed(model, data, device)
-    return train(model, data, spec, seed=seed, callbacks=[KeepPruned(model, mask)], stage="finetune")
+    return train(model, data, spec, seed=_seed(seed), callbacks=[KeepPruned(model, mask)], stage="finetune")
 
 
 def measure(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import signal
 import sys
@@ -19,6 +20,8 @@ SLURM_FOLDER = ".slurm"  # submitit's job folder (pickled runs, logs) inside the
 LISTABLE = ("strategies", "models", "datasets", "schedules", "retrain-modes")
 EXIT_INPUT_ERROR = 2
 EXIT_RUNS_FAILED = 1
+# The machine's storage refused a write: full, over a quota or a file-size limit, read-only, failing.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,6 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args, console)
     except PrunebenchError as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""  # prunebench's writers name the file
+        print(f"prunebench: error: {where}{exc.strerror}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, no traceback; the runner has cleaned up
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT

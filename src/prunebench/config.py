@@ -719,6 +719,9 @@ class LMDenseSpec(Spec):
 MAX_THREADS = 1024
 
 
+MAX_LATENCY_BATCH = 65_536  # a deployed batch; 10^8 inputs used to fail only once the run had trained
+
+
 class RunSettings(Spec):
     """Where and how to run; none of it changes the results, so none of it is in the run id."""
 
@@ -732,7 +735,7 @@ class RunSettings(Spec):
     device: str = "cpu"  # cpu, cuda, cuda:N or mps; checked against the installed torch before a run
     threads: Int | None = Field(default=None, ge=1, le=MAX_THREADS)
     latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run
-    latency_batch_size: Int = Field(default=64, ge=1)
+    latency_batch_size: Int = Field(default=64, ge=1, le=MAX_LATENCY_BATCH)  # larger would fail after training, out of memory
     latency_repeats: Int = Field(default=30, ge=2)
     latency_forms: tuple[str, ...] = (latency_names.EAGER,)  # deployment forms timed (prunebench.models.deploy)
     latency_runtimes: tuple[str, ...] = (latency_names.TORCH,)  # torch (eager), torch-compile, onnxruntime
@@ -797,7 +800,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} must look like key=value (e.g. prune.compression=16)")
-    return key.split("."), parse_value(raw, f"override {text!r}")
+    return key.split("."), parse_value(raw, f"override {key}")  # the key, not a value that may be huge
 
 
 def set_dotted(data: dict[str, Any], path: Sequence[str], value: Any) -> None:

@@ -7,7 +7,8 @@ Beyond ``yaml.safe_load`` (which already builds only plain data), the loader her
   exceed :data:`MAX_NODES` is refused while it is composed, before any Python object is
   built, so a few hundred bytes of nested aliases cannot exhaust memory; a recursive alias
   and nesting deeper than :data:`MAX_DEPTH` are refused too;
-- reads at most :data:`MAX_CONFIG_BYTES` of a file, and only UTF-8 text.
+- reads at most :data:`MAX_CONFIG_BYTES` of a file, and only UTF-8 text;
+- refuses a decimal integer Python will not convert from text (over 4,300 digits) naming its line.
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ class BoundedSafeLoader(yaml.SafeLoader):
                     raise ConfigError(f"line {line_of(key_node)}: key {key!r} appears twice (first on line {first})")
                 seen[key] = line_of(key_node)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Node) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # int() refuses text over sys.get_int_max_str_digits() digits
+            digits = sum(c.isdigit() for c in str(node.value))
+            raise ConfigError(f"line {line_of(node)}: an integer of {digits} digits; no setting takes one") from None
+
+
+BoundedSafeLoader.add_constructor("tag:yaml.org,2002:int", BoundedSafeLoader.construct_yaml_int)
 
 
 def describe_yaml_error(exc: yaml.YAMLError) -> str:

@@ -46,8 +46,9 @@ def decode(path: Path, size: int, resize: int) -> np.ndarray:
             left, top = (width - size) // 2, (height - size) // 2
             image = image.crop((left, top, left + size, top + size))
             return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot decode image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001  (Pillow's decoders fail in many types: OSError, DecompressionBombError, SyntaxError, ...)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: cannot decode image ({reason})") from None
 
 
 class FolderImages(Dataset[torch.Tensor]):

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from prunebench.data.pixels import Pixels, channel_stats, standardize, stats_chunk
+from prunebench.errors import PrunebenchError
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,8 +112,11 @@ class Stream:
             self.source, batch_sampler=rows, num_workers=self.workers, collate_fn=stack,
             pin_memory=self.device.type == "cuda",
         )
-        for examples in loader:
-            yield self.finish(examples)
+        try:
+            for examples in loader:
+                yield self.finish(examples)
+        except PrunebenchError as exc:  # e.g. a file a worker could not decode: its own one line
+            raise type(exc)(worker_message(exc)) from None
 
     def take(self, index: torch.Tensor) -> Stream:
         """The examples at ``index`` (into this view); nothing is read."""
@@ -138,6 +142,20 @@ class Stream:
 
     def float(self) -> torch.Tensor:
         return self[:]
+
+
+def worker_message(exc: Exception) -> str:
+    """The message of an exception a DataLoader worker raised.
+
+    torch re-raises it in this process with the worker's whole traceback as its message, the
+    original ``module.Type: message`` as the last line.
+    """
+    lines = str(exc).strip().splitlines()
+    if len(lines) < 2:
+        return str(exc)
+    prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    last = lines[-1]
+    return last[len(prefix):] if last.startswith(prefix) else last
 
 
 def stack(examples: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -39,22 +39,35 @@ class LocalExecutor:
         return self._pool
 
     def run(self, jobs: Sequence[Any], fn: JobFn, on_start: StartHook, on_done: DoneHook) -> None:
+        """Run ``jobs`` ``workers`` at a time. A worker that dies (an OOM kill, a segfault) breaks
+        the whole pool and every job in flight with it: those are run again one at a time, so
+        a job whose worker dies again, alone, is the one that failed, and the others complete."""
         queue = list(jobs)
-        running: dict[Future[Outcome], Any] = {}
+        suspects: list[Any] = []  # in flight when a worker died
+        running: dict[Future[Outcome], tuple[Any, bool]] = {}  # future -> (job, ran alone)
         try:
-            while queue or running:
-                while queue and len(running) < self.workers:
-                    job = queue.pop(0)
-                    on_start(job)
-                    running[self.pool().submit(execute, fn, job)] = job
+            while queue or suspects or running:
+                if suspects:
+                    if not running:  # the broken pool's futures are all drained: one suspect alone
+                        job = suspects.pop(0)
+                        on_start(job)
+                        running[self.pool().submit(execute, fn, job)] = (job, True)
+                else:
+                    while queue and len(running) < self.workers:
+                        job = queue.pop(0)
+                        on_start(job)
+                        running[self.pool().submit(execute, fn, job)] = (job, False)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    job = running.pop(future)
+                    job, alone = running.pop(future)
                     try:
                         outcome = future.result()
                     except Exception as exc:  # noqa: BLE001 - a worker died (OOM, segfault)
-                        outcome = Outcome("failed", error=f"worker process died: {type(exc).__name__}: {exc}")
                         self.close()  # a broken pool takes no more work; the next job starts a new one
+                        if not alone:
+                            suspects.append(job)
+                            continue
+                        outcome = Outcome("failed", error=f"worker process died running it alone: {type(exc).__name__}: {exc}")
                     on_done(job, outcome)
         except BaseException:
             self.kill()  # interrupted: the unfinished jobs are the runner's to resume, not ours to finish

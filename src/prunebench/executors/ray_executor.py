@@ -12,6 +12,7 @@ system); the driver alone writes the results database.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from prunebench.errors import ConfigError
 from prunebench.executors.base import DoneHook, JobFn, Outcome, StartHook, execute
 
 LOOPBACK = "127.0.0.1"
+PROBE_TIMEOUT_S = 10.0  # a cluster's head answers a TCP connection at once; a dropped packet never does
 
 
 def _ray() -> Any:
@@ -58,6 +60,23 @@ def _execute_with_threads(fn: JobFn, job: Any, threads: int) -> Outcome:
     return execute(fn, job)
 
 
+def check_reachable(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address must accept a TCP connection within
+    ``timeout_s``: Ray itself retries an address nobody answers for many minutes. Names Ray
+    resolves itself (``auto``, ``local``) are left to it."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = (f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError)
+                  else (exc.strerror or type(exc).__name__).lower())
+        raise ConfigError(f"--ray-address {address}: cannot join a Ray cluster: nothing accepts a connection at "
+                          f"{host}:{port} ({reason})") from None
+
+
 @dataclass
 class RayExecutor:
     workers: int
@@ -79,6 +98,7 @@ class RayExecutor:
         if ray.is_initialized():
             return  # the caller's own session: used as is, and left running
         if self.address:
+            check_reachable(self.address)
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, ValueError, RuntimeError...

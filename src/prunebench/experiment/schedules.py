@@ -43,9 +43,11 @@ from prunebench.pruning import KeepPruned, Mask, prunable_parameters
 from prunebench.pruning.prune import keep_count, prune_model
 from prunebench.pruning.schedules import (
     CubicSchedule,
+    iterative_keep,
     iterative_ladder,
     ladder_to_target,
     layer_ladder,
+    layer_rate,
 )
 from prunebench.train import TrainLog, train
 
@@ -191,9 +193,26 @@ class Iterative(Schedule):
 
     def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
         params = prunable_parameters(model, spec.prune.prunable)
-        for name in spec.prune.iterative.layer_rates:
+        it = spec.prune.iterative
+        for name in it.layer_rates:
             if not any(fnmatch.fnmatchcase(p, name) for p in params):
                 raise ConfigError(f"prune.iterative.layer_rates: {name!r} matches no prunable parameter ({', '.join(params)})")
+        if it.rounds is not None:  # rounds past the one that keeps no weight would prune nothing, for hours
+            sizes = {name: p.numel() for name, p in params.items()}
+
+            def kept(r: int) -> int:  # as iterative_plan counts them
+                if spec.prune.scope != "layer":
+                    return iterative_keep(sum(sizes.values()), it.rate, r)
+                return sum(iterative_keep(n, layer_rate(name, it.rate, it.layer_rates), r) for name, n in sizes.items())
+
+            if kept(it.rounds) == 0:
+                most = 0
+                while kept(most + 1) > 0:
+                    most += 1
+                raise ConfigError(
+                    f"prune.iterative.rounds: {it.rounds} rounds at rate {it.rate:g} leave none of the "
+                    f"{sum(sizes.values())} prunable weights after round {most + 1} (allowed: at most {most})"
+                )
 
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         final_mode = mode_of(spec)

@@ -82,6 +82,8 @@ def _tensors(state: Any, path: Path, key: str) -> dict[str, torch.Tensor]:
     for name, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise ConfigError(f"{key}: {path} holds {name!r}, a {type(value).__name__}, where a state_dict has tensors")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):  # would train or prune to NaN
+            raise ConfigError(f"{key}: {path} holds NaN or infinite values in {name!r}; it is not a usable model")
     state = {str(k): v for k, v in state.items()}
     for prefix in PREFIXES:
         if all(k.startswith(prefix) for k in state):

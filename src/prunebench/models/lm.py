@@ -24,6 +24,7 @@ import copy
 import functools
 import hashlib
 import importlib.util
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,8 +163,13 @@ def cached_load(key: tuple[str, ...], name: str) -> LoadedLM:
         # The config read above is passed on: a GGUF's metadata takes seconds to parse each time.
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32,
                                                                   **options)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"model {name!r}: transformers could not load {path}: {first_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001  (a damaged or crafted file fails in many types: UnpicklingError, SafetensorError, ...)
+        files = ", ".join(p.name for p in weight_files(path)) if path.is_dir() else path.name
+        # torch's own message for a refused pickle suggests weights_only=False, which would run its code
+        reason = ("a pickle holding more than tensors, refused: loading it could run code; save the model as "
+                  "safetensors" if isinstance(exc, pickle.UnpicklingError) else first_line(exc))
+        raise ConfigError(f"model {name!r}: transformers could not load {path} ({files or 'no weight file'}): "
+                          f"{reason}") from None
     tokenizer.name_or_path = name  # record the config's name, not a machine's path
     if kind == "gguf":
         plain_dense(model)

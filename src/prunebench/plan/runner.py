@@ -36,6 +36,7 @@ from prunebench.store import ResultsDB
 from prunebench.store.layout import completed_dense, completed_result
 from prunebench.store.lock import results_lock
 from prunebench.store.db import check_results_dir
+from prunebench.store.files import remove_leftovers
 from prunebench.train.step import check_precision
 
 log = logging.getLogger("prunebench")
@@ -163,6 +164,8 @@ def run_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | Non
 def execute_plan(plan: Plan, results_dir: Path, executor: Executor, live: bool | None) -> Counter[str]:
     """:func:`run_plan` once the results directory's lock is held."""
     db = ResultsDB(results_dir)
+    # No writer of ours runs yet: temp files of killed writers can go (run, rounds and dense folders)
+    remove_leftovers([p for p in (*results_dir.glob("*/"), *results_dir.glob("*/*/")) if p.is_dir()])
     for job in plan.jobs:
         db.register(row_for(job))
     rows = {row["run_id"]: row for row in db.rows()}

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +71,15 @@ def migrate_v0(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE runs ADD COLUMN {column}{' TEXT' if column != 'target_value' else ''}")
     rows = conn.execute("SELECT run_id, kind, strategy, spec, result FROM runs").fetchall()
     for run_id, kind, strategy, spec, result in rows:
-        index = index_of(json.loads(spec))
+        try:
+            index = index_of(json.loads(spec))
+        except UNREADABLE as exc:
+            raise DataError(f"run {run_id}: its spec column cannot be read ({first_line(exc)})") from None
         index["role"] = role_of(None, strategy, kind == "dense")
-        index["result"] = load_result(result).model_dump_json() if result else None
+        try:
+            index["result"] = load_result(result).model_dump_json() if result else None
+        except UNREADABLE as exc:
+            raise DataError(f"run {run_id}: its result column cannot be read ({first_line(exc)})") from None
         index["run_id"] = run_id
         conn.execute(
             "UPDATE runs SET " + ", ".join(f"{k}=:{k}" for k in index if k != "run_id") + " WHERE run_id=:run_id", index
@@ -90,6 +96,10 @@ def migrate_v1(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS = (migrate_v0, migrate_v1)  # MIGRATIONS[v] takes a file from version v to v + 1
+# What decoding a damaged column raises: JSONDecodeError and pydantic's ValidationError are
+# ValueErrors; a wrong JSON shape can raise the others before validation.
+UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, DataError)
+REQUIRED_COLUMNS = ("run_id", "kind", "status", "spec", "result")  # a table named runs without these is not ours
 
 
 class ResultsDB:
@@ -106,8 +116,11 @@ class ResultsDB:
             raise DataError(f"{self.path}: cannot open the results database ({exc})") from None
 
     def _create_or_migrate(self) -> None:
-        with self._connect() as conn:
+        # Not in WAL mode until the file is known to be prunebench's, at this version: a file
+        # that cannot be migrated is refused as it was found.
+        with self._connect(wal=False) as conn:
             conn.execute("BEGIN IMMEDIATE")  # one process creates or migrates; the others wait
+            version = 0
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
@@ -125,19 +138,28 @@ class ResultsDB:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if conn.in_transaction:  # a failed write (a full disk) may have ended it already
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, DataError) and str(exc).startswith("run "):  # a row the migration cannot read
+                    raise DataError(f"{self.path}: cannot migrate from schema version {version}: {exc}; "
+                                    "open it with the prunebench version that wrote it") from None
                 raise
+            conn.execute("PRAGMA journal_mode=WAL")
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    def _connect(self, wal: bool = True) -> Iterator[sqlite3.Connection]:
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                if wal:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                yield conn
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:  # a full disk ("disk I/O error"), a file made read-only, ...
+            raise DataError(f"{self.path}: cannot use the results database ({exc})") from None
 
     def _write(self, sql: str, params: Mapping[str, Any] | tuple[Any, ...]) -> None:
         with self._connect() as conn:
@@ -182,11 +204,18 @@ class ResultsDB:
         )
 
     def rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every row decoded; a row that cannot be (a damaged JSON column) is logged by its run id and skipped."""
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
             query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY rowid"
             fetched = conn.execute(query, (status,) if status else ()).fetchall()
-        return [decode(dict(r)) for r in fetched]
+        decoded = []
+        for row in fetched:
+            try:
+                decoded.append(decode(dict(row)))
+            except BadRow as exc:
+                log.warning("%s: %s; skipped", self.path, exc)
+        return decoded
 
     def status_of(self, run_id: str) -> str | None:
         with self._connect() as conn:
@@ -220,6 +249,35 @@ def check_results_dir(results_dir: Path) -> None:
     db = results_dir / DB_FILE
     if db.exists() or db.is_symlink():
         check_database(db)
+        check_rows(db)
+
+
+def check_rows(path: Path) -> None:
+    """Every row of a current database decodes (read-only); otherwise a DataError naming the first bad one.
+
+    A run would register its plan and then fail reading the rows back; the user decides what a
+    damaged row was worth.
+    """
+    with closing(read_only(path)) as conn:
+        conn.row_factory = sqlite3.Row
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            return  # an older file is checked row by row while it is migrated
+        bad = []
+        for row in conn.execute("SELECT * FROM runs ORDER BY rowid"):
+            try:
+                decode(dict(row))
+            except BadRow as exc:
+                bad.append(exc)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(
+            f"{path}: {bad[0]}{more}; delete the row (sqlite3 {path} \"DELETE FROM runs WHERE run_id='{bad[0].run_id}'\") "
+            "to run it again, or choose another --results"
+        )
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
 
 
 def check_database(path: Path) -> None:
@@ -227,24 +285,44 @@ def check_database(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"{path}: not a prunebench results database (not a regular file)")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
-        try:
+        with closing(read_only(path)) as conn:
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        finally:
-            conn.close()
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     except sqlite3.DatabaseError as exc:
         raise DataError(f"{path}: not a prunebench results database ({exc}); move it away or choose another --results") from None
     if tables and "runs" not in tables:
         raise DataError(f"{path}: an SQLite database without prunebench's runs table; move it away or choose another --results")
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if tables and missing:
+        raise DataError(f"{path}: its runs table is not prunebench's runs table (no {', '.join(missing)} column); "
+                        "move it away or choose another --results")
 
 
 def encode(values: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in values.items()}
 
 
+class BadRow(DataError):
+    """A row whose JSON columns cannot be decoded; ``run_id`` names it."""
+
+    def __init__(self, run_id: str, column: str, exc: BaseException) -> None:
+        super().__init__(f"run {run_id}: its {column} column cannot be read ({first_line(exc)})")
+        self.run_id = run_id
+
+
 def decode(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON columns parsed; ``result`` as a RunResult."""
-    decoded = {k: json.loads(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
-    if decoded.get("result") is not None:
-        decoded["result"] = load_result(decoded["result"])
+    """JSON columns parsed; ``result`` as a RunResult. A column that cannot be is a :class:`BadRow`."""
+    decoded = dict(row)
+    for column in (*JSON_COLUMNS, "result"):
+        if decoded.get(column) is None:
+            continue
+        try:
+            decoded[column] = load_result(decoded[column]) if column == "result" else json.loads(decoded[column])
+        except UNREADABLE as exc:
+            raise BadRow(str(row.get("run_id")), column, exc) from None
     return decoded
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

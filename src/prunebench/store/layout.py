@@ -18,6 +18,7 @@ its path) and rebuilt by running its stage again, so a crash or a planted file n
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -72,22 +73,15 @@ def _parsed(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _loads(path: Path) -> bool:
-    try:
-        load_tensors(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable tensor file means "not whole"
-        log.warning("ignoring %s: not a readable tensor file (%s: %s)", path, type(exc).__name__, exc)
-        return False
-    return True
-
-
 def completed_result(
     results_dir: Path, run_id: str, digests: dict[str, str | None] | None = None
 ) -> dict[str, Any] | None:
     """The stored result of ``run_id`` if its folder holds a whole completed run, else None.
 
-    Whole means: result.json parses, names this run id, mask.pt and model.pt beside it load, and
-    the dense weights it records having pruned (``dense_sha256``) are still the checkpoint's file.
+    Whole means: result.json parses, names this run id, mask.pt and model.pt beside it load and
+    agree with the sizes it records (:func:`sizes_disagree`), and it records the dense weights it
+    pruned (``dense_sha256``; a language model's ``pretrained_sha256``), which are still the
+    checkpoint's file.
     ``digests`` caches the checkpoints' digests across calls.
     """
     folder = run_folder(results_dir, run_id)
@@ -104,15 +98,68 @@ def completed_result(
     if missing:
         log.warning("ignoring %s: %s missing beside it; running it again", path, " and ".join(missing))
         return None
-    if not all(_loads(folder / name) for name in (MASK_FILE, MODEL_FILE)):
-        log.warning("ignoring %s: its tensors do not load; running it again", path)
+    try:
+        mask, model = load_tensors(folder / MASK_FILE), load_tensors(folder / MODEL_FILE)
+    except Exception as exc:  # noqa: BLE001 - any unreadable tensor file means "not whole"
+        log.warning("ignoring %s: its tensors do not load (%s: %s); running it again", path, type(exc).__name__, exc)
         return None
+    disagreement = sizes_disagree(result, mask, model)
+    if disagreement:
+        log.warning("ignoring %s: %s; running it again", path, disagreement)
+        return None
+    language_model = result.get("language_model")
     recorded = result.get("dense_sha256")
+    if recorded is None and not (isinstance(language_model, dict) and language_model.get("pretrained_sha256")):
+        log.warning("ignoring %s: it records no digest of the dense weights it pruned; running it again", path)
+        return None
     if recorded is not None and dense_digest(results_dir, str(result.get("dense_id")), digests) != recorded:
         log.warning("ignoring %s: it was pruned from dense weights that are no longer %s; running it again",
                     path, dense_model_path(results_dir, str(result.get("dense_id"))))
         return None
     return result
+
+
+def sizes_disagree(result: dict[str, Any], mask: Any, model: Any) -> str | None:
+    """Why the counts ``result`` records cannot be those of the tensors beside it, or None.
+
+    The counts must agree with each other (the ratios and sparsity are computed from them), the
+    weights mask.pt prunes must be zero in model.pt, and what the tensors prove bounds them:
+    every nonzero weight of a masked layer is a nonzero (prunable) parameter, every mask entry a
+    prunable one, and a classifier's model.pt holds every parameter (a language model's may hold
+    only its pruned layers). A result edited to claim more compression than its weights have
+    fails one of these.
+    """
+    sizes = result.get("sizes")
+    if not isinstance(sizes, dict) or not isinstance(mask, dict) or not isinstance(model, dict):
+        return "it records no sizes to check against mask.pt and model.pt"
+    try:
+        total, nonzero = int(sizes["params_total"]), int(sizes["params_nonzero"])
+        prunable, prunable_nonzero = int(sizes["prunable_total"]), int(sizes["prunable_nonzero"])
+        ratios = [(float(sizes["compression_ratio"]), total / max(nonzero, 1)),
+                  (float(sizes["prunable_compression_ratio"]), prunable / max(prunable_nonzero, 1)),
+                  (float(sizes["sparsity"]), 1.0 - prunable_nonzero / prunable if prunable else 0.0)]
+    except (KeyError, TypeError, ValueError):
+        return "its sizes are incomplete"
+    if any(not math.isclose(recorded, computed, rel_tol=1e-9, abs_tol=1e-12) for recorded, computed in ratios):
+        return "its compression ratios or sparsity are not those of its own parameter counts"
+    kept = 0
+    entries = 0
+    for name, keep in mask.items():
+        weights = model.get(name)
+        if not isinstance(keep, torch.Tensor) or keep.dtype != torch.bool or not isinstance(weights, torch.Tensor) \
+                or weights.shape != keep.shape:
+            return f"mask.pt's {name!r} has no weights of its shape in model.pt"
+        if torch.count_nonzero(weights[~keep]):
+            return f"model.pt's {name!r} has nonzero weights where mask.pt prunes them"
+        kept += int(torch.count_nonzero(weights))
+        entries += keep.numel()
+    if prunable_nonzero < kept or nonzero < kept or prunable < entries:
+        return f"it records {prunable_nonzero} nonzero prunable weights, but model.pt's masked layers hold {kept}"
+    if result.get("language_model") is None:
+        stored = sum(t.numel() for t in model.values() if isinstance(t, torch.Tensor) and t.is_floating_point())
+        if total > stored:
+            return f"it records {total} parameters, but model.pt holds {stored} values"
+    return None
 
 
 def completed_dense(results_dir: Path, dense_id: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:

@@ -35,19 +35,24 @@ def holder_of(fd: int) -> str:
 
 @contextmanager
 def exclusive(path: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if absent); ``what`` names it in the log."""
+    """Hold an exclusive lock on ``path`` (created if absent); ``what`` names it in the log.
+
+    An OSError taking it (a full disk) names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("%s is held by %s; waiting for it to finish (%s)", what, holder_of(fd), path)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            log.warning("%s is free; continuing", what)
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(owner).encode(), 0)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("%s is held by %s; waiting for it to finish (%s)", what, holder_of(fd), path)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                log.warning("%s is free; continuing", what)
+            owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(owner).encode(), 0)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         try:
             yield
         finally:

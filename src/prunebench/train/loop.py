@@ -126,7 +126,7 @@ def train(
     ``data_path``: where batches are cut and augmented (:func:`resolve_data_path`); the same
     batches on every path.
 
-    Raises :class:`TrainingDiverged` when an epoch's loss is NaN or infinite.
+    Raises :class:`TrainingDiverged` when an epoch's loss, or its validation loss, is NaN or infinite.
     """
     # A callback that can hand the optimizer a mask gets the SGD that can take one.
     maskable = any(hasattr(callback, "on_optimizer") for callback in callbacks)
@@ -173,6 +173,9 @@ def train(
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}")
         val = evaluate(model, data.val_x, data.val_y) if data.val_x.shape[0] else None
+        if val is not None and not math.isfinite(val.loss):  # a finite training loss of 1e30 can hide it
+            raise TrainingDiverged(f"{stage}: validation loss became {val.loss} in epoch {epoch + 1} "
+                                   f"(training loss {train_loss:.3g})")
         record.epochs.append(
             EpochRecord(epoch + 1, lr, train_loss, val.top1 if val else None, val.loss if val else None)
         )
