@@ -238,3 +238,23 @@ def test_language_model_masks_are_the_classifier_selection_of_the_same_scores(sc
         assert all(torch.equal(outcome.mask[n], expected[n]) for n in scores), scope
         boundary_ties = sum(int((s == s.reshape(-1).sort().values[s.numel() // 2]).sum()) for s in scores.values())
         assert boundary_ties > len(scores)  # the case has ties to draw
+
+
+def test_per_row_selection_is_exact_and_ranks_untied_scores_as_a_sort() -> None:
+    """The row/N:M selection: each row loses max(count, its -inf entries), strictly lower
+    scores always and strictly higher never; untied scores give a sort's mask."""
+    from prunebench.pruning.select import prune_lowest_per_row, tie_generator
+
+    scores = tied((40, 24), 3, levels=5)
+    scores[torch.rand(40, 24, generator=torch.Generator().manual_seed(4)) < 0.15] = -torch.inf
+    scores[0, :20] = -torch.inf  # a row where the previous mask pruned more than the count
+    for count in (0, 1, 7, 12, 24):
+        pruned = prune_lowest_per_row(scores, count, tie_generator(count))
+        wanted = torch.isneginf(scores).sum(1).clamp(min=count)
+        assert torch.equal(pruned.sum(1), wanted)
+        for row, flags in zip(scores, pruned):
+            if bool(flags.any()) and not bool(flags.all()):
+                assert float(row[flags].max()) <= float(row[~flags].min())
+    untied = torch.rand(40, 24, generator=torch.Generator().manual_seed(5))
+    by_sort = torch.zeros_like(untied, dtype=torch.bool).scatter_(1, untied.argsort(dim=1)[:, :9], True)
+    assert torch.equal(prune_lowest_per_row(untied, 9, tie_generator(0)), by_sort)

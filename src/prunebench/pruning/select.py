@@ -350,15 +350,37 @@ def prune_lowest(chunks: Sequence[torch.Tensor], k: int, generator: torch.Genera
 
 def prune_lowest_per_row(scores: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
     """Boolean 'pruned' flags of a 2-D tensor: in every row its ``count`` lowest entries, or
-    all its -inf ones (pruned before) where there are more. Ties at a row's boundary are drawn
-    at random: each row is shuffled by a random permutation, then sorted stably."""
+    all its -inf ones (pruned before) where there are more. Each row's k-th value is found as
+    ``topk`` finds it; in the rows where only some of the entries tied at it go, which ones is
+    drawn: random keys for those tied entries, the lowest keys of each row pruned."""
     rows, cols = scores.shape
-    # float64 keys: equal keys (which argsort would order by position) are vanishingly rare
-    shuffle = torch.rand(rows, cols, generator=generator, dtype=torch.float64).argsort(dim=1).to(scores.device)
-    order = shuffle.gather(1, scores.gather(1, shuffle).sort(dim=1, stable=True).indices)
-    counts = torch.isneginf(scores).sum(dim=1, keepdim=True).clamp(min=count)
-    pruned_by_rank = torch.arange(cols, device=scores.device) < counts
-    return torch.zeros_like(scores, dtype=torch.bool).scatter_(1, order, pruned_by_rank)
+    counts = torch.isneginf(scores).sum(dim=1).clamp(min=count).clamp(max=cols)
+    if int(counts.max()) == 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    if bool((counts == counts[0]).all()):  # the usual case: one k for every row
+        threshold = scores.kthvalue(int(counts[0]), dim=1, keepdim=True).values
+    else:  # a previous mask pruned more of some rows; a row with nothing to prune gets -inf below
+        ranked = scores.sort(dim=1).values
+        threshold = ranked.gather(1, (counts - 1).clamp(min=0).unsqueeze(1))
+        threshold[counts == 0] = -math.inf
+    pruned = scores < threshold
+    tied = scores == threshold
+    tied[counts == 0] = False
+    wanted = counts - pruned.sum(dim=1)  # tied entries each row must still lose
+    available = tied.sum(dim=1)
+    whole = wanted == available
+    pruned |= tied & whole.unsqueeze(1)
+    partial = torch.nonzero((wanted > 0) & ~whole).squeeze(1)
+    if partial.numel():
+        row, col = torch.nonzero(tied[partial]).cpu().unbind(1)  # row-major: the draw's fixed order
+        keys = torch.rand(row.numel(), generator=generator, dtype=torch.float64)
+        order = keys.argsort()
+        order = order[row[order].argsort(stable=True)]  # by row, random within a row
+        starts = torch.cumsum(available[partial].cpu(), 0) - available[partial].cpu()
+        rank = torch.arange(order.numel()) - starts[row[order]]
+        chosen = order[rank < wanted[partial].cpu()[row[order]]]
+        pruned[partial[row[chosen].to(partial.device)], col[chosen].to(partial.device)] = True
+    return pruned
 
 
 def proportional_split(total: int, sizes: Sequence[int]) -> list[int]:
