@@ -107,7 +107,7 @@ def test_thinet_removes_the_channel_the_next_layer_misses_least() -> None:
     data = splits(x)
     graph = channel_graph(model, (3,))
     batches = scoring_batches(data, 128, 2, 0)
-    order = [c for _, c in prune_order(graph, score_channels("thinet", model, graph, batches), "layer", tie_generator(0))]
+    order = [c for _, c in prune_order(graph, score_channels("thinet", model, graph, batches), "layer", tie_generator(0, "channels"))]
     changes = [output_change(model, x, [c]) for c in range(4)]
     assert order[0] == min(range(4), key=changes.__getitem__) == 0
     l1 = score_channels("l1_filter", model, graph)[0]
