@@ -87,7 +87,7 @@ def test_the_sequential_driver_feeds_pruned_outputs_forward() -> None:
     target = LayerTarget(sparsity=0.6, scope="row")
 
     def wanda_keep(x: torch.Tensor) -> torch.Tensor:
-        return keep_from_scores(weight.abs() * x.norm(dim=0), target)
+        return keep_from_scores(weight.abs() * x.norm(dim=0), target, name="model.layers.1.self_attn.q_proj.weight")
 
     # block 1's q_proj reads only block 0 and a norm: the pruned model shows what the driver saw
     after_pruned_block = wanda_keep(linear_input(model, model.model.layers[1].self_attn.q_proj, calibration))

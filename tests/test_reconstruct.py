@@ -16,6 +16,7 @@ from prunebench.pruning.channels.reconstruct import greedy_order, lasso_order
 from prunebench.pruning.compact import compact
 from prunebench.pruning.prune import prune_model, scoring_batches
 from prunebench.pruning.scores import STRATEGIES
+from prunebench.pruning.select import tie_generator
 
 pytest.importorskip("torch_pruning")
 
@@ -106,7 +107,7 @@ def test_thinet_removes_the_channel_the_next_layer_misses_least() -> None:
     data = splits(x)
     graph = channel_graph(model, (3,))
     batches = scoring_batches(data, 128, 2, 0)
-    order = [c for _, c in prune_order(graph, score_channels("thinet", model, graph, batches), "layer")]
+    order = [c for _, c in prune_order(graph, score_channels("thinet", model, graph, batches), "layer", tie_generator(0, "channels"))]
     changes = [output_change(model, x, [c]) for c in range(4)]
     assert order[0] == min(range(4), key=changes.__getitem__) == 0
     l1 = score_channels("l1_filter", model, graph)[0]

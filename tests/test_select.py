@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prunebench.pruning import Mask, select
-from prunebench.pruning.select import kth_smallest, prune_lowest, proportional_split
+from prunebench.pruning.select import kth_smallest, proportional_split, prune_lowest, tie_generator
 
 select_module = importlib.import_module("prunebench.pruning.select")  # the package re-exports the function
 
@@ -18,11 +18,14 @@ def test_global_selection_keeps_the_highest_scores() -> None:
     assert mask["b"].tolist() == [[False, True], [True, False]]
 
 
-def test_ties_are_broken_by_position_deterministically() -> None:
+def test_ties_are_drawn_by_the_seed_deterministically() -> None:
     scores = {"a": torch.zeros(4), "b": torch.zeros(4)}
-    mask = select(scores, keep=5, scope="global")
-    assert mask["a"].tolist() == [False, False, False, True]
-    assert mask["b"].tolist() == [True, True, True, True]
+    masks = [select(scores, keep=5, scope="global", seed=seed) for seed in range(6)]
+    assert all(mask.kept == 5 for mask in masks)
+    same = select(scores, keep=5, scope="global", seed=3)
+    assert all(torch.equal(same[n], masks[3][n]) for n in scores)
+    flat = {tuple(torch.cat([m["a"], m["b"]]).tolist()) for m in masks}
+    assert len(flat) > 1  # the seed decides, not the position
 
 
 def test_previous_mask_only_shrinks_even_if_old_scores_are_high() -> None:
@@ -44,7 +47,7 @@ def test_histogram_path_matches_a_full_sort(monkeypatch: pytest.MonkeyPatch) -> 
     flat = torch.cat([c.reshape(-1) for c in chunks])
     for k in (1, 5, 6, 37, 200, 321, 639):
         assert kth_smallest(chunks, k) == flat.sort().values[k - 1]
-        pruned = prune_lowest(chunks, k)
+        pruned = prune_lowest(chunks, k, tie_generator(k))
         assert sum(int(p.sum()) for p in pruned) == k
 
 

@@ -1,7 +1,9 @@
-"""Selection prunes exactly k entries, the k lowest, ties broken by position.
+"""Selection prunes exactly k entries, the k lowest, ties at the k-th value drawn by the seed.
 
-Each case is checked against a reference that sorts all scores with a stable sort. Small
-SORT_LIMIT values force the histogram path that large models take, so it is covered here too.
+Each case is checked against a reference that sorts all scores: untied scores by a plain
+stable sort, tied ones by the documented rule (which of the T entries tied at the k-th value
+go: randperm(T) of the selection's generator, the tied entries numbered in position order).
+Small SORT_LIMIT values force the histogram path that large models take, so it is covered too.
 """
 
 from __future__ import annotations
@@ -13,18 +15,28 @@ import pytest
 import torch
 
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import kth_smallest, prune_lowest, select
+from prunebench.pruning.select import kth_smallest, prune_lowest, select, tie_generator
 
 # The package re-exports the function ``select``, which shadows the module's name.
 select_module = importlib.import_module("prunebench.pruning.select")
 
 
-def reference_pruned(chunks: list[torch.Tensor], k: int) -> list[torch.Tensor]:
-    """The k lowest entries by a stable sort over all chunks in order: ties go to the first."""
+def reference_pruned(chunks: list[torch.Tensor], k: int, seed: int | None = 0) -> list[torch.Tensor]:
+    """The k lowest entries over all chunks in order, by a full sort. Of the entries tied at the
+    k-th value, those a randperm of ``tie_generator(seed)`` draws; with ``seed`` None, the
+    first ones (a stable sort: the positional rule, which untied scores cannot tell apart)."""
     flat = torch.cat([c.reshape(-1) for c in chunks])
-    order = torch.sort(flat, stable=True).indices
     marked = torch.zeros(flat.numel(), dtype=torch.bool)
-    marked[order[:k]] = True
+    if seed is None or not 0 < k < flat.numel():
+        marked[torch.sort(flat, stable=True).indices[:k]] = True
+    else:
+        threshold = flat.sort().values[k - 1]
+        marked = flat < threshold
+        tied = torch.nonzero(flat == threshold).squeeze(1)
+        wanted = k - int(marked.sum())
+        if wanted < tied.numel():
+            tied = tied[torch.randperm(tied.numel(), generator=tie_generator(seed))[:wanted]]
+        marked[tied] = True
     return [part.reshape(c.shape) for part, c in zip(marked.split([c.numel() for c in chunks]), chunks)]
 
 
@@ -69,14 +81,15 @@ def sort_limit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("kind", ["continuous", "ties", "infinite"])
-def test_prune_lowest_matches_stable_sort(sort_limit: int, kind: str) -> None:
+def test_prune_lowest_matches_the_reference(sort_limit: int, kind: str) -> None:
+    """Every path gives the reference's mask; untied (continuous) scores give a stable sort's."""
     generator = torch.Generator().manual_seed(1234)
-    for _ in range(25):
+    for case in range(25):
         chunks = random_chunks(generator, kind)
         total = sum(c.numel() for c in chunks)
         for k in {0, 1, total // 3, total // 2, total - 1, total}:
-            pruned = prune_lowest(chunks, k)
-            expected = reference_pruned(chunks, k)
+            pruned = prune_lowest(chunks, k, tie_generator(case))
+            expected = reference_pruned(chunks, k, None if kind == "continuous" else case)
             assert sum(int(p.sum()) for p in pruned) == k
             for got, want in zip(pruned, expected):
                 assert torch.equal(got, want)
@@ -92,11 +105,19 @@ def test_kth_smallest_matches_sort(sort_limit: int, kind: str) -> None:
             assert kth_smallest(chunks, k).item() == flat[k - 1].item()
 
 
-def test_constant_scores_prune_the_first_positions(sort_limit: int) -> None:
+def test_constant_scores_prune_a_seeded_draw(sort_limit: int) -> None:
+    """One tie over everything: exactly k pruned, the reference's draw, different seeds
+    differ and none of them is simply the first positions."""
     chunks = [torch.full((5, 4), 0.5), torch.full((10,), 0.5)]
-    pruned = prune_lowest(chunks, 23)
-    assert bool(pruned[0].all())
-    assert pruned[1].tolist() == [True] * 3 + [False] * 7
+    masks = []
+    for seed in range(4):
+        pruned = prune_lowest(chunks, 23, tie_generator(seed))
+        assert sum(int(p.sum()) for p in pruned) == 23
+        for got, want in zip(pruned, reference_pruned(chunks, 23, seed)):
+            assert torch.equal(got, want)
+        masks.append(torch.cat([p.reshape(-1) for p in pruned]))
+        assert not bool(masks[-1][:23].all())
+    assert len({tuple(m.tolist()) for m in masks}) == 4
 
 
 def test_global_select_keeps_exactly_keep_and_respects_previous(sort_limit: int) -> None:
@@ -112,7 +133,7 @@ def test_global_select_keeps_exactly_keep_and_respects_previous(sort_limit: int)
     assert second.is_subset_of(first)
     # Previously pruned entries count as the lowest scores of all.
     chunks = [s.masked_fill(~first[n], -math.inf) for n, s in scores.items()]
-    expected = reference_pruned(chunks, 290 - 120)
+    expected = reference_pruned(chunks, 290 - 120, seed=0)
     for name, want in zip(scores, expected):
         assert torch.equal(second[name], ~want)
 
@@ -148,22 +169,22 @@ def sampled_pass_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return answered
 
 
-def test_sampled_band_with_many_ties_matches_stable_sort(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Eight distinct values over 200,000 entries: the k-th value is one huge tie, settled
-    by position across chunks and blocks."""
+def test_sampled_band_with_many_ties_matches_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight distinct values over 200,000 entries: the k-th value is one huge tie, drawn
+    across chunks and blocks."""
     answered = sampled_pass_answers(monkeypatch)
     monkeypatch.setattr(select_module, "PASS_BLOCK", 4099)
     generator = torch.Generator().manual_seed(5)
     chunks = [torch.randint(0, 8, shape, generator=generator).float() for shape in [(300, 301), (1000, 109), (3,)]]
     total = sum(c.numel() for c in chunks)
     for k in (1, 7, total // 8, total // 2 + 1, total - 1):
-        pruned = prune_lowest(chunks, k)
-        for got, want in zip(pruned, reference_pruned(chunks, k)):
+        pruned = prune_lowest(chunks, k, tie_generator(k))
+        for got, want in zip(pruned, reference_pruned(chunks, k, seed=k)):
             assert torch.equal(got, want)
     assert any(answered), "the sampled band never answered: the test checked only the fallback"
 
 
-def test_sampled_band_at_its_boundaries_matches_stable_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sampled_band_at_its_boundaries_matches_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """The k-th value equal to the band's bounds, a band that misses it (the fallback answers),
     and -inf entries of a previous mask lying under the band."""
     answered = sampled_pass_answers(monkeypatch)
@@ -175,7 +196,7 @@ def test_sampled_band_at_its_boundaries_matches_stable_sort(monkeypatch: pytest.
     k_low = int((scores < low).sum()) + 1  # the k-th value is exactly the band's lower bound
     k_high = int((scores <= high).sum())  # ... exactly its upper bound
     for k in (k_low, k_high, k_low - 1, k_high + 1):
-        for got, want in zip(prune_lowest(chunks, k), reference_pruned(chunks, k)):
+        for got, want in zip(prune_lowest(chunks, k, tie_generator(0)), reference_pruned(chunks, k)):
             assert torch.equal(got, want)
     # A sample that misses: the scores rise with position except at the sampled (every third)
     # places, so the sample ranks them wrongly; the histogram search must answer, exactly.
@@ -183,7 +204,7 @@ def test_sampled_band_at_its_boundaries_matches_stable_sort(monkeypatch: pytest.
     monkeypatch.setattr(select_module, "SAMPLE_STRIDE", 3)
     rising = torch.arange(30_000, dtype=torch.float32)
     rising[::3] = 1e6
-    for got, want in zip(prune_lowest([rising], 15_000), reference_pruned([rising], 15_000)):
+    for got, want in zip(prune_lowest([rising], 15_000, tie_generator(0)), reference_pruned([rising], 15_000)):
         assert torch.equal(got, want)
     assert answered == [False]
     # Already-pruned entries (-inf) and the k-th value among them.
@@ -192,7 +213,7 @@ def test_sampled_band_at_its_boundaries_matches_stable_sort(monkeypatch: pytest.
     mixed = [pruned_before, chunks[1]]
     already = int(torch.isneginf(pruned_before).sum())
     for k in (already - 3, already, already + 1, total // 2):
-        for got, want in zip(prune_lowest(mixed, k), reference_pruned(mixed, k)):
+        for got, want in zip(prune_lowest(mixed, k, tie_generator(0)), reference_pruned(mixed, k)):
             assert torch.equal(got, want)
 
 
@@ -202,7 +223,7 @@ def test_sampled_band_rejects_nan_like_the_histogram_path(monkeypatch: pytest.Mo
     scores = torch.rand(10_000)
     scores[1234] = math.nan
     with pytest.raises(ValueError, match="NaN"):
-        prune_lowest([scores], 5_000)
+        prune_lowest([scores], 5_000, tie_generator(0))
     assert answered == [False]
 
 

@@ -35,6 +35,7 @@ from prunebench.pruning.channels.select import flags_for
 from prunebench.pruning.prune import keep_count, prune_model, scoring_batches
 from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores import STRATEGIES
+from prunebench.pruning.select import tie_generator
 from prunebench.pruning.structures import check_structure, parse_structure
 
 WEIGHT_STRUCTURES = {"unstructured": "unstructured", "nm": "2:4", "block": "block:4x4"}  # kind -> an instance
@@ -190,7 +191,7 @@ def check_channel_target(model: nn.Module, data: DataSplits, strategy: str, targ
     assert reached >= value * (1 - 1e-9)
     # the fewest channels: the pruning order's prefix one channel shorter misses the target
     scores = score_channels(strategy, dense, graph, batches, seed=0, options=OPTIONS.get(strategy, {}))
-    order = prune_order(graph, scores, "global")
+    order = prune_order(graph, scores, "global", tie_generator(0, "channels"))  # seed 0's ties, as selected
     count = sum(len(channels) for channels in selection.pruned.values())
     assert count > 0
     short = achieved_by(graph, flags_for(graph, order, count - 1))

@@ -72,7 +72,8 @@ def prune(
 
     Extra keyword arguments are PruneSpec fields (``structure``, ``speedup``,
     ``channel_fraction``, ``merge``, ``merge_threshold``, ``score_batches``, ``batch_size``) or
-    the strategy's own options.
+    the strategy's own options. ``seed`` (default 0) seeds the scoring batches and any random
+    scores, and draws which of the weights tied at the keep boundary are pruned.
     """
     generic = {k: options.pop(k) for k in GENERIC_PRUNE_FIELDS if k in options}
     if compression is not None:

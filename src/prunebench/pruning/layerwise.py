@@ -23,7 +23,9 @@ row, ``layer`` within each Linear, ``global`` across all of them. Each strategy 
 accepts (:class:`prunebench.pruning.scores.base.LayerPruner`): Wanda row or layer (row by
 default, as in the paper), SparseGPT layer (the paper: its mask per block of columns over all
 rows) or row, magnitude and random all three (row by default, Wanda's magnitude baseline);
-global only for data-free scores, which are comparable across layers.
+global only for data-free scores, which are comparable across layers. Masks come from the same
+selection functions as a classifier's (:mod:`prunebench.pruning.select`, ``select_nm``), so ties
+at the keep boundary are drawn by the run's seed, never by position.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from prunebench.errors import ConfigError
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.obs import add_to_hessian
 from prunebench.pruning.scores.base import STRATEGIES, LayerPruner, LayerStatistics, LayerTarget
-from prunebench.pruning.structures import parse_structure
+from prunebench.pruning.select import select, select_rows
+from prunebench.pruning.structures import Structure, parse_structure, select_nm
 
 # Where causal LMs keep their decoder blocks (Llama, Mistral, Qwen, Phi: model.layers; OPT:
 # model.decoder.layers; GPT-NeoX: gpt_neox.layers; GPT-J/Falcon-style: transformer.h).
@@ -191,40 +194,23 @@ def _observe(block: nn.Module, linears: Mapping[str, nn.Linear], inputs: _BlockI
 # Selection from scores
 
 
-def keep_from_scores(scores: torch.Tensor, target: LayerTarget) -> torch.Tensor:
-    """The keep mask of one ``(out, in)`` weight from its scores (low pruned): N:M keeps the
-    ``n`` highest of every ``m`` consecutive inputs; otherwise exactly ``round(sparsity * in)``
-    per row (scope ``row``) or ``round(sparsity * numel)`` in the layer (``layer``) are pruned,
-    earlier pruned weights first."""
-    scores = scores.to(torch.float32)
-    if target.pruned is not None:
-        scores = scores.masked_fill(target.pruned.to(scores.device), -torch.inf)
-    out_features, in_features = scores.shape
+def keep_from_scores(scores: torch.Tensor, target: LayerTarget, *, name: str = "", seed: int = 0) -> torch.Tensor:
+    """The keep mask of the ``(out, in)`` weight ``name`` from its scores (low pruned), by the
+    selection every model family uses (:mod:`prunebench.pruning.select`): N:M keeps the ``n``
+    highest of every ``m`` consecutive inputs; otherwise ``round(sparsity * in)`` per row
+    (scope ``row``) or ``round(sparsity * numel)`` in the layer (``layer``) are pruned, earlier
+    pruned weights first and kept pruned. Ties at the keep boundary are drawn by ``seed`` (the
+    run's) and ``name``, as for a classifier's weights."""
     if target.n is not None and target.m is not None:
-        groups = scores.reshape(out_features, in_features // target.m, target.m)
-        top = groups.topk(target.n, dim=2, sorted=False).indices
-        return torch.zeros_like(groups, dtype=torch.bool).scatter_(2, top, True).reshape(scores.shape)
+        if target.pruned is not None:  # earlier pruned weights rank lowest in their groups
+            scores = scores.to(torch.float32).masked_fill(target.pruned.to(scores.device), -torch.inf)
+        return select_nm({name: scores}, Structure("nm", n=target.n, m=target.m), seed=seed)[name]
     assert target.sparsity is not None
-    flat = scores if target.scope == "row" else scores.reshape(1, -1)
-    count = round(target.sparsity * flat.shape[1])
-    keep = torch.ones_like(flat, dtype=torch.bool)
-    if count:
-        keep.scatter_(1, flat.topk(count, dim=1, largest=False, sorted=False).indices, False)
-    return keep.reshape(scores.shape)
-
-
-def _global_keep(scores: Mapping[str, torch.Tensor], sparsity: float, pruned: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-    """Exactly ``round(sparsity * total)`` of all the weights, lowest scores first."""
-    flat = torch.cat([
-        (s.to(torch.float32).masked_fill(pruned[n], -torch.inf) if pruned is not None else s.to(torch.float32)).flatten()
-        for n, s in scores.items()
-    ])
-    keep = torch.ones_like(flat, dtype=torch.bool)
-    count = round(sparsity * flat.numel())
-    if count:
-        keep[flat.topk(count, largest=False, sorted=False).indices] = False
-    pieces = keep.split([s.numel() for s in scores.values()])
-    return {name: piece.reshape(s.shape) for (name, s), piece in zip(scores.items(), pieces)}
+    previous = None if target.pruned is None else Mask({name: ~target.pruned.to(scores.device)})
+    if target.scope == "row":
+        return select_rows({name: scores}, target.sparsity, previous, seed=seed)[name]
+    keep = scores.numel() - round(target.sparsity * scores.numel())
+    return select({name: scores}, keep, "layer", previous, seed=seed)[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,11 +353,12 @@ def prune_causal_lm(
             empty = LayerStatistics(tokens=0)
             weights = {name: lin.weight for linears in blocks_linears for name, lin in linears.items()}
             scores = {name: pruner.score(w, empty, parsed_options, generator) for name, w in weights.items()}  # type: ignore[misc]
-            if scope == "global" and m is None:
-                pruned = None if previous is None else {name: ~previous[name].to(device) for name in weights}
-                keep = _global_keep(scores, sparsity, pruned)  # type: ignore[arg-type]
+            if scope == "global" and m is None:  # exactly round(sparsity * total) of all the weights
+                assert sparsity is not None
+                total = sum(w.numel() for w in weights.values())
+                keep = dict(select(scores, total - round(sparsity * total), "global", previous, seed=seed))
             else:
-                keep = {name: keep_from_scores(scores[name], targets[name]) for name in weights}
+                keep = {name: keep_from_scores(scores[name], targets[name], name=name, seed=seed) for name in weights}
             for name, w in weights.items():
                 w.masked_fill_(~keep[name], 0)
         else:
@@ -380,7 +367,8 @@ def prune_causal_lm(
             for index, (block, linears) in enumerate(zip(blocks, blocks_linears)):
                 stats = _observe(block, linears, inputs, pruner.statistics)
                 for name, linear in linears.items():
-                    keep[name] = _prune_linear(pruner, linear, stats[name], targets[name], parsed_options, generator)
+                    keep[name] = _prune_linear(pruner, linear, stats[name], targets[name], parsed_options, generator,
+                                               name=name, seed=seed)
                 if index + 1 < len(blocks):
                     _run_block(block, inputs)  # the pruned block's outputs feed the next block
 
@@ -391,7 +379,7 @@ def prune_causal_lm(
 
 def _prune_linear(
     pruner: LayerPruner, linear: nn.Linear, stats: LayerStatistics, target: LayerTarget, options: Any,
-    generator: torch.Generator,
+    generator: torch.Generator, *, name: str, seed: int,
 ) -> torch.Tensor:
     weight = linear.weight
     if pruner.prune is not None:
@@ -399,6 +387,6 @@ def _prune_linear(
         weight.copy_(new.to(weight.dtype))
     else:
         assert pruner.score is not None
-        keep = keep_from_scores(pruner.score(weight, stats, options, generator), target)
+        keep = keep_from_scores(pruner.score(weight, stats, options, generator), target, name=name, seed=seed)
     weight.masked_fill_(~keep, 0)  # pruned weights exactly zero, whatever the update wrote
     return keep

@@ -108,6 +108,9 @@ def prune_model(
 ) -> Mask:
     """Score the prunable parameters, select exactly enough, zero the rest in place.
 
+    ``seed`` seeds the scorer's batches and generator and draws which of the scores tied at the
+    keep boundary are pruned (:mod:`prunebench.pruning.select`).
+
     ``keep`` overrides the target of ``spec.compression``: a total, or a count per parameter
     (schedules use it for their intermediate steps).
     """
@@ -125,18 +128,18 @@ def prune_model(
         loss_fn=F.cross_entropy,
         generator=torch.Generator().manual_seed(seed),
     )
-    scores = scores_for_selection(strategy, inputs, options, keep if isinstance(keep, int) else sum(keep.values()))
+    scores = scores_for_selection(strategy, inputs, options, keep if isinstance(keep, int) else sum(keep.values()), seed)
     structure = parse_structure(spec.structure)
     if isinstance(keep, Mapping):  # each tensor to its own count (layer-wise schedules)
-        mask = Mask({
+        mask = Mask({  # scope layer: one tensor's exact count, its ties drawn by its own generator
             name: select_structured(
-                {name: score}, keep[name], structure, "global",
-                Mask({name: previous[name]}) if previous is not None else None,
+                {name: score}, keep[name], structure, "layer",
+                Mask({name: previous[name]}) if previous is not None else None, seed=seed,
             )[name]
             for name, score in scores.items()
         })
     else:
-        mask = select_structured(scores, keep, structure, spec.scope, previous)
+        mask = select_structured(scores, keep, structure, spec.scope, previous, seed=seed)
     check_structure(mask, structure)
     if spec.shuffle:  # the same count per tensor, at random positions (seeded apart from the scorer's)
         mask = shuffled_within(mask, torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET))
@@ -162,7 +165,7 @@ def prune_channel_model(
     scores = score_channels(spec.strategy, model, graph, batches, seed=seed, options=spec.options)
     # channel selection's own instruction: ChannelTarget refuses a kind it cannot reach
     channel_target = ChannelTarget(target.kind, float(target.value))  # type: ignore[arg-type]
-    selection = select_channels(graph, model, scores, channel_target, spec.scope, previous)
+    selection = select_channels(graph, model, scores, channel_target, spec.scope, previous, seed=seed)
     strategy = CHANNEL_SCORERS.get(spec.strategy)
     if strategy.update is not None:  # before the mask: a reconstruction needs the pruned channels' weights
         inputs = ChannelScoreInputs(model, graph, batches, F.cross_entropy, torch.Generator().manual_seed(seed))

@@ -31,9 +31,10 @@ def masked_inputs(inputs: ScoreInputs, mask: Mask) -> ScoreInputs:
                        inputs.loss_fn, inputs.generator)
 
 
-def scores_for_selection(strategy: Strategy[Any], inputs: ScoreInputs, options: Any, keep: int) -> Scores:
+def scores_for_selection(strategy: Strategy[Any], inputs: ScoreInputs, options: Any, keep: int, seed: int = 0) -> Scores:
     """The scores a selection of ``keep`` entries is made from: one call of a one-round
-    strategy; for an iterative one, its rounds as described above."""
+    strategy; for an iterative one, its rounds as described above (``seed``, the run's, breaks
+    the ties of the provisional masks as it breaks the final one's)."""
     rounds = strategy.rounds(options)
     if rounds == 1 and strategy.rank is None:  # an ordinary strategy: score once
         return strategy(inputs, options)
@@ -50,7 +51,7 @@ def scores_for_selection(strategy: Strategy[Any], inputs: ScoreInputs, options: 
         if rounds == 1:
             break
         target = round(total * (keep / total) ** (k / rounds))
-        new_mask = select({n: rank(s) for n, s in scores.items()}, target, "global", mask)
+        new_mask = select({n: rank(s) for n, s in scores.items()}, target, "global", mask, seed=seed)
         for name in names:
             pruned = pruned_in.setdefault(name, torch.zeros_like(scores[name]))
             pruned[mask[name] & ~new_mask[name]] = k

@@ -1,19 +1,28 @@
 """Selection: scores + target -> Mask, pruning exact counts.
 
-``keep`` is the number of prunable entries left after selection. Ties are broken by position
-(parameter order, then flat index), so selection is deterministic. Entries pruned by a previous
+``keep`` is the number of prunable entries left after selection. Entries pruned by a previous
 mask stay pruned: masks only shrink.
+
+The tie rule, the same for every structure, scope and model family (classifiers, N:M groups,
+blocks, channels, a language model's rows, layers and global selection): when T entries tie at
+the keep boundary and r of them must go, which r are pruned is a uniformly random choice drawn
+from a local generator seeded by the run's seed (and the name of the tensor a layer-wise
+selection covers, so a tensor's mask does not depend on the tensors selected beside it). Never
+by position: a method's result must not depend on which of two equal weights comes first in
+memory. The same seed gives the same mask on every path below; the global RNG is never touched.
+Untied scores are ranked exactly as a sort ranks them.
 
 Large selections first try a sampled band: a strided sample of the scores brackets the k-th
 value, one blocked pass marks everything at or below the band's top (that marking becomes the
 result) and lists the few entries inside the band, and an exact kthvalue over those settles
-the threshold and its ties. The counts of that pass prove the bracket held; when it did not
-(an unlucky sample, a huge tie, NaN or +inf scores) the histogram search below answers
-instead. Both give the same, exact result.
+the threshold and which of its ties go. The counts of that pass prove the bracket held; when it
+did not (an unlucky sample, a huge tie, NaN or +inf scores) the histogram search below answers
+instead. Both give the same, exact result: the same mask for the same seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
@@ -188,28 +197,54 @@ def kth_smallest(chunks: Sequence[torch.Tensor], k: int) -> torch.Tensor:
     return torch.cat([c.reshape(-1) for c in chunks]).kthvalue(k).values  # exact fallback
 
 
-def mark_first_ties(
-    chunks: Sequence[torch.Tensor], pruned: list[torch.Tensor], value: torch.Tensor, count: int
-) -> None:
-    """Mark, in position order, the first ``count`` entries equal to ``value``.
+def tie_generator(seed: int, name: str = "") -> torch.Generator:
+    """The CPU generator that breaks the ties of one selection: seeded from the run's ``seed``
+    and ``name`` (the tensor a layer-wise selection covers; empty for a global one), so the
+    choice is the same on every device and in every order the tensors are selected in."""
+    digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
-    Block by block: a block's ties are taken wholesale while they all fit, so positions are
-    only listed for the one block where the count runs out.
+
+def random_subset(total: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """CPU flags over ``total`` items with exactly ``count`` set, every such subset equally likely."""
+    chosen = torch.zeros(total, dtype=torch.bool)
+    if count >= total:
+        chosen.fill_(True)
+    elif count > 0:  # the generator is only drawn from where there is a choice to make
+        chosen[torch.randperm(total, generator=generator)[:count]] = True
+    return chosen
+
+
+def mark_random_ties(
+    chunks: Sequence[torch.Tensor], pruned: list[torch.Tensor], value: torch.Tensor, count: int,
+    generator: torch.Generator,
+) -> None:
+    """Mark ``count`` of the entries equal to ``value``, chosen uniformly at random.
+
+    Block by block: one pass counts the tied entries of each block, then ``count`` of all of
+    them are drawn, and positions are only listed for the blocks that hold a drawn one.
     """
-    for chunk, mark in zip(chunks, pruned):
+    if count <= 0:
+        return
+    found = [
+        [count_true(flat[start : start + BLOCK] == value) for start in range(0, flat.numel(), BLOCK)]
+        for flat in (chunk.reshape(-1) for chunk in chunks)
+    ]
+    chosen = random_subset(sum(sum(per_chunk) for per_chunk in found), count, generator)
+    offset = 0
+    for chunk, mark, per_chunk in zip(chunks, pruned, found):
         flat, flat_mark = chunk.reshape(-1), mark.view(-1)
-        for start in range(0, flat.numel(), BLOCK):
-            if count == 0:
-                return
+        for start, tied_here in zip(range(0, flat.numel(), BLOCK), per_chunk):
+            drawn = chosen[offset : offset + tied_here]
+            offset += tied_here
+            if not tied_here or not bool(drawn.any()):
+                continue
             tied = flat[start : start + BLOCK] == value
-            found = count_true(tied)
-            if found <= count:
+            if bool(drawn.all()):
                 flat_mark[start : start + BLOCK] |= tied
-                count -= found
             else:
-                first = torch.nonzero(tied).squeeze(1)[:count]
-                flat_mark[start : start + BLOCK][first] = True
-                return
+                positions = torch.nonzero(tied).squeeze(1)
+                flat_mark[start : start + BLOCK][positions[drawn.to(positions.device)]] = True
 
 
 def true_positions(flags: torch.Tensor) -> torch.Tensor:
@@ -241,7 +276,9 @@ def sampled_band(chunks: Sequence[torch.Tensor], k: int, total: int) -> tuple[fl
     return max(low, LOWEST_ABOVE_NEG_INF), high
 
 
-def prune_lowest_sampled(chunks: Sequence[torch.Tensor], k: int, total: int) -> list[torch.Tensor] | None:
+def prune_lowest_sampled(
+    chunks: Sequence[torch.Tensor], k: int, total: int, generator: torch.Generator
+) -> list[torch.Tensor] | None:
     """The k lowest entries via a sampled band (see the module's docstring); None when the
     band did not hold the k-th value or holds too many entries."""
     if any(c.dtype != torch.float32 for c in chunks):
@@ -279,34 +316,70 @@ def prune_lowest_sampled(chunks: Sequence[torch.Tensor], k: int, total: int) -> 
     values = [c.reshape(-1)[where] for c, where in zip(chunks, positions)]
     rank = k - below  # how many of the band's entries are pruned
     threshold = torch.cat(values).kthvalue(rank).values if rank else None
-    ties = 0 if threshold is None else rank - sum(count_true(v < threshold) for v in values)
-    for marked, where, value in zip(covered, positions, values):
+    tied = [torch.nonzero(v == threshold).squeeze(1) for v in values] if threshold is not None else []
+    if threshold is not None:  # which of the tied entries go: drawn as the module's docstring says
+        ties = rank - sum(count_true(v < threshold) for v in values)
+        drawn = random_subset(sum(t.numel() for t in tied), ties, generator).split([t.numel() for t in tied])
+    for index, (marked, where, value) in enumerate(zip(covered, positions, values)):
         if threshold is None:
             spared = torch.ones_like(value, dtype=torch.bool)
         else:
             spared = value > threshold
-            tied = torch.nonzero(value == threshold).squeeze(1)
-            spared[tied[ties:]] = True  # ties in position order: the first ones are pruned
-            ties = max(ties - tied.numel(), 0)
+            spared[tied[index][~drawn[index].to(spared.device)]] = True
         marked[where[spared]] = False
     return [marked.view(c.shape) for marked, c in zip(covered, chunks)]
 
 
-def prune_lowest(chunks: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
-    """Boolean 'pruned' tensors marking exactly the k lowest entries across ``chunks``."""
+def prune_lowest(chunks: Sequence[torch.Tensor], k: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Boolean 'pruned' tensors marking exactly the k lowest entries across ``chunks``; of the
+    entries tied at the k-th value, ``generator`` draws which go."""
     if k <= 0:
         return [torch.zeros_like(c, dtype=torch.bool) for c in chunks]
     total = sum(c.numel() for c in chunks)
     if k >= total:
         return [torch.ones_like(c, dtype=torch.bool) for c in chunks]
     if total > SAMPLED_MIN:
-        sampled = prune_lowest_sampled(chunks, k, total)
+        sampled = prune_lowest_sampled(chunks, k, total, generator)
         if sampled is not None:
             return sampled
     threshold = kth_smallest(chunks, k)
     pruned = [(c < threshold).contiguous() for c in chunks]
-    # Ties at the threshold: the first positions are pruned first.
-    mark_first_ties(chunks, pruned, threshold, k - sum(count_true(p) for p in pruned))
+    mark_random_ties(chunks, pruned, threshold, k - sum(count_true(p) for p in pruned), generator)
+    return pruned
+
+
+def prune_lowest_per_row(scores: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Boolean 'pruned' flags of a 2-D tensor: in every row its ``count`` lowest entries, or
+    all its -inf ones (pruned before) where there are more. Each row's k-th value is found as
+    ``topk`` finds it; in the rows where only some of the entries tied at it go, which ones is
+    drawn: random keys for those tied entries, the lowest keys of each row pruned."""
+    rows, cols = scores.shape
+    counts = torch.isneginf(scores).sum(dim=1).clamp(min=count).clamp(max=cols)
+    if int(counts.max()) == 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    if bool((counts == counts[0]).all()):  # the usual case: one k for every row
+        threshold = scores.kthvalue(int(counts[0]), dim=1, keepdim=True).values
+    else:  # a previous mask pruned more of some rows; a row with nothing to prune gets -inf below
+        ranked = scores.sort(dim=1).values
+        threshold = ranked.gather(1, (counts - 1).clamp(min=0).unsqueeze(1))
+        threshold[counts == 0] = -math.inf
+    pruned = scores < threshold
+    tied = scores == threshold
+    tied[counts == 0] = False
+    wanted = counts - pruned.sum(dim=1)  # tied entries each row must still lose
+    available = tied.sum(dim=1)
+    whole = wanted == available
+    pruned |= tied & whole.unsqueeze(1)
+    partial = torch.nonzero((wanted > 0) & ~whole).squeeze(1)
+    if partial.numel():
+        row, col = torch.nonzero(tied[partial]).cpu().unbind(1)  # row-major: the draw's fixed order
+        keys = torch.rand(row.numel(), generator=generator, dtype=torch.float64)
+        order = keys.argsort()
+        order = order[row[order].argsort(stable=True)]  # by row, random within a row
+        starts = torch.cumsum(available[partial].cpu(), 0) - available[partial].cpu()
+        rank = torch.arange(order.numel()) - starts[row[order]]
+        chosen = order[rank < wanted[partial].cpu()[row[order]]]
+        pruned[partial[row[chosen].to(partial.device)], col[chosen].to(partial.device)] = True
     return pruned
 
 
@@ -321,36 +394,60 @@ def proportional_split(total: int, sizes: Sequence[int]) -> list[int]:
     return counts
 
 
+def _ranked(scores: Mapping[str, torch.Tensor], previous: Mask | None) -> list[torch.Tensor]:
+    """Scores as float32, with the entries a previous mask pruned at -inf (they rank first,
+    so they stay pruned)."""
+    if previous is not None and set(previous) != set(scores):
+        raise ValueError("previous mask and scores cover different parameters")
+    chunks = []
+    for name, score in scores.items():
+        score = score.detach().float()
+        if previous is not None:
+            score = score.masked_fill(~previous[name].to(score.device), -math.inf)
+        chunks.append(score)
+    return chunks
+
+
 def select(
     scores: Mapping[str, torch.Tensor],
     keep: int,
     scope: Scope = "global",
     previous: Mask | None = None,
+    *,
+    seed: int = 0,
 ) -> Mask:
     """Keep exactly ``keep`` entries (fewer only if a previous mask already pruned more).
 
     ``global`` ranks all scores together; ``layer`` keeps the same fraction of every tensor.
+    ``seed`` (the run's) draws which of the entries tied at the keep boundary are pruned.
     """
     names = list(scores)
-    if previous is not None and set(previous) != set(names):
-        raise ValueError("previous mask and scores cover different parameters")
-    chunks = []
-    for name in names:
-        score = scores[name].detach().float()
-        if previous is not None:  # already-pruned entries rank first, so they stay pruned
-            score = score.masked_fill(~previous[name].to(score.device), -math.inf)
-        chunks.append(score)
+    chunks = _ranked(scores, previous)
     already = [count_true(torch.isneginf(c)) if previous is not None else 0 for c in chunks]
     if scope == "global":
         to_prune = max(sum(c.numel() for c in chunks) - keep, sum(already))
-        pruned = prune_lowest(chunks, to_prune)
+        pruned = prune_lowest(chunks, to_prune, tie_generator(seed))
     elif scope == "layer":
         quotas = proportional_split(keep, [c.numel() for c in chunks])
         pruned = [
-            prune_lowest([c], max(c.numel() - q, done))[0] for c, q, done in zip(chunks, quotas, already)
+            prune_lowest([c], max(c.numel() - q, done), tie_generator(seed, name))[0]
+            for name, c, q, done in zip(names, chunks, quotas, already)
         ]
     else:
         raise ConfigError(f"prune.scope must be 'global' or 'layer', got {scope!r}")
     # Inverted in place: a second set of boolean tensors would add a quarter of the scores'
     # bytes to the peak memory of a large selection.
     return Mask({name: mark.logical_not_() for name, mark in zip(names, pruned)})
+
+
+def select_rows(
+    scores: Mapping[str, torch.Tensor], sparsity: float, previous: Mask | None = None, *, seed: int = 0
+) -> Mask:
+    """Scope ``row`` of 2-D ``(out, in)`` weights: every row prunes ``round(sparsity * in)``
+    entries, its lowest (more where a previous mask pruned more of it), ties drawn as in
+    :func:`select` (one generator per tensor, from ``seed`` and its name)."""
+    masks = {}
+    for name, chunk in zip(scores, _ranked(scores, previous)):
+        count = round(sparsity * chunk.shape[1])
+        masks[name] = prune_lowest_per_row(chunk, count, tie_generator(seed, name)).logical_not_()
+    return Mask(masks)

@@ -15,7 +15,8 @@ A structure is written as a string, so it fits a YAML config and a ``key=value``
 
 Any weight strategy works with any weight structure: the structure only changes how scores
 become a mask. A :class:`Structure` owns its rules: the target kinds it accepts, the
-schedules it can follow, its random control and how ``prune.prunable.exclude`` applies.
+schedules it can follow and its random control. Ties are broken as
+:mod:`prunebench.pruning.select` says, by the run's seed, in every structure.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 
 from prunebench.errors import ConfigError, either
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import Scope, select
+from prunebench.pruning.select import Scope, prune_lowest_per_row, select, tie_generator
 from prunebench.target import CLASSIFIER_TARGET_KEYS
 
 UNSTRUCTURED = "unstructured"
@@ -91,13 +92,6 @@ class Structure:
         of it must beat. Channels are chosen by ``random_channel``; weights, N:M groups and
         blocks by ``random`` (random scores summed over a group stay random)."""
         return "random_channel" if self.kind == CHANNEL else "random"
-
-    @property
-    def exclude_applies_to(self) -> str:
-        """How ``prune.prunable.exclude`` applies: weight structures leave the matched
-        parameters unpruned; a channel run keeps every output channel of a layer with a
-        matched parameter (its inputs may still shrink with the layer before it)."""
-        return "output channels of the matched layers" if self.kind == CHANNEL else "the matched parameters"
 
     def accepts_schedule(self, schedule: Any) -> bool:
         """N:M cannot refine an earlier mask; channel pruning runs one-shot."""
@@ -186,17 +180,16 @@ def nm_keep_count(shapes: Mapping[str, torch.Size], structure: Structure) -> int
     return sum(math.prod(shape) // structure.m * structure.n for shape in shapes.values())
 
 
-def select_nm(scores: Mapping[str, torch.Tensor], structure: Structure) -> Mask:
-    """Keep the N highest scores of every group of M inputs (ties: the first positions)."""
+def select_nm(scores: Mapping[str, torch.Tensor], structure: Structure, *, seed: int = 0) -> Mask:
+    """Keep the N highest scores of every group of M inputs; a tie at a group's boundary is
+    drawn at random (one generator per tensor, from ``seed`` and its name)."""
     check_shapes({name: s.shape for name, s in scores.items()}, structure)
     masks = {}
     for name, score in scores.items():
         moved = _input_last(score.detach().float())
         groups = moved.reshape(-1, structure.m)
-        # a stable descending sort puts the first position of a tie first
-        order = torch.sort(groups, dim=1, descending=True, stable=True).indices[:, : structure.n]
-        keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, order, True)
-        masks[name] = keep.reshape(moved.shape).movedim(-1, 1).contiguous()
+        pruned = prune_lowest_per_row(groups, structure.m - structure.n, tie_generator(seed, name))
+        masks[name] = pruned.logical_not_().reshape(moved.shape).movedim(-1, 1).contiguous()
     return Mask(masks)
 
 
@@ -213,8 +206,11 @@ def select_blocks(
     structure: Structure,
     scope: Scope = "global",
     previous: Mask | None = None,
+    *,
+    seed: int = 0,
 ) -> Mask:
-    """Keep round(keep / block size) whole blocks, ranked by the sum of their scores.
+    """Keep round(keep / block size) whole blocks, ranked by the sum of their scores (ties
+    drawn by ``seed`` as in :func:`~prunebench.pruning.select.select`).
 
     A block that a previous mask pruned entirely stays pruned; the result is ANDed with the
     previous mask, so masks still only shrink.
@@ -224,7 +220,7 @@ def select_blocks(
     previous_blocks = None
     if previous is not None:
         previous_blocks = Mask({name: _block_view(previous[name], structure).any(dim=3).any(dim=1) for name in scores})
-    blocks = select(block_scores, round(keep / structure.block_size), scope, previous_blocks)
+    blocks = select(block_scores, round(keep / structure.block_size), scope, previous_blocks, seed=seed)
     masks = {}
     for name, score in scores.items():
         expanded = blocks[name].repeat_interleave(structure.rows, 0).repeat_interleave(structure.cols, 1)
@@ -240,15 +236,18 @@ def select_structured(
     structure: Structure,
     scope: Scope = "global",
     previous: Mask | None = None,
+    *,
+    seed: int = 0,
 ) -> Mask:
-    """Dispatch on ``structure``; the unstructured case is :func:`~prunebench.pruning.select.select`."""
+    """Dispatch on ``structure``; the unstructured case is :func:`~prunebench.pruning.select.select`.
+    ``seed`` (the run's) draws which of the scores tied at the keep boundary are pruned."""
     if structure.kind == "nm":
         if previous is not None and previous.pruned:
             raise ConfigError("prune.structure N:M cannot refine an earlier mask (use a one-shot or at-init schedule)")
-        return select_nm(scores, structure)
+        return select_nm(scores, structure, seed=seed)
     if structure.kind == "block":
-        return select_blocks(scores, keep, structure, scope, previous)
-    return select(scores, keep, scope, previous)
+        return select_blocks(scores, keep, structure, scope, previous, seed=seed)
+    return select(scores, keep, scope, previous, seed=seed)
 
 
 def structure_violations(mask: Mask, structure: Structure) -> list[str]:

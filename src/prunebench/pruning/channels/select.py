@@ -15,6 +15,7 @@ from prunebench.errors import ConfigError
 from prunebench.pruning.channels.graph import Batch, ChannelGraph, LossFn, Scope, channel_graph
 from prunebench.pruning.channels.scorers import rows, score_channels
 from prunebench.pruning.mask import Mask
+from prunebench.pruning.select import tie_generator
 
 TargetKind = Literal["compression", "speedup", "channel_fraction"]
 
@@ -112,22 +113,30 @@ def achieved(graph: ChannelGraph, flags: Sequence[torch.Tensor]) -> ChannelAchie
     )
 
 
-def prune_order(graph: ChannelGraph, scores: Sequence[torch.Tensor], scope: Scope) -> list[tuple[int, int]]:
+def prune_order(
+    graph: ChannelGraph, scores: Sequence[torch.Tensor], scope: Scope, generator: torch.Generator
+) -> list[tuple[int, int]]:
     """(group, channel) pairs in the order they are pruned; every group keeps one channel.
 
     ``global`` ranks all channels by score. ``layer`` ranks channels within their group and
     interleaves the groups by rank fraction, so any prefix prunes (nearly) the same fraction
-    of every group. Ties go to the earlier group, then the lower channel index.
+    of every group. Ties (equal scores, equal rank fractions) are ordered by a random
+    permutation of all channels drawn from ``generator``, never by position.
     """
     if scope not in ("global", "layer"):
         raise ConfigError(f"prune.scope must be 'global' or 'layer', got {scope!r}")
-    keys: list[tuple[float, int, int]] = []
+    draw = torch.randperm(sum(g.channels for g in graph.groups), generator=generator).tolist()
+    starts = [0]
+    for g in graph.groups:
+        starts.append(starts[-1] + g.channels)
+    keys: list[tuple[float, int, int, int]] = []
     for gi, (g, s) in enumerate(zip(graph.groups, scores)):
-        ranked = sorted(range(g.channels), key=lambda c: (float(s[c]), c))[: g.channels - 1]
+        tie_key = draw[starts[gi] : starts[gi + 1]]
+        ranked = sorted(range(g.channels), key=lambda c: (float(s[c]), tie_key[c]))[: g.channels - 1]
         for rank, c in enumerate(ranked):
-            keys.append(((rank + 1) / g.channels if scope == "layer" else float(s[c]), gi, c))
+            keys.append(((rank + 1) / g.channels if scope == "layer" else float(s[c]), tie_key[c], gi, c))
     keys.sort()
-    return [(gi, c) for _, gi, c in keys]
+    return [(gi, c) for _, _, gi, c in keys]
 
 
 def flags_for(graph: ChannelGraph, order: Sequence[tuple[int, int]], count: int) -> list[torch.Tensor]:
@@ -159,19 +168,22 @@ def select_channels(
     target: ChannelTarget,
     scope: Scope = "global",
     previous: Mask | None = None,
+    *,
+    seed: int = 0,
 ) -> ChannelSelection:
     """Prune the fewest lowest-scored channels that reach ``target``.
 
     For a channel fraction the count is exact (rounded); for compression and speedup the
     smallest prefix of the pruning order that reaches the target is found by bisection (both
-    only grow as channels go). Channels a ``previous`` mask removed stay removed.
+    only grow as channels go). Channels a ``previous`` mask removed stay removed. ``seed``
+    (the run's) orders tied channels, as :mod:`prunebench.pruning.select` breaks ties.
     """
     scores = [s.detach().float().cpu().clone() for s in scores]
     before = previously_pruned(graph, previous) if previous is not None else None
     if before is not None:
         for s, flag in zip(scores, before):
             s[flag] = -math.inf  # ranked first, and kept pruned below whatever the order
-    order = prune_order(graph, scores, scope)
+    order = prune_order(graph, scores, scope, tie_generator(seed, "channels"))
 
     def flags_at(count: int) -> list[torch.Tensor]:
         flags = flags_for(graph, order, count)
@@ -226,4 +238,4 @@ def prune_channels(
     with ``selection.mask.apply(model)``, keep it with KeepPruned, remove it with compact)."""
     graph = channel_graph(model, input_shape, exclude)
     scores = score_channels(strategy, model, graph, batches, loss_fn, seed, options)
-    return select_channels(graph, model, scores, target, scope, previous)
+    return select_channels(graph, model, scores, target, scope, previous, seed=seed)
