@@ -22,16 +22,18 @@ from prunebench.report.recipes import recipe_tables
 from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
 from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import (
-    Table, controls_table, cost_table, group_tables, latency_table, provenance_table, wide_table,
+    Table, controls_table, cost_table, group_tables, latency_table, paired_table, provenance_table, wide_table,
 )
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
     "Compression ratio = total parameters / nonzero parameters (whole model). Theoretical speedup = "
     "dense MACs / effective MACs (MACs of nonzero weights). Top-1 over the whole test set, which is "
-    "never used for selection. Bands and intervals: 95% Student-t confidence intervals over seeds; "
-    "paired differences are taken per seed, since the strategies of one seed prune the same dense model; "
-    "their verdicts are Holm-corrected over all paired tests of a model (family-wise 5%), their intervals are not."
+    "never used for selection. Bands and intervals: 95% Student-t confidence intervals over seeds, those of "
+    "accuracies clipped to [0, 100]; paired differences are taken per seed, since the strategies of one seed "
+    "prune the same dense model. The paired tests' family is fixed in advance: each method against the random "
+    "control and against magnitude, Holm-corrected over the levels of each pair (family-wise 5% per pair); "
+    "the table of every pair is exploratory (Holm over all its tests). Intervals of differences are uncorrected."
 )
 
 
@@ -97,6 +99,7 @@ def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
     if sanity.rows:
         tables.append(("controls", sanity, True))
     tables += [("paired", paired, True), ("summary", summary, True)]
+    exploratory = paired_table(group, exploratory=True)
     by_recipe, _ = recipe_tables(group)
     tables += [(f"recipes-{i}" if i < len(by_recipe) - 1 else "flips", t, True) for i, t in enumerate(by_recipe)]
     if group.has_latency():
@@ -108,6 +111,8 @@ def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
     costs = cost_table(group)
     if costs.rows:
         tables.append(("cost", costs, True))
+    if exploratory.rows:
+        tables.append(("paired-all", exploratory, True))
     return tables
 
 

@@ -19,7 +19,7 @@ from prunebench.config import DenseSpec
 from prunebench.plan.controls import CONTROLS, control_of
 from prunebench.record import Role, RunResult, Target, role_of
 from prunebench.store.layout import DENSE_MISMATCH
-from prunebench.report.stats import Estimate, estimate
+from prunebench.report.stats import Estimate, accuracy_estimate, estimate
 
 # Parts of a pruned run's spec that a control changes (sweep: random pruning, global scope).
 CONTROL_KEYS = ("prune.strategy", "prune.scope", "prune.options")
@@ -109,7 +109,7 @@ class Point:
         return self.target.label()
 
     def top1_estimate(self) -> Estimate:
-        return estimate(list(self.top1.values()))
+        return accuracy_estimate(list(self.top1.values()))
 
     def mean_compression(self) -> float:
         """The x position: the compression the runs reached (a round count or N:M sets no ratio)."""

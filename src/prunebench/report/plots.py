@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator  # noqa:
 
 from prunebench.report.aggregate import BEST, Curve, Group, Point  # noqa: E402
 from prunebench.report.literature import PublishedPoint  # noqa: E402
-from prunebench.report.stats import estimate  # noqa: E402
+from prunebench.report.stats import accuracy_estimate, estimate  # noqa: E402
 
 
 def save(figure: plt.Figure) -> bytes:
@@ -101,11 +101,11 @@ def x_label(axis: str) -> str:
 
 
 def draw_band(ax: plt.Axes, curve: Curve, style: Style, values: list[tuple[float, dict[int, float]]]) -> None:
-    """Mean over seeds with its 95% CI band, at the given (x, seed -> value) points."""
+    """Mean over seeds with its 95% CI band (clipped to [0, 100]), at the given (x, seed -> top-1) points."""
     values = [(x, v) for x, v in values if v]
     if not values:
         return
-    estimates = [estimate(list(v.values())) for _, v in values]
+    estimates = [accuracy_estimate(list(v.values())) for _, v in values]
     x = np.array([x for x, _ in values])
     mean = np.array([e.mean for e in estimates]) * 100
     low = np.array([e.ci_low for e in estimates]) * 100
