@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -98,6 +98,20 @@ class TrainSpec(Spec):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the training forward; fp16 adds a grad scaler
     channels_last: Bool = False  # CNNs: model and image batches in channels-last memory format while training
     compile: Bool = False  # torch.compile the training forward
+
+    @model_validator(mode="after")
+    def momentum_only_for_sgd(self) -> TrainSpec:
+        """Adam and AdamW take no momentum (their betas are torch's): a momentum set for them
+        would be silently ignored, so it is refused."""
+        if self.optimizer == "sgd":
+            return self
+        for name, value in (("momentum", self.momentum), ("nesterov", self.nesterov)):
+            if value != type(self).model_fields[name].default:
+                raise ValueError(
+                    f"{name} {value!r} is an SGD setting that optimizer {self.optimizer!r} does not use "
+                    f"(leave {name} out, or use optimizer: sgd)"
+                )
+        return self
 
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
@@ -786,6 +800,21 @@ def _default(model: type[BaseModel], name: str) -> Any:
 
 
 
+def key_suggestion(loc: Sequence[int | str]) -> str:
+    """'; did you mean X?' for an unknown key, from the keys of the section it was written in."""
+    model: type[BaseModel] = ExperimentSpec
+    names = [*ExperimentSpec.model_fields, *SETTINGS_KEYS]
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        section = field and next((t for t in (field.annotation, *get_args(field.annotation))
+                                  if isinstance(t, type) and issubclass(t, BaseModel)), None)
+        if section is None:
+            return ""
+        model, names = section, list(section.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f"; did you mean {'.'.join(map(str, [*loc[:-1], close[0]]))}?" if close else ""
+
+
 def format_validation_error(exc: ValidationError) -> str:
     """One line per problem, 'field.path: message', without pydantic's boilerplate."""
     lines = []
@@ -793,7 +822,7 @@ def format_validation_error(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "config"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + key_suggestion(error["loc"])
         elif error["type"] == "missing":
             message = "required key is missing"
         elif "input" in error and error["type"] not in ("value_error",):
@@ -825,14 +854,23 @@ def set_dotted(data: dict[str, Any], path: Sequence[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+SWEEP_SECTION = "sweep"  # its keys are dotted spec keys (prunebench.plan.sweep)
+
+
 def deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))  # plain YAML data only
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Overrides set dotted keys; under ``sweep`` the rest of the key is one dotted sweep key
+    (``sweep.prune.compression=[2,8]`` sets the sweep's ``prune.compression`` list)."""
     merged = deep_copy(data)
     for text in overrides:
         path, value = parse_override(text)
+        if path[0] == SWEEP_SECTION and len(path) > 2:
+            if isinstance(merged.get(SWEEP_SECTION), list):
+                raise ConfigError(f"override {text!r}: this sweep is a list of grids; override it whole (sweep=[...])")
+            path = [SWEEP_SECTION, ".".join(path[1:])]
         set_dotted(merged, path, value)
     return merged
 
