@@ -762,7 +762,8 @@ class RunSettings(Spec):
     latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run
     latency_batch_size: Int = Field(default=64, ge=1)
     latency_repeats: Int = Field(default=30, ge=2)
-    latency_forms: tuple[str, ...] = (latency_names.EAGER,)  # deployment forms timed (prunebench.models.deploy)
+    # deployment forms timed (prunebench.models.deploy): eager and the BatchNorm-folded form a deployment runs
+    latency_forms: tuple[str, ...] = (latency_names.EAGER, latency_names.FOLDED)
     latency_runtimes: tuple[str, ...] = (latency_names.TORCH,)  # torch (eager), torch-compile, onnxruntime
     plugins: tuple[str, ...] = ()  # modules imported before validation, in every worker (prunebench.plugins)
 
