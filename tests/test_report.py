@@ -8,7 +8,7 @@ import pytest
 
 from prunebench.record import Target
 from prunebench.report.aggregate import Curve, Dense, Group, Point, label_curves
-from prunebench.report.plots import curve_styles, density_level, level_ticks, plt
+from prunebench.report.plots import curve_styles, dense_by_seed, density_level, drop_figure, level_ticks, plt, tick_values
 from prunebench.report.stats import estimate, holm, paired_test
 from prunebench.report.tables import paired_table, provenance_table, wide_table
 
@@ -160,3 +160,33 @@ def test_provenance_names_recipes_versions_and_dense_size() -> None:
     assert rows["dense MACs per example"].startswith("266,200")
     assert rows["retraining recipe abc"] == "mode finetune, epochs 3, lr 0.01, lr_schedule cosine, batch_size 128"
     assert rows["software and device"] == "prunebench 0.1.0, torch 2.5"
+
+
+def test_reached_speedups_get_round_ticks() -> None:
+    group = group_of(curve("magnitude", "global", {lv: [0.9, 0.9] for lv in (2, 4, 8)}))
+    for c in group.curves.values():  # reached speedups like 2.02x, 4.1x, 8.46x
+        for p, reached in zip(c.ordered(), (2.02, 4.1, 8.46)):
+            p.speedup = {s: reached for s in p.speedup}
+    assert tick_values(group, "speedup") == [2.0, 4.0, 8.0]
+    assert tick_values(group, "compression") == [2.0, 4.0, 8.0]  # the targets themselves
+
+
+def test_the_drop_view_draws_every_seed_against_its_own_dense() -> None:
+    method = curve("magnitude", "global", {2: [0.98, 0.97, 0.96], 8: [0.9, 0.8, 0.85]})
+    group = group_of(method)
+    group.dense[()] = Dense({}, {0: 0.99, 1: 0.98, 2: 0.97})
+    assert dense_by_seed(group, method) == {0: 0.99, 1: 0.98, 2: 0.97}
+    png = drop_figure(group)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_a_sanity_control_the_sweep_did_not_ask_for_is_not_a_violation() -> None:
+    from prunebench.report.checklist import sanity_checks
+    from prunebench.report.page import checklist_html
+
+    group = group_of(curve("magnitude", "global", {lv: [0.9, 0.91, 0.92] for lv in LEVELS}),
+                     curve("random", "global", {lv: [0.5, 0.5, 0.52] for lv in LEVELS}, "control"))
+    (check,) = sanity_checks(group)
+    assert check.absent and check.state == "NOT RUN" and "controls: [random, layer-shuffle, reinit]" in check.detail
+    html = checklist_html([check])
+    assert 'class="absent">NOT RUN' in html and "VIOLATED" not in html

@@ -31,6 +31,11 @@ class Check:
     name: str
     passed: bool
     detail: str
+    absent: bool = False  # not run by this sweep: the detail says why and how; no verdict either way
+
+    @property
+    def state(self) -> str:
+        return "NOT RUN" if self.absent else "PASS" if self.passed else "VIOLATED"
 
 
 def setting(curve: Curve, key: str, default: str) -> str:
@@ -72,6 +77,14 @@ def sanity_checks(group: Group) -> list[Check]:
                 levels = [curve.points[t].level for t in curve.points if t not in control.points]
                 missing.append(f"{name} of {curve.label} at {', '.join(levels)}")
     admitted = any(admits(c, n) for c in group.curves.values() for n in SANITY_CONTROLS)
+    if missing and not any(c.is_sanity_control for c in group.curves.values()):
+        # the sweep asked for none (its controls are the default, random): absent by choice, not a failure
+        return [Check(
+            "layer-shuffle and reinit controls present for every method", False,
+            "this sweep ran the random control only (the default); add controls: [random, layer-shuffle, reinit] "
+            "to test whether each method beats its own layer-shuffled mask and its mask on fresh weights",
+            absent=True,
+        )]
     checks = [Check(
         "layer-shuffle and reinit controls present for every method", not missing,
         ("missing: " + shortened(missing) + " (add controls: [random, layer-shuffle, reinit])") if missing
