@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 
 from prunebench.report.aggregate import BEST, Curve, Group, Point  # noqa: E402
 from prunebench.report.literature import PublishedPoint  # noqa: E402
@@ -79,6 +79,14 @@ def level_ticks(ax: plt.Axes, values: list[float]) -> None:
         ax.set_xticks(kept)
     ax.xaxis.set_major_formatter(FuncFormatter(ratio_label))
     ax.xaxis.set_minor_locator(NullLocator())
+
+
+def readable_log_ticks(axis: matplotlib.axis.Axis) -> None:
+    """A log axis labelled at 1, 2 and 5 of each decade as plain numbers (0.5, 1, 2, 50), not
+    only at powers of ten written as 10^0: a short range then still has several labels."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def tick_values(group: Group, axis: str) -> list[float]:
@@ -248,8 +256,7 @@ def layer_density_figure(group: Group, level: str) -> bytes:
     ax.set_xticks(np.arange(len(layers)))
     ax.set_xticklabels(layers, rotation=30, ha="right", fontsize=7)
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    readable_log_ticks(ax.yaxis)
     ax.set_ylabel("weights kept (%, log scale)")
     label = curves[0].points[level].level if curves else level
     ax.set_title(f"{group.title}: per-layer density at {label} (mean over seeds)", fontsize=10)
@@ -342,6 +349,7 @@ def trainability_figure(group: Group) -> bytes:
         for xi, yi, p in zip(x, y, points):
             ax.annotate(p.level, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set_xscale("log")
+    readable_log_ticks(ax.xaxis)
     ax.set_xlabel(f"{jsv_name(group.jsv_methods)} right after pruning ({', '.join(sorted(group.jsv_methods))})")
     ax.set_ylabel("test top-1 after retraining (%)")
     ax.set_title(f"{group.title}: final top-1 vs trainability after pruning", fontsize=10)
