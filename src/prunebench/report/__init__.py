@@ -166,7 +166,7 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
         sections.append(Section(group.title, figures, tables, checks, notes, guidance, [summary], headline(summary)))
     failed = [r for r in rows if r["status"] != "completed"]
     preamble = [
-        html.escape(DEFINITIONS),
+        *([html.escape(DEFINITIONS)] if any(not g.is_lm for g in groups) or not groups else []),
         *([html.escape(LM_DEFINITIONS)] if any(g.is_lm for g in groups) else []),
         f"{len(rows)} runs in the database, {len(failed)} not completed"
         + (": " + ", ".join(f"{r['run_id']} ({r['status']})" for r in failed[:20]) if failed else "."),
