@@ -154,8 +154,8 @@ def paired_tests(group: Group, exploratory: bool = False,
 def family_text(group: Group, exploratory: bool) -> str:
     """The family the verdicts control, as the page states it."""
     if exploratory:
-        return f"exploratory: every pair of strategies, Holm over all {len(paired_tests(group, True))} tests"
-    return (f"planned: each method against the {RANDOM} control and against {REFERENCE} at each level; "
+        return f"every pair of strategies, Holm over all {len(paired_tests(group, True))} tests"
+    return (f"each method against the {RANDOM} control and against {REFERENCE} at each level; "
             f"Holm over each pair's levels, {ALPHA:g} family-wise per pair")
 
 
