@@ -104,3 +104,29 @@ def test_quiet_silences_rays_own_logs() -> None:
         assert ray_log_level() == logging.INFO
     finally:
         root.setLevel(before)
+
+
+def test_a_commands_failure_summary_lists_only_its_own_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import prunebench.plan.runner as runner
+    import prunebench.store as store
+
+    path = config(tmp_path, "sweep: {prune.compression: [2, 4]}\n")
+    plan = plan_from_mapping(read_config(path))
+    mine = plan.pruned_jobs[0].run_id
+    rows = [{"run_id": mine, "status": "failed", "error": "needs pip install 'prunebench[structured]'"},
+            {"run_id": "0123456789abcdef", "status": "failed", "error": "an earlier command's failure"}]
+
+    class Database:
+        def __init__(self, path: Path) -> None:
+            pass
+
+        def rows(self) -> list[dict[str, Any]]:
+            return rows
+
+    monkeypatch.setattr(runner, "run_plan", lambda *args, **kwargs: {"completed": len(plan.jobs) - 1, "failed": 1})
+    monkeypatch.setattr(store, "ResultsDB", Database)
+    assert main(["run", str(path), "--results", str(tmp_path / "r"), "--executor", "serial"]) == 1
+    out = capsys.readouterr().out
+    assert f"failed {mine}: needs pip install 'prunebench[structured]'" in out  # brackets kept: no rich markup
+    assert "0123456789abcdef" not in out and "earlier command" not in out
