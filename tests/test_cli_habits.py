@@ -108,8 +108,8 @@ def test_quiet_silences_rays_own_logs() -> None:
 
 def test_a_commands_failure_summary_lists_only_its_own_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    import prunebench.plan.runner as runner
-    import prunebench.store as store
+    from prunebench import store
+    from prunebench.plan import runner
 
     path = config(tmp_path, "sweep: {prune.compression: [2, 4]}\n")
     plan = plan_from_mapping(read_config(path))

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-import prunebench.train.loop as loop
 import prunebench.train.progress as epoch_progress
 from prunebench.demo import TRAIN_LOGGER, training_lines_off_a_terminal
+from prunebench.train import loop
 
 
 class Terminal(io.StringIO):

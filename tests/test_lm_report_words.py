@@ -9,7 +9,13 @@ from prunebench.record import Target
 from prunebench.report import DEFINITIONS
 from prunebench.report.aggregate import Curve, Dense, Group, Point, label_curves
 from prunebench.report.checklist import evaluate_checklist
-from prunebench.report.lm import LM_DEFINITIONS, NO_SPEEDUP, levels_table, number, perplexity_figure
+from prunebench.report.lm import (
+    LM_DEFINITIONS,
+    NO_SPEEDUP,
+    levels_table,
+    number,
+    perplexity_figure,
+)
 
 
 def lm_group(timed: bool) -> Group:
@@ -57,7 +63,7 @@ def test_the_definitions_speak_of_perplexity_and_tokens() -> None:
 
 
 def test_nm_points_are_drawn_at_their_true_sparsity(monkeypatch: object) -> None:
-    import prunebench.report.lm as lm
+    from prunebench.report import lm
 
     drawn: list[list[float]] = []
     real = lm.plt.Axes.errorbar

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import prunebench.api as api
+from prunebench import api
 from prunebench.config import ExperimentSpec, TrainSpec, build_specs, read_config
 
 BASE = "dataset: digits\nmodel: mlp\nprune: {strategy: magnitude, compression: 4}\n"

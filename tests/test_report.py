@@ -8,7 +8,15 @@ import pytest
 
 from prunebench.record import Target
 from prunebench.report.aggregate import Curve, Dense, Group, Point, label_curves
-from prunebench.report.plots import curve_styles, dense_by_seed, density_level, drop_figure, level_ticks, plt, tick_values
+from prunebench.report.plots import (
+    curve_styles,
+    dense_by_seed,
+    density_level,
+    drop_figure,
+    level_ticks,
+    plt,
+    tick_values,
+)
 from prunebench.report.stats import estimate, holm, paired_test
 from prunebench.report.tables import paired_table, provenance_table, wide_table
 

@@ -807,8 +807,10 @@ def key_suggestion(loc: Sequence[int | str]) -> str:
     names = [*ExperimentSpec.model_fields, *SETTINGS_KEYS]
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
-        section = field and next((t for t in (field.annotation, *get_args(field.annotation))
-                                  if isinstance(t, type) and issubclass(t, BaseModel)), None)
+        if field is None:
+            return ""
+        section = next((t for t in (field.annotation, *get_args(field.annotation))
+                        if isinstance(t, type) and issubclass(t, BaseModel)), None)
         if section is None:
             return ""
         model, names = section, list(section.model_fields)
