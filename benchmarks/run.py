@@ -88,12 +88,20 @@ def print_table(results: list[Result], console: Console) -> None:
             console.print(f"     floor: {r.floor_note}", highlight=False)
 
 
+def package_location() -> str:
+    """Where the timed prunebench lives, relative to the repository when inside it: a result
+    file names no machine's directories."""
+    package = Path(prunebench.__file__).resolve().parent
+    repo = Path(__file__).resolve().parents[1]
+    return str(package.relative_to(repo)) if package.is_relative_to(repo) else f"installed ({package.name})"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     console = Console(width=max(Console().width, 120))
-    env = {**environment(args.threads, args.clock), "prunebench": str(Path(prunebench.__file__).parent)}
+    env = {**environment(args.threads, args.clock), "prunebench": package_location()}
     console.print("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
     results = run_selected(args, console)
     print_table(results, console)

@@ -46,7 +46,11 @@ from prunebench.errors import PrunebenchError
 from prunebench.plan.runner import preflight
 from prunebench.plan.controls import CONTROLS_KEY
 from prunebench.plan.sweep import BASELINES_KEY, SWEEP_KEY, load_plan, plan_from_mapping
+from prunebench.data import DATASETS
+from prunebench.models import MODELS
 from prunebench.pruning.scores import STRATEGIES
+
+REGISTERS = re.compile(r"register_scorer\(|(MODELS|DATASETS)\.register\(")
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -163,9 +167,10 @@ def test_yaml_block_is_a_valid_config(block: Block, monkeypatch: pytest.MonkeyPa
     except Exception as exc:  # a YAML syntax error or a refusal of the bounded loader
         pytest.fail(f"{block.where}: yaml block does not load: {exc}")
     assert isinstance(data, Mapping), f"{block.where}: yaml block is not a mapping of config keys"
-    if "plugins" in data:  # the plugin a doc names is its own register_scorer block (run as a file by test_plugins)
-        monkeypatch.setattr(STRATEGIES, "_entries", dict(STRATEGIES._entries))
-        for plugin in (b for b in BLOCKS if b.doc == block.doc and b.lang == "python" and "register_scorer(" in b.text):
+    if "plugins" in data:  # the plugin a doc names is its own python block that registers (run as a file by test_plugins)
+        for registry in (STRATEGIES, MODELS, DATASETS):
+            monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+        for plugin in (b for b in BLOCKS if b.doc == block.doc and b.lang == "python" and REGISTERS.search(b.text)):
             exec(compile(plugin.text, plugin.where, "exec"), {})  # noqa: S102 - our own docs
         data = {k: v for k, v in data.items() if k != "plugins"}
     fragment = not ("dataset" in data and "model" in data)
@@ -207,8 +212,9 @@ def test_python_block_runs(block: Block, monkeypatch: pytest.MonkeyPatch) -> Non
     if first in NEEDS:
         pytest.importorskip(NEEDS[first])
     code = compile(block.text, block.where, "exec")  # a SyntaxError names doc:line
-    # A block may register strategies; the registry gets them back out afterwards.
-    monkeypatch.setattr(STRATEGIES, "_entries", dict(STRATEGIES._entries))
+    # A block may register strategies, models or datasets; the registries get them back out afterwards.
+    for registry in (STRATEGIES, MODELS, DATASETS):
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     before = set(STRATEGIES.names())
     namespace: dict[str, Any] = {}
     try:

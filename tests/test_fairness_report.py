@@ -64,7 +64,7 @@ def test_matched_speedup_carries_the_seed_spread_into_the_interval() -> None:
     group.curves[()] = curve
     label_curves(group)
     table = matched_table(group, measured=False, targets=(3.0, 8.0))
-    assert table.header[-1] == "3x" and table.rows[0][2].startswith("75.00 ± ")  # 8x: reached by no seed, no column
+    assert table.header[-1] == "3x" and table.rows[0][2].startswith("75.00 [")  # clipped at 100; 8x: reached by no seed, no column
 
 
 def test_finetune_recipe_keys_are_sweepable_axes() -> None:

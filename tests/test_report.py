@@ -8,8 +8,16 @@ import pytest
 
 from prunebench.record import Target
 from prunebench.report.aggregate import Curve, Dense, Group, Point, label_curves
-from prunebench.report.plots import curve_styles, density_level, level_ticks, plt
-from prunebench.report.stats import holm, paired_test
+from prunebench.report.plots import (
+    curve_styles,
+    dense_by_seed,
+    density_level,
+    drop_figure,
+    level_ticks,
+    plt,
+    tick_values,
+)
+from prunebench.report.stats import estimate, holm, paired_test
 from prunebench.report.tables import paired_table, provenance_table, wide_table
 
 LEVELS = (2, 4, 8, 16, 24)
@@ -18,6 +26,7 @@ LEVELS = (2, 4, 8, 16, 24)
 def curve(strategy: str, scope: str, top1: dict[int, list[float]], role: str = "method") -> Curve:
     settings = {"prune.strategy": json.dumps(strategy), "prune.scope": json.dumps(scope), "target.kind": '"compression"'}
     c = Curve(strategy, role, settings, "r1")  # type: ignore[arg-type]
+    c.control = "random" if role == "control" else None
     for level, values in top1.items():
         point = Point(Target(kind="compression", value=float(level)))
         for seed, value in enumerate(values):
@@ -55,7 +64,7 @@ def test_paired_test_is_the_one_sample_t_test_of_the_differences() -> None:
 
 
 def test_a_nonsignificant_difference_is_worded_with_its_seed_count_and_holm_decides() -> None:
-    # One clear difference at 24x, noise elsewhere; 10 tests in the family.
+    # One clear difference at 24x, noise elsewhere; one family of 5 levels.
     clear = curve("magnitude", "global", {lv: [0.9, 0.91, 0.905] if lv == 24 else [0.9, 0.8, 0.85] for lv in LEVELS})
     control = curve("random", "global", {lv: [0.5, 0.5, 0.51] if lv == 24 else [0.85, 0.9, 0.8] for lv in LEVELS}, "control")
     table = paired_table(group_of(clear, control))
@@ -67,13 +76,57 @@ def test_a_nonsignificant_difference_is_worded_with_its_seed_count_and_holm_deci
     assert adjusted >= raw
 
 
+def noisy(seed: int) -> list[float]:
+    """Three seeds' top-1 around 0.8, different per curve and level: no real difference."""
+    return [0.8 + 0.03 * ((seed * 7 + k * 3) % 5 - 2) for k in range(3)]
+
+
+def demo_like() -> Group:
+    """Three methods and the random control at five levels, three seeds; magnitude clearly beats
+    random at 16x (paired p about 0.005), everything else is noise."""
+    random = {lv: noisy(i) for i, lv in enumerate(LEVELS)}
+    random[16] = [0.40, 0.45, 0.50]
+    magnitude = {lv: noisy(i + 1) for i, lv in enumerate(LEVELS)}
+    magnitude[16] = [0.75, 0.85, 0.95]
+    return group_of(
+        curve("magnitude", "global", magnitude), curve("grad_magnitude", "global", {lv: noisy(i + 2) for i, lv in enumerate(LEVELS)}),
+        curve("act_magnitude", "global", {lv: noisy(i + 3) for i, lv in enumerate(LEVELS)}), curve("random", "global", random, "control"),
+    )
+
+
+def test_planned_family_finds_what_holm_over_every_pair_hides() -> None:
+    group = demo_like()
+    planned, everything = paired_table(group), paired_table(group, exploratory=True)
+    row = next(r for r in planned.rows if r[0] == "magnitude - random" and r[1] == "16x")
+    old = next(r for r in everything.rows if r[0] == "magnitude - random" and r[1] == "16x")
+    assert row[5] == old[5] and float(row[5]) < 0.01  # the same test, the same raw p
+    assert old[-1] == "no significant difference (n = 3)"  # Holm over all 30 tests of 6 pairs
+    assert row[-1] == "a > b"  # Holm over the 5 levels of magnitude - random
+    assert len(everything.rows) == 30 and "exploratory" in everything.title
+    # the family: each method against random and against magnitude; never two challengers
+    pairs = {r[0] for r in planned.rows}
+    assert pairs == {"magnitude - random", "grad_magnitude - random", "act_magnitude - random",
+                     "grad_magnitude - magnitude", "act_magnitude - magnitude"}
+    assert "each method against the random control and against magnitude" in planned.title
+
+
+def test_accuracy_intervals_stay_between_0_and_100() -> None:
+    low = curve("magnitude", "global", {2: [0.02, 0.3, 0.01], 4: [0.99, 0.9, 1.0]})
+    e2, e4 = (low.points[json.dumps(float(lv))].top1_estimate() for lv in (2, 4))
+    assert e2.ci_low == 0.0 and e2.ci_high > e2.mean and e4.ci_high == 1.0
+    unclipped = estimate([0.02, 0.3, 0.01])
+    assert unclipped.ci_low < 0 and e2.ci_high == unclipped.ci_high  # only the impossible part is cut
+    cells = wide_table(group_of(low)).rows[1]
+    assert cells[2] == f"11.00 [0.00, {unclipped.ci_high * 100:.2f}]"  # uneven: shown as an interval
+
+
 def test_wide_table_is_strategies_by_levels() -> None:
-    group = group_of(curve("magnitude", "global", {lv: [0.9, 0.92] for lv in LEVELS}),
+    group = group_of(curve("magnitude", "global", {lv: [0.9, 0.91] for lv in LEVELS}),
                      curve("magnitude", "layer", {lv: [0.8, 0.8] for lv in LEVELS[:3]}))
     table = wide_table(group)
     assert table.header == ["strategy", "setting", "2x", "4x", "8x", "16x", "24x"]
     rows = {row[1]: row for row in table.rows}
-    assert rows["prune.scope=global"][2].startswith("91.00 ± ") and rows["prune.scope=layer"][-1] == ""
+    assert rows["prune.scope=global"][2].startswith("90.50 ± ") and rows["prune.scope=layer"][-1] == ""
     assert "n = 2 seeds" in table.title
 
 
@@ -115,3 +168,33 @@ def test_provenance_names_recipes_versions_and_dense_size() -> None:
     assert rows["dense MACs per example"].startswith("266,200")
     assert rows["retraining recipe abc"] == "mode finetune, epochs 3, lr 0.01, lr_schedule cosine, batch_size 128"
     assert rows["software and device"] == "prunebench 0.1.0, torch 2.5"
+
+
+def test_reached_speedups_get_round_ticks() -> None:
+    group = group_of(curve("magnitude", "global", {lv: [0.9, 0.9] for lv in (2, 4, 8)}))
+    for c in group.curves.values():  # reached speedups like 2.02x, 4.1x, 8.46x
+        for p, reached in zip(c.ordered(), (2.02, 4.1, 8.46)):
+            p.speedup = {s: reached for s in p.speedup}
+    assert tick_values(group, "speedup") == [2.0, 4.0, 8.0]
+    assert tick_values(group, "compression") == [2.0, 4.0, 8.0]  # the targets themselves
+
+
+def test_the_drop_view_draws_every_seed_against_its_own_dense() -> None:
+    method = curve("magnitude", "global", {2: [0.98, 0.97, 0.96], 8: [0.9, 0.8, 0.85]})
+    group = group_of(method)
+    group.dense[()] = Dense({}, {0: 0.99, 1: 0.98, 2: 0.97})
+    assert dense_by_seed(group, method) == {0: 0.99, 1: 0.98, 2: 0.97}
+    png = drop_figure(group)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_a_sanity_control_the_sweep_did_not_ask_for_is_not_a_violation() -> None:
+    from prunebench.report.checklist import sanity_checks
+    from prunebench.report.page import checklist_html
+
+    group = group_of(curve("magnitude", "global", {lv: [0.9, 0.91, 0.92] for lv in LEVELS}),
+                     curve("random", "global", {lv: [0.5, 0.5, 0.52] for lv in LEVELS}, "control"))
+    (check,) = sanity_checks(group)
+    assert check.absent and check.state == "NOT RUN" and "controls: [random, layer-shuffle, reinit]" in check.detail
+    html = checklist_html([check])
+    assert 'class="absent">NOT RUN' in html and "VIOLATED" not in html

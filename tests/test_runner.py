@@ -141,7 +141,8 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
         assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
     for kind in ("top1", "provenance", "controls", "cost", "matched-speedup"):
         assert {f"synthetic-mlp-{kind}.{ext}" for ext in ("md", "csv", "tex")} <= files
-    figures = ("top1-vs-compression", "top1-vs-speedup", "pre-retrain-top1", "top1-vs-trainability", "layer-density")
+    figures = ("top1-vs-compression", "top1-drop-vs-compression", "top1-vs-speedup", "pre-retrain-top1", "top1-vs-trainability",
+               "layer-density")
     assert {f"synthetic-mlp-{kind}.png" for kind in figures} <= files
     page = html_path.read_text()
     assert "VIOLATED: at least 5 compression levels" in page and "VIOLATED: at least 3 seeds" in page
@@ -154,7 +155,9 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
     assert "each method against its own sanity controls" in page and "magnitude layer-shuffle" in page
     assert "what each method cost" in page and "matched theoretical speedup" in page
     # Which published recommendations the comparison meets, beside the checklist and in its own file.
-    assert page.index("Reporting checklist") < page.index('<section class="guidance">') < page.index("<figure>")
+    # The answer first (main figure and one number per curve), then tables, then checklist and recommendations.
+    assert page.index('data-part="answer"') < page.index("<figure>") < page.index("one number per curve") \
+        < page.index('data-part="tables"') < page.index("Reporting checklist") < page.index('<section class="guidance">')
     assert "NOT MET: several seeds with their spread — It does not report spread over enough seeds" in page
     assert "NOT MET: ranking checked across fine-tuning recipes" in page and 'class="pass">MET: random and magnitude baselines' in page
     assert "VIOLATED: layer-shuffle and reinit controls present for every method — missing: reinit of magnitude" in page
@@ -171,6 +174,7 @@ def test_report_files_and_html_rendered_in_a_real_browser(tmp_path: Path) -> Non
          "--virtual-time-budget=5000", "--dump-dom", html_path.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
-    assert 'data-figures-rendered="5/5"' in dom
-    assert dom.count('data-rendered="true"') == 5 and 'data-rendered="false"' not in dom
+    assert 'data-figures-rendered="6/6"' in dom
+    assert dom.count('data-rendered="true"') == 6 and 'data-rendered="false"' not in dom
+    assert 'data-order="answer,figures,tables,checklist,definitions"' in dom
     assert re.search(rf'data-guidance="1 comparison\(s\), {unmet} not met"', dom) and unmet >= 4

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from torch import nn
 
-from prunebench.config import MAX_SEED, PruneSpec, TrainSpec, finetune_default, format_validation_error
+from prunebench.config import MAX_SEED, FinetuneSpec, PruneSpec, TrainSpec, format_validation_error
 from prunebench.data import DataSplits
 from prunebench.devices import check_device
 from prunebench.errors import ConfigError
@@ -94,7 +94,7 @@ def finetune(
     model: nn.Module, data: DataSplits, mask: Mask, *, seed: int = 0, device: str | None = None, **recipe: Any
 ) -> TrainLog:
     """Fine-tune with every pruned weight held at exactly zero. ``recipe``: TrainSpec fields."""
-    spec = _spec(TrainSpec, **{**finetune_default().model_dump(), **recipe})
+    spec = _spec(FinetuneSpec, **recipe)  # the defaults of a config's finetune section
     data = _placed(model, data, device)
     return train(model, data, spec, seed=_seed(seed), callbacks=[KeepPruned(model, mask)], stage="finetune")
 

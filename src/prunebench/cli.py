@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import errno
 import logging
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from prunebench.errors import Interrupted, PrunebenchError
 
@@ -23,17 +25,54 @@ EXIT_RUNS_FAILED = 1
 # The machine's storage refused a write: full, over a quota or a file-size limit, read-only, failing.
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
+DEMO_TIME = "< 3 min"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults beside every option that has one, and the examples (epilog) as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "(default" in (action.help or "") or action.default is None or action.default is False or action.default == []:
+            return action.help  # says its default itself, or has none worth printing
+        return super()._get_help_string(action)
+
+
+def examples(*lines: str) -> str:
+    return "example:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("prunebench")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunebench", description="Comparable, honest pruning benchmarks.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print results and errors")
+    parser = argparse.ArgumentParser(
+        prog="prunebench", description="Comparable, honest pruning benchmarks.", formatter_class=HelpFormatter,
+        epilog=examples("prunebench demo", "prunebench run configs/digits-mlp.yaml prune.compression=16",
+                        "prunebench report --out report"),
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print results and errors (also after the command)")
+    parser.add_argument("--version", action="version", version=f"prunebench {version()}")
+    # -q after the subcommand too; SUPPRESS leaves the value given before it (or False) in place
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only print results and errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the experiment or sweep a YAML config describes")
-    run.add_argument("config", type=Path)
+    def command(name: str, help: str, *example: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, parents=[quiet], formatter_class=HelpFormatter,
+                                   epilog=examples(*example))
+
+    run = command("run", "run the experiment or sweep a YAML config describes",
+                  "prunebench run configs/digits-mlp.yaml seed=1 'sweep.prune.compression=[2,8]' --workers 2")
+    run.add_argument("config", type=Path, help="a YAML config (docs/config.md)")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. prune.compression=16 seed=1")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
-    run.add_argument("--executor", choices=("serial", "local", "ray", "slurm"), default="local")
+    run.add_argument("--executor", choices=("serial", "local", "ray", "slurm"), default="local", help="where the runs run")
     run.add_argument("--workers", type=int, default=None,
                      help="parallel runs (default: one per core; slurm: as many as the cluster schedules)")
     run.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
@@ -46,26 +85,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="local: run the array's tasks as processes of this machine (to try a setup)")
     add_plugin_flag(run)
 
-    listing = commands.add_parser("list", help="list registered strategies, models, datasets, schedules or retraining modes")
-    listing.add_argument("what", nargs="?", choices=LISTABLE)
+    listing = command("list", "list registered strategies, models, datasets, schedules or retraining modes",
+                      "prunebench list strategies")
+    listing.add_argument("what", nargs="?", choices=LISTABLE, help="one kind (default: all)")
     add_plugin_flag(listing)
 
-    results = commands.add_parser("results", help="one row per run from the results database")
-    results.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
-    results.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    results = command("results", "one row per run from the results database", "prunebench results --format csv > runs.csv")
+    results.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    results.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
 
-    report = commands.add_parser("report", help="figures, tables, statistics and an HTML report")
-    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
-    report.add_argument("--out", type=Path, required=True)
+    report = command("report", "figures, tables, statistics and an HTML report",
+                     "prunebench report --results prunebench-results --out report")
+    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    report.add_argument("--out", type=Path, required=True, help="folder for report.html, figures and tables")
 
-    demo = commands.add_parser("demo", help="a small sweep on digits, then its report (< 3 min)")
-    demo.add_argument("--results", type=Path, default=DEFAULT_RESULTS / "demo")
+    demo = command("demo", f"a small sweep on digits, then its report ({DEMO_TIME})", "prunebench demo --results demo-results")
+    demo.add_argument("--results", type=Path, default=DEFAULT_RESULTS / "demo", help="results directory")
     demo.add_argument("--executor", choices=("serial", "local"), default="serial", help="serial: its runs are too short to repay starting worker processes")
 
-    reproduce = commands.add_parser("reproduce", help="reproduce a published result and check it (see --list)")
+    reproduce = command("reproduce", "reproduce a published result and check it (see --list)",
+                        "prunebench reproduce --list", "prunebench reproduce NAME --seeds 3")
     reproduce.add_argument("name", nargs="?", help="the reproduction to run")
     reproduce.add_argument("--list", action="store_true", help="list the reproductions")
-    reproduce.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    reproduce.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     reproduce.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
     reproduce.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default $PRUNEBENCH_DATA)")
     reproduce.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -124,9 +166,11 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{len(plan.jobs)} runs: {summary}; database {args.results / 'prunebench.db'}", soft_wrap=True)
     incomplete = sum(n for s, n in statuses.items() if s != "completed")
     if incomplete:
+        mine = {job.run_id for job in plan.jobs}  # an earlier command's failures are not this one's
         for row in ResultsDB(args.results).rows():
-            if row["status"] != "completed":
-                console.print(f"[red]{row['status']}[/red] {row['run_id']}: {row['error']}", highlight=False)
+            if row["status"] != "completed" and row["run_id"] in mine:
+                # escaped: an error's install hint holds brackets (prunebench[structured]) rich would eat
+                console.print(f"[red]{row['status']}[/red] {row['run_id']}: {escape(str(row['error']))}", highlight=False)
         return EXIT_RUNS_FAILED
     return 0
 
@@ -216,7 +260,9 @@ def command_reproduce(args: argparse.Namespace, console: Console) -> int:
 
     known = list_reproductions()
     if args.name and args.name not in known:
-        raise ConfigError(f"unknown reproduction {args.name!r} (known: {', '.join(sorted(known))})")
+        close = difflib.get_close_matches(args.name, known, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown reproduction {args.name!r}{hint} (known: {', '.join(sorted(known))})")
     if args.list or not args.name:
         for name, summary in known.items():
             console.print(f"{name}: {summary}")

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -99,6 +99,20 @@ class TrainSpec(Spec):
     channels_last: Bool = False  # CNNs: model and image batches in channels-last memory format while training
     compile: Bool = False  # torch.compile the training forward
 
+    @model_validator(mode="after")
+    def momentum_only_for_sgd(self) -> TrainSpec:
+        """Adam and AdamW take no momentum (their betas are torch's): a momentum set for them
+        would be silently ignored, so it is refused."""
+        if self.optimizer == "sgd":
+            return self
+        for name, value in (("momentum", self.momentum), ("nesterov", self.nesterov)):
+            if value != type(self).model_fields[name].default:
+                raise ValueError(
+                    f"{name} {value!r} is an SGD setting that optimizer {self.optimizer!r} does not use "
+                    f"(leave {name} out, or use optimizer: sgd)"
+                )
+        return self
+
 
 def late_milestones(section: str, recipe: TrainSpec) -> None:
     """Refuse milestones of ``recipe`` (config section ``section``) at or after its last epoch."""
@@ -111,8 +125,14 @@ def late_milestones(section: str, recipe: TrainSpec) -> None:
         )
 
 
-def finetune_default() -> TrainSpec:
-    return TrainSpec(epochs=2, lr=0.01)
+class FinetuneSpec(TrainSpec):
+    """The ``finetune`` recipe: a training recipe whose own defaults are shorter and at a tenth
+    of the LR (2 epochs at 0.01). A key left out of a ``finetune`` section, the section left out,
+    and :func:`prunebench.finetune` all mean these defaults; the section owns them, so a spec
+    dumped without its defaults reads back the same."""
+
+    epochs: Int = Field(default=2, ge=0)
+    lr: Float = Field(default=0.01, gt=0)
 
 
 class RetrainSpec(Spec):
@@ -484,7 +504,7 @@ class ExperimentSpec(Spec):
     val_fraction: Float = Field(default=0.1, ge=0, lt=1)
     train: TrainSpec = Field(default_factory=TrainSpec)
     prune: PruneSpec = Field(default_factory=PruneSpec)
-    finetune: TrainSpec = Field(default_factory=finetune_default)
+    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     dense: DenseSource = Field(default_factory=DenseSource)
     subset: Int | None = Field(default=None, ge=1)  # a quick check: train on this many training examples
@@ -506,6 +526,14 @@ class ExperimentSpec(Spec):
 
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     recovery: RecoverySpec = Field(default_factory=RecoverySpec)
+
+    @field_validator("finetune", mode="before")
+    @classmethod
+    def finetune_from_a_training_recipe(cls, value: Any) -> Any:
+        """A TrainSpec object holds every value already: it is taken as it is."""
+        if isinstance(value, TrainSpec) and not isinstance(value, FinetuneSpec):
+            return value.model_dump()
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -737,7 +765,8 @@ class RunSettings(Spec):
     latency: Bool = False  # time the dense and the pruned (compacted, for channels) model per run
     latency_batch_size: Int = Field(default=64, ge=1, le=MAX_LATENCY_BATCH)  # larger would fail after training, out of memory
     latency_repeats: Int = Field(default=30, ge=2)
-    latency_forms: tuple[str, ...] = (latency_names.EAGER,)  # deployment forms timed (prunebench.models.deploy)
+    # deployment forms timed (prunebench.models.deploy): eager and the BatchNorm-folded form a deployment runs
+    latency_forms: tuple[str, ...] = (latency_names.EAGER, latency_names.FOLDED)
     latency_runtimes: tuple[str, ...] = (latency_names.TORCH,)  # torch (eager), torch-compile, onnxruntime
     plugins: tuple[str, ...] = ()  # modules imported before validation, in every worker (prunebench.plugins)
 
@@ -775,6 +804,23 @@ def _default(model: type[BaseModel], name: str) -> Any:
 
 
 
+def key_suggestion(loc: Sequence[int | str]) -> str:
+    """'; did you mean X?' for an unknown key, from the keys of the section it was written in."""
+    model: type[BaseModel] = ExperimentSpec
+    names = [*ExperimentSpec.model_fields, *SETTINGS_KEYS]
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return ""
+        section = next((t for t in (field.annotation, *get_args(field.annotation))
+                        if isinstance(t, type) and issubclass(t, BaseModel)), None)
+        if section is None:
+            return ""
+        model, names = section, list(section.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f"; did you mean {'.'.join(map(str, [*loc[:-1], close[0]]))}?" if close else ""
+
+
 def format_validation_error(exc: ValidationError) -> str:
     """One line per problem, 'field.path: message', without pydantic's boilerplate."""
     lines = []
@@ -782,7 +828,7 @@ def format_validation_error(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "config"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + key_suggestion(error["loc"])
         elif error["type"] == "missing":
             message = "required key is missing"
         elif "input" in error and error["type"] not in ("value_error",):
@@ -814,14 +860,23 @@ def set_dotted(data: dict[str, Any], path: Sequence[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+SWEEP_SECTION = "sweep"  # its keys are dotted spec keys (prunebench.plan.sweep)
+
+
 def deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))  # plain YAML data only
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Overrides set dotted keys; under ``sweep`` the rest of the key is one dotted sweep key
+    (``sweep.prune.compression=[2,8]`` sets the sweep's ``prune.compression`` list)."""
     merged = deep_copy(data)
     for text in overrides:
         path, value = parse_override(text)
+        if path[0] == SWEEP_SECTION and len(path) > 2:
+            if isinstance(merged.get(SWEEP_SECTION), list):
+                raise ConfigError(f"override {text!r}: this sweep is a list of grids; override it whole (sweep=[...])")
+            path = [SWEEP_SECTION, ".".join(path[1:])]
         set_dotted(merged, path, value)
     return merged
 

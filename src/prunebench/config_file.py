@@ -9,12 +9,15 @@ Beyond ``yaml.safe_load`` (which already builds only plain data), the loader her
   and nesting deeper than :data:`MAX_DEPTH` are refused too;
 - reads at most :data:`MAX_CONFIG_BYTES` of a file, and only UTF-8 text;
 - refuses a decimal integer Python will not convert from text (over 4,300 digits) naming its line.
+- reads ``1e-3``, ``5e-4`` and ``1E-3`` as numbers, as YAML 1.2 does (YAML 1.1, which PyYAML
+  follows, wants a dot and a signed exponent, ``1.0e-3``, and leaves ``1e-3`` a string).
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,9 @@ MAX_NODES = 10_000  # nodes in one document with aliases expanded
 MAX_DEPTH = 64  # nested mappings/sequences
 MERGE_TAG = "tag:yaml.org,2002:merge"
 UTF16_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+FLOAT_TAG = "tag:yaml.org,2002:float"
+# YAML 1.2 core-schema floats with an exponent that YAML 1.1 leaves as strings: 1e-3, 5E4, .5e-3
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
 
 
 def line_of(node: Node) -> int:
@@ -94,6 +100,9 @@ class BoundedSafeLoader(yaml.SafeLoader):
 
 
 BoundedSafeLoader.add_constructor("tag:yaml.org,2002:int", BoundedSafeLoader.construct_yaml_int)
+
+
+BoundedSafeLoader.add_implicit_resolver(FLOAT_TAG, EXPONENT_FLOAT, list("-+0123456789."))
 
 
 def describe_yaml_error(exc: yaml.YAMLError) -> str:

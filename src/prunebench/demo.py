@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +20,7 @@ from prunebench.report import write_report
 from prunebench.report.aggregate import build_groups
 from prunebench.report.results import open_db
 
+TRAIN_LOGGER = "prunebench.train"  # the training loop's epoch lines (prunebench.train.loop)
 DEMO_CONFIG: dict[str, Any] = {
     "dataset": "digits",
     "model": "mlp",
@@ -46,10 +51,25 @@ def summary_table(results_dir: Path) -> Table:
     return table
 
 
+@contextmanager
+def training_lines_off_a_terminal(stream: TextIO) -> Iterator[None]:
+    """Off a terminal (a log, CI) the demo prints its runs' start and end lines only: the
+    per-epoch and in-epoch lines of 63 short runs would be thousands of lines."""
+    logger = logging.getLogger(TRAIN_LOGGER)
+    before = logger.level
+    if not stream.isatty():
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def run_demo(results_dir: Path, executor_name: str, console: Console) -> int:
     started = time.perf_counter()
     plan = plan_from_mapping(DEMO_CONFIG)
-    statuses = run_plan(plan, results_dir, make_executor(executor_name), live=False)
+    with training_lines_off_a_terminal(sys.stderr):
+        statuses = run_plan(plan, results_dir, make_executor(executor_name), live=False)
     report = write_report(results_dir, results_dir / "report")
     console.print(summary_table(results_dir))
     console.print(

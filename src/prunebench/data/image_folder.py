@@ -30,7 +30,7 @@ def require_pillow() -> Any:
     try:
         from PIL import Image
     except ImportError:
-        raise DataError("image folders need Pillow to decode images: pip install prunebench[images]") from None
+        raise DataError("image folders need Pillow to decode images: pip install 'prunebench[images]'") from None
     return Image
 
 

@@ -11,6 +11,7 @@ system); the driver alone writes the results database.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -33,6 +34,12 @@ def _ray() -> Any:
     except ImportError:
         raise ConfigError("executor 'ray' needs Ray: pip install 'prunebench[ray]'") from None
     return ray
+
+
+def ray_log_level() -> int:
+    """Ray's own log level: its warnings too are silenced when the command is quiet (``-q`` sets
+    the root logger to WARNING), its INFO lines shown otherwise, as before."""
+    return logging.ERROR if logging.getLogger().getEffectiveLevel() >= logging.WARNING else logging.INFO
 
 
 @contextmanager
@@ -100,7 +107,7 @@ class RayExecutor:
         if self.address:
             check_reachable(self.address)
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level=ray_log_level())
             except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, ValueError, RuntimeError...
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ConfigError(f"--ray-address {self.address}: cannot join a Ray cluster: {first}") from None
@@ -113,7 +120,7 @@ class RayExecutor:
         with _loopback_node(ray):
             ray.init(
                 num_cpus=self.workers * self.cpus_per_job, include_dashboard=False,
-                log_to_driver=False, _node_ip_address=LOOPBACK,
+                log_to_driver=False, _node_ip_address=LOOPBACK, logging_level=ray_log_level(),
             )
         self._started = True
 

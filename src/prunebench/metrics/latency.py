@@ -43,7 +43,7 @@ from prunebench.latency_names import LATENCY_RUNTIMES as RUNTIMES
 from prunebench.errors import ConfigError
 from prunebench.models.deploy import EAGER, FOLDED_CHANNELS_LAST, check_form, deployment_form, prepare_input
 
-ONNX_HINT = "pip install prunebench[onnx]"
+ONNX_HINT = "pip install 'prunebench[onnx]'"
 # How a form is run: torch (eager; recorded as torch-eager on CPU, torch-cuda on CUDA),
 # torch.compile with inductor, ONNX Runtime (CPU) with ORT_ENABLE_ALL.
 

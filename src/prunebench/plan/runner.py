@@ -42,6 +42,22 @@ from prunebench.train.step import check_precision
 log = logging.getLogger("prunebench")
 
 
+def require_packages(plan: Plan) -> None:
+    """An optional package a run needs is refused now, with its install hint, not after the dense
+    model has trained: Torch-Pruning for channel pruning, ONNX Runtime for its latency."""
+    from prunebench.config import CHANNEL
+    from prunebench.latency_names import ONNX
+
+    if any(not job.spec.is_lm and job.spec.prune.structure == CHANNEL for job in plan.pruned_jobs):
+        from prunebench.pruning.channels.graph import require_torch_pruning
+
+        require_torch_pruning()
+    if plan.settings.latency and ONNX in plan.settings.latency_runtimes:
+        from prunebench.metrics.latency import require_onnxruntime
+
+        require_onnxruntime()
+
+
 def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool = True) -> None:
     """Raise on anything that would fail every run — before anything is written.
 
@@ -56,6 +72,7 @@ def preflight(plan: Plan, results_dir: Path | None = None, *, local_device: bool
         for job in plan.jobs:  # e.g. fp16 where this torch has no such autocast
             check_precision(job.spec.train, plan.settings.device, "train")
             check_precision(job.spec.finetune, plan.settings.device, "finetune")
+    require_packages(plan)
     data_dir = plan.settings.data_dir or default_data_dir()
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"data_dir: {data_dir} is a file, not a directory")

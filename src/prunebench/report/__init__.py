@@ -14,24 +14,27 @@ from prunebench.report.guidance import evaluate_guidance, guidance_markdown
 from prunebench.report.page import Section, render
 from prunebench.report.literature import CREDIT, PublishedPoint, published
 from prunebench.report.plots import (
-    curve_figure, density_level, latency_figure, layer_density_figure, measured_curve_figure, measured_speedup_figure,
-    pre_retrain_figure, trainability_figure,
+    curve_figure, density_level, drop_figure, latency_figure, layer_density_figure, measured_curve_figure,
+    measured_speedup_figure, pre_retrain_figure, trainability_figure,
 )
 from prunebench.report.matched import matched_table
 from prunebench.report.recipes import recipe_tables
 from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
 from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import (
-    Table, controls_table, cost_table, group_tables, latency_table, provenance_table, wide_table,
+    Table, controls_table, cost_table, group_tables, latency_table, paired_table, provenance_table, summary_table,
+    wide_table,
 )
 
 REPORT_FILE = "report.html"
 DEFINITIONS = (
     "Compression ratio = total parameters / nonzero parameters (whole model). Theoretical speedup = "
     "dense MACs / effective MACs (MACs of nonzero weights). Top-1 over the whole test set, which is "
-    "never used for selection. Bands and intervals: 95% Student-t confidence intervals over seeds; "
-    "paired differences are taken per seed, since the strategies of one seed prune the same dense model; "
-    "their verdicts are Holm-corrected over all paired tests of a model (family-wise 5%), their intervals are not."
+    "never used for selection. Bands and intervals: 95% Student-t confidence intervals over seeds, those of "
+    "accuracies clipped to [0, 100]; paired differences are taken per seed, since the strategies of one seed "
+    "prune the same dense model. The paired tests' family is fixed in advance: each method against the random "
+    "control and against magnitude, Holm-corrected over the levels of each pair (family-wise 5% per pair); "
+    "the table of every pair is exploratory (Holm over all its tests). Intervals of differences are uncorrected."
 )
 
 
@@ -53,7 +56,8 @@ def lm_section(group: Group, out_dir: Path) -> Section:
     for table, kind in zip(tables, ("levels", "paired", "summary")):
         for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
             write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
-    return Section(group.title, figures, tables, evaluate_checklist(group), [])
+    levels, paired, summary = tables  # the one number per curve opens the section, beside the main figure
+    return Section(group.title, figures, [levels, paired], evaluate_checklist(group), [], [], [summary])
 
 
 def write_tables(out_dir: Path, name: str, tables: list[tuple[str, Table]]) -> None:
@@ -70,6 +74,9 @@ def group_figures(group: Group, points: list[PublishedPoint], density_at: float 
     """(file kind, caption, PNG) for every figure the group's data can support."""
     figures = [(f"top1-vs-{axis}", f"{group.title}: top-1 vs {axis}", curve_figure(group, axis, points))
                for axis in ("compression", "speedup")]
+    if group.dense:
+        figures.insert(1, ("top1-drop-vs-compression", f"{group.title}: top-1 change from dense, every seed a point",
+                           drop_figure(group)))
     if group.has_latency():
         for kind, draw in (("measured-speedup", measured_speedup_figure), ("top1-vs-latency", latency_figure),
                            ("top1-vs-measured-speedup", measured_curve_figure)):
@@ -96,7 +103,8 @@ def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
     sanity = controls_table(group)
     if sanity.rows:
         tables.append(("controls", sanity, True))
-    tables += [("paired", paired, True), ("summary", summary, True)]
+    tables += [("paired", paired, True), ("summary", summary, False)]  # the summary opens the page (headline)
+    exploratory = paired_table(group, exploratory=True)
     by_recipe, _ = recipe_tables(group)
     tables += [(f"recipes-{i}" if i < len(by_recipe) - 1 else "flips", t, True) for i, t in enumerate(by_recipe)]
     if group.has_latency():
@@ -108,7 +116,19 @@ def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
     costs = cost_table(group)
     if costs.rows:
         tables.append(("cost", costs, True))
+    if exploratory.rows:
+        tables.append(("paired-all", exploratory, True))
     return tables
+
+
+def headline(summary: Table) -> str:
+    """The answer in one sentence: the curves ranked by mean top-1 across the compression range."""
+    rows = sorted(summary.rows, key=lambda r: -float(r[3]) if r[3] != "n/a" else 0.0)
+    if not rows:
+        return ""
+    ranked = "; ".join(f"{html.escape(r[0])}{' (' + html.escape(r[1]) + ')' if r[1] != '-' else ''} {r[3]}%"
+                       + (f" {r[5]}" if r[5].startswith("[") else "") for r in rows)
+    return f"Mean top-1 across the compression range ({html.escape(rows[0][2])}), best first, 95% CI: {ranked}."
 
 
 def write_report(results_dir: Path, out_dir: Path, density_at: float | None = None) -> Path:
@@ -142,10 +162,11 @@ def write_report(results_dir: Path, out_dir: Path, density_at: float | None = No
         ]
         checks, guidance = evaluate_checklist(group), evaluate_guidance(group, pairs)
         write_atomic(out_dir / f"{name}-guidance.md", guidance_markdown(group.title, checks, guidance).encode())
-        sections.append(Section(group.title, figures, tables, checks, notes, guidance))
+        summary = summary_table(group)
+        sections.append(Section(group.title, figures, tables, checks, notes, guidance, [summary], headline(summary)))
     failed = [r for r in rows if r["status"] != "completed"]
     preamble = [
-        html.escape(DEFINITIONS),
+        *([html.escape(DEFINITIONS)] if any(not g.is_lm for g in groups) or not groups else []),
         *([html.escape(LM_DEFINITIONS)] if any(g.is_lm for g in groups) else []),
         f"{len(rows)} runs in the database, {len(failed)} not completed"
         + (": " + ", ".join(f"{r['run_id']} ({r['status']})" for r in failed[:20]) if failed else "."),

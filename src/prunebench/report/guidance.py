@@ -321,7 +321,7 @@ def evaluate_guidance(group: Group, pairs: tuple[str, ...]) -> list[Guidance]:
 def guidance_markdown(title: str, checks: list[Check], guidance: list[Guidance]) -> str:
     """The checklist and the recommendations of one dataset / model, as the report's Markdown file."""
     lines = [f"# {title}: reporting checklist and recommendations", "", "## Reporting checklist", ""]
-    lines += [f"- {'PASS' if c.passed else 'VIOLATED'}: {c.name} — {c.detail}" for c in checks]
+    lines += [f"- {c.state}: {c.name} — {c.detail}" for c in checks]
     lines += ["", f"## Recommendations met and not met ({BLALOCK}; {WANG})", ""]
     for entry in guidance:
         lines += [entry.markdown(), "Paste-ready:", "", f"> {entry.text()}", ""]

@@ -27,13 +27,25 @@ from prunebench.report.tables import ALPHA, Table, verdict
 
 LM_DEFINITIONS = (
     "Language models: sparsity = pruned / prunable weights (the Linear layers inside the decoder blocks); "
-    "perplexity = exp(mean next-token negative log-likelihood) over the evaluation split in fixed windows, each "
-    "token scored once; bands and intervals over calibration seeds. Lower perplexity is better."
+    "perplexity = exp(mean next-token negative log-likelihood) over the evaluation split's tokens in fixed "
+    "windows, each token scored once; bands and intervals over calibration seeds, geometric. Lower perplexity is "
+    "better. Measured speedup = dense / pruned prefill time of the same tokens where a run timed it; a MAC ratio "
+    "of unstructured or N:M zeros is not a speedup until a kernel skips them, so none is claimed without a timing."
 )
+NO_SPEEDUP = "no measured speedup"
 
 
 def number(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3f}"
+    """Perplexity as a reader compares it: two decimals near the dense model, three significant
+    digits once it has blown up (4.4e+08, not 440000000.000)."""
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.2f}" if abs(value) < 1000 else f"{value:.3g}"
+
+
+def measured(point: Point) -> str:
+    """The measured prefill speedup over seeds, or the words that say there is none."""
+    return f"{estimate(list(point.measured_speedup.values())).mean:.2f}" if point.measured_speedup else NO_SPEEDUP
 
 
 def interval(e: Estimate) -> str:
@@ -51,7 +63,7 @@ def mean_sparsity(point: Point) -> float:
     return estimate(list(point.sparsity.values())).mean
 
 
-NM_OFFSET = 0.8  # percentage points between the N:M patterns drawn at one sparsity, so they do not hide each other
+NM_LABEL_STEP = 10  # points between the labels of N:M patterns at one sparsity, drawn at their true sparsity
 
 
 def perplexity_figure(group: Group) -> bytes:
@@ -77,13 +89,14 @@ def perplexity_figure(group: Group) -> bytes:
         label = f"{curve.strategy} ({scope}{', N:M' if curve.target_kind == 'nm' else ''})"
         means += list(mean)
         if curve.target_kind == "nm":  # fixed patterns: points, not a curve
-            x = np.array([mean_sparsity(p) * 100 + NM_OFFSET * (1 + patterns.index(p.level)) for p in points])
+            x = np.array([mean_sparsity(p) * 100 for p in points])  # where they are: 2:4 and 4:8 both at 50%
             reached += list(x)
             errors = np.nan_to_num(np.array([mean - low, high - mean]))
-            ax.errorbar(x, mean, yerr=errors, fmt="s", markersize=5, capsize=3, color=style.color, label=label)
-            for xi, yi, point in zip(x, mean, points):
-                ax.annotate(point.level, (xi, yi), textcoords="offset points", xytext=(5, 3), fontsize=7,
-                            color=style.color)
+            ax.errorbar(x, mean, yerr=errors, fmt="s", markersize=5, capsize=3, color=style.color, label=label,
+                        alpha=0.8)
+            for xi, yi, point in zip(x, mean, points):  # the labels, not the points, are set apart
+                ax.annotate(point.level, (xi, yi), textcoords="offset points", fontsize=7, color=style.color,
+                            xytext=(6, 3 + NM_LABEL_STEP * patterns.index(point.level)))
             continue
         x = np.array([mean_sparsity(p) * 100 for p in points])
         reached += list(x)
@@ -118,7 +131,7 @@ def levels_table(group: Group) -> Table:
     for dense in group.dense.values():
         if dense.perplexity:
             d = geometric(list(dense.perplexity.values()))
-            rows.append(["dense", dense.setting or "-", "-", "0.0", "1.00", "1.00", number(d.mean), "-",
+            rows.append(["dense", dense.setting or "-", "-", "0.0", "1.00", "1.00", "1.00", number(d.mean), "-",
                          number(d.mean), "-", "1", "-"])
     for curve in group.sorted_curves():
         for point in sorted(curve.points.values(), key=lambda p: (mean_sparsity(p), p.level)):
@@ -126,10 +139,10 @@ def levels_table(group: Group) -> Table:
             pre = geometric(list(point.pre_perplexity.values()))
             rows.append([
                 curve.strategy, curve.setting or "-", point.level, f"{mean_sparsity(point) * 100:.1f}",
-                f"{point.mean_compression():.2f}", f"{point.mean_speedup():.2f}", number(pre.mean), interval(pre),
+                f"{point.mean_compression():.2f}", f"{point.mean_speedup():.2f}", measured(point), number(pre.mean), interval(pre),
                 number(e.mean), number(e.std), str(e.n), interval(e),
             ])
-    header = ["strategy", "setting", "target", "sparsity (%)", "compression", "speedup (MACs)",
+    header = ["strategy", "setting", "target", "sparsity (%)", "compression", "MAC ratio (not a speedup)", "measured speedup",
               "perplexity after pruning", "95% CI", "perplexity", "std of log", "n", "95% CI"]
     return Table(f"{group.title}: evaluation perplexity at each target (geometric means over seeds)", header, rows)
 
@@ -180,9 +193,9 @@ def summary_table(group: Group) -> Table:
         if not per_seed:
             continue
         e = estimate(per_seed)
-        ci = "n/a (1 seed)" if e.n < 2 else f"[{math.exp(e.ci_low):.3f}, {math.exp(e.ci_high):.3f}]"
+        ci = "n/a (1 seed)" if e.n < 2 else f"[{number(math.exp(e.ci_low))}, {number(math.exp(e.ci_high))}]"
         levels = ", ".join(p.level for p in sorted(points, key=mean_sparsity))
-        rows.append([curve.strategy, curve.setting or "-", levels, f"{math.exp(e.mean):.3f}", str(e.n), ci])
+        rows.append([curve.strategy, curve.setting or "-", levels, number(math.exp(e.mean)), str(e.n), ci])
     header = ["strategy", "setting", "levels", "geometric-mean perplexity over the levels", "n", "95% CI"]
     return Table(f"{group.title}: one number per curve", header, rows)
 

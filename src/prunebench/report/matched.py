@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from prunebench.report.aggregate import Curve, Group
-from prunebench.report.stats import Estimate, estimate
-from prunebench.report.tables import Table, pct
+from prunebench.report.stats import Estimate, accuracy_estimate
+from prunebench.report.tables import Table, mean_ci, pct
 
 MATCHED_SPEEDUPS = (2.0, 3.0, 4.0)
 
@@ -43,14 +43,14 @@ def matched(curve: Curve, targets: Sequence[float], measured: bool) -> list[Esti
     found: list[Estimate | None] = []
     for i in range(len(targets)):
         values = [row[i] for row in per_seed if not math.isnan(row[i])]
-        found.append(estimate(values) if values else None)
+        found.append(accuracy_estimate(values) if values else None)
     return found
 
 
 def cell(e: Estimate | None) -> str:
     if e is None:
         return ""
-    return pct(e.mean) if e.n < 2 else f"{pct(e.mean)} ± {pct(e.half_width)} (n = {e.n})"
+    return pct(e.mean) if e.n < 2 else f"{mean_ci(e)} (n = {e.n})"
 
 
 def common_speedups(group: Group, measured: bool) -> list[float]:

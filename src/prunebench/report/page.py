@@ -16,7 +16,9 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; }
-.pass { color: #17612a; } .fail { color: #a11; font-weight: bold; }
+.pass { color: #17612a; } .fail { color: #a11; font-weight: bold; } .absent { color: #666; }
+.answer { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.answer figure { margin: 0; flex: 1 1 560px; } .answer .headline { flex: 1 1 360px; }
 .guidance .paste { background: #f6f6f6; padding: 0.5em 0.8em; border-left: 3px solid #ccc; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; }
 .figures figure { margin: 0; flex: 1 1 480px; }
@@ -36,6 +38,12 @@ window.addEventListener('load', function () {
   var comparisons = document.querySelectorAll('section.guidance .comparison');
   var unmet = document.querySelectorAll('section.guidance li.fail');
   document.body.setAttribute('data-guidance', comparisons.length + ' comparison(s), ' + unmet.length + ' not met');
+  var order = [];
+  document.querySelectorAll('[data-part]').forEach(function (el) {
+    var part = el.getAttribute('data-part');
+    if (order[order.length - 1] !== part) { order.push(part); }
+  });
+  document.body.setAttribute('data-order', order.join(','));
 });
 """
 
@@ -48,6 +56,8 @@ class Section:
     checklist: list[Check]
     notes: list[str]
     guidance: list[Guidance] = field(default_factory=list)  # recommendations met and not met, per comparison
+    answer: list[Table] = field(default_factory=list)  # shown beside the main figure: the one-number summary
+    headline: str = ""  # one sentence of HTML: the answer
 
 
 def figure_html(caption: str, png: bytes) -> str:
@@ -58,8 +68,8 @@ def figure_html(caption: str, png: bytes) -> str:
 
 def checklist_html(checks: list[Check]) -> str:
     items = "".join(
-        f'<li class="{"pass" if c.passed else "fail"}">{"PASS" if c.passed else "VIOLATED"}: '
-        f"{html.escape(c.name)} — {html.escape(c.detail)}</li>"
+        f'<li class="{"absent" if c.absent else "pass" if c.passed else "fail"}">'
+        f"{c.state}: {html.escape(c.name)} — {html.escape(c.detail)}</li>"
         for c in checks
     )
     return f"<ul>{items}</ul>"
@@ -81,20 +91,29 @@ def guidance_html(guidance: list[Guidance]) -> str:
 
 
 def render(title: str, sections: list[Section], preamble: list[str]) -> str:
+    """Per comparison: the answer first (the main figure beside the one-number summary), then the
+    other figures, the tables, and the checklist with the recommendations in one place; the
+    definitions and the run counts close the page."""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        *(f"<p>{p}</p>" for p in preamble),
     ]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        parts.append("<h3>Reporting checklist</h3>" + checklist_html(section.checklist))
-        if section.guidance:
-            parts.append(guidance_html(section.guidance))
-        parts.append('<div class="figures">' + "".join(figure_html(c, png) for c, png in section.figures) + "</div>")
+        main, rest = section.figures[:1], section.figures[1:]
+        answer = "".join(f"<h3>{html.escape(t.title)}</h3>{t.html()}" for t in section.answer)
+        headline = f"<p><strong>{section.headline}</strong></p>" if section.headline else ""
+        parts.append('<div class="answer" data-part="answer">' + "".join(figure_html(c, png) for c, png in main)
+                     + f'<div class="headline">{headline}{answer}</div></div>')
+        if rest:
+            parts.append('<div class="figures" data-part="figures">' + "".join(figure_html(c, png) for c, png in rest) + "</div>")
         for table in section.tables:
-            parts.append(f"<h3>{html.escape(table.title)}</h3>{table.html()}")
+            parts.append(f'<div data-part="tables"><h3>{html.escape(table.title)}</h3>{table.html()}</div>')
         parts.extend(f"<p>{n}</p>" for n in section.notes)
+        parts.append('<div data-part="checklist"><h3>Reporting checklist</h3>' + checklist_html(section.checklist)
+                     + (guidance_html(section.guidance) if section.guidance else "") + "</div>")
+    parts.append('<h2>Definitions and runs</h2><div data-part="definitions">'
+                 + "".join(f"<p>{p}</p>" for p in preamble) + "</div>")
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)

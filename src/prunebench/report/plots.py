@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 from dataclasses import dataclass
 
 import matplotlib
@@ -12,11 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 
 from prunebench.report.aggregate import BEST, Curve, Group, Point  # noqa: E402
 from prunebench.report.literature import PublishedPoint  # noqa: E402
-from prunebench.report.stats import estimate  # noqa: E402
+from prunebench.report.stats import accuracy_estimate, estimate  # noqa: E402
 
 
 def save(figure: plt.Figure) -> bytes:
@@ -80,16 +81,34 @@ def level_ticks(ax: plt.Axes, values: list[float]) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
+def readable_log_ticks(axis: matplotlib.axis.Axis) -> None:
+    """A log axis labelled at 1, 2 and 5 of each decade as plain numbers (0.5, 1, 2, 50), not
+    only at powers of ten written as 10^0: a short range then still has several labels."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def tick_values(group: Group, axis: str) -> list[float]:
-    """The levels run on ``axis``: the target values of curves that target it, else where runs landed."""
-    values = []
+    """The levels run on ``axis`` where curves target it; elsewhere (where runs landed: 2.02x,
+    4.1x, 8.46x) the powers of two across that range, which read as round numbers."""
+    targets, reached = [], []
     for curve in group.curves.values():
         for point in curve.points.values():
             if curve.target_kind == axis:
-                values.append(float(point.target.value))
+                targets.append(float(point.target.value))
             else:
-                values.append(point.mean_compression() if axis == "compression" else point.mean_speedup())
-    return values
+                reached.append(point.mean_compression() if axis == "compression" else point.mean_speedup())
+    return targets + powers_of_two(reached)
+
+
+def powers_of_two(values: list[float]) -> list[float]:
+    """1, 2, 4, ... from the power nearest the smallest value to the one nearest the largest."""
+    finite = [v for v in values if v > 0 and math.isfinite(v)]
+    if not finite:
+        return []
+    low, high = round(math.log2(min(finite))), round(math.log2(max(finite)))
+    return [2.0 ** k for k in range(low, high + 1)]
 
 
 def x_of(point: Point, axis: str) -> float:
@@ -101,11 +120,11 @@ def x_label(axis: str) -> str:
 
 
 def draw_band(ax: plt.Axes, curve: Curve, style: Style, values: list[tuple[float, dict[int, float]]]) -> None:
-    """Mean over seeds with its 95% CI band, at the given (x, seed -> value) points."""
+    """Mean over seeds with its 95% CI band (clipped to [0, 100]), at the given (x, seed -> top-1) points."""
     values = [(x, v) for x, v in values if v]
     if not values:
         return
-    estimates = [estimate(list(v.values())) for _, v in values]
+    estimates = [accuracy_estimate(list(v.values())) for _, v in values]
     x = np.array([x for x, _ in values])
     mean = np.array([e.mean for e in estimates]) * 100
     low = np.array([e.ci_low for e in estimates]) * 100
@@ -136,6 +155,45 @@ def curve_figure(group: Group, axis: str, published: list[PublishedPoint]) -> by
     ax.set_xlabel(x_label(axis))
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(f"{group.title}: top-1 vs {axis} (mean over seeds, 95% CI)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    return save(figure)
+
+
+def dense_by_seed(group: Group, curve: Curve) -> dict[int, float]:
+    """seed -> the dense top-1 the curve's runs pruned (the group's dense results of its recipe)."""
+    entries = list(group.dense.values())
+    if len(entries) > 1:  # several dense recipes: the one whose settings the curve shares
+        entries = [d for d in entries if all(curve.settings.get(k) == v for k, v in d.settings.items()
+                                             if k != "checkpoint_sha256")] or entries
+    return entries[0].top1 if entries else {}
+
+
+def drop_figure(group: Group) -> bytes:
+    """top-1 minus the dense top-1 of the same seed against compression (ShrinkBench's
+    meta-analysis axis): every run a point at the compression it reached, the mean a line."""
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = curve_styles(group)
+    for curve in group.sorted_curves():
+        style, dense = styles[curve.label], dense_by_seed(group, curve)
+        xs, means = [], []
+        for point in curve.ordered():
+            seeds = [s for s in point.top1 if s in dense]
+            if not seeds:
+                continue
+            drops = [(point.top1[s] - dense[s]) * 100 for s in seeds]
+            ax.scatter([point.compression[s] for s in seeds], drops, color=style.color, marker=style.marker, s=14, alpha=0.5,
+                       linewidths=0)
+            xs.append(point.mean_compression())
+            means.append(sum(drops) / len(drops))
+        if xs:
+            ax.plot(xs, means, label=curve.label, markersize=0, color=style.color, linestyle=style.linestyle)
+    ax.axhline(0, color="black", linestyle=":", linewidth=1, label="dense (same seed)")
+    ax.set_xscale("log", base=2)
+    level_ticks(ax, tick_values(group, "compression"))
+    ax.set_xlabel(x_label("compression"))
+    ax.set_ylabel("top-1 change from dense (points)")
+    ax.set_title(f"{group.title}: accuracy change from dense (each seed a point, line: mean)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     return save(figure)
@@ -198,8 +256,7 @@ def layer_density_figure(group: Group, level: str) -> bytes:
     ax.set_xticks(np.arange(len(layers)))
     ax.set_xticklabels(layers, rotation=30, ha="right", fontsize=7)
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    readable_log_ticks(ax.yaxis)
     ax.set_ylabel("weights kept (%, log scale)")
     label = curves[0].points[level].level if curves else level
     ax.set_title(f"{group.title}: per-layer density at {label} (mean over seeds)", fontsize=10)
@@ -292,6 +349,7 @@ def trainability_figure(group: Group) -> bytes:
         for xi, yi, p in zip(x, y, points):
             ax.annotate(p.level, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set_xscale("log")
+    readable_log_ticks(ax.xaxis)
     ax.set_xlabel(f"{jsv_name(group.jsv_methods)} right after pruning ({', '.join(sorted(group.jsv_methods))})")
     ax.set_ylabel("test top-1 after retraining (%)")
     ax.set_title(f"{group.title}: final top-1 vs trainability after pruning", fontsize=10)

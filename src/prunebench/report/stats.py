@@ -1,4 +1,5 @@
-"""Means with 95% confidence intervals (Student t), paired differences, area under curves."""
+"""Means with 95% confidence intervals (Student t; clipped to [0, 1] for accuracies), paired
+differences, area under curves."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ def estimate(values: Sequence[float]) -> Estimate:
     std = float(data.std(ddof=1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
     return Estimate(mean, std, n, mean - half, mean + half)
+
+
+def accuracy_estimate(values: Sequence[float]) -> Estimate:
+    """An estimate of a fraction (top-1): the Student-t interval clipped to [0, 1], since no
+    accuracy lies outside it (with three seeds the unclipped band can run below 0%)."""
+    e = estimate(values)
+    if e.n < 2:
+        return e
+    return Estimate(e.mean, e.std, e.n, max(0.0, e.ci_low), min(1.0, e.ci_high))
 
 
 def paired_difference(a: dict[int, float], b: dict[int, float]) -> Estimate | None:

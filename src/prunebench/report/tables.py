@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from prunebench.report.aggregate import BEST, Curve, Group
-from prunebench.report.stats import Estimate, PairedTest, area_under_log2, estimate, holm, paired_test
+from prunebench.report.aggregate import BEST, Curve, Group, Point
+from prunebench.report.stats import (
+    Estimate, PairedTest, accuracy_estimate, area_under_log2, estimate, holm, paired_test,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def levels_table(group: Group) -> Table:
     stored = any(p.storage_compression for c in group.curves.values() for p in c.points.values())
     rows = []
     for dense in group.dense.values():
-        d = estimate(list(dense.top1.values()))
+        d = accuracy_estimate(list(dense.top1.values()))
         storage = ["1.00", "-"] if stored else []
         rows.append(["dense", dense.setting or "-", "-", "1.00", *storage, "1.00", pct(d.mean), pct(d.std), str(d.n), ci(d)])
     for curve in group.sorted_curves():
@@ -97,31 +100,78 @@ def p_value(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{p:.3g}"
 
 
-def paired_table(group: Group) -> Table:
-    """a - b per target, paired across seeds, between curves that differ only in strategy, scope
-    and options (so the same recipe, schedule, structure, target kind); a control is always b.
+REFERENCE = "magnitude"  # the field's default method: every other method is asked whether it beats it
+RANDOM = "random"  # the random-pruning control (prunebench.plan.controls)
 
-    The verdicts are Holm-corrected over every test in the table (one family per group); the
-    95% intervals are per test, uncorrected."""
-    tests = []
+
+def comparable_pairs(group: Group) -> list[tuple[Curve, Curve]]:
+    """(a, b) for every two curves that differ only in strategy, scope and options (so the same
+    recipe, schedule, structure, target kind); a control is always b."""
+    found = []
     for a, b in itertools.combinations(group.sorted_curves(), 2):
         if a.comparison() != b.comparison() or a.role == b.role == "control":
             continue
-        if a.role == "control":  # always report 'method - control'
-            a, b = b, a
-        for level in sorted(set(a.points) & set(b.points), key=lambda t: a.points[t].mean_compression()):
-            test = paired_test(a.points[level].top1, b.points[level].top1)
-            if test is not None:
-                tests.append((a, b, level, test))
-    adjusted = holm([t.p for *_, t in tests])
+        found.append((b, a) if a.role == "control" else (a, b))
+    return found
+
+
+def planned(a: Curve, b: Curve) -> bool:
+    """The pre-specified comparisons: a method against the random control, and a method other
+    than magnitude against magnitude. Both are fixed before any result is seen."""
+    if a.role != "method":
+        return False
+    if b.role == "control":
+        return b.control == RANDOM
+    return b.strategy == REFERENCE and a.strategy != REFERENCE
+
+
+Test = tuple[Curve, Curve, str, PairedTest]
+
+
+def level_tests(a: Curve, b: Curve, values: Callable[[Point], dict[int, float]]) -> list[Test]:
+    """a - b at every level both ran, by the compression a reached."""
+    tests = []
+    for level in sorted(set(a.points) & set(b.points), key=lambda t: a.points[t].mean_compression()):
+        test = paired_test(values(a.points[level]), values(b.points[level]))
+        if test is not None:
+            tests.append((a, b, level, test))
+    return tests
+
+
+def paired_tests(group: Group, exploratory: bool = False,
+                 values: Callable[[Point], dict[int, float]] = lambda p: p.top1) -> list[tuple[Test, float]]:
+    """Each test with its Holm-adjusted p.
+
+    Planned (the default): each pre-specified pair is its own family, Holm over its levels, so a
+    verdict on magnitude against random does not weaken as more methods join the sweep.
+    Exploratory: every comparable pair, one Holm family over all of them."""
+    pairs = [(a, b) for a, b in comparable_pairs(group) if exploratory or planned(a, b)]
+    families = [[t for a, b in pairs for t in level_tests(a, b, values)]] if exploratory else [
+        level_tests(a, b, values) for a, b in pairs]
+    return [(t, q) for family in families for t, q in zip(family, holm([t[3].p for t in family]))]
+
+
+def family_text(group: Group, exploratory: bool) -> str:
+    """The family the verdicts control, as the page states it."""
+    if exploratory:
+        return f"every pair of strategies, Holm over all {len(paired_tests(group, True))} tests"
+    return (f"each method against the {RANDOM} control and against {REFERENCE} at each level; "
+            f"Holm over each pair's levels, {ALPHA:g} family-wise per pair")
+
+
+def paired_table(group: Group, exploratory: bool = False) -> Table:
+    """a - b per target, paired across seeds (see ``paired_tests`` for which pairs and families);
+    the 95% intervals are per test, uncorrected."""
+    tests = paired_tests(group, exploratory)
     rows = [
         [f"{a.label} - {b.label}", a.points[level].level, pct(t.difference.mean), str(t.difference.n),
          ci(t.difference), p_value(t.p), p_value(q), verdict(q, t.difference.mean, t.difference.n)]
-        for (a, b, level, t), q in zip(tests, adjusted)
+        for (a, b, level, t), q in tests
     ]
     header = ["a - b", "target", "mean difference (points)", "n", "95% CI (uncorrected)", "p (paired t)",
-              "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
-    return Table(f"{group.title}: paired differences in top-1", header, rows)
+              "p (Holm)", f"verdict (Holm, {ALPHA:g} family-wise)"]
+    kind = "every pair, exploratory" if exploratory else "planned comparisons"
+    return Table(f"{group.title}: paired differences in top-1, {kind} ({family_text(group, exploratory)})", header, rows)
 
 
 def area_per_seed(curve: Curve) -> dict[int, float]:
@@ -147,7 +197,7 @@ def summary_table(group: Group) -> Table:
         per_seed = list(area_per_seed(curve).values())
         if not per_seed:
             continue
-        e = estimate(per_seed)
+        e = accuracy_estimate(per_seed)
         span = f"{points[0].level}-{points[-1].level}" if by_target else f"{points[0].mean_compression():.3g}-{points[-1].mean_compression():.3g}x"
         rows.append([curve.name, curve.setting or "-", span, pct(e.mean), str(e.n), ci(e)])
     header = ["strategy", "setting", "levels", "area under top-1 vs log2 compression (%)", "n", "95% CI"]
@@ -209,7 +259,12 @@ def cost_table(group: Group) -> Table:
 
 
 def mean_ci(e: Estimate) -> str:
-    return pct(e.mean) if e.n < 2 else f"{pct(e.mean)} ± {pct(e.half_width)}"
+    """mean ± half-width, or mean [low, high] where clipping to [0, 100] made the interval uneven."""
+    if e.n < 2:
+        return pct(e.mean)
+    if not math.isclose(e.mean - e.ci_low, e.ci_high - e.mean, abs_tol=1e-12):
+        return f"{pct(e.mean)} [{pct(e.ci_low)}, {pct(e.ci_high)}]"
+    return f"{pct(e.mean)} ± {pct(e.half_width)}"
 
 
 def column_levels(group: Group) -> list[str]:
@@ -229,7 +284,7 @@ def wide_table(group: Group) -> Table:
     same_n = len(counts) == 1
     rows = []
     for dense in group.dense.values():
-        d = estimate(list(dense.top1.values()))
+        d = accuracy_estimate(list(dense.top1.values()))
         rows.append(["dense", dense.setting or "-", *([mean_ci(d)] * len(levels))])
     for curve in group.sorted_curves():
         by_level = {p.level: p for p in curve.points.values()}

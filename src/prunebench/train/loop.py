@@ -34,7 +34,7 @@ from prunebench.pruning.masked_sgd import MaskedSGD
 from prunebench.train.progress import EpochProgress
 from prunebench.train.step import TrainingStep
 
-log = logging.getLogger("prunebench")
+log = logging.getLogger("prunebench.train")  # a child of "prunebench": the demo quiets training lines alone
 
 
 class Callback(Protocol):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-log = logging.getLogger("prunebench")
+log = logging.getLogger("prunebench.train")  # a child of "prunebench": the demo quiets training lines alone
 
 LONG_EPOCH_S = 2.0  # a shorter epoch gets no lines of its own
 EVERY_S = 30.0  # the most time between two lines

@@ -34,7 +34,7 @@ Scope = Literal["global", "layer"]
 Batch = tuple[torch.Tensor, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-INSTALL_HINT = "pip install prunebench[structured]"
+INSTALL_HINT = "pip install 'prunebench[structured]'"
 
 
 def require_torch_pruning() -> ModuleType:
