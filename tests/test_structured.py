@@ -278,7 +278,7 @@ def test_unreachable_target_names_the_limit() -> None:
 
 def test_missing_torch_pruning_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch_pruning", None)
-    with pytest.raises(ConfigError, match=r"pip install prunebench\[structured\]"):
+    with pytest.raises(ConfigError, match=r"pip install 'prunebench\[structured\]'"):
         channel_graph(tiny_net(), (2, 5, 5))
 
 
