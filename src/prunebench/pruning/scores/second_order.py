@@ -270,7 +270,10 @@ def obs_compensate(inputs: ScoreInputs, keep: Mapping[str, torch.Tensor], option
         p.copy_(torch.cat(new).view_as(p))
 
 
-@register_scorer("obs", ObsOptions, update=obs_compensate)
+# Layer-local: a saliency is the increase of one layer's output reconstruction error, in that
+# layer's own units (rescaling a layer and undoing it in the next changes the scores of one and
+# not the other, but not the network), so OBS prunes per layer and refuses scope global.
+@register_scorer("obs", ObsOptions, update=obs_compensate, comparable=False)
 def obs(inputs: ScoreInputs, options: ObsOptions) -> Scores:
     """Hassibi & Stork 1992, Optimal Brain Surgeon, layer-wise: w_q^2 / (2 [H^-1]_qq) with H = 2/n X X^T
     of the layer's inputs (dampened), then the remaining weights of each row compensate.
