@@ -388,5 +388,7 @@ def _prune_linear(
     else:
         assert pruner.score is not None
         keep = keep_from_scores(pruner.score(weight, stats, options, generator), target, name=name, seed=seed)
+        if pruner.update is not None:  # on the weight as it was scored; the mask is applied after it
+            weight.copy_(pruner.update(weight, stats, keep, options).to(weight.dtype))
     weight.masked_fill_(~keep, 0)  # pruned weights exactly zero, whatever the update wrote
     return keep

@@ -96,6 +96,9 @@ class LayerTarget:
 # stats, target, options) -> (new weight, keep)`` for strategies that also rewrite the weights.
 LayerScoreFn = Callable[[torch.Tensor, LayerStatistics, Any, torch.Generator], torch.Tensor]
 LayerPruneFn = Callable[[torch.Tensor, LayerStatistics, LayerTarget, Any], tuple[torch.Tensor, torch.Tensor]]
+# ``update(weight, stats, keep, options) -> new weight``: with ``score``, rewrites the weights the
+# driver kept (OBS's compensation), on the weight as it was scored; the mask is applied after it.
+LayerUpdateFn = Callable[[torch.Tensor, LayerStatistics, torch.Tensor, Any], torch.Tensor]
 LM_SCOPES = ("row", "layer", "global")
 
 
@@ -107,17 +110,22 @@ class LayerPruner:
     measures at each Linear's input: ``none`` (data-free; no calibration pass), ``norms`` or
     ``hessian``. ``scopes`` are the scopes it accepts, its default first; ``global`` only
     where scores are comparable across layers without data. Exactly one of ``score`` (the
-    driver selects) and ``prune`` (the strategy selects and rewrites the weight) is given."""
+    driver selects) and ``prune`` (the method selects and rewrites the weight) is given;
+    ``update`` (with ``score`` and calibration statistics) rewrites the kept weights after the
+    driver's selection."""
 
     description: str
     statistics: Literal["none", "norms", "hessian"]
     scopes: tuple[str, ...]
     score: LayerScoreFn | None = None
     prune: LayerPruneFn | None = None
+    update: LayerUpdateFn | None = None
 
     def __post_init__(self) -> None:
         if (self.score is None) == (self.prune is None):
             raise ValueError("a LayerPruner has exactly one of score and prune")
+        if self.update is not None and (self.score is None or self.statistics == "none"):
+            raise ValueError("a LayerPruner's update needs score and calibration statistics")
         if not self.scopes or set(self.scopes) - set(LM_SCOPES):
             raise ValueError(f"LayerPruner scopes must be among {LM_SCOPES}, got {self.scopes}")
         if "global" in self.scopes and (self.statistics != "none" or self.score is None):
@@ -233,7 +241,7 @@ class Method:
                 return None
             needs: Needs = "nothing" if self.layer.statistics == "none" else self.layer.statistics
             return Form(LANGUAGE_MODEL, "linear", needs, training_phase=False,
-                        reconstructs=self.layer.prune is not None, scopes=self.layer.scopes,
+                        reconstructs=self.layer.prune is not None or self.layer.update is not None, scopes=self.layer.scopes,
                         structures=("unstructured", "nm"))
         if self.unit is None:
             return None
