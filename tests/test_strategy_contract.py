@@ -445,7 +445,7 @@ def test_a_language_model_method_reads_calibration_data_exactly_when_it_declares
     for seed in (0, 1):
         model = tiny_llama()
         calls: list[int] = []
-        handles = [b.register_forward_pre_hook(lambda *_: calls.append(1)) for b in decoder_blocks(model)]
+        handles = [b.register_forward_pre_hook(lambda *_, seen=calls: seen.append(1)) for b in decoder_blocks(model)]
         calibration = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(seed))
         masks.append(prune_causal_lm(model, calibration, strategy, sparsity=0.5, seed=0).mask)
         for handle in handles:
