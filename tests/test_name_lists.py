@@ -34,7 +34,7 @@ def lm_only_strategies() -> set[str]:
 
 
 def lm_strategies() -> set[str]:
-    return {n for n in STRATEGIES.names() if getattr(STRATEGIES.get(n), "lm", None) is not None}
+    return {n for n in STRATEGIES.names() if STRATEGIES.get(n).prunes("language_model")}
 
 
 def readme_list(what: str) -> dict[str, list[str]]:

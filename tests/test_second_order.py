@@ -213,3 +213,27 @@ def test_obs_without_dampening_on_collinear_inputs_is_a_config_error() -> None:
     strategy = STRATEGIES.get("obs")
     with pytest.raises(ConfigError, match=r"^prune.options.percdamp: 0.0 leaves the Hessian of .* singular"):
         strategy(obs_inputs(layer, x), strategy.parse_options({"percdamp": 0.0}))
+
+
+def test_obs_prunes_a_language_model_linear_with_the_same_saliency_and_update_as_a_classifier_layer() -> None:
+    """One method for both model kinds: the layer form, fed the driver's calibration Hessian of a
+    Linear's inputs, scores and compensates exactly as the classifier form does for that layer."""
+    from prunebench.pruning.obs import add_to_hessian
+    from prunebench.pruning.scores import LayerStatistics
+
+    torch.manual_seed(11)
+    layer = nn.Linear(6, 4, bias=False)
+    x = torch.randn(30, 6) @ torch.randn(6, 6)  # correlated inputs
+    obs = STRATEGIES.get("obs")
+    assert obs.layer is not None and obs.layer.score is not None and obs.layer.update is not None
+    options = obs.parse_options({})
+    hessian, tokens = add_to_hessian(None, x, 0)
+    stats = LayerStatistics(tokens=tokens, hessian=hessian)
+    scores = obs.layer.score(layer.weight, stats, options, torch.Generator())
+    torch.testing.assert_close(scores, obs(obs_inputs(layer, x), options)["weight"])
+    keep = random_keep((4, 6), 3)
+    updated = obs.layer.update(layer.weight, stats, keep, options)
+    with torch.no_grad():
+        obs.update(obs_inputs(layer, x), {"weight": keep}, options)
+    torch.testing.assert_close(updated, layer.weight.detach())
+    assert bool((updated[~keep] == 0).all())

@@ -1,4 +1,11 @@
-"""The strategy contract, over every registered strategy, weight and channel alike.
+"""The method contract, over the one registry: weight, channel and language-model methods alike.
+
+Every registered method declares, per model kind it prunes, a form (what it scores, what it
+needs, whether it trains first or reconstructs weights, the scopes it accepts), and the tests
+check the declarations against what it does: a data-free method's scores do not depend on the
+data (a language model's runs no forward pass), a method that does not reconstruct leaves the
+weights it keeps as they were, scope global is refused where scores do not compare across
+layers, and both declared kinds work.
 
 For each structure a strategy scores and each target kind that structure accepts, the mask
 keeps exactly what the target implies; pruning again from a mask only shrinks it; and scoring
@@ -7,9 +14,9 @@ fields as it found them. Weight strategies run on an MLP, channel strategies on 
 with BatchNorm, both on the 8x8 synthetic images. Besides the built-ins, one weight and one
 channel strategy are registered by the test itself, as a user's plugin would be.
 
-Strategies that prune language models (their ``lm`` form) meet a contract of their own on a
-tiny random Llama: exact counts in every scope they accept, exactly N of every M along the
-input dimension, masks that only shrink, and nothing but the pruned Linears touched.
+Methods that prune language models (their layer form) meet the same contract on a tiny random
+Llama: exact counts in every scope they accept, exactly N of every M along the input
+dimension, masks that only shrink, and nothing but the pruned Linears touched.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from prunebench.pruning.channels.select import achieved as achieved_by
 from prunebench.pruning.channels.select import flags_for
 from prunebench.pruning.prune import keep_count, prune_model, scoring_batches
 from prunebench.pruning.rounds import scores_for_selection
-from prunebench.pruning.scores import STRATEGIES
+from prunebench.pruning.scores import CLASSIFIER, LANGUAGE_MODEL, STRATEGIES, Method, Strategy
 from prunebench.pruning.select import tie_generator
 from prunebench.pruning.structures import check_structure, parse_structure
 
@@ -87,10 +94,10 @@ def lm_cases() -> list[tuple[str, str, str]]:
     it accepts unstructured, and 2:4 (where the scope plays no part) with its default scope."""
     found = []
     for name in STRATEGIES.names():
-        pruner = getattr(STRATEGIES.get(name), "lm", None)
-        if pruner is not None:
-            found += [(name, "unstructured", scope) for scope in pruner.scopes]
-            found.append((name, "2:4", pruner.default_scope))
+        form = STRATEGIES.get(name).form(LANGUAGE_MODEL)
+        if form is not None:
+            found += [(name, "unstructured", scope) for scope in form.scopes]
+            found.append((name, "2:4", form.default_scope))
     return found
 
 
@@ -141,6 +148,7 @@ def test_every_accepted_target_is_met_exactly(strategy: str, structure: str, syn
         mask = prune_model(model, synthetic, spec, seed=0)
         params = dict(model.named_parameters())
         assert all(bool((params[n][~keep] == 0).all()) for n, keep in mask.items())  # applied in place
+        check_declared_reconstruction(strategy, structure, synthetic, model, mask)
         total = sum(p.numel() for p in model.parameters())
         if structure == "channel":
             check_channel_target(model, synthetic, strategy, target, mask)
@@ -156,6 +164,19 @@ def test_every_accepted_target_is_met_exactly(strategy: str, structure: str, syn
         else:  # whole 4x4 blocks: the count of the target, rounded to a whole number of blocks
             assert mask.kept % 16 == 0
             assert mask.kept == round(keep_count(model, spec) / 16) * 16
+
+
+def check_declared_reconstruction(strategy: str, structure: str, data: DataSplits, model: nn.Module, mask: Mask) -> None:
+    """A method that does not declare reconstruction leaves every weight it keeps (and every
+    parameter outside the mask) as the dense model had it; one that does moves some survivor."""
+    form = STRATEGIES.get(strategy).form(CLASSIFIER)
+    assert form is not None
+    dense = dict(model_for(structure, data).named_parameters())
+    after = dict(model.named_parameters())
+    untouched = all(
+        torch.equal(after[n], dense[n] * mask[n].to(dense[n].dtype) if n in mask else dense[n]) for n in dense
+    )
+    assert untouched != form.reconstructs, f"{strategy} declares reconstructs={form.reconstructs}"
 
 
 def check_layer_scope(strategy: str, structure: str, data: DataSplits) -> None:
@@ -338,3 +359,204 @@ def test_a_classifier_spec_naming_a_language_model_strategy_gets_one_line(strate
     with pytest.raises(ConfigError, match=f"prune.strategy '{strategy}' prunes language models only") as error:
         build_specs({"dataset": "synthetic", "model": "mlp", "prune": {"strategy": strategy}})
     assert "\n" not in str(error.value)
+
+
+# --- the declarations ------------------------------------------------------------------------
+
+
+def test_every_method_declares_a_form_for_each_kind_it_prunes() -> None:
+    for name in STRATEGIES.names():
+        method = STRATEGIES.get(name)
+        assert isinstance(method, Method) and method.name == name
+        assert method.kinds and method.description, name
+        for kind in method.kinds:
+            form = method.form(kind)
+            assert form is not None and form.kind == kind and form.scopes and form.structures, name
+            assert "global" not in form.scopes or method.comparable, name  # global only for comparable scores
+            if kind == CLASSIFIER:
+                assert form.unit == ("weights" if isinstance(method, Strategy) else "channels"), name
+                assert form.needs in ("nothing", "batches") and form.default_scope == ("global" if method.comparable else "layer")
+                assert ("channel" in form.structures) == (form.unit == "channels"), name
+            else:
+                assert form.unit == "linear" and set(form.structures) == {"unstructured", "nm"}, name
+                assert (form.needs == "nothing") == (method.layer is not None and method.layer.statistics == "none")
+        assert [kind for kind in (CLASSIFIER, LANGUAGE_MODEL) if method.prunes(kind)] == list(method.kinds)
+
+
+def test_magnitude_and_random_are_one_method_each_for_both_model_kinds(synthetic: DataSplits) -> None:
+    """One registration each, and that one object prunes a classifier and a language model."""
+    from prunebench.pruning.layerwise import _lm_pruner, prune_causal_lm
+    from prunebench.pruning.scores import WEIGHT_STRATEGIES
+
+    for name in ("magnitude", "random"):
+        method = STRATEGIES.get(name)
+        assert method.kinds == (CLASSIFIER, LANGUAGE_MODEL)
+        assert [n for n in STRATEGIES.names() if STRATEGIES.get(n).layer is method.layer] == [name]
+        assert WEIGHT_STRATEGIES.get(name) is method and _lm_pruner(name)[0] is method
+        model = model_for("unstructured", synthetic)
+        mask = prune_model(model, synthetic, spec_for(name, "unstructured", "compression"), seed=0)
+        assert mask.kept == keep_count(model, spec_for(name, "unstructured", "compression"))
+        lm = tiny_llama()
+        outcome = prune_causal_lm(lm, torch.zeros(0, dtype=torch.long), name, sparsity=0.5, seed=0)
+        assert outcome.mask.total - outcome.mask.kept == round(0.5 * outcome.mask.total)
+
+
+def data_free_cases() -> list[tuple[str, str]]:
+    return [(n, s) for n, s in cases() if s in ("unstructured", "channel") and n in STRATEGIES
+            and STRATEGIES.get(n).needs == "nothing"]
+
+
+def test_the_data_free_cases_cover_both_classifier_units() -> None:
+    assert {"magnitude", "random", "synflow", "l1_filter", "random_channel"} <= {n for n, _ in data_free_cases()}
+
+
+@pytest.mark.parametrize(("strategy", "structure"), data_free_cases())
+def test_a_data_free_method_does_not_read_the_data(strategy: str, structure: str, synthetic: DataSplits) -> None:
+    """Its scores are the same for the training batches and for noise of the same shape."""
+    model = model_for(structure, synthetic)
+    real = scoring_batches(synthetic, 32, 2, 0)
+    noise_source = torch.Generator().manual_seed(1)
+    noise = [(100 * torch.randn(x.shape, generator=noise_source), torch.randint(0, 10, y.shape, generator=noise_source))
+             for x, y in real]
+    if structure == "channel":
+        graph = channel_graph(model, synthetic.input_shape)
+        first, second = (score_channels(strategy, model, graph, b, seed=0, options=OPTIONS.get(strategy, {}))
+                         for b in (real, noise))
+        assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+        return
+    method = STRATEGIES.get(strategy)
+    assert isinstance(method, Strategy)
+    options = method.parse_options(OPTIONS.get(strategy, {}))
+    prunable = prunable_parameters(model)
+    first, second = (method(ScoreInputs(model, prunable, b, F.cross_entropy, torch.Generator().manual_seed(0)), options)
+                     for b in (real, noise))
+    assert all(torch.equal(first[n], second[n]) for n in prunable)
+
+
+@pytest.mark.parametrize("strategy", [n for n in STRATEGIES.names() if STRATEGIES.get(n).prunes(LANGUAGE_MODEL)])
+def test_a_language_model_method_reads_calibration_data_exactly_when_it_declares_a_need(strategy: str) -> None:
+    """Data-free: no forward pass at all, and the same mask whatever the calibration tokens;
+    calibration statistics: the decoder blocks are run."""
+    from prunebench.pruning.layerwise import decoder_blocks, prune_causal_lm
+
+    form = STRATEGIES.get(strategy).form(LANGUAGE_MODEL)
+    assert form is not None
+    masks = []
+    for seed in (0, 1):
+        model = tiny_llama()
+        calls: list[int] = []
+        handles = [b.register_forward_pre_hook(lambda *_, seen=calls: seen.append(1)) for b in decoder_blocks(model)]
+        calibration = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(seed))
+        masks.append(prune_causal_lm(model, calibration, strategy, sparsity=0.5, seed=0).mask)
+        for handle in handles:
+            handle.remove()
+        assert (len(calls) == 0) == (form.needs == "nothing"), strategy
+    if form.needs == "nothing":
+        assert all(torch.equal(masks[0][n], masks[1][n]) for n in masks[0])
+
+
+@pytest.mark.parametrize("strategy", [n for n in STRATEGIES.names() if STRATEGIES.get(n).prunes(LANGUAGE_MODEL)])
+def test_a_language_model_method_moves_the_weights_it_keeps_exactly_when_it_declares_reconstruction(strategy: str) -> None:
+    from prunebench.pruning.layerwise import lm_prunable, prune_causal_lm
+
+    form = STRATEGIES.get(strategy).form(LANGUAGE_MODEL)
+    assert form is not None
+    model = tiny_llama()
+    dense = {n: w.detach().clone() for n, w in lm_prunable(model).items()}
+    calibration = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(0))
+    mask = prune_causal_lm(model, calibration, strategy, sparsity=0.5, seed=0).mask
+    after = lm_prunable(model)
+    untouched = all(torch.equal(after[n][k], dense[n][k]) for n, k in mask.items())
+    assert untouched != form.reconstructs
+
+
+def layer_local() -> list[str]:
+    return [n for n in STRATEGIES.names() if not STRATEGIES.get(n).comparable]
+
+
+def test_obs_and_the_language_model_saliencies_are_declared_layer_local() -> None:
+    assert {"obs", "wanda", "sparsegpt"} <= set(layer_local())
+    assert "magnitude" not in layer_local() and "obd" not in layer_local()
+
+
+@pytest.mark.parametrize("strategy", layer_local())
+def test_global_scope_is_refused_where_scores_do_not_compare_across_layers(strategy: str, synthetic: DataSplits) -> None:
+    from prunebench.pruning.layerwise import prune_causal_lm
+
+    method = STRATEGIES.get(strategy)
+    if method.prunes(CLASSIFIER):
+        with pytest.raises(ValueError, match=rf"prune.scope 'global': strategy '{strategy}' .*do not compare across layers"):
+            PruneSpec(strategy=strategy, scope="global")
+        assert PruneSpec(strategy=strategy).scope == "layer"  # left out: its own default
+        with pytest.raises(ConfigError, match=r"^prune.scope 'global'") as error:
+            build_specs({"dataset": "synthetic", "model": "mlp", "prune": {"strategy": strategy, "scope": "global"}})
+        assert "\n" not in str(error.value)
+        unchecked = PruneSpec(strategy=strategy).model_copy(update={"scope": "global"})  # the library path
+        with pytest.raises(ConfigError, match=r"^prune.scope 'global'"):
+            prune_model(model_for("unstructured", synthetic), synthetic, unchecked, seed=0)
+    if method.prunes(LANGUAGE_MODEL):
+        lm = {"model": "smollm2-135m", "dataset": "shakespeare", "prune": {"strategy": strategy, "scope": "global"}}
+        with pytest.raises(ConfigError, match=r"^prune.scope 'global'") as error:
+            build_specs(lm)
+        assert "\n" not in str(error.value)
+        with pytest.raises(ConfigError, match=r"^prune.scope 'global'"):
+            prune_causal_lm(tiny_llama(), torch.zeros(1, 4, dtype=torch.long), strategy, sparsity=0.5, scope="global")
+
+
+def rescaled(model: nn.Sequential, factor: float) -> nn.Sequential:
+    """Layer 1 (weight and bias) times ``factor``, layer 2 divided by it: ReLU is positively
+    homogeneous, so the network computes the same function (bit for bit for a power of two)."""
+    import copy
+
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other[1].weight.mul_(factor)
+        other[1].bias.mul_(factor)
+        other[3].weight.div_(factor)
+    return other
+
+
+def test_a_rescaling_that_leaves_the_output_unchanged_cannot_change_the_obs_mask(synthetic: DataSplits) -> None:
+    """Layer 1 x4, layer 2 /4: the same network. OBS's saliencies of layer 1 grow 16-fold and
+    layer 2's stay, so a global ranking moves entries between the layers; OBS refuses global and
+    prunes per layer, where the mask is the same. OBD's saliencies are loss changes, the same
+    under the rescaling, so its global mask is the same too."""
+    from prunebench.pruning import PrunablePolicy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    other = rescaled(model, 4.0)
+    x = synthetic.train_x[:64]
+    assert torch.equal(model(x), other(x))
+    fields = {"compression": 3.0, "score_batches": 2, "batch_size": 32, "prunable": PrunablePolicy(exclude_classifier=False)}
+
+    # what global selection would do: rank the two layers' OBS scores together
+    obs = STRATEGIES.get("obs")
+    assert isinstance(obs, Strategy)
+    batches = scoring_batches(synthetic, 32, 2, 0)
+
+    def global_keep(m: nn.Module) -> torch.Tensor:
+        params = prunable_parameters(m, PrunablePolicy(exclude_classifier=False))
+        scores = obs(ScoreInputs(m, params, batches, F.cross_entropy, torch.Generator().manual_seed(0)))
+        flat = torch.cat([s.flatten() for s in scores.values()])
+        keep = torch.zeros_like(flat, dtype=torch.bool)
+        keep[flat.topk(flat.numel() // 3).indices] = True
+        return keep
+
+    moved = int((global_keep(model) != global_keep(other)).sum())
+    assert moved > 0  # the problem the refusal prevents
+
+    with pytest.raises(ValueError, match="prune.scope 'global'"):
+        PruneSpec(strategy="obs", scope="global", **fields)
+    spec = PruneSpec(strategy="obs", **fields)
+    assert spec.scope == "layer"
+    first, second = (prune_model(m, synthetic, spec, seed=0) for m in (model, other))
+    assert all(torch.equal(first[n], second[n]) for n in first)
+    assert torch.allclose(model(x), other(x), rtol=1e-5, atol=1e-6)  # the compensated networks agree too
+
+    obd = PruneSpec(strategy="obd", **fields)
+    assert obd.scope == "global"
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    first, second = (prune_model(m, synthetic, obd, seed=0) for m in (plain, rescaled(plain, 4.0)))
+    assert all(torch.equal(first[n], second[n]) for n in first)

@@ -16,6 +16,8 @@ from prunebench.registry import Registry
 
 if TYPE_CHECKING:
     from prunebench.config import ExperimentSpec, PruneSpec
+    from prunebench.pruning.channels.scorers import ChannelStrategy
+    from prunebench.pruning.scores.base import Method, StrategyView
 
 
 class ScheduleRules(Protocol):
@@ -84,15 +86,16 @@ def text_datasets() -> Registry[Any]:
     return TEXT_DATASETS
 
 
-def strategies() -> Registry[Any]:
-    """Every strategy, weight and channel alike; each says which structures it scores."""
+def strategies() -> Registry[Method]:
+    """Every method, weight, channel and language-model alike, registered once; each declares
+    what it prunes and needs (``Method.form``), so the schema asks it and probes nothing."""
     import prunebench.pruning.channels  # noqa: F401  (registers the channel strategies)
     from prunebench.pruning.scores import STRATEGIES
 
     return STRATEGIES
 
 
-def channel_strategies() -> Any:
+def channel_strategies() -> StrategyView[ChannelStrategy]:
     """The strategies that score whole channels (``prune.structure: channel``): a view."""
     from prunebench.pruning.channels import CHANNEL_SCORERS
 

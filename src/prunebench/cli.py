@@ -182,6 +182,7 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.models import MODELS
     from prunebench.plugins import load_plugins
     from prunebench.catalog import lm_models, strategies, text_datasets
+    from prunebench.pruning.scores import MODEL_KINDS
 
     load_plugins(args.plugin, "--plugin")
     STRATEGIES = strategies()
@@ -200,9 +201,7 @@ def command_list(args: argparse.Namespace, console: Console) -> int:
         fields = dataclasses.fields(strategy.options_type)
         defaults = strategy.options_type()
         options = ", ".join(f"prune.options.{f.name}={getattr(defaults, f.name)!r}" for f in fields) or "no options"
-        forms = [f"structures: {', '.join(strategy.structures)}"] if strategy.structures else []
-        if getattr(strategy, "lm", None) is not None:
-            forms.append(f"language models, scopes: {', '.join(strategy.lm.scopes)}")
+        forms = [form.summary() for form in map(strategy.form, MODEL_KINDS) if form is not None]
         return f"  {name}: {strategy.description} ({'; '.join(forms)}; {options})"
 
     def mode_line(name: str) -> str:

@@ -276,7 +276,7 @@ class PruneSpec(Spec):
             raise ValueError(f"prune.merge: Neuron Merging needs prune.structure 'channel', not {self.structure!r}")
         if not self.merge and self.merge_threshold != MERGE_THRESHOLD:
             raise ValueError("prune.merge_threshold is only used with prune.merge: true")
-        if self.merge and getattr(catalog.strategies().get(self.strategy), "update", None) is not None:
+        if self.merge and catalog.strategies().get(self.strategy).reconstructs:
             raise ValueError(
                 f"prune.merge: prune.strategy {self.strategy!r} already rewrites the layers reading the pruned "
                 "channels; Neuron Merging on top would compensate them twice"
@@ -294,9 +294,10 @@ class PruneSpec(Spec):
         if name not in registry:
             close = difflib.get_close_matches(name, registry.names(), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            weights = [n for n in registry.names() if registry.get(n).structures and CHANNEL not in registry.get(n).structures]
-            channels = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
-            lm_only = [n for n in registry.names() if not registry.get(n).structures]
+            units = {n: registry.get(n).unit for n in registry.names()}  # what each classifier form scores
+            weights = [n for n, unit in units.items() if unit == "weights"]
+            channels = [n for n, unit in units.items() if unit == "channels"]
+            lm_only = [n for n, unit in units.items() if unit is None]
             lm_hint = f"; for language models only: {', '.join(lm_only)}" if lm_only else ""
             raise ValueError(
                 f"unknown strategy {name!r}{hint} (known: {', '.join(weights)}; with structure "
@@ -304,15 +305,31 @@ class PruneSpec(Spec):
             )
         return name
 
+    @model_validator(mode="before")
+    @classmethod
+    def method_default_scope(cls, data: Any) -> Any:
+        """A classifier's ``prune.scope`` left out is its method's own default: ``global`` where its
+        scores compare across layers, else ``layer`` (OBS); the filled-in value is hashed as given.
+        A language model's was filled in before (ExperimentSpec.lm_default_scope)."""
+        if not isinstance(data, Mapping) or "scope" in data:
+            return data
+        name = data.get("strategy", "magnitude")
+        if not isinstance(name, str) or name not in catalog.strategies():
+            return data  # an unknown name: its own validator says so
+        form = catalog.strategies().get(name).form("classifier")
+        return data if form is None else {**data, "scope": form.default_scope}
+
     @model_validator(mode="after")
     def strategy_fits_structure(self) -> PruneSpec:
         """The strategy says which structures it scores and validates its own options."""
         registry = catalog.strategies()
         strategy = registry.get(self.strategy)
         kind = catalog.parse_structure(self.structure).kind
-        if not strategy.structures and getattr(strategy, "lm", None) is not None:  # the model decides (ExperimentSpec)
+        if not strategy.prunes("classifier"):  # the model decides (ExperimentSpec)
             strategy.parse_options(self.options)
             return self
+        if self.scope == "global":  # refused where the scores are layer-local (OBS)
+            strategy.check_scope(self.scope, "classifier")
         if kind not in strategy.structures:
             if kind == CHANNEL:
                 fitting = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
@@ -547,12 +564,12 @@ class ExperimentSpec(Spec):
             return data
         try:
             lm = catalog.is_lm_model(data["model"])
-            pruner = getattr(catalog.strategies().get(prune.get("strategy", "magnitude")), "lm", None)
+            form = catalog.strategies().get(prune.get("strategy", "magnitude")).form("language_model")
         except (ValueError, KeyError):
             return data  # an unknown name: its own validator says so
-        if not lm or pruner is None:
+        if not lm or form is None:
             return data
-        return {**data, "prune": {**prune, "scope": pruner.default_scope}}
+        return {**data, "prune": {**prune, "scope": form.default_scope}}
 
     @model_validator(mode="before")
     @classmethod
@@ -602,11 +619,11 @@ class ExperimentSpec(Spec):
                     raise ValueError(f"{name}: only applies to {kind}, not to model {self.model!r}: leave it out")
         if lm:
             self.lm_rules()
-        elif not catalog.strategies().get(self.prune.strategy).structures:
+        elif not catalog.strategies().get(self.prune.strategy).prunes("classifier"):
             registry = catalog.strategies()
             raise ValueError(
                 f"prune.strategy {self.prune.strategy!r} prunes language models only (e.g. model smollm2-135m); "
-                f"classifiers are pruned by {', '.join(n for n in registry.names() if registry.get(n).structures)}"
+                f"classifiers are pruned by {', '.join(n for n in registry.names() if registry.get(n).prunes('classifier'))}"
             )
         elif self.prune.scope == "row":
             raise ValueError(f"prune.scope 'row' (per output row) applies to causal language models, not to model "
@@ -616,11 +633,11 @@ class ExperimentSpec(Spec):
     def lm_rules(self) -> None:
         """The strategy says whether it prunes language models and with which scopes."""
         prune = self.prune
-        strategy = catalog.strategies().get(prune.strategy)
-        if getattr(strategy, "lm", None) is None:
-            able = [n for n in catalog.strategies().names() if getattr(catalog.strategies().get(n), "lm", None)]
+        form = catalog.strategies().get(prune.strategy).form("language_model")
+        if form is None:
+            able = [n for n in catalog.strategies().names() if catalog.strategies().get(n).prunes("language_model")]
             raise ValueError(f"prune.strategy {prune.strategy!r} does not prune language models (allowed: {', '.join(able)})")
-        scopes = tuple(strategy.lm.scopes)
+        scopes = form.scopes
         if prune.scope not in scopes:
             raise ValueError(
                 f"prune.scope {prune.scope!r} is not one {prune.strategy} prunes language models with (allowed: {either(scopes)})"

@@ -20,12 +20,13 @@ lambda, s + lambda]`` centred on the mean rather than its midpoint).
 
 Scopes (unstructured only; N:M is per group of M inputs): ``row`` compares within each output
 row, ``layer`` within each Linear, ``global`` across all of them. Each strategy says which it
-accepts (:class:`prunebench.pruning.scores.base.LayerPruner`): Wanda row or layer (row by
-default, as in the paper), SparseGPT layer (the paper: its mask per block of columns over all
-rows) or row, magnitude and random all three (row by default, Wanda's magnitude baseline);
-global only for data-free scores, which are comparable across layers. Masks come from the same
-selection functions as a classifier's (:mod:`prunebench.pruning.select`, ``select_nm``), so ties
-at the keep boundary are drawn by the run's seed, never by position.
+accepts (its layer form, :class:`prunebench.pruning.scores.base.LayerPruner`): Wanda row or
+layer (row by default, as in the paper), SparseGPT layer (the paper: its mask per block of
+columns over all rows) or row, OBS layer (as for classifiers) or row, magnitude and random
+all three (row by default, Wanda's magnitude baseline); global only for data-free scores the
+method declares comparable across layers (:class:`prunebench.pruning.scores.base.Method`).
+Masks come from the same selection functions as a classifier's (:mod:`prunebench.pruning.select`,
+``select_nm``), so ties at the keep boundary are drawn by the run's seed, never by position.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from torch import nn
 from prunebench.errors import ConfigError
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.obs import add_to_hessian
-from prunebench.pruning.scores.base import STRATEGIES, LayerPruner, LayerStatistics, LayerTarget
+from prunebench.pruning.scores.base import LANGUAGE_MODEL, STRATEGIES, LayerPruner, LayerStatistics, LayerTarget, Method
 from prunebench.pruning.select import select, select_rows
 from prunebench.pruning.structures import Structure, parse_structure, select_nm
 
@@ -269,13 +270,13 @@ def _parse_target(structure: str, sparsity: float | None) -> tuple[int | None, i
     return None, None
 
 
-def _lm_pruner(strategy: str) -> tuple[Any, LayerPruner]:
-    registered = STRATEGIES.get(strategy)
-    pruner = getattr(registered, "lm", None)
-    if pruner is None:
-        known = [n for n in STRATEGIES.names() if getattr(STRATEGIES.get(n), "lm", None) is not None]
+def _lm_pruner(strategy: str) -> tuple[Method, LayerPruner]:
+    """The registered method and its layer form; ConfigError where it has none."""
+    method = STRATEGIES.get(strategy)
+    if method.layer is None:
+        known = [n for n in STRATEGIES.names() if STRATEGIES.get(n).prunes(LANGUAGE_MODEL)]
         raise ConfigError(f"prune.strategy {strategy!r} does not prune language models (those that do: {', '.join(known)})")
-    return registered, pruner
+    return method, method.layer
 
 
 @contextmanager
@@ -319,8 +320,7 @@ def prune_causal_lm(
     parsed_options = registered.parse_options(options)
     n, m = _parse_target(structure, sparsity)
     scope = scope or pruner.default_scope
-    if scope not in pruner.scopes:
-        raise ConfigError(f"prune.scope {scope!r}: strategy {strategy!r} prunes language models with scope {' or '.join(pruner.scopes)}")
+    registered.check_scope(scope, LANGUAGE_MODEL)
     if allocation not in ("uniform", "owl"):
         raise ConfigError(f"allocation {allocation!r}: 'uniform' or 'owl'")
     if allocation == "owl" and (m is not None or scope == "global"):
@@ -388,5 +388,7 @@ def _prune_linear(
     else:
         assert pruner.score is not None
         keep = keep_from_scores(pruner.score(weight, stats, options, generator), target, name=name, seed=seed)
+        if pruner.update is not None:  # on the weight as it was scored; the mask is applied after it
+            weight.copy_(pruner.update(weight, stats, keep, options).to(weight.dtype))
     weight.masked_fill_(~keep, 0)  # pruned weights exactly zero, whatever the update wrote
     return keep

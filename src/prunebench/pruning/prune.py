@@ -23,7 +23,7 @@ from prunebench.pruning.channels.merge import merge_pruned_channels
 from prunebench.pruning.mask import Mask, shuffled_within
 from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
 from prunebench.pruning.rounds import scores_for_selection
-from prunebench.pruning.scores import WEIGHT_STRATEGIES, Batch, ScoreInputs
+from prunebench.pruning.scores import CLASSIFIER, WEIGHT_STRATEGIES, Batch, ScoreInputs
 from prunebench.pruning.select import keep_count_for_compression
 from prunebench.pruning.structures import (
     CHANNEL,
@@ -117,6 +117,7 @@ def prune_model(
     if spec.structure == CHANNEL:
         return prune_channel_model(model, data, spec, seed=seed, previous=previous)
     strategy = WEIGHT_STRATEGIES.get(spec.strategy)
+    strategy.check_scope(spec.scope, CLASSIFIER)  # a layer-local saliency (OBS) refuses global
     options = strategy.parse_options(spec.options)
     if keep is None:
         keep = keep_count(model, spec)
@@ -159,6 +160,7 @@ def prune_channel_model(
     parameters, the next layer's input slices), so compaction can drop them physically.
     A layer with a parameter matched by ``prune.prunable.exclude`` keeps all its output channels.
     """
+    CHANNEL_SCORERS.get(spec.strategy).check_scope(spec.scope, CLASSIFIER)
     target = spec.target
     batches = scoring_batches(data, spec.batch_size, spec.score_batches, seed)
     graph = channel_graph(model, data.input_shape, layers_matching(model, spec.prunable.exclude))

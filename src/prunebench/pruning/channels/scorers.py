@@ -1,14 +1,15 @@
 """Channel scorers: one score per channel (unit) of each coupled group; low scores are pruned.
 
 A channel strategy is a registered function ``(inputs, options) -> scores`` with the dataclass
-of its ``prune.options``, the same contract as a weight strategy's.
+of its ``prune.options``: a :class:`prunebench.pruning.scores.base.Method` whose classifier
+form scores whole channels, registered in the one registry beside the weight strategies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field as PydanticField
@@ -18,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunebench.errors import ConfigError
 from prunebench.pruning.channels.graph import Batch, ChannelGraph, ChannelGroup, ChannelSlice, LossFn
-from prunebench.pruning.scores.base import STRATEGIES, NoOptions, StrategyView, first_line, parse_options
+from prunebench.pruning.scores.base import STRATEGIES, Method, NoOptions, StrategyView, Unit, first_line, register_method
 
 
 @dataclass(frozen=True)
@@ -41,32 +42,35 @@ ChannelScorer = Callable[[ChannelScoreInputs, Any], list[torch.Tensor]]
 ChannelUpdate = Callable[[ChannelScoreInputs, Mapping[str, list[int]], Any], None]
 
 
-@dataclass(frozen=True)
-class ChannelStrategy:
-    """A registered channel scorer with the dataclass of its ``prune.options``, the same
-    contract as a weight strategy's (:class:`prunebench.pruning.scores.Strategy`)."""
+@dataclass(frozen=True, kw_only=True)
+class ChannelStrategy(Method):
+    """A method whose classifier form scores whole channels (``prune.structure: channel``),
+    with the dataclass of its ``prune.options`` (:class:`prunebench.pruning.scores.base.Method`)."""
 
-    name: str
     score: ChannelScorer
-    options_type: type = NoOptions
     # A strategy that needs its own training before it scores (slimming's L1 on BN scales)
     # gives the loss of that phase here: (model, options) -> loss_fn; its options then carry
     # ``epochs`` (None: the fine-tuning recipe's).
     training_loss: Callable[[nn.Module, Any], LossFn] | None = None
-    summary: str = ""  # one line for `prunebench list`; unset: the scorer's docstring
-    structures: tuple[str, ...] = ("channel",)
     update: ChannelUpdate | None = None  # rewrites the kept weights after selection (see ChannelUpdate)
+    unit: Unit | None = field(default="channels", init=False)
+    structures: tuple[str, ...] = field(default=("channel",), init=False)
+
+    @property
+    def training_phase(self) -> bool:
+        return self.training_loss is not None
+
+    @property
+    def reconstructs(self) -> bool:
+        return self.update is not None
 
     @property
     def description(self) -> str:
         return self.summary or first_line(self.score)
 
-    def parse_options(self, raw: Mapping[str, Any] | None) -> Any:
-        return parse_options(self.name, self.options_type, raw)
-
 
 # Channel strategies live in the one strategy registry; this is the view of those scoring channels.
-CHANNEL_SCORERS = StrategyView(STRATEGIES, "channel", "channel strategy")
+CHANNEL_SCORERS: StrategyView[ChannelStrategy] = StrategyView(STRATEGIES, ChannelStrategy, "channel strategy")
 
 
 def register_channel_scorer(
@@ -75,11 +79,15 @@ def register_channel_scorer(
     training_loss: Callable[[nn.Module, Any], LossFn] | None = None,
     summary: str = "",
     update: ChannelUpdate | None = None,
+    needs: Literal["nothing", "batches"] = "batches",
+    comparable: bool = True,
 ) -> Callable[[ChannelScorer], ChannelScorer]:
-    """Register ``fn(inputs, options) -> scores`` as channel strategy ``name`` (``update``: see ChannelUpdate)."""
+    """Register ``fn(inputs, options) -> scores`` as channel strategy ``name`` (``update``: see
+    ChannelUpdate; ``needs`` and ``comparable``: see Method)."""
 
     def decorator(fn: ChannelScorer) -> ChannelScorer:
-        STRATEGIES.add(name, ChannelStrategy(name, fn, options, training_loss, summary, update=update))
+        register_method(ChannelStrategy(name=name, score=fn, options_type=options, training_loss=training_loss,
+                                        summary=summary, update=update, needs=needs, comparable=comparable))
         return fn
 
     return decorator
@@ -112,7 +120,7 @@ def per_channel(group: ChannelGroup, slices: Iterable[ChannelSlice], values: Cal
     return total
 
 
-@register_channel_scorer("l1_filter", summary="the L1 norm of each filter (Li et al. 2017)")
+@register_channel_scorer("l1_filter", needs="nothing", summary="the L1 norm of each filter (Li et al. 2017)")
 def l1_filter(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Li et al. 2017, "Pruning Filters for Efficient ConvNets": the sum of absolute kernel
     weights of each filter. Where several layers write one channel (a residual stream), the
@@ -124,7 +132,7 @@ def l1_filter(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tens
     ]
 
 
-@register_channel_scorer("fpgm", summary="distance to the geometric median of the layer's filters (He et al. 2019)")
+@register_channel_scorer("fpgm", needs="nothing", summary="distance to the geometric median of the layer's filters (He et al. 2019)")
 def fpgm(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """He et al. 2019, "Filter Pruning via Geometric Median": filters close to the geometric
     median of their layer are the most replaceable. As in the paper (Eq. 6), a filter's score
@@ -144,7 +152,7 @@ def slimming_training_loss(model: nn.Module, options: SlimmingOptions) -> LossFn
 
 
 @register_channel_scorer(
-    "slimming", SlimmingOptions, slimming_training_loss,
+    "slimming", SlimmingOptions, slimming_training_loss, needs="nothing",  # its training phase reads the data; its scores do not
     summary="|BatchNorm scale| after L1 sparsity training on the scales (Liu et al. 2017)",
 )
 def slimming(inputs: ChannelScoreInputs, options: SlimmingOptions) -> list[torch.Tensor]:
@@ -192,7 +200,7 @@ def taylor(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]
     return [t / len(inputs.batches) for t in totals]
 
 
-@register_channel_scorer("random_channel", summary="uniform random channel scores: the channel structure's control")
+@register_channel_scorer("random_channel", needs="nothing", summary="uniform random channel scores: the channel structure's control")
 def random_channel(inputs: ChannelScoreInputs, options: NoOptions) -> list[torch.Tensor]:
     """Uniform random channel scores: the baseline every structured method must beat."""
     return [torch.rand(g.channels, generator=inputs.generator) for g in inputs.graph.groups]

@@ -1,26 +1,33 @@
-"""Registered pruning strategies (scorers). Add one with ``@register_scorer("name")``."""
+"""Registered pruning methods. Add a weight strategy with ``@register_scorer("name")``."""
 
 from prunebench.pruning.scores import (  # noqa: F401
     activation, gradient, grasp, magnitude, random, second_order, snip, sparsegpt, synflow, wanda,
 )
 from prunebench.pruning.scores.base import (
+    CLASSIFIER,
+    LANGUAGE_MODEL,
+    MODEL_KINDS,
     STRATEGIES,
     WEIGHT_STRATEGIES,
     WEIGHT_STRUCTURES,
     Batch,
+    Form,
     LayerPruner,
     LayerStatistics,
     LayerTarget,
+    Method,
+    ModelKind,
     NoOptions,
     ScoreInputs,
     Scores,
     Strategy,
     StrategyView,
-    register_lm_strategy,
+    register_method,
     register_scorer,
 )
 
 __all__ = [
-    "STRATEGIES", "WEIGHT_STRATEGIES", "WEIGHT_STRUCTURES", "Batch", "LayerPruner", "LayerStatistics", "LayerTarget",
-    "NoOptions", "ScoreInputs", "Scores", "Strategy", "StrategyView", "register_lm_strategy", "register_scorer",
+    "CLASSIFIER", "LANGUAGE_MODEL", "MODEL_KINDS", "STRATEGIES", "WEIGHT_STRATEGIES", "WEIGHT_STRUCTURES", "Batch",
+    "Form", "LayerPruner", "LayerStatistics", "LayerTarget", "Method", "ModelKind", "NoOptions", "ScoreInputs",
+    "Scores", "Strategy", "StrategyView", "register_method", "register_scorer",
 ]

@@ -1,11 +1,16 @@
-"""The strategy contract and the one registry of strategies, weight and channel alike.
+"""The method contract and the one registry of methods, for every model family.
 
-A strategy is one decorated function plus (optionally) a frozen dataclass of its own
-hyperparameters, which configs fill in through ``prune.options``, and the structures it
-scores: a weight strategy (``(inputs, options) -> {param_name: scores}``) scores single
-weights, so any weight structure (unstructured, N:M, block) can select from its scores; a
-channel strategy (:mod:`prunebench.pruning.channels.scorers`) scores whole channels.
-Low scores are pruned.
+A method (:class:`Method`) is registered once, by name, and declares what it does: which model
+kinds it prunes, what one call scores (single weights, whole channels, one Linear layer of a
+language model from calibration statistics), what it needs (nothing, training batches,
+calibration norms or Hessians), whether it trains first, whether it rewrites the weights it
+keeps, and whether its scores compare across layers (``scope: global``). Everything else asks
+it (:meth:`Method.form`). Its forms are plain functions plus (optionally) a frozen dataclass of
+its own hyperparameters, which configs fill in through ``prune.options``: a weight strategy
+(``(inputs, options) -> {param_name: scores}``) scores single weights, so any weight structure
+(unstructured, N:M, block) can select from its scores; a channel strategy
+(:mod:`prunebench.pruning.channels.scorers`) scores whole channels; a layer form
+(:class:`LayerPruner`) prunes the Linear layers of a causal language model. Low scores are pruned.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import types
 import typing
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import torch
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -91,28 +96,36 @@ class LayerTarget:
 # stats, target, options) -> (new weight, keep)`` for strategies that also rewrite the weights.
 LayerScoreFn = Callable[[torch.Tensor, LayerStatistics, Any, torch.Generator], torch.Tensor]
 LayerPruneFn = Callable[[torch.Tensor, LayerStatistics, LayerTarget, Any], tuple[torch.Tensor, torch.Tensor]]
+# ``update(weight, stats, keep, options) -> new weight``: with ``score``, rewrites the weights the
+# driver kept (OBS's compensation), on the weight as it was scored; the mask is applied after it.
+LayerUpdateFn = Callable[[torch.Tensor, LayerStatistics, torch.Tensor, Any], torch.Tensor]
 LM_SCOPES = ("row", "layer", "global")
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerPruner:
-    """How a strategy prunes the Linear layers of a causal language model (its ``lm`` form).
+    """How a method prunes the Linear layers of a causal language model (its layer form).
 
     ``statistics`` is what the layer-sequential driver (:mod:`prunebench.pruning.layerwise`)
     measures at each Linear's input: ``none`` (data-free; no calibration pass), ``norms`` or
     ``hessian``. ``scopes`` are the scopes it accepts, its default first; ``global`` only
     where scores are comparable across layers without data. Exactly one of ``score`` (the
-    driver selects) and ``prune`` (the strategy selects and rewrites the weight) is given."""
+    driver selects) and ``prune`` (the method selects and rewrites the weight) is given;
+    ``update`` (with ``score`` and calibration statistics) rewrites the kept weights after the
+    driver's selection."""
 
     description: str
     statistics: Literal["none", "norms", "hessian"]
     scopes: tuple[str, ...]
     score: LayerScoreFn | None = None
     prune: LayerPruneFn | None = None
+    update: LayerUpdateFn | None = None
 
     def __post_init__(self) -> None:
         if (self.score is None) == (self.prune is None):
             raise ValueError("a LayerPruner has exactly one of score and prune")
+        if self.update is not None and (self.score is None or self.statistics == "none"):
+            raise ValueError("a LayerPruner's update needs score and calibration statistics")
         if not self.scopes or set(self.scopes) - set(LM_SCOPES):
             raise ValueError(f"LayerPruner scopes must be among {LM_SCOPES}, got {self.scopes}")
         if "global" in self.scopes and (self.statistics != "none" or self.score is None):
@@ -123,43 +136,157 @@ class LayerPruner:
         return self.scopes[0]
 
 
+# The model kinds a method can prune, and what each of its forms needs: nothing (data-free: its
+# scores do not depend on any data), training batches (classifiers), or statistics of each Linear
+# layer's inputs over calibration tokens (language models: squared feature norms, or the Hessian).
+ModelKind = Literal["classifier", "language_model"]
+CLASSIFIER: ModelKind = "classifier"
+LANGUAGE_MODEL: ModelKind = "language_model"
+MODEL_KINDS: tuple[ModelKind, ...] = (CLASSIFIER, LANGUAGE_MODEL)
+Needs = Literal["nothing", "batches", "norms", "hessian"]
+# What one call of a form scores: single weights, whole channels, or one Linear layer at a time.
+Unit = Literal["weights", "channels", "linear"]
+CLASSIFIER_SCOPES = ("global", "layer")
+
+
 @dataclasses.dataclass(frozen=True)
-class Strategy(Generic[OptionsT]):
-    """A weight strategy. An iterative one (SynFlow) declares ``rounds``: the selection layer
+class Form:
+    """What a method declares for one model kind; read by the spec, the CLI and the contract test."""
+
+    kind: ModelKind
+    unit: Unit
+    needs: Needs
+    training_phase: bool  # it trains the model its own way before scoring (slimming's L1 phase)
+    reconstructs: bool  # it rewrites the weights it keeps (OBS, SparseGPT, least squares)
+    scopes: tuple[str, ...]  # the scopes it accepts, its default first; "global" only if comparable
+    structures: tuple[str, ...]  # the structure kinds it selects under
+
+    @property
+    def default_scope(self) -> str:
+        return self.scopes[0]
+
+    def summary(self) -> str:
+        """One line for `prunebench list strategies`, e.g. "classifiers: scores weights
+        (unstructured, nm, block), data-free, scopes global, layer"."""
+        what = {"weights": f"scores weights ({', '.join(self.structures)})", "channels": "scores whole channels",
+                "linear": f"prunes one Linear at a time ({', '.join(self.structures)})"}[self.unit]
+        parts = [f"{'classifiers' if self.kind == CLASSIFIER else 'language models'}: {what}", NEEDS_TEXT[self.needs]]
+        parts += ["trains first"] * self.training_phase + ["reconstructs weights"] * self.reconstructs
+        return ", ".join([*parts, f"scopes {', '.join(self.scopes)}"])
+
+
+NEEDS_TEXT = {"nothing": "data-free", "batches": "training batches", "norms": "calibration input norms",
+              "hessian": "calibration Hessians"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Method:
+    """One pruning method, registered once in :data:`STRATEGIES`, whatever it prunes.
+
+    A method declares what it needs and what it does, and the rest of prunebench asks it
+    (:meth:`form`) instead of probing for attributes. Its classifier form is given by a
+    subclass: :class:`Strategy` scores single weights, :class:`prunebench.pruning.channels.
+    scorers.ChannelStrategy` whole channels; this base class has none. ``layer`` is its form
+    for causal language models (one Linear at a time, see :class:`LayerPruner`), where it has
+    one. A method valid for both model kinds (magnitude, random) is one object with both forms.
+
+    ``needs`` is what the classifier form reads: ``nothing`` (data-free: its scores must not
+    depend on the batches' values) or ``batches``. ``comparable`` says whether its scores
+    compare across layers: only then does it accept ``scope: global``, and its default scope
+    is ``global`` for classifiers; a layer-local saliency (OBS: each layer's reconstruction
+    error, in that layer's own units) is ``comparable=False`` and prunes per layer.
+    """
+
+    name: str
+    options_type: type = NoOptions
+    summary: str = ""  # one line for `prunebench list`; unset: the scorer's docstring
+    needs: Literal["nothing", "batches"] = "batches"
+    comparable: bool = True
+    layer: LayerPruner | None = None  # its form for causal language models, where it has one
+    # What a subclass's classifier form sets; the base class has no classifier form.
+    unit: Unit | None = dataclasses.field(default=None, init=False)
+    structures: tuple[str, ...] = dataclasses.field(default=(), init=False)  # the structure kinds it scores
+
+    def __post_init__(self) -> None:
+        if self.layer is not None and "global" in self.layer.scopes and not self.comparable:
+            raise ValueError(f"method {self.name!r}: scope 'global' needs scores comparable across layers")
+        if not self.kinds:
+            raise ValueError(f"method {self.name!r} prunes neither classifiers nor language models")
+
+    @property
+    def training_phase(self) -> bool:
+        """Whether its classifier form trains the model its own way before scoring."""
+        return False
+
+    @property
+    def reconstructs(self) -> bool:
+        """Whether its classifier form rewrites the kept weights after selection."""
+        return False
+
+    @property
+    def description(self) -> str:
+        return self.summary or (self.layer.description if self.layer is not None else "")
+
+    @property
+    def kinds(self) -> tuple[ModelKind, ...]:
+        return tuple(kind for kind in MODEL_KINDS if self.form(kind) is not None)
+
+    def prunes(self, kind: ModelKind) -> bool:
+        return self.form(kind) is not None
+
+    def form(self, kind: ModelKind) -> Form | None:
+        """Its declarations for ``kind``, or None where it does not prune that kind."""
+        if kind == LANGUAGE_MODEL:
+            if self.layer is None:
+                return None
+            needs: Needs = "nothing" if self.layer.statistics == "none" else self.layer.statistics
+            return Form(LANGUAGE_MODEL, "linear", needs, training_phase=False,
+                        reconstructs=self.layer.prune is not None or self.layer.update is not None, scopes=self.layer.scopes,
+                        structures=("unstructured", "nm"))
+        if self.unit is None:
+            return None
+        scopes = CLASSIFIER_SCOPES if self.comparable else ("layer",)
+        return Form(CLASSIFIER, self.unit, self.needs, self.training_phase, self.reconstructs, scopes, self.structures)
+
+    def check_scope(self, scope: str, kind: ModelKind) -> None:
+        """ConfigError (one line, naming ``prune.scope``) unless its ``kind`` form accepts ``scope``."""
+        form = self.form(kind)
+        if form is None or scope in form.scopes:
+            return
+        layer_local = scope == "global" and not self.comparable
+        why = ": its scores are in each layer's own units and do not compare across layers" if layer_local else ""
+        raise ConfigError(f"prune.scope {scope!r}: strategy {self.name!r} does not prune with scope {scope!r}{why} "
+                          f"(allowed: {', '.join(form.scopes)})")
+
+    def parse_options(self, raw: Mapping[str, Any] | None) -> Any:
+        """Validate ``prune.options`` against this method's dataclass."""
+        return parse_options(self.name, self.options_type, raw)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Strategy(Method, Generic[OptionsT]):
+    """A method whose classifier form scores single weights: ``score(inputs, options) ->
+    {param_name: scores}``. An iterative one (SynFlow) declares ``rounds``: the selection layer
     then scores, selects a provisional mask, and rescores the masked model that many times
     (:func:`prunebench.pruning.rounds.scores_for_selection`); ``rank`` is the key its
     provisional selections rank by (SynFlow: the log, as flows overflow float32)."""
 
-    name: str
-    score: Callable[[ScoreInputs, OptionsT], Scores] | None  # None: it prunes language models only
-    options_type: type[OptionsT]
-    structures: tuple[str, ...] = WEIGHT_STRUCTURES  # () when it prunes language models only
+    score: Callable[[ScoreInputs, OptionsT], Scores]
+    structures: tuple[str, ...] = dataclasses.field(default=WEIGHT_STRUCTURES, init=False)
     rounds: Callable[[OptionsT], int] = one_round
     rank: Callable[[torch.Tensor], torch.Tensor] | None = None
     update: UpdateFn | None = None  # rewrites the kept weights after selection (see UpdateFn)
-    lm: LayerPruner | None = None  # its form for causal language models, where it has one
+    unit: Unit | None = dataclasses.field(default="weights", init=False)
+
+    @property
+    def reconstructs(self) -> bool:
+        return self.update is not None
 
     @property
     def description(self) -> str:
-        if self.score is None:
-            return self.lm.description if self.lm is not None else ""
-        return first_line(self.score)
-
-    @property
-    def prunes_classifiers(self) -> bool:
-        return self.score is not None
-
-    @property
-    def prunes_language_models(self) -> bool:
-        return self.lm is not None
-
-    def parse_options(self, raw: Mapping[str, Any] | None) -> OptionsT:
-        """Validate ``prune.options`` against this strategy's dataclass."""
-        return parse_options(self.name, self.options_type, raw)
+        return self.summary or first_line(self.score)
 
     def __call__(self, inputs: ScoreInputs, options: OptionsT | None = None) -> Scores:
-        if self.score is None:
-            raise ValueError(f"strategy {self.name!r} prunes language models only")
         scores = self.score(inputs, options if options is not None else self.options_type())
         check_scores(self.name, inputs.params, scores)
         return scores
@@ -213,22 +340,17 @@ def first_line(fn: Callable[..., Any]) -> str:
     return " ".join(paragraph.split())
 
 
-class RegisteredStrategy(Protocol):
-    """What every registered strategy, weight or channel, tells the rest of prunebench."""
-
-    name: str
-    options_type: type
-    structures: tuple[str, ...]  # the structure kinds it scores: unstructured, nm, block, channel
-
-    @property
-    def description(self) -> str: ...
-
-    def parse_options(self, raw: Mapping[str, Any] | None) -> Any: ...
+# The one registry of methods: weight strategies register here with register_scorer, channel
+# strategies with register_channel_scorer (prunebench.pruning.channels.scorers), methods for
+# language models only with register_method.
+STRATEGIES: Registry[Method] = Registry("strategy")
+MethodT = TypeVar("MethodT", bound=Method)
 
 
-# The one registry: weight strategies register here with register_scorer, channel strategies
-# with register_channel_scorer (prunebench.pruning.channels.scorers).
-STRATEGIES: Registry[Any] = Registry("strategy")
+def register_method(method: MethodT) -> MethodT:
+    """Register ``method`` under its name (any form: weights, channels, language models)."""
+    STRATEGIES.add(method.name, method)
+    return method
 
 
 def register_scorer(
@@ -237,42 +359,41 @@ def register_scorer(
     rounds: Callable[[Any], int] = one_round,
     rank: Callable[[torch.Tensor], torch.Tensor] | None = None,
     update: UpdateFn | None = None,
-    lm: LayerPruner | None = None,
+    layer: LayerPruner | None = None,
+    needs: Literal["nothing", "batches"] = "batches",
+    comparable: bool = True,
 ) -> Callable[[ScorerFn], ScorerFn]:
     """Register ``fn(inputs, options) -> scores`` as weight strategy ``name`` (``update``: see
-    UpdateFn; ``lm``: its form for language models, see LayerPruner)."""
+    UpdateFn; ``layer``: its form for language models, see LayerPruner; ``needs`` and
+    ``comparable``: see Method)."""
 
     def decorator(fn: ScorerFn) -> ScorerFn:
-        STRATEGIES.add(name, Strategy(name=name, score=fn, options_type=options, rounds=rounds, rank=rank,
-                                      update=update, lm=lm))
+        register_method(Strategy(name=name, score=fn, options_type=options, rounds=rounds, rank=rank, update=update,
+                                 layer=layer, needs=needs, comparable=comparable))
         return fn
 
     return decorator
 
 
-def register_lm_strategy(name: str, pruner: LayerPruner, options: type = NoOptions) -> LayerPruner:
-    """Register a strategy that prunes causal language models only (no classifier form)."""
-    STRATEGIES.add(name, Strategy(name=name, score=None, options_type=options, structures=(), lm=pruner))
-    return pruner
+class StrategyView(Generic[MethodT]):
+    """The registered methods of one form class (read-only, always current): a typed view, so
+    the pruning step gets a :class:`Strategy` (or a channel strategy) with its callables."""
 
-
-class StrategyView:
-    """The registered strategies that score one structure kind (read-only, always current)."""
-
-    def __init__(self, registry: Registry[Any], structure: str, kind: str) -> None:
-        self.registry, self.structure, self.kind = registry, structure, kind
+    def __init__(self, registry: Registry[Method], form: type[MethodT], kind: str) -> None:
+        self.registry, self.form, self.kind = registry, form, kind
 
     def names(self) -> list[str]:
-        return [n for n in self.registry.names() if self.structure in self.registry.get(n).structures]
+        return [n for n in self.registry.names() if isinstance(self.registry.get(n), self.form)]
 
-    def get(self, name: str) -> Any:
-        if name not in self:
+    def get(self, name: str) -> MethodT:
+        method = self.registry.get(name) if name in self.registry else None
+        if not isinstance(method, self.form):
             close = ", ".join(self.names())
             raise UnknownNameError(f"unknown {self.kind} {name!r} (known: {close})")
-        return self.registry.get(name)
+        return method
 
     def __contains__(self, name: object) -> bool:
-        return name in self.registry and self.structure in self.registry.get(name).structures  # type: ignore[arg-type]
+        return name in self.registry and isinstance(self.registry.get(name), self.form)  # type: ignore[arg-type]
 
     def __iter__(self) -> Any:
         return iter(self.names())
@@ -281,7 +402,7 @@ class StrategyView:
         return len(self.names())
 
 
-WEIGHT_STRATEGIES = StrategyView(STRATEGIES, "unstructured", "weight strategy")
+WEIGHT_STRATEGIES: StrategyView[Strategy[Any]] = StrategyView(STRATEGIES, Strategy, "weight strategy")
 
 
 def check_scores(name: str, params: Mapping[str, torch.Tensor], scores: Scores) -> None:

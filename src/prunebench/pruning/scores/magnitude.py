@@ -17,7 +17,9 @@ MAGNITUDE_LM = LayerPruner("|w| of each Linear weight in the decoder blocks", "n
                            score=magnitude_of_layer)
 
 
-@register_scorer("magnitude", lm=MAGNITUDE_LM)
+# One method for both model kinds: data-free |w| of every prunable weight of a classifier, and
+# of every decoder-block Linear of a language model.
+@register_scorer("magnitude", layer=MAGNITUDE_LM, needs="nothing")
 def magnitude(inputs: ScoreInputs, options: NoOptions) -> Scores:
     """|w|: the smallest weights are pruned."""
     return {name: p.detach().abs() for name, p in inputs.params.items()}

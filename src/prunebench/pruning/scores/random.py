@@ -15,7 +15,8 @@ RANDOM_LM = LayerPruner("uniform scores from the run's generator", "none", ("row
                         score=random_for_layer)
 
 
-@register_scorer("random", lm=RANDOM_LM)
+# One method for both model kinds (the control of each), data-free.
+@register_scorer("random", layer=RANDOM_LM, needs="nothing")
 def random(inputs: ScoreInputs, options: NoOptions) -> Scores:
     """Uniform scores from the run's generator, so the same seed prunes the same weights."""
     return {

@@ -10,7 +10,9 @@ estimated from the training batches ``prune.score_batches`` by the estimator nam
 OBS keeps the whole Hessian, per layer as in Optimal Brain Compression (Frantar & Alistarh 2022)
 and SparseGPT: the loss of a Linear or convolution is its output reconstruction error, whose
 Hessian is that of its inputs, and the remaining weights of each row are moved to compensate.
-The mathematics is :mod:`prunebench.pruning.obs`, shared with SparseGPT.
+The mathematics is :mod:`prunebench.pruning.obs`, shared with SparseGPT. OBS is one method for
+both model kinds: on a causal language model it prunes each decoder-block Linear from the
+Hessian of its calibration inputs (the driver's statistics), with the same saliency and update.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from torch.nn import functional as F
 
 from prunebench.errors import ConfigError
 from prunebench.pruning.obs import add_to_hessian, damped_inverse, obs_update
-from prunebench.pruning.scores.base import Batch, ScoreInputs, Scores, eval_mode, module_of, register_scorer
+from prunebench.pruning.scores.base import (
+    Batch, LayerPruner, LayerStatistics, ScoreInputs, Scores, eval_mode, module_of, register_scorer,
+)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # Per-example gradients are computed this many floats at a time (chunk of examples x parameters),
@@ -270,7 +274,32 @@ def obs_compensate(inputs: ScoreInputs, keep: Mapping[str, torch.Tensor], option
         p.copy_(torch.cat(new).view_as(p))
 
 
-@register_scorer("obs", ObsOptions, update=obs_compensate)
+def linear_inverse(weight: torch.Tensor, stats: LayerStatistics, options: ObsOptions) -> torch.Tensor:
+    """The dampened inverse Hessian of one language-model Linear's calibration inputs."""
+    if stats.hessian is None:
+        raise ValueError("obs needs the input Hessian of each layer")
+    return inverse_of(stats.hessian.to(weight.device), options.percdamp, "a decoder-block Linear")
+
+
+def obs_linear_scores(weight: torch.Tensor, stats: LayerStatistics, options: ObsOptions,
+                      generator: torch.Generator) -> torch.Tensor:
+    return weight.detach().to(torch.float32).square() / (2 * torch.diagonal(linear_inverse(weight, stats, options)))
+
+
+def obs_linear_update(weight: torch.Tensor, stats: LayerStatistics, keep: torch.Tensor, options: ObsOptions) -> torch.Tensor:
+    return obs_update(weight, linear_inverse(weight, stats, options), keep)
+
+
+# Per Linear of a language model: the same saliency from the calibration Hessian, the driver's
+# selection (per layer by default, as for classifiers), then the exact update of every row.
+OBS_LM = LayerPruner("OBS per Linear: w^2 / (2 [H^-1]_qq) from the calibration Hessian, then the exact update",
+                     "hessian", ("layer", "row"), score=obs_linear_scores, update=obs_linear_update)
+
+
+# Layer-local: a saliency is the increase of one layer's output reconstruction error, in that
+# layer's own units (rescaling a layer and undoing it in the next changes the scores of one and
+# not the other, but not the network), so OBS prunes per layer and refuses scope global.
+@register_scorer("obs", ObsOptions, update=obs_compensate, layer=OBS_LM, comparable=False)
 def obs(inputs: ScoreInputs, options: ObsOptions) -> Scores:
     """Hassibi & Stork 1992, Optimal Brain Surgeon, layer-wise: w_q^2 / (2 [H^-1]_qq) with H = 2/n X X^T
     of the layer's inputs (dampened), then the remaining weights of each row compensate.

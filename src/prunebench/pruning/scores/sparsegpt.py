@@ -14,7 +14,7 @@ import torch
 from pydantic import Field
 
 from prunebench.pruning.obs import sparsegpt_prune
-from prunebench.pruning.scores.base import LayerPruner, LayerStatistics, LayerTarget, register_lm_strategy
+from prunebench.pruning.scores.base import LayerPruner, LayerStatistics, LayerTarget, Method, register_method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +34,10 @@ def sparsegpt_layer(
     )
 
 
-SPARSEGPT = register_lm_strategy(
-    "sparsegpt",
-    LayerPruner("SparseGPT (Frantar & Alistarh 2023): OBS pruning with weight reconstruction, blocks of 128 columns",
-                "hessian", ("layer", "row"), prune=sparsegpt_layer),
-    SparseGPTOptions,
-)
+SPARSEGPT = register_method(Method(
+    name="sparsegpt",
+    options_type=SparseGPTOptions,
+    layer=LayerPruner("SparseGPT (Frantar & Alistarh 2023): OBS pruning with weight reconstruction, blocks of 128 columns",
+                      "hessian", ("layer", "row"), prune=sparsegpt_layer),
+    comparable=False,  # OBS saliencies, in each layer's own units
+))

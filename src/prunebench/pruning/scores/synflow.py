@@ -37,7 +37,7 @@ def synflow_rounds(options: SynflowOptions) -> int:
     return options.rounds
 
 
-@register_scorer("synflow", SynflowOptions, rounds=synflow_rounds, rank=torch.log)
+@register_scorer("synflow", SynflowOptions, rounds=synflow_rounds, rank=torch.log, needs="nothing")
 def synflow(inputs: ScoreInputs, options: SynflowOptions) -> Scores:
     """Tanaka et al. 2020: the synaptic flow |dR/dw * w| of each weight, data-free, iterated.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from prunebench.pruning.scores.base import LayerPruner, LayerStatistics, NoOptions, register_lm_strategy
+from prunebench.pruning.scores.base import LayerPruner, LayerStatistics, Method, NoOptions, register_method
 
 
 def wanda_scores(weight: torch.Tensor, stats: LayerStatistics, options: NoOptions, generator: torch.Generator) -> torch.Tensor:
@@ -17,8 +17,9 @@ def wanda_scores(weight: torch.Tensor, stats: LayerStatistics, options: NoOption
     return weight.detach().abs().to(torch.float32) * stats.sq_norms.sqrt().to(weight.device).unsqueeze(0)
 
 
-WANDA = register_lm_strategy(
-    "wanda",
-    LayerPruner("Wanda (Sun et al. 2024): |W_ij| x ||X_j||_2, compared per output row", "norms", ("row", "layer"),
-                score=wanda_scores),
-)
+WANDA = register_method(Method(
+    name="wanda",
+    layer=LayerPruner("Wanda (Sun et al. 2024): |W_ij| x ||X_j||_2, compared per output row", "norms", ("row", "layer"),
+                      score=wanda_scores),
+    comparable=False,  # scaled by each layer's own input norms
+))
