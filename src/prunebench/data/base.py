@@ -68,15 +68,44 @@ class DataSplits:
         seed: int = 0,
         num_classes: int | None = None,
     ) -> DataSplits:
-        """Wrap a user's own tensors; labels are class indices."""
+        """Wrap a user's own tensors; labels are class indices.
+
+        Refused with a :class:`ConfigError` naming the argument: a split that is not a pair of
+        tensors, is empty, or whose ``x`` and ``y`` differ in length; labels that are not whole
+        numbers in one dimension, negative, or (with ``num_classes``) not below ``num_classes``;
+        a ``val_fraction`` that leaves no training example.
+        """
+        train_y, test_y = _labels("train", train), _labels("test", test)
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
+            raise ConfigError(f"num_classes: {num_classes!r} is not a positive integer")
+        top = int(torch.cat([train_y, test_y.to(train_y.device)]).max())
+        if num_classes is not None and top >= num_classes:
+            raise ConfigError(f"num_classes: label {top} is not below num_classes={num_classes}; labels are 0 to {num_classes - 1}")
+        if not (isinstance(val_fraction, (int, float)) and 0.0 <= val_fraction < 1.0) or round(len(train_y) * val_fraction) >= len(train_y):
+            raise ConfigError(f"val_fraction: {val_fraction!r} must be in [0, 1) and leave a training example of {len(train_y)}")
         raw = RawDataset(
-            train_x=train[0],
-            train_y=train[1].long(),
-            test_x=test[0],
-            test_y=test[1].long(),
-            num_classes=num_classes or int(torch.cat([train[1], test[1]]).max()) + 1,
+            train_x=train[0], train_y=train_y, test_x=test[0], test_y=test_y, num_classes=num_classes or top + 1,
         )
         return split_validation(raw, val_fraction, seed, name="custom")
+
+
+def _labels(split: str, pair: object) -> torch.Tensor:
+    """The labels of ``pair`` as int64 class indices, after checking the pair can be a split."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)):
+        raise ConfigError(f"{split}: expected a pair (x, y) of tensors, got {type(pair).__name__}")
+    x, y = pair
+    if x.ndim == 0 or y.ndim != 1:
+        raise ConfigError(f"{split}: x needs an example dimension and y one label per example, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if len(x) != len(y):
+        raise ConfigError(f"{split}: x has {len(x)} examples but y has {len(y)} labels; they must be the same length")
+    if len(y) == 0:
+        raise ConfigError(f"{split}: no examples; each split needs at least one")
+    # .long() would silently truncate 0.5 to class 0; a bool tensor is not a class index either
+    if y.dtype == torch.bool or y.is_complex() or (y.is_floating_point() and not bool((y == y.round()).all() and y.isfinite().all())):
+        raise ConfigError(f"{split}: labels must be whole-number class indices, got {y.dtype}")
+    if int(y.min()) < 0:
+        raise ConfigError(f"{split}: label {int(y.min())} is negative; labels are class indices from 0")
+    return y.long()
 
 
 def split_validation(raw: RawDataset, val_fraction: float, seed: int, name: str) -> DataSplits:
