@@ -198,3 +198,23 @@ def test_a_sanity_control_the_sweep_did_not_ask_for_is_not_a_violation() -> None
     assert check.absent and check.state == "NOT RUN" and "controls: [random, layer-shuffle, reinit]" in check.detail
     html = checklist_html([check])
     assert 'class="absent">NOT RUN' in html and "VIOLATED" not in html
+
+
+def test_point_labels_never_overlap_and_isolated_points_keep_theirs() -> None:
+    import matplotlib.pyplot as plt
+
+    from prunebench.report.plots import label_without_overlap
+
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    bunched = [(1.0 + 0.001 * i, 97.0 + 0.01 * i, f"{2 ** i}x") for i in range(6)]  # curves crossing near one spot
+    apart = [(0.01, 20.0, "24x"), (0.1, 60.0, "16x")]
+    ax.plot([x for x, _, _ in bunched + apart], [y for _, y, _ in bunched + apart], "o")
+    ax.set_xscale("log")
+    label_without_overlap(figure, ax, bunched + apart)
+    renderer = figure.canvas.get_renderer()
+    texts = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    plt.close(figure)
+    assert {"24x", "16x"} <= set(texts)  # a label with room keeps it
+    assert 1 <= len(set(texts) & {label for _, _, label in bunched}) < len(bunched)
+    boxes = list(texts.values())
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

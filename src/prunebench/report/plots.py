@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from matplotlib.transforms import Bbox  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 
 from prunebench.report.aggregate import BEST, Curve, Group, Point  # noqa: E402
@@ -334,11 +335,28 @@ def jsv_name(methods: set[str]) -> str:
     return " / ".join(names) or "mean input-output Jacobian singular value"
 
 
+def label_without_overlap(figure: plt.Figure, ax: plt.Axes, labels: list[tuple[float, float, str]]) -> None:
+    """Write each point's label beside it unless it would overlap one already written: where
+    curves cross or bunch up, one label stands for the cluster instead of an unreadable pile.
+    Call it last: the figure is laid out first, so the boxes compared are those drawn."""
+    figure.tight_layout()
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    placed: list[Bbox] = []
+    for x, y, text in labels:
+        label = ax.annotate(text, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        box = label.get_window_extent(renderer).expanded(1.1, 1.2)
+        if any(box.overlaps(other) for other in placed):
+            label.remove()
+        else:
+            placed.append(box)
+
+
 def trainability_figure(group: Group) -> bytes:
     """Final top-1 against the mean Jacobian singular value right after pruning, one marker per
     level (mean over seeds), joined in the order of compression: does damage predict the outcome?"""
     figure, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     styles = curve_styles(group)
+    labels: list[tuple[float, float, str]] = []
     for curve in group.sorted_curves():
         points = [p for p in curve.ordered() if p.jsv_mean]
         if not points:
@@ -346,8 +364,7 @@ def trainability_figure(group: Group) -> bytes:
         x = [estimate(list(p.jsv_mean.values())).mean for p in points]
         y = [p.top1_estimate().mean * 100 for p in points]
         ax.plot(x, y, markersize=4, label=curve.label, **styles[curve.label].kwargs())
-        for xi, yi, p in zip(x, y, points):
-            ax.annotate(p.level, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        labels += [(xi, yi, p.level) for xi, yi, p in zip(x, y, points)]
     ax.set_xscale("log")
     readable_log_ticks(ax.xaxis)
     ax.set_xlabel(f"{jsv_name(group.jsv_methods)} right after pruning ({', '.join(sorted(group.jsv_methods))})")
@@ -355,6 +372,7 @@ def trainability_figure(group: Group) -> bytes:
     ax.set_title(f"{group.title}: final top-1 vs trainability after pruning", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+    label_without_overlap(figure, ax, labels)
     return save(figure)
 
 
