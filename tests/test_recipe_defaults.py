@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from prunebench import api
 from prunebench.config import ExperimentSpec, TrainSpec, build_specs, read_config
+from prunebench.pruning.mask import Mask
 
 BASE = "dataset: digits\nmodel: mlp\nprune: {strategy: magnitude, compression: 4}\n"
 
@@ -42,10 +44,12 @@ def test_the_api_and_a_config_fine_tune_with_the_same_recipe(tmp_path: Path, mon
         seen.append(spec)
 
     monkeypatch.setattr(api, "train", record)
-    monkeypatch.setattr(api, "_placed", lambda model, data, device: data)
-    monkeypatch.setattr(api, "KeepPruned", lambda model, mask: None)
-    api.finetune(None, None, None)  # type: ignore[arg-type]
-    api.finetune(None, None, None, epochs=1)  # type: ignore[arg-type]
+    x, y = torch.randn(40, 4), torch.arange(40) % 3
+    data = api.DataSplits.from_tensors(train=(x[:30], y[:30]), test=(x[30:], y[30:]))
+    model = torch.nn.Linear(4, 3)
+    mask = Mask.ones(dict(model.named_parameters()))
+    api.finetune(model, data, mask)
+    api.finetune(model, data, mask, epochs=1)
     assert seen == [spec_of(tmp_path, "").finetune, spec_of(tmp_path, "finetune: {epochs: 1}\n").finetune]
 
 

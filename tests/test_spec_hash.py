@@ -62,7 +62,10 @@ ALTERNATIVES: dict[str, list[Any]] = {
 }
 # The dense model's file is hashed by its content (dense.sha256, filled in from the file), never
 # by its path; neither default can reach a valid spec on its own (a digest needs its file).
-NOT_HASHED = {("dense", "checkpoint"): "the path: its content is hashed", ("dense", "sha256"): "filled in from the file"}
+NOT_HASHED = {("dense", "checkpoint"): "the path: its content is hashed", ("dense", "sha256"): "filled in from the file",
+              # Left out, prune.scope is the method's own default scope, filled in before validation, so
+              # the field's default is never read: the resolved scope is hashed (test below).
+              ("prune", "scope"): "the method's default scope"}
 
 
 def members(annotation: Any) -> list[Any]:
@@ -214,3 +217,16 @@ def test_results_from_before_versioned_ids_still_load() -> None:
     assert old.spec_version is None and old.run_id == "0b805a378a70ae3a"
     written_before = {k: v for k, v in old.model_dump(mode="json").items() if k != "spec_version"}  # a schema-2 file of before
     assert load_result(written_before).spec_version is None
+
+
+def test_a_left_out_scope_is_the_methods_default_and_is_hashed() -> None:
+    """The scope a method chooses when the config leaves it out is in the hashed JSON, so a
+    method whose default scope changes (as obs's did, to layer) gets new run ids."""
+    def spec(prune: dict[str, Any]) -> ExperimentSpec:
+        return ExperimentSpec.model_validate({**CLASSIFIER, "prune": prune})
+
+    for strategy, scope in (("obs", "layer"), ("magnitude", "global")):
+        left_out = spec({"strategy": strategy})
+        assert json.loads(left_out.canonical_json())["prune"]["scope"] == scope
+        assert left_out.run_id == spec({"strategy": strategy, "scope": scope}).run_id
+    assert spec({"strategy": "magnitude"}).run_id != spec({"strategy": "magnitude", "scope": "layer"}).run_id
