@@ -343,22 +343,23 @@ def processes_naming(directory: Path) -> set[int]:
     return found
 
 
-def agent_started(directory: Path) -> bool:
-    """Whether a Ray agent holding files under ``directory`` is running."""
+def started(directory: Path, name: bytes) -> bool:
+    """Whether a process of the Ray under ``directory`` with ``name`` in its command line is running."""
     for pid in processes_naming(directory):
         try:
-            if b"Agent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if name in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return True
         except OSError:
             pass
     return False
 
 
-@pytest.mark.slow  # starts a private Ray six times: about a minute on 2 cores
-@pytest.mark.parametrize("kill_at", [0.5, 2.0, 4.0, "agent", "agent", "agent"])
+@pytest.mark.slow  # starts a private Ray eight times: about 90 s on 2 cores
+@pytest.mark.parametrize("kill_at", [0.5, 2.0, 4.0, "raylet", "raylet", "Agent", "Agent", "Agent"])
 def test_a_driver_killed_inside_ray_init_leaves_no_ray_process(tmp_path: Path, kill_at: float | str) -> None:
-    """Killed at a fixed time into ``ray.init``, or the moment its first agent starts (the agents
-    are reparented to init at once), the driver leaves no process of its Ray and no Ray directory.
+    """Killed at a fixed time into ``ray.init``, the moment its raylet starts (about to fork the
+    agents), or the moment its first agent starts (reparented to init at once), the driver leaves
+    no process of its Ray and no Ray directory.
 
     The driver's ``TMPDIR`` is a directory of this test's own, under which Ray writes its logs:
     every process of that Ray holds files there or names it."""
@@ -373,11 +374,12 @@ def test_a_driver_killed_inside_ray_init_leaves_no_ray_process(tmp_path: Path, k
                               start_new_session=True)
     try:
         assert driver.stdout is not None and driver.stdout.readline().strip() == "CONNECTING"
-        started = time.monotonic()
-        if kill_at == "agent":
-            while not agent_started(temp) and time.monotonic() - started < 60:
+        begun = time.monotonic()
+        if isinstance(kill_at, str):
+            name = kill_at.encode()
+            while not started(temp, name) and time.monotonic() - begun < 60:
                 time.sleep(0.02)
-            assert agent_started(temp), "no Ray agent started within 60 s"
+            assert started(temp, name), f"no {kill_at} started within 60 s"
         else:
             assert isinstance(kill_at, float)
             time.sleep(kill_at)
