@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -312,6 +314,89 @@ def test_closing_the_executor_ends_the_ray_it_started(ray_script: Path) -> None:
         time.sleep(0.2)
     assert [p for p in processes if alive(p)] == []
     driver.wait(timeout=30)
+
+
+INIT_SCRIPT = """
+import sys, time
+sys.path.insert(0, {src!r})
+from prunebench.executors import make_executor
+
+executor = make_executor("ray", workers=1)
+print("CONNECTING", flush=True)
+executor.connect()
+print("CONNECTED", flush=True)
+time.sleep(60)
+"""
+
+
+def processes_naming(directory: Path) -> set[int]:
+    """Live processes whose command line or open files name ``directory``."""
+    found = set()
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            named = str(directory).encode() in Path(f"/proc/{pid}/cmdline").read_bytes() or any(
+                os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{directory}/") for fd in os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue
+        if named and alive(pid):
+            found.add(pid)
+    return found
+
+
+def started(directory: Path, name: bytes) -> bool:
+    """Whether a process of the Ray under ``directory`` with ``name`` in its command line is running."""
+    for pid in processes_naming(directory):
+        try:
+            if name in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            pass
+    return False
+
+
+@pytest.mark.slow  # starts a private Ray eight times: about 90 s on 2 cores
+@pytest.mark.parametrize("kill_at", [0.5, 2.0, 4.0, "raylet", "raylet", "Agent", "Agent", "Agent"])
+def test_a_driver_killed_inside_ray_init_leaves_no_ray_process(tmp_path: Path, kill_at: float | str) -> None:
+    """Killed at a fixed time into ``ray.init``, the moment its raylet starts (about to fork the
+    agents), or the moment its first agent starts (reparented to init at once), the driver leaves
+    no process of its Ray and no Ray directory.
+
+    The driver's ``TMPDIR`` is a directory of this test's own, under which Ray writes its logs:
+    every process of that Ray holds files there or names it."""
+    pytest.importorskip("ray")
+    script = tmp_path / "driver.py"
+    script.write_text(INIT_SCRIPT.format(src=str(SRC.parent)))
+    # short: Ray's unix socket paths live under it and must stay under 108 bytes
+    temp = Path(tempfile.mkdtemp(prefix="pbt-", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(temp)}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True)
+    try:
+        assert driver.stdout is not None and driver.stdout.readline().strip() == "CONNECTING"
+        begun = time.monotonic()
+        if isinstance(kill_at, str):
+            name = kill_at.encode()
+            while not started(temp, name) and time.monotonic() - begun < 60:
+                time.sleep(0.02)
+            assert started(temp, name), f"no {kill_at} started within 60 s"
+        else:
+            assert isinstance(kill_at, float)
+            time.sleep(kill_at)
+        assert driver.poll() is None
+        driver.kill()
+        driver.wait()
+        deadline = time.monotonic() + 15
+        while (processes_naming(temp) or list(temp.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_naming(temp) == set()
+        assert list(temp.iterdir()) == []  # the reaper removed the Ray directory
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for pid in processes_naming(temp):  # never leave a failed try's processes behind
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:9", "ray://127.0.0.1:9"])

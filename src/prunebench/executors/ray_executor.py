@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -112,15 +113,19 @@ class RayExecutor:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ConfigError(f"--ray-address {self.address}: cannot join a Ray cluster: {first}") from None
             return
-        # started first, so that it records every process Ray starts
+        # A directory of this driver's own (short, under the system temp dir: Ray's unix socket
+        # paths must stay short) that every process of this Ray names; the reaper, started before
+        # Ray, ends them all and removes it when the driver is done or dies.
+        ray_dir = tempfile.mkdtemp(prefix="pb-ray-")
         self._reaper = subprocess.Popen(
-            [sys.executable, "-m", "prunebench.executors.reaper", str(os.getpid())],
+            [sys.executable, "-m", "prunebench.executors.reaper", str(os.getpid()), ray_dir],
             stdin=subprocess.PIPE, start_new_session=True,
         )
         with _loopback_node(ray):
             ray.init(
                 num_cpus=self.workers * self.cpus_per_job, include_dashboard=False,
                 log_to_driver=False, _node_ip_address=LOOPBACK, logging_level=ray_log_level(),
+                _temp_dir=ray_dir,
             )
         self._started = True
 
