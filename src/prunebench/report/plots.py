@@ -190,11 +190,18 @@ def drop_figure(group: Group) -> bytes:
         if xs:
             ax.plot(xs, means, label=curve.label, markersize=0, color=style.color, linestyle=style.linestyle)
     ax.axhline(0, color="black", linestyle=":", linewidth=1, label="dense (same seed)")
+    return finish_compression_axes(figure, ax, group, "top-1 change from dense (points)",
+                                   f"{group.title}: accuracy change from dense (each seed a point, line: mean)")
+
+
+def finish_compression_axes(figure: plt.Figure, ax: plt.Axes, group: Group, ylabel: str, title: str) -> bytes:
+    """The common end of a figure over compression: log2 axis ticked where runs landed, labels,
+    grid, legend; the PNG bytes."""
     ax.set_xscale("log", base=2)
     level_ticks(ax, tick_values(group, "compression"))
     ax.set_xlabel(x_label("compression"))
-    ax.set_ylabel("top-1 change from dense (points)")
-    ax.set_title(f"{group.title}: accuracy change from dense (each seed a point, line: mean)", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     return save(figure)
@@ -209,14 +216,8 @@ def pre_retrain_figure(group: Group) -> bytes:
     for entry in group.dense.values():
         dense = estimate(list(entry.top1.values())).mean * 100
         ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"dense ({dense:.2f}%)")
-    ax.set_xscale("log", base=2)
-    level_ticks(ax, tick_values(group, "compression"))
-    ax.set_xlabel(x_label("compression"))
-    ax.set_ylabel("test top-1 before retraining (%)")
-    ax.set_title(f"{group.title}: top-1 right after pruning (mean over seeds, 95% CI)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
-    return save(figure)
+    return finish_compression_axes(figure, ax, group, "test top-1 before retraining (%)",
+                                   f"{group.title}: top-1 right after pruning (mean over seeds, 95% CI)")
 
 
 def density_level(group: Group, wanted: float | None = None) -> str | None:
