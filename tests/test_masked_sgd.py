@@ -127,3 +127,31 @@ def test_training_with_the_mask_in_the_optimizer_equals_remasking(monkeypatch: p
     assert all(torch.equal(folded[n], remasked[n]) for n in folded)
     _, keep = model_and_mask()
     assert all(int((folded[n][~k] != 0).sum()) == 0 for n, k in keep.items())
+
+
+class SeesOptimizer:
+    """A callback that records the optimizer it is handed; it declares whether it masks."""
+
+    def __init__(self, hands_mask: bool) -> None:
+        self.hands_mask_to_optimizer = hands_mask
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def on_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+
+    def on_train_start(self) -> None:
+        pass
+
+    def on_step_end(self, step: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize("hands_mask", [False, True])
+def test_the_loop_reads_the_declared_hook_not_the_callbacks_attributes(hands_mask: bool) -> None:
+    """Every callback gets on_optimizer; only a declared mask-handing callback makes the loop build
+    the SGD that takes a mask (a callback with an on_optimizer method alone does not)."""
+    model, _ = model_and_mask()
+    seer = SeesOptimizer(hands_mask)
+    train(model, tiny_data(), TrainSpec(lr=0.1, epochs=1, batch_size=32), seed=0, callbacks=[seer])
+    assert seer.optimizer is not None
+    assert type(seer.optimizer) is (MaskedSGD if hands_mask else torch.optim.SGD)

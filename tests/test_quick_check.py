@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import prunebench as pb
@@ -30,6 +31,11 @@ TINY = {
 class CountSteps:
     def __init__(self) -> None:
         self.steps = 0
+
+    hands_mask_to_optimizer = False
+
+    def on_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        pass
 
     def on_train_start(self) -> None:
         pass

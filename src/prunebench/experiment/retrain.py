@@ -75,6 +75,11 @@ class _Snapshot:
         self.model, self.step = model, step
         self.state: State | None = None
 
+    hands_mask_to_optimizer = False
+
+    def on_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
     def on_train_start(self) -> None:
         pass
 

@@ -290,6 +290,11 @@ class GradualPruning:
         self.peak_mb, self.peak_method = max(self.peak_mb, peak.mb), peak.method
         self.updates.append({"step": step, "prunable_nonzero": self.mask.kept})
 
+    hands_mask_to_optimizer = False  # re-masks after each step: the mask changes while it trains
+
+    def on_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        pass
+
     def on_train_start(self) -> None:
         if self.schedule.is_update(0):
             self.update(0)

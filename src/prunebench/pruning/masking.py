@@ -23,6 +23,8 @@ from prunebench.pruning.masked_sgd import MaskedSGD
 class KeepPruned:
     """Training callback: zero pruned entries at the start and after every optimizer step."""
 
+    hands_mask_to_optimizer = True  # on_optimizer: a MaskedSGD takes the mask over
+
     def __init__(self, model: nn.Module, mask: Mask) -> None:
         mask.validate_for(model)
         params = dict(model.named_parameters())

@@ -38,8 +38,16 @@ log = logging.getLogger("prunebench.train")  # a child of "prunebench": the demo
 
 
 class Callback(Protocol):
-    """Hooks of the training loop. A callback may also define ``on_optimizer(optimizer)``,
-    called once the loop's optimizer exists, before ``on_train_start``."""
+    """Hooks of the training loop, every one declared (none is looked up by name).
+
+    ``hands_mask_to_optimizer``: the callback can give the optimizer its mask in
+    ``on_optimizer``, so the loop builds the SGD that can take one (:class:`MaskedSGD`).
+    ``on_optimizer`` is called once the loop's optimizer exists, before ``on_train_start``."""
+
+    @property
+    def hands_mask_to_optimizer(self) -> bool: ...
+
+    def on_optimizer(self, optimizer: torch.optim.Optimizer) -> None: ...
 
     def on_train_start(self) -> None: ...
 
@@ -129,7 +137,7 @@ def train(
     Raises :class:`TrainingDiverged` when an epoch's loss, or its validation loss, is NaN or infinite.
     """
     # A callback that can hand the optimizer a mask gets the SGD that can take one.
-    maskable = any(hasattr(callback, "on_optimizer") for callback in callbacks)
+    maskable = any(callback.hands_mask_to_optimizer for callback in callbacks)
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], spec, maskable=maskable)
     step = TrainingStep(model, optimizer, spec, loss_fn, data.train_x.device)
     factor = lr_factor(spec)
@@ -138,9 +146,7 @@ def train(
     path = resolve_data_path(data.train_x, data_path)
     record = TrainLog()
     for callback in callbacks:
-        bind = getattr(callback, "on_optimizer", None)
-        if bind is not None:
-            bind(optimizer)
+        callback.on_optimizer(optimizer)
     for callback in callbacks:
         callback.on_train_start()
     for epoch in range(first_epoch, spec.epochs):
