@@ -64,6 +64,7 @@ def assert_holds_mask(model: nn.Module, mask: pb.Mask) -> None:
         assert torch.equal(params[name].detach() != 0, keep), name
 
 
+@pytest.mark.slow  # trains a digits model three times
 def test_bf16_and_channels_last_keep_the_mask_and_the_accuracy(digits: pb.DataSplits) -> None:
     dense, mask = pruned("resnet-20", digits)
     reference, reference_top1 = finetuned(dense, digits, mask)

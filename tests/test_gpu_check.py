@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # runs every part of the GPU check's dry run in subprocesses
 def test_the_dry_run_writes_every_part_into_one_json_file(tmp_path: Path) -> None:
     out = tmp_path / "out" / "gpu_check.json"
     done = subprocess.run(

@@ -3,6 +3,8 @@
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from prunebench.record import Accuracy, Macs, Provenance, RunResult, Sizes, Timings
 from prunebench.store import ResultsDB
 
@@ -29,6 +31,7 @@ def write_rows(results_dir: Path, writer: int) -> None:
         db.finish(run_id, "completed", record(run_id, i / ROWS))
 
 
+@pytest.mark.slow  # eight spawned processes, each importing torch
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     ResultsDB(tmp_path)  # create the schema once, as a sweep does
     context = multiprocessing.get_context("spawn")
@@ -36,7 +39,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     for p in processes:
         p.start()
     for p in processes:
-        p.join(timeout=120)
+        p.join(timeout=600)  # a guard against a hang, not a timing: spawning eight torch imports is slow on a loaded machine
         assert p.exitcode == 0
     rows = ResultsDB(tmp_path).rows()
     assert len(rows) == WRITERS * ROWS
