@@ -5,8 +5,13 @@ A local Ray (no address) is private to this driver: every server it starts liste
 reaper process ends what Ray would leave behind if the driver is killed). A cluster named by
 ``address`` is joined as it is: its network exposure and authentication are the cluster's.
 
-The results directory must be reachable at the same path from every node (a shared file
-system); the driver alone writes the results database.
+No file system needs to be shared. A job function that can run elsewhere (a
+:class:`~prunebench.executors.shipping.FolderJobFn`, as a sweep's is) runs in a scratch folder
+under each node's temp dir: the files it reads (a dense checkpoint) go to the node through Ray's
+object store, put there once and shared by every job that reads them, and the files it made
+(a run's result.json, mask and model) come back with its outcome; the driver alone writes them
+into the results directory, and alone writes the results database. A task whose node or worker
+process dies is run again once (``retries``) before its job is recorded as failed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from typing import Any, Iterator
 
 from prunebench.errors import ConfigError
 from prunebench.executors.base import DoneHook, JobFn, Outcome, StartHook, execute
+from prunebench.executors.shipping import Files, FolderJobFn, Shipped, run_in_scratch
+
+log = logging.getLogger("prunebench")
 
 LOOPBACK = "127.0.0.1"
 PROBE_TIMEOUT_S = 10.0  # a cluster's head answers a TCP connection at once; a dropped packet never does
@@ -91,6 +99,7 @@ class RayExecutor:
     address: str | None = None  # None starts a private local Ray; "auto" or "ray://host:10001" joins one
     cpus_per_job: int = 1
     gpus_per_job: float = 0.0
+    retries: int = 1  # a task whose node or worker process died is run again this many times
     name: str = "ray"
     _started: bool = field(default=False, init=False, repr=False)
     _reaper: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -130,25 +139,33 @@ class RayExecutor:
         self._started = True
 
     def run(self, jobs: Sequence[Any], fn: JobFn, on_start: StartHook, on_done: DoneHook) -> None:
+        """Run ``jobs``, at most ``workers`` at a time; a :class:`FolderJobFn` runs in each node's
+        scratch folder, its files carried both ways (see the module's docstring)."""
         if not jobs:
             return
         ray = _ray()
         self.connect()
-        task = ray.remote(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job)(_execute_with_threads)
+        inputs = _Inputs(ray, fn) if isinstance(fn, FolderJobFn) else None  # else: workers share our files
+        task = ray.remote(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job, max_retries=self.retries)(
+            _execute_with_threads if inputs is None else run_in_scratch
+        )
         queue = list(jobs)
         running: dict[Any, Any] = {}
         while queue or running:
             while queue and len(running) < self.workers:
                 job = queue.pop(0)
                 on_start(job)
-                running[task.remote(fn, job, self.cpus_per_job)] = job
+                extra = inputs.refs(job) if inputs is not None else []
+                running[task.remote(fn, job, self.cpus_per_job, *extra)] = job
             done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
                 job = running.pop(ref)
                 try:
-                    outcome = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - the task or its node died
+                    value = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - the task died (or its node), retries spent
                     outcome = Outcome("failed", error=f"ray task failed: {type(exc).__name__}: {exc}")
+                else:
+                    outcome = inputs.receive(value) if inputs is not None else value
                 on_done(job, outcome)
 
     def close(self) -> None:
@@ -162,3 +179,39 @@ class RayExecutor:
             self._reaper.wait(timeout=30)
             self._reaper = None
 
+
+class _Inputs:
+    """The driver's side of a :class:`FolderJobFn`'s files.
+
+    Each folder a job reads is put in Ray's object store once and its reference shared by every
+    job that reads it (a dense checkpoint by all the runs that prune it); a folder that a job's
+    files change is put again for the jobs after. References live as long as this object: one
+    ``run``.
+    """
+
+    def __init__(self, ray: Any, fn: FolderJobFn) -> None:
+        self.ray, self.fn = ray, fn
+        self.folders: dict[str, Any] = {}  # folder -> object reference of its files
+
+    def refs(self, job: Any) -> list[Any]:
+        for folder in self.fn.inputs(job):
+            if folder not in self.folders:
+                self.folders[folder] = self.ray.put(self.fn.pack(folder))
+        return [self.folders[folder] for folder in self.fn.inputs(job)]
+
+    def receive(self, shipped: Shipped) -> Outcome:
+        """Write a finished job's files into the results directory; its outcome, or a failure
+        naming why the files could not be written."""
+        log.debug("a job ended %s in scratch folder %s on %s; %d file(s) came back", shipped.outcome.status,
+                  shipped.scratch, shipped.host, len(shipped.files))
+        try:
+            self.fn.unpack(shipped.files)
+        except (OSError, ValueError) as exc:
+            return Outcome("failed", error=f"its files could not be written into the results directory: {exc}")
+        self.forget(shipped.files)
+        return shipped.outcome
+
+    def forget(self, files: Files) -> None:
+        """Drop the references of folders that ``files`` changed."""
+        for folder in [f for f in self.folders if any(name.startswith(f + "/") for name in files)]:
+            del self.folders[folder]
