@@ -74,7 +74,7 @@ def scratch_folders(root: Path) -> list[Path]:
     return sorted(root.glob(SCRATCH_PREFIX + "*"))
 
 
-@pytest.mark.slow  # a two-node Ray cluster and six runs: about 2 minutes on 2 busy cores
+@pytest.mark.slow  # a two-node Ray cluster and six runs: about 90 s on 2 busy cores
 def test_two_nodes_share_no_folder_and_a_node_killed_mid_sweep_loses_and_repeats_nothing(
     cluster: tuple[Any, dict[str, Any], dict[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
