@@ -194,10 +194,18 @@ class _Inputs:
         self.folders: dict[str, Any] = {}  # folder -> object reference of its files
 
     def refs(self, job: Any) -> list[Any]:
+        """One argument per folder ``job`` reads: a reference to its files, or ``{}`` where it
+        has none (a new run's own folder), which needs no object of its own."""
+        args: list[Any] = []
         for folder in self.fn.inputs(job):
             if folder not in self.folders:
-                self.folders[folder] = self.ray.put(self.fn.pack(folder))
-        return [self.folders[folder] for folder in self.fn.inputs(job)]
+                files = self.fn.pack(folder)
+                if not files:
+                    args.append({})
+                    continue
+                self.folders[folder] = self.ray.put(files)
+            args.append(self.folders[folder])
+        return args
 
     def receive(self, shipped: Shipped) -> Outcome:
         """Write a finished job's files into the results directory; its outcome, or a failure
