@@ -38,7 +38,7 @@ from benchmarks.common import (
     ClockName, Result, interleaved_times, measure_bandwidth, paired_ratios, quartiles, repeats_for,
 )
 from prunebench import KeepPruned, create_model, prunable_parameters, select
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 from prunebench.models.mlp import MLP
 from prunebench.train import build_optimizer
 

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel
 
 from prunebench.cli import main
-from prunebench.config import ExperimentSpec, RunSettings, build_specs
+from prunebench.spec import ExperimentSpec, RunSettings, build_specs
 from prunebench.errors import ConfigError
 from prunebench.plan.sweep import plan_from_mapping
 
@@ -367,11 +367,11 @@ def test_milestones_must_fall_before_the_last_epoch(section: str) -> None:
 
 def test_a_shorter_scratch_recipe_keeps_the_dense_milestones() -> None:
     """retrain.scratch_epochs derives a shorter train recipe: the milestones it drops are not an error."""
-    from prunebench import catalog
+    from prunebench.experiment.retrain import mode_named
 
     train = {"epochs": 6, "lr_schedule": "step", "lr_milestones": [2, 4]}
     spec, _ = build_specs({**TINY, "train": train, "retrain": {"mode": "scratch", "scratch_epochs": 3}})
-    recipe = catalog.RETRAIN_MODES.get("scratch").recipe(spec)
+    recipe = mode_named("scratch").recipe(spec)
     assert recipe.epochs == 3 and recipe.lr_milestones == (2, 4)
 
 

@@ -195,7 +195,7 @@ def _bn_l1(model: torch.nn.Module) -> float:
 
 
 def test_slimming_runs_its_sparsity_training_phase(tmp_path: Path) -> None:
-    from prunebench.config import ExperimentSpec, RunSettings, TrainSpec
+    from prunebench.spec import ExperimentSpec, RunSettings, TrainSpec
     from prunebench.experiment import run_experiment
     from prunebench.experiment.pipeline import dense_checkpoint, prepare, sparsity_training
 
@@ -222,7 +222,7 @@ def test_slimming_runs_its_sparsity_training_phase(tmp_path: Path) -> None:
 
 
 def test_slimming_options_are_validated_and_documented() -> None:
-    from prunebench.config import PruneSpec
+    from prunebench.spec import PruneSpec
     from prunebench.errors import ConfigError
 
     with pytest.raises((ConfigError, ValueError), match="prune.options.sparsity"):
@@ -236,7 +236,7 @@ def test_slimming_options_are_validated_and_documented() -> None:
 
 
 def test_channel_scratch_run_starts_from_the_compact_models_initialization(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from prunebench.config import ExperimentSpec, RunSettings, TrainSpec
+    from prunebench.spec import ExperimentSpec, RunSettings, TrainSpec
     from prunebench.experiment import retrain, run_experiment
     from prunebench.pruning.compact import compact, scratch_model
 
@@ -275,4 +275,4 @@ def test_pruning_does_not_import_the_config_schema() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
-            assert not any(n == "prunebench.config" or n.startswith("prunebench.config.") for n in names), path
+            assert not any(n in ("prunebench.config", "prunebench.spec") or n.startswith(("prunebench.config.", "prunebench.spec.")) for n in names), path

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from prunebench.cli import main
-from prunebench.config import ExperimentSpec, build_specs
+from prunebench.spec import ExperimentSpec, build_specs
 from prunebench.errors import ConfigError
 from prunebench.models import create_model
 from prunebench.models.checkpoint import fit_state_dict, load_checkpoint, read_state_dict

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from prunebench.cli import build_parser, main
-from prunebench.config import build_specs, read_config
+from prunebench.spec import build_specs, read_config
 from prunebench.errors import ConfigError
 from prunebench.executors.ray_executor import ray_log_level
 from prunebench.plan.sweep import plan_from_mapping

@@ -12,7 +12,7 @@ from torch import nn
 from prunebench.compress import (
     HuffmanCode, SharedLayer, decode, encode, encode_layer, linear_kmeans, quantize_layer, relative_index, shared_weights,
 )
-from prunebench.config import CompressSpec, ExperimentSpec, PruneSpec, RunSettings, TrainSpec, build_specs
+from prunebench.spec import CompressSpec, ExperimentSpec, PruneSpec, RunSettings, TrainSpec, build_specs
 from prunebench.errors import ConfigError
 from prunebench.experiment import run_experiment
 from prunebench.experiment.compression import encode_all, share, storage_of

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from prunebench.config import ExperimentSpec, PruneSpec, TrainSpec, apply_overrides, build_specs
+from prunebench.spec import ExperimentSpec, PruneSpec, TrainSpec, apply_overrides, build_specs
 from prunebench.errors import ConfigError
 
 ISSUE_EXAMPLE = {

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from prunebench.cli import main
-from prunebench.config import apply_overrides, parse_override, read_config
+from prunebench.spec import apply_overrides, parse_override, read_config
 from prunebench.config_file import MAX_NODES, load_yaml, read_config_file
 from prunebench.errors import ConfigError
 

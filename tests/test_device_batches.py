@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 from prunebench.data import DataSplits, batches
 from prunebench.data.augment import random_crop_flip
 from prunebench.data.device_batches import device_batches, plan_epoch

@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 import prunebench as pb
 from prunebench import cli
-from prunebench.config import ExperimentSpec, RunSettings, apply_overrides
+from prunebench.spec import ExperimentSpec, RunSettings, apply_overrides
 from prunebench.config_file import load_yaml
 from prunebench.errors import PrunebenchError
 from prunebench.plan.runner import preflight
@@ -75,7 +75,7 @@ small = compact(pruned, selection.mask, (3, 32, 32)).eval()
 """,
     "from prunebench.pruning.channels import ChannelTarget, prune_channels, slimming_loss": """
 import torch, prunebench as pb
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 torch.manual_seed(0)
 input_shape = (3, 8, 8)
 x, y = torch.randn(96, *input_shape), torch.randint(0, 10, (96,))

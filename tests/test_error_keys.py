@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import prunebench
-from prunebench.config import ExperimentSpec, RunSettings
+from prunebench.spec import ExperimentSpec, RunSettings
 from prunebench.pruning import STRATEGIES
 from prunebench.pruning.channels import CHANNEL_SCORERS
 

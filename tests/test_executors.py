@@ -88,7 +88,7 @@ def test_executors_import_neither_experiment_nor_config() -> None:
         tree = ast.parse(path.read_text())
         names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        assert not [m for m in names if m.startswith(("prunebench.plan", "prunebench.experiment", "prunebench.config"))], path.name
+        assert not [m for m in names if m.startswith(("prunebench.plan", "prunebench.experiment", "prunebench.config", "prunebench.spec"))], path.name
 
 
 def test_an_in_process_job_leaves_torch_threads_as_it_found_them(tmp_path: Path) -> None:

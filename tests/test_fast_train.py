@@ -20,7 +20,7 @@ from torch import nn
 
 import prunebench as pb
 from prunebench.cli import main
-from prunebench.config import ExperimentSpec, TrainSpec
+from prunebench.spec import ExperimentSpec, TrainSpec
 from prunebench.data import load_dataset
 from prunebench.errors import ConfigError
 from prunebench.models import create_model

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from prunebench.cli import main
-from prunebench.config import parse_override, read_config
+from prunebench.spec import parse_override, read_config
 from prunebench.errors import ConfigError, DataError
 
 HUGE = "1" * 5000  # past Python's int-from-text limit of 4,300 digits

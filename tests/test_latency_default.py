@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from prunebench.config import RunSettings
+from prunebench.spec import RunSettings
 from prunebench.report.aggregate import headline_latency
 
 

@@ -1,7 +1,7 @@
 """prunebench's packages import downward only, in a stated order, and no file imports itself in a circle.
 
 A package is the first name under ``prunebench`` (``pruning`` for ``prunebench.pruning.select``;
-``config`` for ``prunebench.config``). Every import counts, including those inside functions:
+``spec`` for ``prunebench.spec.prune``). Every import counts, including those inside functions:
 a lazy import dodges the import-time error, not the dependency. The graph is read from the
 source with ``ast``, so the test needs nothing installed and imports nothing it checks.
 
@@ -35,9 +35,10 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"metrics"},  # measures models on data
     {"pruning"},  # scores read metrics' helpers; masks are checked against models
-    {"catalog"},  # the lists of strategies, schedules and retraining modes
-    {"config"},  # validates a spec against the catalog and the registries
-    {"record", "devices"},  # a run's record holds its spec; a device is checked against a spec
+    {"catalog"},  # the vocabulary: schedules and retraining modes with their rules; strategies, models, datasets
+    {"spec"},  # validates a spec against the catalog and the registries
+    {"record", "devices", "config"},  # a run's record holds its spec; a device is checked against a spec;
+    # config: the spec's names re-exported under their first home, for plugins (nothing inside imports it)
     {"train", "store"},  # one training loop; the results database reads records
     {"experiment"},  # one run: train, prune, retrain, measure, store
     {"plan", "reproduce"},  # many runs through the executors; published reproductions
@@ -111,12 +112,11 @@ def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
 
 
 @functools.cache
-def parsed_files() -> tuple[tuple[Path, tuple[ast.AST, ...]], ...]:
-    """Every file of the package with its runtime nodes, parsed once for all the tests here."""
-    return tuple(
-        (path, tuple(runtime_nodes(ast.parse(path.read_text(), filename=str(path)))))
-        for path in sorted(PACKAGE_DIR.rglob("*.py"))
-    )
+def parsed_files(annotations: bool = False) -> tuple[tuple[Path, tuple[ast.AST, ...]], ...]:
+    """Every file of the package with its runtime nodes (``annotations``: with those of ``if
+    TYPE_CHECKING:`` blocks too), parsed once for all the tests here."""
+    trees = [(path, ast.parse(path.read_text(), filename=str(path))) for path in sorted(PACKAGE_DIR.rglob("*.py"))]
+    return tuple((path, tuple(ast.walk(tree) if annotations else runtime_nodes(tree))) for path, tree in trees)
 
 
 def import_graph() -> Edges:
@@ -132,13 +132,14 @@ def import_graph() -> Edges:
     return edges
 
 
-def module_graph() -> Edges:
+def module_graph(annotations: bool = False) -> Edges:
     """The same graph over files: module -> imported module -> import sites.
 
     ``from prunebench.pruning import select`` names the file ``pruning/select.py``; ``from
     prunebench.pruning import Mask`` names ``pruning/__init__.py``, which re-exports it.
+    ``annotations``: type-only imports count too.
     """
-    files = parsed_files()
+    files = parsed_files(annotations)
     paths = {module_name(path) for path, _ in files}
     edges: Edges = {}
     for path, nodes in files:
@@ -210,9 +211,9 @@ def cycle_path(edges: Edges, component: frozenset[str]) -> str:
 
 def test_the_graph_sees_imports_at_module_level_and_inside_functions() -> None:
     edges = import_graph()
-    assert "config" in edges["train"]  # train/loop.py, at module level
+    assert "spec" in edges["train"]  # train/loop.py, at module level
     assert "executors" in edges["cli"]  # cli.py imports its commands' packages inside functions
-    assert ROOT not in edges.get("config", {})
+    assert ROOT not in edges.get("spec", {})
 
 
 def test_the_training_loop_takes_augmentation_from_data_not_from_a_dataset_loader() -> None:
@@ -273,5 +274,16 @@ def test_the_module_graph_resolves_files_and_re_exports() -> None:
 
 def test_no_import_circle_between_files() -> None:
     edges = module_graph()
+    problems = [f"import circle: {cycle_path(edges, c)}" for c in strongly_connected(edges)]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_import_circle_between_files_even_for_annotations() -> None:
+    """Type-only imports (``if TYPE_CHECKING:``) run no code, but a circle among them still means
+    two files must be read together (as catalog and config once were): none either."""
+    edges = module_graph(annotations=True)
+    # catalog's lookups name the strategies' types for annotations only: seen here, not at run time
+    assert "prunebench.pruning.scores.base" in edges["prunebench.catalog"]
+    assert "prunebench.pruning.scores.base" not in module_graph()["prunebench.catalog"]
     problems = [f"import circle: {cycle_path(edges, c)}" for c in strongly_connected(edges)]
     assert not problems, "\n".join(problems)

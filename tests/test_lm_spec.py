@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from prunebench.config import build_specs
+from prunebench.spec import build_specs
 from prunebench.errors import ConfigError
 from prunebench.record import Target
 

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from prunebench import KeepPruned, Mask
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 from prunebench.data import DataSplits
 from prunebench.pruning.masked_sgd import MaskedSGD
 from prunebench.train import train

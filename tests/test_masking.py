@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from prunebench.config import PruneSpec, TrainSpec
+from prunebench.spec import PruneSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.models import create_model
 from prunebench.pruning import KeepPruned

@@ -187,7 +187,7 @@ def test_nm_refuses_layers_whose_inputs_do_not_divide() -> None:
 
 
 def test_unquoted_yaml_nm_is_refused_with_a_hint() -> None:
-    from prunebench.config import build_specs
+    from prunebench.spec import build_specs
 
     with pytest.raises(ConfigError, match=r"prune\.structure: got the number 124: quote N:M"):
         build_specs({"dataset": "synthetic", "model": "mlp", "prune": {"structure": 124}})  # YAML 1.1 reads 2:4 as 124

@@ -5,7 +5,7 @@ from pathlib import Path
 from conftest import SHARED_DATA, has_dataset
 import pytest
 
-from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
+from prunebench.spec import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
 from prunebench.experiment import run_experiment
 
 # Ten epochs of LeNet-300-100 on all of MNIST: a minute or more on 2 cores, by nature.

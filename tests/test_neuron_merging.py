@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import ExperimentSpec, PruneSpec
+from prunebench.spec import ExperimentSpec, PruneSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.pruning.channels import channel_graph

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
+from prunebench.spec import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import TrainingDiverged
 from prunebench.experiment import run_experiment

@@ -19,7 +19,7 @@ import yaml
 
 from prunebench import plugins
 from prunebench.cli import main
-from prunebench.config import build_specs
+from prunebench.spec import build_specs
 from prunebench.errors import ConfigError
 from prunebench.plugins import load_plugins, loaded_plugins, plugins_in_config
 from prunebench.store import ResultsDB

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.config import ExperimentSpec
+from prunebench.spec import ExperimentSpec
 from prunebench.executors.base import Outcome
 from prunebench.plan.progress import SweepProgress
 from prunebench.plan.sweep import Job

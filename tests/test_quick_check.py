@@ -14,7 +14,7 @@ import yaml
 
 import prunebench as pb
 from prunebench.cli import main
-from prunebench.config import ExperimentSpec, TrainSpec, build_specs
+from prunebench.spec import ExperimentSpec, TrainSpec, build_specs
 from prunebench.experiment.pipeline import prepare
 from prunebench.train import train
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from prunebench import api
-from prunebench.config import ExperimentSpec, TrainSpec, build_specs, read_config
+from prunebench.spec import ExperimentSpec, TrainSpec, build_specs, read_config
 from prunebench.pruning.mask import Mask
 
 BASE = "dataset: digits\nmodel: mlp\nprune: {strategy: magnitude, compression: 4}\n"

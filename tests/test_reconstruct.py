@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import prunebench as pb
-from prunebench.config import PruneSpec
+from prunebench.spec import PruneSpec
 from prunebench.pruning.channels import channel_graph, prune_order, register_channel_scorer, score_channels
 from prunebench.pruning.channels.reconstruct import greedy_order, lasso_order
 from prunebench.pruning.compact import compact

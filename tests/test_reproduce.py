@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from prunebench.cli import main
-from prunebench.config import RunSettings, build_specs
+from prunebench.spec import RunSettings, build_specs
 from prunebench.errors import ConfigError
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from prunebench.catalog import RETRAIN_MODES, SCHEDULES
-from prunebench.config import build_specs
+from prunebench.spec import build_specs
 from prunebench.data import load_dataset
 from prunebench.errors import ConfigError
 from prunebench.experiment import run_experiment

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prunebench.config import PruneSpec
+from prunebench.spec import PruneSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.pruning import STRATEGIES, PrunablePolicy, ScoreInputs

@@ -22,8 +22,8 @@ import pytest
 from pydantic import BaseModel, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from prunebench import config
-from prunebench.config import ExperimentSpec, TrainSpec, build_specs
+from prunebench.spec import hashing
+from prunebench.spec import ExperimentSpec, TrainSpec, build_specs
 from prunebench.errors import ConfigError
 from prunebench.record import load_result, read_result
 
@@ -206,9 +206,9 @@ def test_the_issues_bf16_recipe_gets_its_own_id() -> None:
 
 def test_the_spec_version_is_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = build_specs(CLASSIFIER)[0]
-    assert json.loads(spec.canonical_json())["spec_version"] == config.SPEC_VERSION
+    assert json.loads(spec.canonical_json())["spec_version"] == hashing.SPEC_VERSION
     before, dense = spec.run_id, spec.dense_spec().content_hash()
-    monkeypatch.setattr(config, "SPEC_VERSION", config.SPEC_VERSION + 1)
+    monkeypatch.setattr(hashing, "SPEC_VERSION", hashing.SPEC_VERSION + 1)
     assert spec.run_id != before and spec.dense_spec().content_hash() != dense
 
 

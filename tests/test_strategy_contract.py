@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prunebench.config import PruneSpec, build_specs
+from prunebench.spec import PruneSpec, build_specs
 from prunebench.errors import ConfigError
 from prunebench.data import DataSplits
 from prunebench.metrics import mac_metrics, size_metrics

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 from prunebench.data import DataSplits, Stream, batches
 from prunebench.data.base import RawDataset, settle, split_validation
 from prunebench.data.pixels import Pixels
@@ -97,7 +97,7 @@ MEASURE = """
 import json, sys
 import torch
 from torch import nn
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 from prunebench.data.base import settle, split_validation
 from prunebench.data.image_folder import load_image_folder
 from prunebench.train.loop import train

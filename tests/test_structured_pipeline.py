@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.config import ExperimentSpec, PruneSpec, RetrainSpec, RunSettings, TrainSpec
+from prunebench.spec import ExperimentSpec, PruneSpec, RetrainSpec, RunSettings, TrainSpec
 from prunebench.errors import ConfigError
 from prunebench.executors import make_executor
 from prunebench.experiment import run_experiment

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from prunebench.cli import main
-from prunebench.config import SPEC_VERSION, build_specs
+from prunebench.spec import SPEC_VERSION, build_specs
 from prunebench.executors import make_executor
 from prunebench.plan.runner import row_for, run_plan
 from prunebench.plan.sweep import Job, plan_from_mapping

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
+from prunebench.spec import ExperimentSpec, PruneSpec, RunSettings, TrainSpec
 from prunebench.executors import make_executor
 from prunebench.experiment import run_experiment
 from prunebench.plan.runner import run_plan

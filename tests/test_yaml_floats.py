@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.config import build_specs, read_config
+from prunebench.spec import build_specs, read_config
 from prunebench.config_file import load_yaml
 
 FORMS = {"1e-3": 0.001, "5e-4": 0.0005, "1E-3": 0.001}

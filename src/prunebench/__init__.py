@@ -1,7 +1,7 @@
 """prunebench: comparable, reproducible and honest neural-network pruning."""
 
 from prunebench.api import finetune, fit, measure, prune
-from prunebench.config import ExperimentSpec, PruneSpec, RunSettings, TrainSpec, load_config
+from prunebench.spec import ExperimentSpec, PruneSpec, RunSettings, TrainSpec, load_config
 from prunebench.data import DATASETS, DataSplits, load_dataset
 from prunebench.errors import ConfigError, DataError, PrunebenchError, TrainingDiverged
 from prunebench.experiment import run_experiment

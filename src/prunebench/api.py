@@ -19,7 +19,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from prunebench.config import MAX_SEED, FinetuneSpec, PruneSpec, TrainSpec, format_validation_error
+from prunebench.spec import MAX_SEED, FinetuneSpec, PruneSpec, TrainSpec, format_validation_error
 from prunebench.data import DataSplits
 from prunebench.data.pixels import Pixels
 from prunebench.devices import check_device

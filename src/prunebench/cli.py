@@ -122,7 +122,7 @@ def add_plugin_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def command_run(args: argparse.Namespace, console: Console) -> int:
-    from prunebench.config import read_config
+    from prunebench.spec import read_config
     from prunebench.executors import SlurmSettings, make_executor
     from prunebench.plan.runner import run_plan
     from prunebench.plan.sweep import plan_from_mapping
@@ -177,7 +177,7 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 
 def command_list(args: argparse.Namespace, console: Console) -> int:
     from prunebench.catalog import RETRAIN_MODES, SCHEDULES
-    from prunebench.config import PruneSpec, RetrainSpec
+    from prunebench.spec import PruneSpec, RetrainSpec
     from prunebench.data import DATASETS
     from prunebench.models import MODELS
     from prunebench.plugins import load_plugins

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from prunebench.config import DEVICE_PATTERN
+from prunebench.spec import DEVICE_PATTERN
 from prunebench.errors import ConfigError
 
 

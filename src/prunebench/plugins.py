@@ -4,7 +4,7 @@ A plugin is a dotted module name (importable from ``sys.path``) or a path to a `
 The CLI imports the ones named by ``--plugin`` and the config key ``plugins``, and every
 installed package's entry points in the group ``prunebench.plugins``, before a config is
 validated (a strategy name is checked against the registry). The list travels to every worker
-in :class:`~prunebench.config.RunSettings`, and each worker imports it before its first job.
+in :class:`~prunebench.spec.RunSettings`, and each worker imports it before its first job.
 
 A file is imported as the top-level module named by its stem, without touching ``sys.path``;
 a file that is already imported (under any module name) is not executed again, so naming a

@@ -327,7 +327,7 @@ class RunResult(Record):
     database keeps it as the row's ``role``."""
 
     schema_version: Literal[2] = SCHEMA_VERSION
-    # The rules run_id and dense_id were hashed under (prunebench.config.SPEC_VERSION); None: a
+    # The rules run_id and dense_id were hashed under (prunebench.spec.hashing.SPEC_VERSION); None: a
     # result from before versioned ids, whose ids the current rules never produce.
     spec_version: int | None = None
     run_id: str

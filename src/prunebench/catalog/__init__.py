@@ -1,51 +1,30 @@
-"""The names a spec is validated against, found when a spec is validated.
+"""The names a spec is validated against, in a layer below the spec.
 
-The spec schema (:mod:`prunebench.config`) knows names, not implementations: it imports
-nothing that loads data, builds a model or prunes. Schedules and retraining modes register
-here, from :mod:`prunebench.experiment.schedules` and :mod:`prunebench.experiment.retrain`;
-datasets, models, strategies and structures keep their registries beside their
-implementations and are looked up through the functions below. ``import prunebench`` imports
-all of them, so by the time a spec is validated every built-in name is registered.
+The spec schema (:mod:`prunebench.spec`) knows names, not implementations: it imports nothing
+that loads data, builds a model or prunes. Schedules and retraining modes, with the rules the
+schema asks of them, are defined here (:mod:`prunebench.catalog.schedules`,
+:mod:`prunebench.catalog.retrain_modes`), so reading them tells what ``one-shot`` or
+``weight-rewind`` means; :mod:`prunebench.experiment` extends them with how they run. Datasets,
+models, strategies and structures keep their registries beside their implementations and are
+looked up through the functions below, which import them when a spec is validated.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from prunebench.catalog.retrain_modes import RETRAIN_MODES, RetrainRules
+from prunebench.catalog.schedules import SCHEDULES, ScheduleRules
 from prunebench.registry import Registry
 
 if TYPE_CHECKING:
-    from prunebench.config import ExperimentSpec, PruneSpec
     from prunebench.pruning.channels.scorers import ChannelStrategy
     from prunebench.pruning.scores.base import Method, StrategyView
 
-
-class ScheduleRules(Protocol):
-    """What the schema asks of a schedule (the object also runs it: experiment/schedules.py)."""
-
-    name: str
-    description: str
-    section: str | None  # the prune.* section holding its settings, e.g. "iterative"
-    refines_masks: bool  # whether a later step prunes further a mask an earlier step chose
-
-    def validate(self, prune: PruneSpec) -> None: ...  # raises ValueError naming the keys
-
-    def retrain_settings(self, mode: RetrainRules) -> tuple[str, ...]: ...
-
-
-class RetrainRules(Protocol):
-    """What the schema asks of a retraining mode (the object also retrains: experiment/retrain.py)."""
-
-    name: str
-    description: str
-    schedules: tuple[str, ...]
-    settings: tuple[str, ...]
-
-    def validate(self, spec: ExperimentSpec) -> None: ...
-
-
-SCHEDULES: Registry[ScheduleRules] = Registry("schedule")
-RETRAIN_MODES: Registry[RetrainRules] = Registry("retraining mode")
+__all__ = [
+    "RETRAIN_MODES", "SCHEDULES", "RetrainRules", "ScheduleRules", "channel_strategies", "datasets", "is_lm_model",
+    "is_text_dataset", "lm_models", "models", "parse_structure", "strategies", "text_datasets",
+]
 
 
 def datasets() -> Registry[Any]:

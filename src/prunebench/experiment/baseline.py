@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prunebench.config import SPEC_VERSION, ExperimentSpec, RunSettings
+from prunebench.spec import SPEC_VERSION, ExperimentSpec, RunSettings
 from prunebench.experiment.pipeline import dense_checkpoint, prepare
 from prunebench.experiment.provenance import provenance
 from prunebench.metrics import mac_metrics, size_metrics

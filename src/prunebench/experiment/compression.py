@@ -17,7 +17,7 @@ from torch import nn
 
 from prunebench.compress import FP32_BYTES, EncodedLayer, encode_layer, quantizable_layers, quantize_layer, shared_weights
 from prunebench.compress.quantize import SharedLayer, owner
-from prunebench.config import CompressSpec, ExperimentSpec
+from prunebench.spec import CompressSpec, ExperimentSpec
 from prunebench.data import DataSplits
 from prunebench.metrics import evaluate
 from prunebench.pruning.mask import Mask

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import SPEC_VERSION, ExperimentSpec, LMDenseSpec, RunSettings
+from prunebench.spec import SPEC_VERSION, ExperimentSpec, LMDenseSpec, RunSettings
 from prunebench.errors import ConfigError
 from prunebench.experiment.pipeline import stored_result
 from prunebench.experiment.provenance import provenance

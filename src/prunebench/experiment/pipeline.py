@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import CHANNEL, SPEC_VERSION, ExperimentSpec, RunSettings
+from prunebench.spec import CHANNEL, SPEC_VERSION, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
 from prunebench.errors import ConfigError, DataError
 from prunebench.experiment.compression import compress_model

@@ -1,23 +1,24 @@
 """Retraining modes: which weights a pruned network starts from, and which recipe trains it.
 
-Each mode is a registered :class:`RetrainMode` that owns its rules (the schedules it accepts,
-the ``retrain.*`` settings it reads), which the config schema asks when it validates a spec.
-Every mode trains through the one training loop with :class:`KeepPruned`, so pruned weights
-stay exactly zero whatever the optimizer. See :class:`prunebench.config.RetrainSpec`.
+Each mode is a :class:`RetrainMode` built from its rules in
+:mod:`prunebench.catalog.retrain_modes` (where its weights start, its recipe, the schedules it
+accepts, the ``retrain.*`` settings it reads), which the config schema asks when it validates a
+spec; this module adds how it retrains. Every mode trains through the one training loop with :class:`KeepPruned`, so pruned weights
+stay exactly zero whatever the optimizer. See :class:`prunebench.spec.RetrainSpec`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
-from prunebench import catalog
-from prunebench.config import CHANNEL, ExperimentSpec, TrainSpec
+from prunebench.catalog.retrain_modes import RETRAIN_MODES, LrRewindRules, RetrainRules
+from prunebench.spec import CHANNEL, ExperimentSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.store.artifacts import load_tensors, save_tensors
@@ -130,33 +131,10 @@ def train_masked(
     return train(model, data, recipe, seed=seed, callbacks=[KeepPruned(model, mask)], stage=stage, first_epoch=first_epoch)
 
 
-Start = Literal["pruned", "rewound", "fresh"]
-ALL_SCHEDULES = ("one-shot", "iterative", "gradual", "at-init")
-AFTER_TRAINING = ("one-shot", "iterative")  # schedules that prune a trained network, then retrain it
-
-
-@dataclass(frozen=True)
-class RetrainMode:
-    """A retraining mode: where the retrained weights start, which recipe trains them, which
-    schedules it applies to and which ``retrain.*`` settings it reads.
-
-    ``start``: ``pruned`` (the weights pruning left), ``rewound`` (the survivors reset to dense
-    training's step ``retrain.rewind_step``) or ``fresh`` (a new random initialization).
-    ``rounds`` is the mode the intermediate rounds of an iterative schedule use (unset: this
-    one), ``round_settings`` the ``retrain.*`` keys those rounds read beyond ``settings``.
-    """
-
-    name: str
-    description: str
-    start: Start
-    recipe_key: Literal["finetune", "train"]
-    schedules: tuple[str, ...] = AFTER_TRAINING
-    settings: tuple[str, ...] = ()
-    rounds: str | None = None
-    round_settings: tuple[str, ...] = ()
-
-    def validate(self, spec: ExperimentSpec) -> None:
-        """Raise ValueError for a value this mode cannot use (the keys are checked by the schema)."""
+class RetrainMode(RetrainRules):
+    """A retraining mode that retrains: its rules (where the weights start, which recipe trains
+    them, which schedules it applies to, which ``retrain.*`` settings it reads) are the fields
+    of :class:`prunebench.catalog.retrain_modes.RetrainRules`."""
 
     def recipe(self, spec: ExperimentSpec) -> TrainSpec:
         """The recipe this mode trains with (recorded in result.json)."""
@@ -171,7 +149,7 @@ class RetrainMode:
         return 0
 
     def round_mode(self) -> RetrainMode:
-        return RETRAIN_MODES.get(self.rounds) if self.rounds else self
+        return mode_named(self.rounds) if self.rounds else self
 
     def load_start(
         self, model: nn.Module, spec: ExperimentSpec, data: DataSplits, mask: Mask, rewind_state: State | None
@@ -205,11 +183,7 @@ class RetrainMode:
         return train_masked(model, data, recipe, mask, seed=seed, stage=stage, first_epoch=self.first_epoch(spec, data))
 
 
-class LrRewind(RetrainMode):
-    def validate(self, spec: ExperimentSpec) -> None:
-        if spec.retrain.rewind_epoch >= spec.train.epochs:
-            raise ValueError(f"retrain.rewind_epoch must be below train.epochs ({spec.train.epochs})")
-
+class LrRewind(RetrainMode, LrRewindRules):
     def first_epoch(self, spec: ExperimentSpec, data: DataSplits) -> int:
         return spec.retrain.rewind_epoch
 
@@ -240,38 +214,22 @@ class ScratchBudget(RetrainMode):
         load_weights(model, scratch_weights(spec, data, model, mask))  # the pruned architecture's own init
 
 
-RETRAIN_MODES = catalog.RETRAIN_MODES
-for _mode in (
-    RetrainMode(
-        "finetune", "continue from the pruned weights with the finetune recipe", "pruned", "finetune",
-        schedules=ALL_SCHEDULES,
-    ),
-    LrRewind(
-        "lr-rewind", "continue from the pruned weights with the train recipe from epoch rewind_epoch (Renda et al. 2020)",
-        "pruned", "train", settings=("rewind_epoch",),
-    ),
-    WeightRewind(
-        "weight-rewind", "reset the survivors to dense step rewind_step, train recipe from there (Frankle et al. 2020)",
-        "rewound", "train", settings=("rewind_step",),
-    ),
-    RetrainMode(
-        "reinit", "the same mask on a fresh random initialization, the train recipe", "fresh", "train",
-        schedules=(*AFTER_TRAINING, "at-init"), rounds="weight-rewind", round_settings=("rewind_step",),
-    ),
-    Scratch(
-        "scratch", "the same mask on a fresh random initialization, train recipe for scratch_epochs", "fresh", "train",
-        settings=("scratch_epochs",), rounds="weight-rewind", round_settings=("rewind_step",),
-    ),
-    ScratchBudget(
-        "scratch-e", "the pruned architecture from a fresh initialization, the dense epochs (Liu et al. 2019)",
-        "fresh", "train", rounds="weight-rewind",
-    ),
-    ScratchBudget(
-        "scratch-b", "the pruned architecture from a fresh initialization, the dense compute (Liu et al. 2019)",
-        "fresh", "train", rounds="weight-rewind",
-    ),
-):
-    RETRAIN_MODES.add(_mode.name, _mode)
+# The class that retrains each mode of prunebench.catalog.RETRAIN_MODES (built from its rules);
+# test_schedules checks none is missing.
+_RUNNER_CLASSES: dict[str, type[RetrainMode]] = {
+    "finetune": RetrainMode, "lr-rewind": LrRewind, "weight-rewind": WeightRewind, "reinit": RetrainMode,
+    "scratch": Scratch, "scratch-e": ScratchBudget, "scratch-b": ScratchBudget,
+}
+RUNNERS: dict[str, RetrainMode] = {
+    name: kind(**{f.name: getattr(RETRAIN_MODES.get(name), f.name) for f in dataclasses.fields(RetrainRules)})
+    for name, kind in _RUNNER_CLASSES.items()
+}
+
+
+def mode_named(name: str) -> RetrainMode:
+    """The mode that retrains as ``retrain.mode`` ``name`` says (an unknown name: its one-line error)."""
+    RETRAIN_MODES.get(name)
+    return RUNNERS[name]
 
 
 def retrain(
@@ -285,7 +243,7 @@ def retrain(
     stage: str,
 ) -> TrainLog:
     """Set the starting weights for ``mode`` and train the pruned network in place."""
-    return RETRAIN_MODES.get(mode).retrain(model, data, spec, mask, rewind_state=rewind_state, stage=stage)
+    return mode_named(mode).retrain(model, data, spec, mask, rewind_state=rewind_state, stage=stage)
 
 
 def check_rewind_step(spec: ExperimentSpec, data: DataSplits) -> None:

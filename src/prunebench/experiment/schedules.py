@@ -1,10 +1,10 @@
-"""Pruning schedules as registered objects: each owns its config section, its validation,
-its data-dependent checks, its runner and the recipe of its final training.
+"""How each pruning schedule runs: its data-dependent checks, its runner and the recipe of its
+final training. Each class extends the schedule's rules (its config section and validation,
+:mod:`prunebench.catalog.schedules`), which the config schema asks without importing this module.
 
 The step-by-step targets come from :mod:`prunebench.pruning.schedules` (pure functions); this
 module prunes and trains. Each runner returns a :class:`ScheduleOutcome` that the pipeline
-turns into ``result.json``. The config schema asks these objects (through
-:mod:`prunebench.catalog`) whether a spec is consistent.
+turns into ``result.json``.
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench import catalog
-from prunebench.catalog import RetrainRules
-from prunebench.config import ExperimentSpec, PruneSpec, TrainSpec
+from prunebench.catalog.schedules import AtInitRules, GradualRules, IterativeRules, OneShotRules, ScheduleRules
+from prunebench.spec import ExperimentSpec, PruneSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
 from prunebench.experiment.retrain import (
-    RETRAIN_MODES,
     RETRAIN_SEED_OFFSET,
     RetrainMode,
     check_rewind_step,
     initial_weights,
+    mode_named,
     load_weights,
     rewind_weights,
     steps_per_epoch,
@@ -84,9 +83,7 @@ def after_pruning(model: nn.Module, data: DataSplits) -> tuple[AccuracyMetrics, 
 
 
 def mode_of(spec: ExperimentSpec) -> RetrainMode:
-    mode = RETRAIN_MODES.get(spec.retrain.mode)
-    assert isinstance(mode, RetrainMode)  # every registered mode is one
-    return mode
+    return mode_named(spec.retrain.mode)
 
 
 def _rewind_state(spec: ExperimentSpec, data: DataSplits, results_dir: Path, model: nn.Module, *modes: RetrainMode) -> Any:
@@ -96,21 +93,9 @@ def _rewind_state(spec: ExperimentSpec, data: DataSplits, results_dir: Path, mod
     return None
 
 
-class Schedule:
-    """A pruning schedule. ``section`` names its ``prune.*`` settings (None: it has none);
-    ``refines_masks`` says whether a later step prunes further a mask an earlier step chose."""
-
-    name: str = ""
-    description: str = ""
-    section: str | None = None
-    refines_masks: bool = False
-
-    def validate(self, prune: PruneSpec) -> None:
-        """Raise ValueError, naming the keys, for settings that contradict each other."""
-
-    def retrain_settings(self, mode: RetrainRules) -> tuple[str, ...]:
-        """The ``retrain.*`` keys ``mode`` reads under this schedule."""
-        return mode.settings
+class Schedule(ScheduleRules):
+    """A pruning schedule that runs: its rules (name, section, validation) come from the
+    schedule's class in :mod:`prunebench.catalog.schedules`, listed after this one."""
 
     def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
         """Raise ConfigError if the schedule cannot run on this data, before any training."""
@@ -140,9 +125,7 @@ def gradual_window(spec: ExperimentSpec, data: DataSplits) -> tuple[int, int, in
     return g.start_step, g.frequency, count
 
 
-class OneShot(Schedule):
-    name = "one-shot"
-    description = "prune the dense checkpoint once to the target, then retrain"
+class OneShot(Schedule, OneShotRules):
 
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         mode = mode_of(spec)
@@ -167,29 +150,11 @@ def iterative_plan(model: nn.Module, prune: PruneSpec) -> list[int | dict[str, i
     return list(ladder_to_target(total, it.rate, keep_count(model, prune)))
 
 
-class Iterative(Schedule):
+class Iterative(Schedule, IterativeRules):
     """Rounds of prune -> retrain. The intermediate rounds retrain with the mode's round mode:
     the mode itself where it carries the network from round to round (finetune, lr-rewind,
     weight-rewind); weight rewinding for the controls (reinit, scratch*), which take the
     lottery-ticket trajectory and differ only at the end."""
-
-    name = "iterative"
-    description = "rounds of prune -> retrain, each removing prune.iterative.rate of what remains"
-    section = "iterative"
-    refines_masks = True
-
-    def validate(self, prune: PruneSpec) -> None:
-        it = prune.iterative
-        if it.rounds is not None and prune.compression is not None:
-            raise ValueError("prune.iterative.rounds and prune.compression both set the target: give one")
-        if it.layer_rates and it.rounds is None:
-            raise ValueError("prune.iterative.layer_rates needs prune.iterative.rounds (the target is then the rounds)")
-        if it.layer_rates and prune.scope != "layer":
-            raise ValueError("prune.iterative.layer_rates needs prune.scope 'layer'")
-
-    def retrain_settings(self, mode: RetrainRules) -> tuple[str, ...]:
-        """The mode's own settings and those its intermediate rounds read (e.g. reinit's rewind_step)."""
-        return (*mode.settings, *getattr(mode, "round_settings", ()))
 
     def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
         params = prunable_parameters(model, spec.prune.prunable)
@@ -305,17 +270,7 @@ class GradualPruning:
             self.update(step)
 
 
-class Gradual(Schedule):
-    name = "gradual"
-    description = "Zhu & Gupta's cubic sparsity ramp during fine-tuning, masks updated every prune.gradual.frequency steps"
-    section = "gradual"
-    refines_masks = True
-
-    def validate(self, prune: PruneSpec) -> None:
-        g = prune.gradual
-        if g.end_step is not None and g.end_step - g.start_step < g.frequency:
-            raise ValueError("prune.gradual.end_step - prune.gradual.start_step must be at least prune.gradual.frequency")
-
+class Gradual(Schedule, GradualRules):
     def check(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
         gradual_window(spec, data)
 
@@ -333,15 +288,12 @@ class Gradual(Schedule):
         return spec.finetune  # pruning happens during fine-tuning
 
 
-class AtInit(Schedule):
+class AtInit(Schedule, AtInitRules):
     """Prune the dense network's own initialization; train it with the ``train`` recipe.
 
     Retraining mode ``finetune`` trains the pruned initialization itself (there is no trained
     network to fine-tune, so it uses the ``train`` recipe); ``reinit`` a fresh one.
     """
-
-    name = "at-init"
-    description = "prune the network's initialization once, then train it with the train recipe"
 
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         mode = mode_of(spec)
@@ -358,15 +310,12 @@ class AtInit(Schedule):
         return spec.train  # there is no trained network to fine-tune: a pruned initialization is trained
 
 
-SCHEDULES = catalog.SCHEDULES
-for _schedule in (OneShot(), Iterative(), Gradual(), AtInit()):
-    SCHEDULES.add(_schedule.name, _schedule)
+# How each schedule of prunebench.catalog.SCHEDULES runs; test_schedules checks none is missing.
+RUNNERS: dict[str, Schedule] = {s.name: s for s in (OneShot(), Iterative(), Gradual(), AtInit())}
 
 
 def schedule_of(spec: ExperimentSpec) -> Schedule:
-    schedule = SCHEDULES.get(spec.prune.schedule)
-    assert isinstance(schedule, Schedule)  # every registered schedule is one
-    return schedule
+    return RUNNERS[spec.prune.schedule]
 
 
 def check_schedule(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prunebench.config import SHUFFLE_SCHEDULES, ExperimentSpec, format_validation_error
+from prunebench.spec import SHUFFLE_SCHEDULES, ExperimentSpec, format_validation_error
 from prunebench.errors import ConfigError
 from prunebench.pruning.structures import UNSTRUCTURED, random_control, random_controls
 from prunebench.registry import Registry

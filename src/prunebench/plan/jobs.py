@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from prunebench.config import RunSettings
+from prunebench.spec import RunSettings
 from prunebench.executors.shipping import Files, checked_path
 from prunebench.experiment.baseline import run_dense
 from prunebench.experiment.lm import run_lm_dense, run_lm_experiment

@@ -19,7 +19,7 @@ from torch import nn
 
 from prunebench.data import default_data_dir, load_dataset
 from prunebench.data.base import take_subset
-from prunebench.config import ExperimentSpec
+from prunebench.spec import ExperimentSpec
 from prunebench.devices import check_device
 from prunebench.errors import ConfigError, Interrupted
 from prunebench.executors.base import Executor, Outcome
@@ -45,7 +45,7 @@ log = logging.getLogger("prunebench")
 def require_packages(plan: Plan) -> None:
     """An optional package a run needs is refused now, with its install hint, not after the dense
     model has trained: Torch-Pruning for channel pruning, ONNX Runtime for its latency."""
-    from prunebench.config import CHANNEL
+    from prunebench.spec import CHANNEL
     from prunebench.latency_names import ONNX
 
     if any(not job.spec.is_lm and job.spec.prune.structure == CHANNEL for job in plan.pruned_jobs):

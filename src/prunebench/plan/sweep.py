@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from prunebench.config import (
+from prunebench.spec import (
     SETTINGS_KEYS,
     ExperimentSpec,
     RunSettings,

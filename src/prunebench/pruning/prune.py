@@ -1,7 +1,7 @@
 """score -> select -> mask, for any registered strategy.
 
 The settings come as any object with :class:`PruneSettings`' attributes (a
-:class:`prunebench.config.PruneSpec` is one): pruning knows what it needs, not the config schema.
+:class:`prunebench.spec.PruneSpec` is one): pruning knows what it needs, not the config schema.
 """
 
 from __future__ import annotations

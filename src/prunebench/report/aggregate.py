@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunebench.config import DenseSpec
+from prunebench.spec import DenseSpec
 from prunebench.plan.controls import CONTROLS, control_of
 from prunebench.record import Role, RunResult, Target, role_of
 from prunebench.store.layout import DENSE_MISMATCH

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prunebench.config import SHUFFLE_SCHEDULES
+from prunebench.spec import SHUFFLE_SCHEDULES
 from prunebench.pruning.structures import UNSTRUCTURED, random_controls
 from prunebench.report.aggregate import Curve, Group, Point, shown
 from prunebench.report.matched import matched_table

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from prunebench.config import RunSettings
+from prunebench.spec import RunSettings
 from prunebench.data import DATA_ENV
 from prunebench.errors import ConfigError
 from prunebench.metrics.latency import torch_threads

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from prunebench.config import ExperimentSpec, build_specs
+from prunebench.spec import ExperimentSpec, build_specs
 from prunebench.config_file import load_yaml
 from prunebench.store.artifacts import write_json
 

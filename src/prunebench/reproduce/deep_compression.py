@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prunebench.config import RunSettings
+from prunebench.spec import RunSettings
 from prunebench.experiment import run_experiment
 from prunebench.reproduce.common import Check, Report, Stopwatch, experiment_spec, fmt, load_reproduction_config, mean_spread
 from prunebench.reproduce.han import with_prunable_target

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from prunebench.config import RunSettings
+from prunebench.spec import RunSettings
 from prunebench.experiment import prepare, run_experiment
 from prunebench.pruning import prunable_parameters
 from prunebench.reproduce.common import Check, Report, Stopwatch, experiment_spec, fmt, load_reproduction_config, mean_spread

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from prunebench.config import ExperimentSpec, RunSettings
+from prunebench.spec import ExperimentSpec, RunSettings
 from prunebench.experiment import prepare, run_experiment
 from prunebench.store.artifacts import load_tensors, read_json, write_json
 from prunebench.experiment.retrain import retrain

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 from prunebench.data import DataSplits, batches
 from prunebench.data.augment import random_crop_flip
 from prunebench.data.device_batches import device_batches, plan_epoch

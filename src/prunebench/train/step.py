@@ -18,7 +18,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from prunebench.config import TrainSpec
+from prunebench.spec import TrainSpec
 from prunebench.errors import ConfigError
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -1,0 +1,43 @@
+"""The sections only a causal language model reads: calibration, evaluation and recovery."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from prunebench.spec.base import Int, Float, Spec
+
+
+class CalibrationSpec(Spec):
+    """Language models: the calibration sequences a data-driven strategy sees, drawn with the run's
+    seed from the calibration split only (Wanda and SparseGPT use 128 sequences of 2048 tokens)."""
+
+    n_samples: Int = Field(default=128, ge=1)
+    seq_len: Int = Field(default=2048, ge=2)
+
+
+class EvaluationSpec(Spec):
+    """Language models: perplexity over the evaluation split in windows of ``window`` tokens moved
+    by ``stride`` (each token scored once, with at least ``window - stride`` tokens of context
+    after the first window); ``tokens`` caps how many tokens of the split are scored, an equal
+    run from the middle of each evaluation text (null: all of it)."""
+
+    window: Int = Field(default=1024, ge=2)
+    stride: Int = Field(default=512, ge=1)
+    tokens: Int | None = Field(default=16384, ge=2)  # None: the whole evaluation split
+
+    @model_validator(mode="after")
+    def stride_within_window(self) -> EvaluationSpec:
+        if self.stride > self.window:
+            raise ValueError(f"evaluation.stride: {self.stride} is larger than evaluation.window ({self.window}): "
+                             "tokens between windows would never be scored")
+        return self
+
+
+class RecoverySpec(Spec):
+    """Language models: an optional short fine-tune after pruning with the mask held exactly
+    (AdamW, constant LR); each step sees ``batch_tokens`` tokens as sequences of
+    ``prune.calibration.seq_len`` drawn from the calibration split. 0 steps: no recovery."""
+
+    steps: Int = Field(default=0, ge=0)
+    lr: Float = Field(default=1e-5, gt=0)
+    batch_tokens: Int = Field(default=8192, ge=2)

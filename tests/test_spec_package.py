@@ -1,0 +1,42 @@
+"""The spec as a package: small modules, and a vocabulary known without importing experiment/."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from prunebench.catalog import RETRAIN_MODES, SCHEDULES
+from test_layering import module_graph, reachable
+
+SPEC_DIR = Path(__file__).resolve().parents[1] / "src" / "prunebench" / "spec"
+
+
+def test_no_spec_module_is_over_300_lines() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in SPEC_DIR.glob("*.py")}
+    assert len(sizes) >= 9 and max(sizes.values()) <= 300, sizes
+
+
+def test_the_vocabulary_is_defined_below_the_spec() -> None:
+    """What "one-shot" or "weight-rewind" means to the schema is in the catalog, which nothing of
+    experiment/ fills in: every registered schedule and mode is a catalog object, and no file the
+    spec imports (at any depth, inside functions too) is part of experiment/."""
+    for registry, module in ((SCHEDULES, "prunebench.catalog.schedules"), (RETRAIN_MODES, "prunebench.catalog.retrain_modes")):
+        assert len(registry) >= 4 and {type(registry.get(n)).__module__ for n in registry} == {module}
+    edges = module_graph()
+    below = reachable(edges, "prunebench.spec")
+    assert "prunebench.catalog.schedules" in below and "prunebench.pruning.structures" in below  # the graph sees them
+    assert not [m for m in below if m.startswith("prunebench.experiment") or m == "prunebench.config"]
+
+
+def test_every_schedule_and_mode_of_the_catalog_runs() -> None:
+    """experiment/ extends each registered name with how it runs: none is left without a runner."""
+    from prunebench.experiment import retrain, schedules
+
+    assert set(schedules.RUNNERS) == set(SCHEDULES)
+    assert set(retrain.RUNNERS) == set(RETRAIN_MODES)
+    for name, runner in schedules.RUNNERS.items():
+        rules = SCHEDULES.get(name)
+        assert isinstance(runner, type(rules)) and (runner.section, runner.refines_masks) == (rules.section, rules.refines_masks)
+    for name, mode in retrain.RUNNERS.items():
+        rules = RETRAIN_MODES.get(name)
+        assert isinstance(mode, type(rules)) and dataclasses.astuple(mode) == dataclasses.astuple(rules)
