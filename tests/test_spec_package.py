@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from prunebench.catalog import RETRAIN_MODES, SCHEDULES
 from test_layering import module_graph, reachable
@@ -40,3 +43,22 @@ def test_every_schedule_and_mode_of_the_catalog_runs() -> None:
     for name, mode in retrain.RUNNERS.items():
         rules = RETRAIN_MODES.get(name)
         assert isinstance(mode, type(rules)) and dataclasses.astuple(mode) == dataclasses.astuple(rules)
+
+
+def test_a_schedule_or_mode_registered_with_its_runner_runs_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin may register one object that is both rules and runner; the built-ins run from RUNNERS."""
+    from prunebench.experiment import retrain, schedules
+
+    mode = retrain.RetrainMode("plugin-mode", "a plugin's mode", "pruned", "finetune")
+    monkeypatch.setitem(RETRAIN_MODES._entries, "plugin-mode", mode)
+    assert retrain.mode_named("plugin-mode") is mode
+    assert retrain.mode_named("finetune") is retrain.RUNNERS["finetune"] is not RETRAIN_MODES.get("finetune")
+
+    class PluginSchedule(schedules.Schedule):
+        name = "plugin-schedule"
+
+    schedule = PluginSchedule()
+    monkeypatch.setitem(SCHEDULES._entries, "plugin-schedule", schedule)
+    spec_of = lambda name: SimpleNamespace(prune=SimpleNamespace(schedule=name))  # noqa: E731  (reads only this)
+    assert schedules.schedule_of(spec_of("plugin-schedule")) is schedule  # type: ignore[arg-type]
+    assert schedules.schedule_of(spec_of("gradual")) is schedules.RUNNERS["gradual"]  # type: ignore[arg-type]

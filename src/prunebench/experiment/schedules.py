@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.catalog.schedules import AtInitRules, GradualRules, IterativeRules, OneShotRules, ScheduleRules
+from prunebench.catalog.schedules import SCHEDULES, AtInitRules, GradualRules, IterativeRules, OneShotRules, ScheduleRules
 from prunebench.spec import ExperimentSpec, PruneSpec, TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import ConfigError
@@ -315,7 +315,10 @@ RUNNERS: dict[str, Schedule] = {s.name: s for s in (OneShot(), Iterative(), Grad
 
 
 def schedule_of(spec: ExperimentSpec) -> Schedule:
-    return RUNNERS[spec.prune.schedule]
+    """The schedule that runs ``spec``; one registered in the catalog as a Schedule (rules and
+    runner in one object, as a plugin may add one) runs itself."""
+    rules = SCHEDULES.get(spec.prune.schedule)
+    return rules if isinstance(rules, Schedule) else RUNNERS[rules.name]
 
 
 def check_schedule(spec: ExperimentSpec, data: DataSplits, model: nn.Module) -> None:
