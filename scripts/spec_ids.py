@@ -28,7 +28,8 @@ BASE = {"dataset": "digits", "model": "mlp"}
 
 
 def yaml_blocks(path: Path) -> list[tuple[str, str]]:
-    """(where, text) of each ```yaml block of a Markdown file."""
+    """(where, text) of each ```yaml block of a Markdown file; where is the file and the block's
+    number, so that text added around the blocks does not rename them."""
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks, i = [], 0
     while i < len(lines):
@@ -36,7 +37,7 @@ def yaml_blocks(path: Path) -> list[tuple[str, str]]:
             end = i + 1
             while end < len(lines) and lines[end].strip() != "```":
                 end += 1
-            blocks.append((f"{path.relative_to(ROOT)}:{i + 2}", "\n".join(lines[i + 1:end]) + "\n"))
+            blocks.append((f"{path.relative_to(ROOT)} yaml block {len(blocks) + 1}", "\n".join(lines[i + 1:end]) + "\n"))
             i = end
         i += 1
     return blocks
