@@ -62,3 +62,18 @@ def test_a_schedule_or_mode_registered_with_its_runner_runs_itself(monkeypatch: 
     spec_of = lambda name: SimpleNamespace(prune=SimpleNamespace(schedule=name))  # noqa: E731  (reads only this)
     assert schedules.schedule_of(spec_of("plugin-schedule")) is schedule  # type: ignore[arg-type]
     assert schedules.schedule_of(spec_of("gradual")) is schedules.RUNNERS["gradual"]  # type: ignore[arg-type]
+
+
+def test_replace_suggests_keys_of_the_section_it_is_called_on() -> None:
+    """Spec.replace formats its errors against its own class: a section's keys for a section, and
+    no settings key (which replace cannot take) for a whole spec."""
+    from prunebench.errors import ConfigError
+    from prunebench.spec import ExperimentSpec, TrainSpec
+
+    with pytest.raises(ConfigError, match=r"^epoch: unknown key; did you mean epochs\?$"):
+        TrainSpec().replace(epoch=3)
+    spec = ExperimentSpec(dataset="digits", model="mlp")
+    with pytest.raises(ConfigError, match=r"^sede: unknown key; did you mean seed\?$"):
+        spec.replace(sede=1)
+    with pytest.raises(ConfigError, match=r"^threads: unknown key$"):
+        spec.replace(threads=1)
