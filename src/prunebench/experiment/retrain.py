@@ -215,7 +215,7 @@ class ScratchBudget(RetrainMode):
 
 
 # The class that retrains each mode of prunebench.catalog.RETRAIN_MODES (built from its rules);
-# test_schedules checks none is missing.
+# tests/test_spec_package.py checks none is missing.
 _RUNNER_CLASSES: dict[str, type[RetrainMode]] = {
     "finetune": RetrainMode, "lr-rewind": LrRewind, "weight-rewind": WeightRewind, "reinit": RetrainMode,
     "scratch": Scratch, "scratch-e": ScratchBudget, "scratch-b": ScratchBudget,

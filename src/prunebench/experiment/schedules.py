@@ -126,7 +126,6 @@ def gradual_window(spec: ExperimentSpec, data: DataSplits) -> tuple[int, int, in
 
 
 class OneShot(Schedule, OneShotRules):
-
     def run(self, spec: ExperimentSpec, data: DataSplits, model: nn.Module, results_dir: Path) -> ScheduleOutcome:
         mode = mode_of(spec)
         mask, prune_time, peak = timed_prune(model, data, spec, seed=spec.seed)
@@ -310,7 +309,7 @@ class AtInit(Schedule, AtInitRules):
         return spec.train  # there is no trained network to fine-tune: a pruned initialization is trained
 
 
-# How each schedule of prunebench.catalog.SCHEDULES runs; test_schedules checks none is missing.
+# How each schedule of prunebench.catalog.SCHEDULES runs; tests/test_spec_package.py checks none is missing.
 RUNNERS: dict[str, Schedule] = {s.name: s for s in (OneShot(), Iterative(), Gradual(), AtInit())}
 
 
