@@ -11,7 +11,8 @@ cycles were removed; a listed cycle that no longer exists fails too, so it canno
 LAYERS states the order: a package may import only packages of a lower layer, so an import that
 goes upward, or sideways within a layer, fails with its file and line. The order is the one the
 imports had when it was written down; change it on purpose, with the reason, not to pass a test.
-The same circle check also runs over files (modules), where a package-level graph cannot see it.
+The same circle check also runs over files (modules), where a package-level graph cannot see it,
+once at run time and once counting type-only imports too.
 """
 
 from __future__ import annotations
