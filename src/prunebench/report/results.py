@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from prunebench.errors import ConfigError
+from prunebench.metrics.declared import METRICS
 from prunebench.record import RunResult, role_of
 from prunebench.report.aggregate import differences
 from prunebench.report.aggregate import flatten as spec_flatten
@@ -28,31 +29,24 @@ from prunebench.store.layout import DENSE_MISMATCH, DENSE_MISSING, DENSE_OK, den
 
 log = logging.getLogger("prunebench")
 
+# The headline metrics, in column order: names, and where each is read, are declared in
+# prunebench.metrics.declared (one definition each, docs/metrics.md).
+METRIC_COLUMNS = (
+    "compression_ratio", "storage_compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
+    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "quantized_top1",
+    "dense_perplexity", "pre_finetune_perplexity", "perplexity", "wall_time_s",
+)
+HEADLINE = tuple(METRICS.get(name) for name in METRIC_COLUMNS)  # a name nothing declares fails at import
 COLUMNS = (
     "run_id", "status", "role", "dataset", "model", "strategy", "scope", "structure", "schedule", "retrain_mode",
     "target_kind", "target_value", "dense_recipe", "retrain_recipe", "seed",
-    "compression_ratio", "storage_compression_ratio", "theoretical_speedup", "params_total", "params_nonzero", "macs_dense",
-    "macs_effective", "dense_top1", "pre_retrain_top1", "top1", "top5", "quantized_top1",
-    "dense_perplexity", "pre_finetune_perplexity", "perplexity", "wall_time_s", "error", "dense_check",
+    *METRIC_COLUMNS, "error", "dense_check",
 )
 
 
 def metrics(result: RunResult) -> dict[str, Any]:
     """The record's headline numbers, as the flat columns name them (accuracy or perplexity: the other is empty)."""
-    accuracy = result.accuracy
-    return {
-        "compression_ratio": result.sizes.compression_ratio,
-        "storage_compression_ratio": result.sizes.storage_compression_ratio,
-        "theoretical_speedup": result.macs.theoretical_speedup,
-        "params_total": result.sizes.params_total, "params_nonzero": result.sizes.params_nonzero,
-        "macs_dense": result.macs.dense, "macs_effective": result.macs.effective,
-        "dense_top1": accuracy.dense_top1 if accuracy else None,
-        "pre_retrain_top1": accuracy.pre_retrain_top1 if accuracy else None,
-        "top1": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
-        "quantized_top1": accuracy.quantized_top1 if accuracy else None,
-        "dense_perplexity": result.dense_perplexity, "pre_finetune_perplexity": result.pre_finetune_perplexity,
-        "perplexity": result.perplexity, "wall_time_s": result.timings.wall,
-    }
+    return {metric.name: metric.read(result) for metric in HEADLINE}
 
 
 def open_db(results_dir: Path) -> ResultsDB:
