@@ -16,7 +16,9 @@ from pydantic import BaseModel
 from prunebench.errors import UnknownNameError
 from prunebench.metrics.declared import BEGIN, DECLARED, END, METRICS, PERPLEXITY, TOP1, Metric, docs_table
 from prunebench.record import RunResult, load_result
+from prunebench.report.lm import paired_verdict
 from prunebench.report.results import COLUMNS, METRIC_COLUMNS, metrics
+from prunebench.report.tables import judged
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "metrics.md"
@@ -121,3 +123,10 @@ def test_the_direction_decides_better_and_worse() -> None:
     with pytest.raises(ValueError, match="no better direction"):
         METRICS.get("params_total").better(1.0)
 
+
+def test_verdicts_are_worded_by_the_metrics_direction() -> None:
+    assert judged("a > b", "method better", "control better") == "method better"
+    assert judged("a < b", "method better", "control better") == "control better"
+    assert paired_verdict(0.001, 0.5, 5) == "a worse"  # a higher log perplexity than b's
+    assert paired_verdict(0.001, -0.5, 5) == "a better"
+    assert paired_verdict(0.5, -0.5, 5) == "no significant difference (n = 5)"

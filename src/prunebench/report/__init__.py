@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from prunebench.metrics.declared import TOP1
 from prunebench.store.files import write_atomic
 from prunebench.report.aggregate import Group, build_groups
 from prunebench.report.checklist import evaluate_checklist
@@ -123,7 +124,7 @@ def group_report_tables(group: Group) -> list[tuple[str, Table, bool]]:
 
 def headline(summary: Table) -> str:
     """The answer in one sentence: the curves ranked by mean top-1 across the compression range."""
-    rows = sorted(summary.rows, key=lambda r: -float(r[3]) if r[3] != "n/a" else 0.0)
+    rows = sorted(summary.rows, key=lambda r: TOP1.best_first(float(r[3])) if r[3] != "n/a" else 0.0)
     if not rows:
         return ""
     ranked = "; ".join(f"{html.escape(r[0])}{' (' + html.escape(r[1]) + ')' if r[1] != '-' else ''} {r[3]}%"

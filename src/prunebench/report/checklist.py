@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prunebench.metrics.declared import TOP1
 from prunebench.spec import SHUFFLE_SCHEDULES
 from prunebench.pruning.structures import UNSTRUCTURED, random_controls
 from prunebench.report.aggregate import Curve, Group, Point, shown
@@ -96,10 +97,10 @@ def sanity_checks(group: Group) -> list[Check]:
     if by_pair:
         beaten, not_beaten = [], []
         for (method, control), tested in by_pair.items():
-            better = [p.level for p, t, q in tested if q < ALPHA and t.difference.mean > 0]
-            worse = [p.level for p, t, q in tested if q < ALPHA and t.difference.mean < 0]
+            better = [p.level for p, t, q in tested if q < ALPHA and TOP1.better(t.difference.mean)]
+            worse = [p.level for p, t, q in tested if q < ALPHA and TOP1.worse(t.difference.mean)]
             sparsest, test, q = tested[-1]
-            won = q < ALPHA and test.difference.mean > 0 and not worse
+            won = q < ALPHA and TOP1.better(test.difference.mean) and not worse
             where = f"better at {', '.join(better)}" if better else "better at no level"
             if worse:
                 where += f", worse at {', '.join(worse)}"

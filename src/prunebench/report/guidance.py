@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prunebench.metrics.declared import TOP1
 from prunebench.report.aggregate import CONTROL_KEYS, Curve, Dense, Group, describe, differences
 from prunebench.report.checklist import MIN_LEVELS, MIN_SEEDS, Check
 from prunebench.report.recipes import RECIPE_KEYS, Context, context_scores, contexts, rank_flips, recipe_of
@@ -264,7 +265,7 @@ def budget(c: Comparison) -> tuple[bool, str]:
             diff = paired_difference(dict(scores[high][method]), dict(scores[low][method]))
             if diff is not None:
                 gains.append((method, diff))
-    significant = [(m, d) for m, d in gains if d.n >= 2 and d.ci_low > 0]
+    significant = [(m, d) for m, d in gains if d.n >= 2 and TOP1.surely_better(d.ci_low, d.ci_high)]
     lo, hi = (e, n) if longer else (n, e)
     if significant:
         listed = "; ".join(f"{m} by {pct(d.mean)} points {ci(d)}" for m, d in significant)

@@ -20,16 +20,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from prunebench.metrics.declared import (
+    COMPRESSION, MEASURED_SPEEDUP, PERPLEXITY, PRE_FINETUNE_PERPLEXITY, SPARSITY,
+)
 from prunebench.report.aggregate import Group, Point
 from prunebench.report.plots import curve_styles, plt, save
 from prunebench.report.stats import Estimate, estimate, holm, paired_test
-from prunebench.report.tables import ALPHA, Table, verdict
+from prunebench.report.tables import ALPHA, Table, judged, verdict
 
 LM_DEFINITIONS = (
     "Language models: sparsity = pruned / prunable weights (the Linear layers inside the decoder blocks); "
     "perplexity = exp(mean next-token negative log-likelihood) over the evaluation split's tokens in fixed "
-    "windows, each token scored once; bands and intervals over calibration seeds, geometric. Lower perplexity is "
-    "better. Measured speedup = dense / pruned prefill time of the same tokens where a run timed it; a MAC ratio "
+    "windows, each token scored once; bands and intervals over calibration seeds, geometric. "
+    f"{PERPLEXITY.direction.capitalize()} perplexity is better. Measured speedup = dense / pruned prefill time of the same tokens where a run timed it; a MAC ratio "
     "of unstructured or N:M zeros is not a speedup until a kernel skips them, so none is claimed without a timing."
 )
 NO_SPEEDUP = "no measured speedup"
@@ -118,8 +121,8 @@ def perplexity_figure(group: Group) -> bytes:
     finite = [m for m in means if math.isfinite(m) and m > 0]
     if finite:
         ax.set_ylim(min(finite) / 2, max(finite) * 5)
-    ax.set_xlabel("sparsity (% of prunable weights pruned)")
-    ax.set_ylabel("evaluation perplexity (log scale)")
+    ax.set_xlabel(SPARSITY.axis_label())
+    ax.set_ylabel(PERPLEXITY.axis_label())
     ax.set_title(f"{group.title}: perplexity vs sparsity (geometric mean over seeds, 95% CI)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
@@ -142,8 +145,8 @@ def levels_table(group: Group) -> Table:
                 f"{point.mean_compression():.2f}", f"{point.mean_speedup():.2f}", measured(point), number(pre.mean), interval(pre),
                 number(e.mean), number(e.std), str(e.n), interval(e),
             ])
-    header = ["strategy", "setting", "target", "sparsity (%)", "compression", "MAC ratio (not a speedup)", "measured speedup",
-              "perplexity after pruning", "95% CI", "perplexity", "std of log", "n", "95% CI"]
+    header = ["strategy", "setting", "target", SPARSITY.header(), COMPRESSION.label, "MAC ratio (not a speedup)",
+              MEASURED_SPEEDUP.label, PRE_FINETUNE_PERPLEXITY.label, "95% CI", PERPLEXITY.label, "std of log", "n", "95% CI"]
     return Table(f"{group.title}: evaluation perplexity at each target (geometric means over seeds)", header, rows)
 
 
@@ -152,8 +155,8 @@ def log_ratio(values: dict[int, float]) -> dict[int, float]:
 
 
 def paired_verdict(adjusted_p: float, mean_log_ratio: float, n: int) -> str:
-    """What a reviewer may say of one paired test after Holm's correction (lower perplexity is better)."""
-    return verdict(adjusted_p, mean_log_ratio, n).replace("a > b", "a worse").replace("a < b", "a better")
+    """What a reviewer may say of one paired test after Holm's correction (perplexity's declared direction)."""
+    return judged(verdict(adjusted_p, mean_log_ratio, n), "a better", "a worse", PERPLEXITY)
 
 
 def paired_table(group: Group) -> Table:
@@ -196,7 +199,7 @@ def summary_table(group: Group) -> Table:
         ci = "n/a (1 seed)" if e.n < 2 else f"[{number(math.exp(e.ci_low))}, {number(math.exp(e.ci_high))}]"
         levels = ", ".join(p.level for p in sorted(points, key=mean_sparsity))
         rows.append([curve.strategy, curve.setting or "-", levels, number(math.exp(e.mean)), str(e.n), ci])
-    header = ["strategy", "setting", "levels", "geometric-mean perplexity over the levels", "n", "95% CI"]
+    header = ["strategy", "setting", "levels", f"geometric-mean {PERPLEXITY.label} over the levels", "n", "95% CI"]
     return Table(f"{group.title}: one number per curve", header, rows)
 
 

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 
+from prunebench.metrics.declared import COMPRESSION, MEASURED_SPEEDUP, THEORETICAL_SPEEDUP, TOP1  # noqa: E402
 from prunebench.report.aggregate import BEST, Curve, Group, Point  # noqa: E402
 from prunebench.report.literature import PublishedPoint  # noqa: E402
 from prunebench.report.stats import accuracy_estimate, estimate  # noqa: E402
@@ -117,7 +118,7 @@ def x_of(point: Point, axis: str) -> float:
 
 
 def x_label(axis: str) -> str:
-    return "compression ratio (total / nonzero parameters)" if axis == "compression" else "theoretical speedup (dense MACs / effective MACs)"
+    return (COMPRESSION if axis == "compression" else THEORETICAL_SPEEDUP).axis_label()
 
 
 def draw_band(ax: plt.Axes, curve: Curve, style: Style, values: list[tuple[float, dict[int, float]]]) -> None:
@@ -154,7 +155,7 @@ def curve_figure(group: Group, axis: str, published: list[PublishedPoint]) -> by
     ax.set_xscale("log", base=2)
     level_ticks(ax, tick_values(group, axis))
     ax.set_xlabel(x_label(axis))
-    ax.set_ylabel("test top-1 (%)")
+    ax.set_ylabel(TOP1.axis_label())
     ax.set_title(f"{group.title}: top-1 vs {axis} (mean over seeds, 95% CI)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
@@ -216,7 +217,7 @@ def pre_retrain_figure(group: Group) -> bytes:
     for entry in group.dense.values():
         dense = estimate(list(entry.top1.values())).mean * 100
         ax.axhline(dense, color="black", linestyle=":", linewidth=1, label=f"dense ({dense:.2f}%)")
-    return finish_compression_axes(figure, ax, group, "test top-1 before retraining (%)",
+    return finish_compression_axes(figure, ax, group, f"test {TOP1.label} before retraining ({TOP1.shown_unit})",
                                    f"{group.title}: top-1 right after pruning (mean over seeds, 95% CI)")
 
 
@@ -290,8 +291,8 @@ def measured_speedup_figure(group: Group) -> bytes:
     ax.set_yscale("log", base=2)
     for which in ("x", "y"):  # labelled '4x', not '2^2'
         (ax.xaxis if which == "x" else ax.yaxis).set_major_formatter(FuncFormatter(ratio_label))
-    ax.set_xlabel("theoretical speedup (dense MACs / effective MACs)")
-    ax.set_ylabel("measured speedup (dense / pruned latency)")
+    ax.set_xlabel(THEORETICAL_SPEEDUP.axis_label())
+    ax.set_ylabel(MEASURED_SPEEDUP.axis_label())
     ax.set_title(f"{group.title}: measured vs theoretical speedup\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -319,7 +320,7 @@ def latency_figure(group: Group) -> bytes:
         y = [p.top1_estimate().mean * 100 for p in points]
         ax.plot(x, y, markersize=3, label=curve.label, **styles[curve.label].kwargs())
     ax.set_xlabel("measured latency (ms)")
-    ax.set_ylabel("test top-1 (%)")
+    ax.set_ylabel(TOP1.axis_label())
     ax.set_title(f"{group.title}: top-1 vs measured latency\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
@@ -369,7 +370,7 @@ def trainability_figure(group: Group) -> bytes:
     ax.set_xscale("log")
     readable_log_ticks(ax.xaxis)
     ax.set_xlabel(f"{jsv_name(group.jsv_methods)} right after pruning ({', '.join(sorted(group.jsv_methods))})")
-    ax.set_ylabel("test top-1 after retraining (%)")
+    ax.set_ylabel(f"test {TOP1.label} after retraining ({TOP1.shown_unit})")
     ax.set_title(f"{group.title}: final top-1 vs trainability after pruning", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -389,8 +390,8 @@ def measured_curve_figure(group: Group) -> bytes:
         draw_band(ax, curve, styles[curve.label], [(xi, p.top1) for xi, p in zip(x, points)])
     ax.set_xscale("log", base=2)
     level_ticks(ax, ticks)
-    ax.set_xlabel("measured speedup (dense / pruned latency)")
-    ax.set_ylabel("test top-1 (%)")
+    ax.set_xlabel(MEASURED_SPEEDUP.axis_label())
+    ax.set_ylabel(TOP1.axis_label())
     ax.set_title(f"{group.title}: top-1 vs measured speedup\n{'; '.join(sorted(group.latency_setups))}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")

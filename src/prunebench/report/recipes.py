@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from prunebench.metrics.declared import TOP1
 from prunebench.report.aggregate import CONTROL_KEYS, Curve, Group, describe, differences
 from prunebench.report.stats import Estimate, estimate, paired_difference
 from prunebench.report.tables import Table, area_per_seed, ci, pct
@@ -110,7 +111,7 @@ def ranking_table(group: Group, context: Context) -> Table:
     ranks: dict[str, dict[str, int]] = {}
     for recipe in recipes:
         means = {m: estimate(list(v.values())).mean for m, v in scores[recipe].items() if v}
-        ranks[recipe] = {m: i + 1 for i, m in enumerate(sorted(means, key=lambda m: -means[m]))}
+        ranks[recipe] = {m: i + 1 for i, m in enumerate(sorted(means, key=lambda m: TOP1.best_first(means[m])))}
     rows = []
     for method in methods:
         cells = []

@@ -7,6 +7,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prunebench.metrics.declared import (
+    COMPRESSION, DENSE_MS, MEASURED_SPEEDUP, Metric, PRUNE_PEAK_MB, PRUNE_S, PRUNED_MS, QUANTIZED_TOP1, RETRAIN_S,
+    STORAGE_COMPRESSION, THEORETICAL_SPEEDUP, TOP1,
+)
 from prunebench.report.aggregate import BEST, Curve, Group, Point
 from prunebench.report.stats import (
     Estimate, PairedTest, accuracy_estimate, area_under_log2, estimate, holm, paired_test,
@@ -78,10 +82,10 @@ def levels_table(group: Group) -> Table:
                 curve.name, curve.setting or "-", point.level, f"{point.mean_compression():.2f}", *storage,
                 f"{point.mean_speedup():.2f}", pct(e.mean), pct(e.std), str(e.n), ci(e),
             ])
-    storage_header = ["storage compression", "quantized top-1 (%)"] if stored else []
-    header = ["strategy", "setting", "target", "compression", *storage_header, "speedup", "top-1 mean (%)", "std", "n",
-              "95% CI"]
-    return Table(f"{group.title}: test top-1 at each target", header, rows)
+    storage_header = [STORAGE_COMPRESSION.label, QUANTIZED_TOP1.header()] if stored else []
+    header = ["strategy", "setting", "target", COMPRESSION.label, *storage_header, THEORETICAL_SPEEDUP.label,
+              TOP1.header("mean"), "std", "n", "95% CI"]
+    return Table(f"{group.title}: test {TOP1.label} at each target", header, rows)
 
 
 ALPHA = 0.05  # family-wise error rate of the paired tests
@@ -92,8 +96,14 @@ def verdict(adjusted_p: float, mean: float, n: int) -> str:
     if math.isnan(adjusted_p):
         return f"not tested (n = {n})"
     if adjusted_p < ALPHA:
-        return "a > b" if mean > 0 else "a < b"
+        return "a > b" if mean > 0 else "a < b"  # a sign, not a judgement: the caller's metric says which is better
     return f"no significant difference (n = {n})"
+
+
+def judged(text: str, a_better: str, b_better: str, metric: Metric = TOP1) -> str:
+    """A verdict's sign (``a > b``) in words, by which way ``metric`` is better."""
+    greater, smaller = (a_better, b_better) if metric.better(1.0) else (b_better, a_better)
+    return text.replace("a > b", greater).replace("a < b", smaller)
 
 
 def p_value(p: float) -> str:
@@ -171,7 +181,7 @@ def paired_table(group: Group, exploratory: bool = False) -> Table:
     header = ["a - b", "target", "mean difference (points)", "n", "95% CI (uncorrected)", "p (paired t)",
               "p (Holm)", f"verdict (Holm, {ALPHA:g} family-wise)"]
     kind = "every pair, exploratory" if exploratory else "planned comparisons"
-    return Table(f"{group.title}: paired differences in top-1, {kind} ({family_text(group, exploratory)})", header, rows)
+    return Table(f"{group.title}: paired differences in {TOP1.label}, {kind} ({family_text(group, exploratory)})", header, rows)
 
 
 def area_per_seed(curve: Curve) -> dict[int, float]:
@@ -200,7 +210,7 @@ def summary_table(group: Group) -> Table:
         e = accuracy_estimate(per_seed)
         span = f"{points[0].level}-{points[-1].level}" if by_target else f"{points[0].mean_compression():.3g}-{points[-1].mean_compression():.3g}x"
         rows.append([curve.name, curve.setting or "-", span, pct(e.mean), str(e.n), ci(e)])
-    header = ["strategy", "setting", "levels", "area under top-1 vs log2 compression (%)", "n", "95% CI"]
+    header = ["strategy", "setting", "levels", f"area under {TOP1.label} vs log2 {COMPRESSION.label} ({TOP1.shown_unit})", "n", "95% CI"]
     return Table(f"{group.title}: one number per curve", header, rows)
 
 
@@ -228,11 +238,10 @@ def controls_table(group: Group) -> Table:
     rows = [
         [method.label, control.control or "", method.points[level].level, pct(method.points[level].top1_estimate().mean),
          pct(control.points[level].top1_estimate().mean), pct(t.difference.mean), str(t.difference.n), ci(t.difference),
-         p_value(t.p), p_value(q), verdict(q, t.difference.mean, t.difference.n).replace("a > b", "method better")
-         .replace("a < b", "control better")]
+         p_value(t.p), p_value(q), judged(verdict(q, t.difference.mean, t.difference.n), "method better", "control better")]
         for method, control, level, t, q in tests
     ]
-    header = ["method", "control", "target", "method top-1 (%)", "control top-1 (%)", "method - control (points)", "n",
+    header = ["method", "control", "target", f"method {TOP1.header()}", f"control {TOP1.header()}", "method - control (points)", "n",
               "95% CI (uncorrected)", "p (paired t)", "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
     return Table(f"{group.title}: each method against its own sanity controls", header, rows)
 
@@ -253,8 +262,8 @@ def cost_table(group: Group) -> Table:
             f"{sum(retrain) / len(retrain):.3g}", f"{max(peaks):.3g}" if peaks else "n/a",
         ])
     measured = ", ".join(sorted(m for m in group.peak_methods if m)) or "not recorded"
-    header = ["strategy", "setting", "runs", "prune s (mean)", "prune s (max)", "retrain s (mean)",
-              f"prune peak MB (max; {measured})"]
+    header = ["strategy", "setting", "runs", f"{PRUNE_S.label} (mean)", f"{PRUNE_S.label} (max)", f"{RETRAIN_S.label} (mean)",
+              f"{PRUNE_PEAK_MB.label} (max; {measured})"]
     return Table(f"{group.title}: what each method cost (wall time and peak memory of pruning)", header, rows)
 
 
@@ -298,7 +307,7 @@ def wide_table(group: Group) -> Table:
             cells.append(mean_ci(e) if same_n else f"{mean_ci(e)} (n = {e.n})")
         rows.append([curve.name + (" (control)" if curve.role == "control" else ""), curve.setting or "-", *cells])
     n = f", n = {counts.pop()} seeds" if same_n and counts else ""
-    return Table(f"{group.title}: test top-1 (%), mean ± 95% CI half-width{n}", ["strategy", "setting", *levels], rows)
+    return Table(f"{group.title}: test {TOP1.header()}, mean ± 95% CI half-width{n}", ["strategy", "setting", *levels], rows)
 
 
 def recipe_text(recipe: dict[str, object]) -> str:
@@ -341,6 +350,6 @@ def latency_table(group: Group) -> Table:
                 rows.append([curve.name, curve.setting or "-", point.level, runtime, form, f"{dense_ms:.3f}",
                              f"{pruned_ms:.3f}", f"{theory:.2f}", f"{speedup:.2f}", f"{speedup / theory:.2f}", str(len(seeds))])
     setups = "; ".join(sorted(group.latency_setups))
-    header = ["strategy", "setting", "target", "runtime", "form", "dense ms", "pruned ms", "theoretical speedup",
-              "measured speedup", "of theoretical", "n"]
+    header = ["strategy", "setting", "target", "runtime", "form", DENSE_MS.label, PRUNED_MS.label,
+              f"theoretical {THEORETICAL_SPEEDUP.label}", MEASURED_SPEEDUP.label, "of theoretical", "n"]
     return Table(f"{group.title}: measured speedup per runtime and form ({setups})", header, rows)
