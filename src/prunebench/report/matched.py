@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from prunebench.metrics.declared import TOP1
 from prunebench.report.aggregate import Curve, Group
 from prunebench.report.stats import Estimate, accuracy_estimate
 from prunebench.report.tables import Table, mean_ci, pct
@@ -78,5 +79,5 @@ def matched_table(group: Group, measured: bool, targets: Sequence[float] | None 
     reached = [i for i in range(len(targets)) if any(e[i] is not None for _, e in found)]  # no empty columns
     rows = [[curve.name, curve.setting or "-", *(cell(estimates[i]) for i in reached)] for curve, estimates in found]
     header = ["strategy", "setting", *(f"{targets[i]:g}x" for i in reached)]
-    return Table(f"{group.title}: top-1 (%) at matched {kind} speedup (interpolated per seed, mean ± 95% half-width)",
+    return Table(f"{group.title}: {TOP1.header()} at matched {kind} speedup (interpolated per seed, mean ± 95% half-width)",
                  header, rows)

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from prunebench.metrics.declared import TOP1
+from prunebench.metrics.declared import COMPRESSION, TOP1
 from prunebench.report.aggregate import CONTROL_KEYS, Curve, Group, describe, differences
 from prunebench.report.stats import Estimate, estimate, paired_difference
 from prunebench.report.tables import Table, area_per_seed, ci, pct
@@ -124,7 +124,7 @@ def ranking_table(group: Group, context: Context) -> Table:
             half = "" if e.n < 2 or math.isnan(e.half_width) else f" ± {pct(e.half_width)}"
             cells.append(f"#{ranks[recipe][method]}: {pct(e.mean)}{half}")
         rows.append([method, *cells])
-    return Table(f"{group.title}: ranking per fine-tuning recipe (area under top-1 vs log2 compression, %)",
+    return Table(f"{group.title}: ranking per fine-tuning recipe (area under {TOP1.label} vs log2 {COMPRESSION.label}, {TOP1.shown_unit})",
                  ["method", *recipes], rows)
 
 
