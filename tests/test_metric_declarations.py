@@ -130,3 +130,11 @@ def test_verdicts_are_worded_by_the_metrics_direction() -> None:
     assert paired_verdict(0.001, 0.5, 5) == "a worse"  # a higher log perplexity than b's
     assert paired_verdict(0.001, -0.5, 5) == "a better"
     assert paired_verdict(0.5, -0.5, 5) == "no significant difference (n = 5)"
+
+
+
+def test_the_results_docs_name_every_metric_column() -> None:
+    text = " ".join((ROOT / "docs" / "sweeps.md").read_text().split())
+    paragraph = text.split("One row per run: ", 1)[1].split("(e.g. `finetune.lr`)", 1)[0]
+    listed = set(re.findall(r"[a-z0-9_]+", paragraph))
+    assert set(METRIC_COLUMNS) <= listed, sorted(set(METRIC_COLUMNS) - listed)
