@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prunebench.executors import make_executor
+from prunebench.metrics.declared import TOP1
 from prunebench.plan.runner import run_plan
 from prunebench.plan.sweep import plan_from_mapping
 from prunebench.report import write_report
@@ -38,7 +39,7 @@ DEMO_CONFIG: dict[str, Any] = {
 def summary_table(results_dir: Path) -> Table:
     group = build_groups(open_db(results_dir).rows())[0]
     levels = sorted({p.target.value: p.level for c in group.curves.values() for p in c.points.values()}.items())
-    table = Table(title=f"{group.title}: test top-1 (%), mean over seeds, after pruning and fine-tuning")
+    table = Table(title=f"{group.title}: test {TOP1.header()}, mean over seeds, after pruning and fine-tuning")
     table.add_column("strategy")
     for _, label in levels:
         table.add_column(label, justify="right")
