@@ -15,13 +15,8 @@ import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
-from prunebench.pruning.layerwise import (
-    keep_from_scores,
-    lm_prunable,
-    outlier_ratio,
-    owl_sparsities,
-    prune_causal_lm,
-)
+from prunebench.pruning.allocations.owl import outlier_ratio, owl_sparsities
+from prunebench.pruning.layerwise import keep_from_scores, lm_prunable, prune_causal_lm
 from prunebench.pruning.obs import sparsegpt_prune
 from prunebench.pruning.scores.base import LayerTarget
 

@@ -105,3 +105,42 @@ def test_a_drifted_list_is_reported_with_the_difference() -> None:
         exactly(["a", "c"], {"a", "b"}, "here")
     with pytest.raises(AssertionError, match="twice"):
         exactly(["a", "a"], {"a"}, "here")
+
+
+METHODS_DOC = ROOT / "docs" / "methods.md"
+
+
+def structures_table() -> list[list[str]]:
+    """The cells of the rows of docs/methods.md's table under "## Structures"."""
+    text = METHODS_DOC.read_text().split("## Structures (`prune.structure`)", 1)[1]
+    rows = [line for line in text.split("\n\n", 2)[1].splitlines() if line.startswith("|")][2:]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_methods_doc_lists_every_structure_as_it_declares_itself() -> None:
+    """One row per registered structure (its values parse to it), naming each target it accepts
+    and saying what prune.prunable.exclude keeps as the structure declares it."""
+    from prunebench.pruning.structures import STRUCTURES, parse_structure
+
+    listed = []
+    for value, _, target, exclude in structures_table():
+        kinds = set()
+        for text in re.findall(r"`([^`]*)`", value):
+            try:
+                kinds.add(parse_structure(text.strip('"')).kind)
+            except ValueError:
+                continue  # a pattern such as "N:M", not a value
+        assert len(kinds) == 1, f"docs/methods.md structures row {value!r} names {kinds}"
+        (kind,) = kinds
+        listed.append(kind)
+        cls = STRUCTURES.get(kind)
+        for accepted in cls.target_kinds:
+            assert f"`prune.{accepted}`" in target, f"docs/methods.md: {kind} accepts prune.{accepted}"
+        assert exclude == cls.exclude, f"docs/methods.md: {kind}'s prune.prunable.exclude"
+    exactly(listed, set(STRUCTURES.names()), "docs/methods.md structures")
+
+
+def test_config_doc_lists_every_allocation() -> None:
+    from prunebench.pruning.allocations import ALLOCATIONS
+
+    exactly(config_doc_names("prune.allocation"), set(ALLOCATIONS.names()), "docs/config.md prune.allocation")

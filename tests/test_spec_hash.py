@@ -51,6 +51,7 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "mode": ["reinit", "scratch-e"],
     "schedule": ["at-init", "iterative"],
     "structure": ["block:2x2", "2:4"],
+    "allocation": ["owl"],
     "options": [{"batches": 2}, {"blocksize": 64}],
     "layer_rates": [{"*": 0.5}],
     "bits": [{"conv": 8, "linear": 4}],

@@ -43,9 +43,8 @@ from prunebench.pruning.prune import keep_count, prune_model, scoring_batches
 from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores import CLASSIFIER, LANGUAGE_MODEL, STRATEGIES, Method, Strategy
 from prunebench.pruning.select import tie_generator
-from prunebench.pruning.structures import check_structure, parse_structure
+from prunebench.pruning.structures import STRUCTURES, WeightStructure, check_structure, parse_structure, structures_scoring
 
-WEIGHT_STRUCTURES = {"unstructured": "unstructured", "nm": "2:4", "block": "block:4x4"}  # kind -> an instance
 TARGETS = {"compression": 3.0, "speedup": 1.6, "channel_fraction": 0.3}
 PLUGIN_WEIGHTS, PLUGIN_CHANNELS = "contract_squared", "contract_mean_filter"
 OPTIONS = {"synflow": {"rounds": 4}, PLUGIN_WEIGHTS: {"power": 3}}  # fewer SynFlow rounds: speed only
@@ -80,12 +79,13 @@ def plugin_strategies(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def cases() -> list[tuple[str, str]]:
-    """(strategy, structure) for every registered strategy and every structure kind it scores."""
+    """(strategy, structure) for every registered strategy and every structure kind it scores,
+    each structure written as its class's example (so a newly registered one is covered)."""
     found = []
     for name in [*STRATEGIES.names(), PLUGIN_WEIGHTS, PLUGIN_CHANNELS]:
         kinds = STRATEGIES.get(name).structures if name in STRATEGIES else (
-            ("channel",) if name == PLUGIN_CHANNELS else tuple(WEIGHT_STRUCTURES))
-        found += [(name, "channel" if kind == "channel" else WEIGHT_STRUCTURES[kind]) for kind in kinds]
+            structures_scoring("channels" if name == PLUGIN_CHANNELS else "weights"))
+        found += [(name, STRUCTURES.get(kind).example) for kind in kinds]
     return found
 
 
@@ -106,7 +106,7 @@ def test_the_cases_cover_every_built_in_strategy_and_both_kinds() -> None:
     assert {"magnitude", "random", "wanda", "sparsegpt"} <= {name for name, _, _ in lm_cases()}
     assert set(STRATEGIES.names()) <= covered
     assert {"magnitude", "synflow", "l1_filter", "slimming", "random_channel"} <= covered
-    assert {structure for _, structure in cases()} == {*WEIGHT_STRUCTURES.values(), "channel"}
+    assert {structure for _, structure in cases()} == {STRUCTURES.get(kind).example for kind in STRUCTURES.names()}
 
 
 class SmallCNN(nn.Module):
@@ -124,7 +124,8 @@ class SmallCNN(nn.Module):
 
 def model_for(structure: str, data: DataSplits) -> nn.Module:
     torch.manual_seed(0)
-    return SmallCNN() if structure == "channel" else create_model("mlp", data.input_shape, data.num_classes)
+    channels = parse_structure(structure).scores == "channels"
+    return SmallCNN() if channels else create_model("mlp", data.input_shape, data.num_classes)
 
 
 def spec_for(strategy: str, structure: str, target: str | None, **extra: Any) -> PruneSpec:
@@ -153,17 +154,19 @@ def test_every_accepted_target_is_met_exactly(strategy: str, structure: str, syn
         if structure == "channel":
             check_channel_target(model, synthetic, strategy, target, mask)
             continue
-        check_structure(mask, parse_structure(structure))
+        parsed = parse_structure(structure)
+        assert isinstance(parsed, WeightStructure)
+        check_structure(mask, parsed)
         unprunable = total - mask.total
         if target is None:  # N:M: exactly N of every M (check_structure), so exactly N/M overall
-            assert mask.kept * 4 == mask.total * 2
+            assert mask.kept == keep_count(model, spec) == mask.total * (1 - parsed.fixed_sparsity)  # type: ignore[operator]
         elif structure == "unstructured":  # the whole-model ratio, exact up to rounding
             assert mask.kept == keep_count(model, spec)
             assert unprunable + mask.kept == round(total / TARGETS["compression"])
             check_layer_scope(strategy, structure, synthetic)
-        else:  # whole 4x4 blocks: the count of the target, rounded to a whole number of blocks
-            assert mask.kept % 16 == 0
-            assert mask.kept == round(keep_count(model, spec) / 16) * 16
+        else:  # whole groups (blocks, rows): the count of the target, in the structure's own units
+            shapes = {name: keep.shape for name, keep in mask.items()}
+            assert parsed.kept_units(mask) == parsed.units_to_keep(shapes, keep_count(model, spec))
 
 
 def check_declared_reconstruction(strategy: str, structure: str, data: DataSplits, model: nn.Module, mask: Mask) -> None:
@@ -221,7 +224,7 @@ def check_channel_target(model: nn.Module, data: DataSplits, strategy: str, targ
 
 @pytest.mark.parametrize(("strategy", "structure"), cases())
 def test_pruning_again_from_a_mask_only_shrinks_it(strategy: str, structure: str, synthetic: DataSplits) -> None:
-    if parse_structure(structure).kind == "nm":  # N:M has no second, smaller mask: it is refused
+    if not parse_structure(structure).refines_masks:  # N:M has no second, smaller mask: it is refused
         return
     model = model_for(structure, synthetic)
     first = prune_model(model, synthetic, spec_for(strategy, structure, "compression", compression=2.0), seed=0)

@@ -86,3 +86,24 @@ def parse_structure(text: str) -> Any:
     from prunebench.pruning.structures import parse_structure as parse
 
     return parse(text)
+
+
+def lm_structures() -> str:
+    """How the structures a language model is pruned under are written, for a message."""
+    from prunebench.pruning.structures import language_model_structures, spellings
+
+    return spellings(language_model_structures())
+
+
+def allocations() -> Registry[Any]:
+    """The registered layer allocations of language models (``prune.allocation``)."""
+    from prunebench.pruning.allocations import ALLOCATIONS
+
+    return ALLOCATIONS
+
+
+def parse_allocation(name: str) -> Any:
+    """``prune.allocation`` as its allocation object; ConfigError for an unknown name."""
+    from prunebench.pruning.allocations import parse_allocation as parse
+
+    return parse(name)

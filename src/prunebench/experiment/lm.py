@@ -87,12 +87,12 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
             )
         calibration_samples(found.text.calibration, spec.recovery.batch_tokens // calibration.seq_len,
                             calibration.seq_len, spec.seed, key="recovery.batch_tokens")
-    structure = _structure(spec)
-    if structure.kind == "nm":
+    pattern = _structure(spec).layer_pattern()  # (N, M) where N of every M inputs are kept
+    if pattern is not None:
         for name, weight in lm_prunable(found.loaded.model).items():
-            if weight.shape[-1] % structure.m:
+            if weight.shape[-1] % pattern[1]:
                 raise ConfigError(
-                    f"prune.structure {spec.prune.structure!r}: M={structure.m} does not divide the input dimension "
+                    f"prune.structure {spec.prune.structure!r}: M={pattern[1]} does not divide the input dimension "
                     f"{weight.shape[-1]} of {name}"
                 )
     return found
@@ -260,7 +260,7 @@ def _run_lm(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> R
     structure = _structure(spec)
     outcome = prune_causal_lm(
         model, calibration, prune.strategy,
-        sparsity=None if structure.kind == "nm" else prune.resolved_sparsity, structure=prune.structure,
+        sparsity=None if structure.fixed_sparsity is not None else prune.resolved_sparsity, structure=prune.structure,
         scope=prune.scope, allocation=prune.allocation, options=prune.options, seed=spec.seed,
     )
     pruned_at = time.perf_counter()

@@ -9,14 +9,10 @@ read the same tensor, q/k/v or gate/up, share one statistic), the block's Linear
 and the pruned block is run again to make the next block's inputs. Data-free strategies
 (magnitude, random) need no forward pass at all.
 
-Allocation across blocks is ``uniform`` (every Linear at the target sparsity) or ``owl``:
-Outlier Weighed Layerwise sparsity (Yin et al. 2024, "Outlier Weighed Layerwise Sparsity
-(OWL): A Missing Secret Sauce for Pruning LLMs to High Sparsity"). A block's outlier ratio
-``D_l`` is the fraction of its Wanda scores ``|W| ||X||_2`` (on the dense model) above ``M``
-times their mean (``M = 5``); the ratios are mapped linearly onto a range of width ``2
-lambda`` (``lambda = 0.08``) and the block sparsity is ``s - (r_l - mean r)``: more outliers,
-more density, the mean sparsity held at ``s`` (the authors' code; the paper's interval ``[s -
-lambda, s + lambda]`` centred on the mean rather than its midpoint).
+Allocation across blocks is a registered :class:`prunebench.pruning.allocations.Allocation`:
+``uniform`` (every Linear at the target sparsity) or ``owl`` (Outlier Weighed Layerwise
+sparsity, Yin et al. 2024, from the dense model's Wanda scores per block, which this driver
+computes for the allocations that ask for them).
 
 Scopes (unstructured only; N:M is per group of M inputs): ``row`` compares within each output
 row, ``layer`` within each Linear, ``global`` across all of them. Each strategy says which it
@@ -26,14 +22,14 @@ columns over all rows) or row, OBS layer (as for classifiers) or row, magnitude 
 all three (row by default, Wanda's magnitude baseline); global only for data-free scores the
 method declares comparable across layers (:class:`prunebench.pruning.scores.base.Method`).
 Masks come from the same selection functions as a classifier's (:mod:`prunebench.pruning.select`,
-``select_nm``), so ties at the keep boundary are drawn by the run's seed, never by position.
+the N:M structure's), so ties at the keep boundary are drawn by the run's seed, never by position.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,17 +37,16 @@ import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
+from prunebench.pruning.allocations import Allocation, parse_allocation
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.obs import add_to_hessian
 from prunebench.pruning.scores.base import LANGUAGE_MODEL, STRATEGIES, LayerPruner, LayerStatistics, LayerTarget, Method
 from prunebench.pruning.select import select, select_rows
-from prunebench.pruning.structures import Structure, parse_structure, select_nm
+from prunebench.pruning.structures import NM, language_model_structures, parse_structure, spellings
 
 # Where causal LMs keep their decoder blocks (Llama, Mistral, Qwen, Phi: model.layers; OPT:
 # model.decoder.layers; GPT-NeoX: gpt_neox.layers; GPT-J/Falcon-style: transformer.h).
 BLOCK_PATHS = ("model.layers", "model.decoder.layers", "gpt_neox.layers", "transformer.h")
-OWL_M = 5.0  # Yin et al. 2024: a score is an outlier above M times its block's mean
-OWL_LAMBDA = 0.08  # Yin et al. 2024: half the width of the range of block sparsities
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +200,7 @@ def keep_from_scores(scores: torch.Tensor, target: LayerTarget, *, name: str = "
     if target.n is not None and target.m is not None:
         if target.pruned is not None:  # earlier pruned weights rank lowest in their groups
             scores = scores.to(torch.float32).masked_fill(target.pruned.to(scores.device), -torch.inf)
-        return select_nm({name: scores}, Structure("nm", n=target.n, m=target.m), seed=seed)[name]
+        return NM(target.n, target.m).select({name: scores}, 0, seed=seed)[name]
     assert target.sparsity is not None
     previous = None if target.pruned is None else Mask({name: ~target.pruned.to(scores.device)})
     if target.scope == "row":
@@ -215,42 +210,19 @@ def keep_from_scores(scores: torch.Tensor, target: LayerTarget, *, name: str = "
 
 
 # ---------------------------------------------------------------------------------------------
-# Allocation
+# Allocation: the dense scores an allocation may ask for (prunebench.pruning.allocations)
 
 
-def owl_sparsities(ratios: Sequence[float], sparsity: float, lam: float = OWL_LAMBDA) -> list[float]:
-    """Block sparsities from outlier ratios (Yin et al. 2024): mapped linearly onto a range of
-    width ``2 lam``, more outliers less sparse, mean ``sparsity``."""
-    r = torch.tensor(ratios, dtype=torch.float64)
-    spread = r.max() - r.min()
-    scaled = (r - r.min()) / spread * (2 * lam) if spread > 0 else torch.zeros_like(r)
-    values = sparsity - (scaled - scaled.mean())
-    if bool((values < 0).any() or (values >= 1).any()):
-        raise ConfigError(
-            f"allocation 'owl': sparsity {sparsity} +- {lam} leaves [0, 1) for some block; "
-            "use a sparsity further from 0 and 1 or allocation 'uniform'"
-        )
-    return values.tolist()
-
-
-def outlier_ratio(scores: Sequence[torch.Tensor], m: float = OWL_M) -> float:
-    """The fraction of a block's scores above ``m`` times their mean."""
-    flat = torch.cat([s.flatten() for s in scores])
-    return float((flat > m * flat.mean()).to(torch.float64).mean())
-
-
-def _owl_ratios(model: nn.Module, calibration: torch.Tensor, batch_size: int, m: float) -> list[float]:
-    """Outlier ratios of the Wanda scores of every block, on the dense model."""
+def _dense_wanda_scores(model: nn.Module, calibration: torch.Tensor, batch_size: int) -> Iterator[list[torch.Tensor]]:
+    """The Wanda scores ``|W| ||X||_2`` of every block's Linears on the dense model, block by
+    block (each block's inputs are the dense outputs of the block before it)."""
     inputs = _first_block_inputs(model, calibration, batch_size)
-    ratios = []
     blocks = decoder_blocks(model)
     for block, linears in zip(blocks, _block_linears(model)):
         stats = _observe(block, linears, inputs, "norms")
-        scores = [lin.weight.detach().abs().to(torch.float32) * stats[n].sq_norms.sqrt().unsqueeze(0)  # type: ignore[union-attr]
-                  for n, lin in linears.items()]
-        ratios.append(outlier_ratio(scores, m))
+        yield [lin.weight.detach().abs().to(torch.float32) * stats[n].sq_norms.sqrt().unsqueeze(0)  # type: ignore[union-attr]
+               for n, lin in linears.items()]
         _run_block(block, inputs)
-    return ratios
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,12 +231,13 @@ def _owl_ratios(model: nn.Module, calibration: torch.Tensor, batch_size: int, m:
 
 def _parse_target(structure: str, sparsity: float | None) -> tuple[int | None, int | None]:
     parsed = parse_structure(structure)
-    if parsed.kind == "nm":
+    if not parsed.language_model:
+        raise ConfigError(f"prune.structure {structure!r}: language models are pruned {spellings(language_model_structures())}")
+    pattern = parsed.layer_pattern()
+    if pattern is not None:
         if sparsity is not None:
             raise ConfigError(f"prune.structure {structure!r} fixes the sparsity at 1 - N/M: leave the sparsity out")
-        return parsed.n, parsed.m
-    if parsed.kind != "unstructured":
-        raise ConfigError(f"prune.structure {structure!r}: language models are pruned 'unstructured' or 'N:M' (e.g. '2:4')")
+        return pattern
     if sparsity is None or not 0 < sparsity < 1:
         raise ConfigError(f"sparsity must be in (0, 1), got {sparsity}")
     return None, None
@@ -299,19 +272,18 @@ def prune_causal_lm(
     sparsity: float | None = None,
     structure: str = "unstructured",
     scope: str | None = None,
-    allocation: str = "uniform",
+    allocation: str | Allocation = "uniform",
     options: Mapping[str, Any] | None = None,
     seed: int = 0,
     previous: Mask | None = None,
     batch_size: int = 8,
-    owl_m: float = OWL_M,
-    owl_lambda: float = OWL_LAMBDA,
 ) -> LMPruneOutcome:
     """Prune ``model``'s decoder-block Linears in place with ``strategy``, one-shot.
 
     ``calibration``: ``(n_samples, seq_len)`` token ids, run ``batch_size`` samples at a time.
     ``sparsity`` (unstructured) or ``structure`` ``"N:M"``; ``scope`` None takes the
-    strategy's default. ``previous``: an earlier mask over the same weights, kept pruned (the
+    strategy's default. ``allocation``: a registered name or an :class:`Allocation` with
+    hyperparameters of its own (``Owl(m=4.0)``). ``previous``: an earlier mask over the same weights, kept pruned (the
     new mask only shrinks it). Pruned weights are exactly zero on return; the model's modes,
     torch's threads and the global RNG are left as they were (``seed`` drives a generator of
     its own)."""
@@ -321,10 +293,8 @@ def prune_causal_lm(
     n, m = _parse_target(structure, sparsity)
     scope = scope or pruner.default_scope
     registered.check_scope(scope, LANGUAGE_MODEL)
-    if allocation not in ("uniform", "owl"):
-        raise ConfigError(f"allocation {allocation!r}: 'uniform' or 'owl'")
-    if allocation == "owl" and (m is not None or scope == "global"):
-        raise ConfigError("allocation 'owl' sets a sparsity per block: it needs an unstructured target and scope row or layer")
+    allocator = parse_allocation(allocation) if isinstance(allocation, str) else allocation
+    allocator.check(fixed_sparsity=m is not None, scope=scope)
     if previous is not None and m is not None:
         raise ConfigError(f"prune.structure {structure!r} cannot refine an earlier mask")
     blocks_linears = _block_linears(model)
@@ -332,7 +302,7 @@ def prune_causal_lm(
         for name, linear in linears.items():
             if m is not None and linear.in_features % m:
                 raise ConfigError(f"prune.structure {structure!r}: M={m} does not divide the input dimension {linear.in_features} of {name}")
-    needs_data = pruner.statistics != "none" or allocation == "owl"
+    needs_data = pruner.statistics != "none" or allocator.needs_scores
     if needs_data and (calibration.dim() != 2 or calibration.dtype != torch.long or calibration.numel() == 0):
         raise ValueError("calibration must be a non-empty (n_samples, seq_len) tensor of token ids")
     generator = torch.Generator().manual_seed(seed)
@@ -340,9 +310,8 @@ def prune_causal_lm(
     calibration = calibration.to(device)
 
     with _inference(model):
-        ratios = _owl_ratios(model, calibration, batch_size, owl_m) if allocation == "owl" else None
-        block_sparsity = (owl_sparsities(ratios, sparsity, owl_lambda) if ratios is not None  # type: ignore[arg-type]
-                          else [sparsity] * len(blocks_linears))
+        block_sparsity = allocator.sparsities(sparsity, len(blocks_linears),
+                                              lambda: _dense_wanda_scores(model, calibration, batch_size))
         targets = {
             name: LayerTarget(sparsity=block_sparsity[index], n=n, m=m, scope="layer" if scope == "global" else scope,  # type: ignore[arg-type]
                               pruned=None if previous is None else ~previous[name].to(device))

@@ -25,14 +25,7 @@ from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
 from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores import CLASSIFIER, WEIGHT_STRATEGIES, Batch, ScoreInputs
 from prunebench.pruning.select import keep_count_for_compression
-from prunebench.pruning.structures import (
-    CHANNEL,
-    check_shapes,
-    check_structure,
-    nm_keep_count,
-    parse_structure,
-    select_structured,
-)
+from prunebench.pruning.structures import WeightStructure, check_structure, parse_structure, select_structured
 from prunebench.target import Target
 
 SHUFFLE_SEED_OFFSET = 7919  # the layer-shuffle permutation's generator: not the scorer's stream
@@ -78,23 +71,22 @@ def scoring_batches(data: DataSplits, batch_size: int, count: int, seed: int) ->
 def keep_count(model: nn.Module, spec: PruneSettings) -> int:
     """Prunable entries to keep for ``spec.compression``; raises ConfigError if unreachable.
 
-    An N:M structure fixes the count itself (N of every M); a shape it cannot tile is refused.
+    The structure may fix the count itself (N:M: N of every M); a shape it cannot tile is refused.
     """
     params = prunable_parameters(model, spec.prunable)
     if not params:
         raise ConfigError(f"prune.prunable selects no parameters of {type(model).__name__}")
-    if spec.structure == CHANNEL:  # whole channels: the count follows from the channels chosen
-        return sum(p.numel() for p in params.values())
     structure = parse_structure(spec.structure)
-    check_shapes({name: p.shape for name, p in params.items()}, structure)
-    if structure.kind == "nm":
-        return nm_keep_count({name: p.shape for name, p in params.items()}, structure)
-    return keep_count_for_compression(
+    if not isinstance(structure, WeightStructure):  # whole channels: the count follows from the channels chosen
+        return sum(p.numel() for p in params.values())
+    shapes = {name: p.shape for name, p in params.items()}
+    structure.check_shapes(shapes)
+    return structure.keep_count(shapes, lambda: keep_count_for_compression(
         params_total=sum(p.numel() for p in model.parameters()),
         unprunable_nonzero=unprunable_nonzero(model, params),
         prunable_total=sum(p.numel() for p in params.values()),
         compression=spec.resolved_compression,
-    )
+    ))
 
 
 def prune_model(
@@ -114,7 +106,8 @@ def prune_model(
     ``keep`` overrides the target of ``spec.compression``: a total, or a count per parameter
     (schedules use it for their intermediate steps).
     """
-    if spec.structure == CHANNEL:
+    structure = parse_structure(spec.structure)
+    if not isinstance(structure, WeightStructure):  # whole channels, selected on the channel graph
         return prune_channel_model(model, data, spec, seed=seed, previous=previous)
     strategy = WEIGHT_STRATEGIES.get(spec.strategy)
     strategy.check_scope(spec.scope, CLASSIFIER)  # a layer-local saliency (OBS) refuses global
@@ -130,7 +123,6 @@ def prune_model(
         generator=torch.Generator().manual_seed(seed),
     )
     scores = scores_for_selection(strategy, inputs, options, keep if isinstance(keep, int) else sum(keep.values()), seed)
-    structure = parse_structure(spec.structure)
     if isinstance(keep, Mapping):  # each tensor to its own count (layer-wise schedules)
         mask = Mask({  # scope layer: one tensor's exact count, its ties drawn by its own generator
             name: select_structured(

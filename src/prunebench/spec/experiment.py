@@ -100,7 +100,7 @@ class ExperimentSpec(Spec):
         try:
             if not catalog.is_lm_model(data["model"]):
                 return data
-            if catalog.parse_structure(prune.get("structure", _default(PruneSpec, "structure"))).kind == "nm":
+            if catalog.parse_structure(prune.get("structure", _default(PruneSpec, "structure"))).fixed_sparsity is not None:
                 return data
         except (ValueError, TypeError, AttributeError):
             return data  # an unknown model or structure: its own validator says so
@@ -158,10 +158,9 @@ class ExperimentSpec(Spec):
             )
         if prune.sparsity is not None and prune._is_nm:
             raise ValueError("prune.sparsity: prune.structure N:M fixes the sparsity at 1 - N/M: leave prune.sparsity out")
-        if catalog.parse_structure(prune.structure).kind not in ("unstructured", "nm"):
-            raise ValueError(f"prune.structure {prune.structure!r}: language models are pruned 'unstructured' or N:M (e.g. '2:4')")
-        if prune.allocation == "owl" and prune._is_nm:
-            raise ValueError("prune.allocation 'owl' spreads an unstructured sparsity across layers; N:M is the same in every layer")
+        if not catalog.parse_structure(prune.structure).language_model:
+            raise ValueError(f"prune.structure {prune.structure!r}: language models are pruned {catalog.lm_structures()}")
+        catalog.parse_allocation(prune.allocation).check(fixed_sparsity=prune._is_nm, scope=prune.scope)
 
     def resolved(self) -> dict[str, Any]:
         """Each model kind hashes its own keys, every one of them: a classifier's id holds no

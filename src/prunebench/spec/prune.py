@@ -66,7 +66,7 @@ class PruneSpec(Spec):
     gradual: GradualSpec = Field(default_factory=GradualSpec)
     # language models: the target is the fraction of prunable weights (unset: 0.5, or N:M's own)
     sparsity: Float | None = Field(default=None, gt=0, lt=1)
-    allocation: Literal["uniform", "owl"] = "uniform"  # sparsity across layers; owl: outlier-weighted
+    allocation: str = "uniform"  # sparsity across layers: a registered allocation (owl: outlier-weighted)
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
     merge: Bool = False  # channel pruning: Neuron Merging of each pruned channel into a kept one
     merge_threshold: Float = Field(default=MERGE_THRESHOLD, gt=0, le=1)  # its cosine-similarity threshold
@@ -124,7 +124,14 @@ class PruneSpec(Spec):
 
     @property
     def _is_nm(self) -> bool:
-        return catalog.parse_structure(self.structure).kind == "nm"
+        return catalog.parse_structure(self.structure).fixed_sparsity is not None  # N:M: 1 - N/M
+
+    @field_validator("allocation")
+    @classmethod
+    def known_allocation(cls, name: str) -> str:
+        if name not in catalog.allocations():
+            raise ValueError(catalog.allocations().unknown_message(name))
+        return name
 
     @field_validator("strategy")
     @classmethod
@@ -163,21 +170,22 @@ class PruneSpec(Spec):
         """The strategy says which structures it scores and validates its own options."""
         registry = catalog.strategies()
         strategy = registry.get(self.strategy)
-        kind = catalog.parse_structure(self.structure).kind
+        structure = catalog.parse_structure(self.structure)
         if not strategy.prunes("classifier"):  # the model decides (ExperimentSpec)
             strategy.parse_options(self.options)
             return self
         if self.scope == "global":  # refused where the scores are layer-local (OBS)
             strategy.check_scope(self.scope, "classifier")
-        if kind not in strategy.structures:
-            if kind == CHANNEL:
-                fitting = [n for n in registry.names() if CHANNEL in registry.get(n).structures]
-                raise ValueError(
-                    f"prune.strategy {self.strategy!r} scores single weights; structure 'channel' needs one of "
-                    f"{', '.join(fitting)}"
-                )
-            if CHANNEL in strategy.structures:
-                raise ValueError(f"prune.strategy {self.strategy!r} scores channels: it needs prune.structure 'channel'")
+        if structure.kind not in strategy.structures:
+            if structure.scores != strategy.unit:  # weights against channels: name what would fit
+                fitting = [n for n in registry.names() if structure.kind in registry.get(n).structures]
+                if strategy.unit == "weights":
+                    raise ValueError(
+                        f"prune.strategy {self.strategy!r} scores single weights; structure {self.structure!r} needs one of "
+                        f"{', '.join(fitting)}"
+                    )
+                raise ValueError(f"prune.strategy {self.strategy!r} scores {strategy.unit}: it needs prune.structure "
+                                 f"{either(strategy.structures)}")
             raise ValueError(
                 f"prune.strategy {self.strategy!r} does not score prune.structure {self.structure!r} "
                 f"(it scores: {', '.join(strategy.structures)})"
@@ -204,8 +212,7 @@ class PruneSpec(Spec):
     def resolved_sparsity(self) -> float:
         """Language models: the fraction of prunable weights to prune (N:M: 1 - N/M)."""
         if self._is_nm:
-            structure = catalog.parse_structure(self.structure)
-            return 1 - structure.n / structure.m
+            return catalog.parse_structure(self.structure).fixed_sparsity  # N:M: 1 - N/M
         return self.sparsity if self.sparsity is not None else DEFAULT_SPARSITY
 
     def resolved(self) -> dict[str, Any]:

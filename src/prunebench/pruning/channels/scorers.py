@@ -54,7 +54,6 @@ class ChannelStrategy(Method):
     training_loss: Callable[[nn.Module, Any], LossFn] | None = None
     update: ChannelUpdate | None = None  # rewrites the kept weights after selection (see ChannelUpdate)
     unit: Unit | None = field(default="channels", init=False)
-    structures: tuple[str, ...] = field(default=("channel",), init=False)
 
     @property
     def training_phase(self) -> bool:

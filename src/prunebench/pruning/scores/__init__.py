@@ -9,7 +9,6 @@ from prunebench.pruning.scores.base import (
     MODEL_KINDS,
     STRATEGIES,
     WEIGHT_STRATEGIES,
-    WEIGHT_STRUCTURES,
     Batch,
     Form,
     LayerPruner,
@@ -27,7 +26,7 @@ from prunebench.pruning.scores.base import (
 )
 
 __all__ = [
-    "CLASSIFIER", "LANGUAGE_MODEL", "MODEL_KINDS", "STRATEGIES", "WEIGHT_STRATEGIES", "WEIGHT_STRUCTURES", "Batch",
+    "CLASSIFIER", "LANGUAGE_MODEL", "MODEL_KINDS", "STRATEGIES", "WEIGHT_STRATEGIES", "Batch",
     "Form", "LayerPruner", "LayerStatistics", "LayerTarget", "Method", "ModelKind", "NoOptions", "ScoreInputs",
     "Scores", "Strategy", "StrategyView", "register_method", "register_scorer",
 ]

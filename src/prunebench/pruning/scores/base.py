@@ -29,6 +29,7 @@ from torch import nn
 
 from prunebench.errors import ConfigError, UnknownNameError
 from prunebench.modes import eval_mode  # noqa: F401  (the scorers' way to score in eval mode)
+from prunebench.pruning.structures import language_model_structures, structures_scoring
 from prunebench.registry import Registry
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -59,10 +60,6 @@ ScorerFn = Callable[[ScoreInputs, Any], Scores]
 # (the pruned ones still hold their values, which OBS compensates for); the mask is applied after
 # it, so an update can only move the survivors.
 UpdateFn = Callable[[ScoreInputs, Mapping[str, torch.Tensor], Any], None]
-
-
-# The structures a weight strategy's scores can be selected under (``prunebench.pruning.structures``).
-WEIGHT_STRUCTURES = ("unstructured", "nm", "block")
 
 
 def one_round(options: Any) -> int:
@@ -205,13 +202,19 @@ class Method:
     layer: LayerPruner | None = None  # its form for causal language models, where it has one
     # What a subclass's classifier form sets; the base class has no classifier form.
     unit: Unit | None = dataclasses.field(default=None, init=False)
-    structures: tuple[str, ...] = dataclasses.field(default=(), init=False)  # the structure kinds it scores
 
     def __post_init__(self) -> None:
         if self.layer is not None and "global" in self.layer.scopes and not self.comparable:
             raise ValueError(f"method {self.name!r}: scope 'global' needs scores comparable across layers")
         if not self.kinds:
             raise ValueError(f"method {self.name!r} prunes neither classifiers nor language models")
+
+    @property
+    def structures(self) -> tuple[str, ...]:
+        """The structure kinds its classifier form selects under: every registered structure
+        that selects from what it scores (weights or channels), so a new structure needs no
+        change here (:mod:`prunebench.pruning.structures`)."""
+        return structures_scoring(self.unit) if self.unit is not None else ()
 
     @property
     def training_phase(self) -> bool:
@@ -242,7 +245,7 @@ class Method:
             needs: Needs = "nothing" if self.layer.statistics == "none" else self.layer.statistics
             return Form(LANGUAGE_MODEL, "linear", needs, training_phase=False,
                         reconstructs=self.layer.prune is not None or self.layer.update is not None, scopes=self.layer.scopes,
-                        structures=("unstructured", "nm"))
+                        structures=language_model_structures())
         if self.unit is None:
             return None
         scopes = CLASSIFIER_SCOPES if self.comparable else ("layer",)
@@ -272,7 +275,6 @@ class Strategy(Method, Generic[OptionsT]):
     provisional selections rank by (SynFlow: the log, as flows overflow float32)."""
 
     score: Callable[[ScoreInputs, OptionsT], Scores]
-    structures: tuple[str, ...] = dataclasses.field(default=WEIGHT_STRUCTURES, init=False)
     rounds: Callable[[OptionsT], int] = one_round
     rank: Callable[[torch.Tensor], torch.Tensor] | None = None
     update: UpdateFn | None = None  # rewrites the kept weights after selection (see UpdateFn)
