@@ -33,6 +33,7 @@ from prunebench.pruning.structures import unstructured as unstructured  # noqa: 
 from prunebench.pruning.structures import nm as nm  # noqa: E402
 from prunebench.pruning.structures import block as block  # noqa: E402
 from prunebench.pruning.structures import channel as channel  # noqa: E402
+from prunebench.pruning.structures import rows as rows  # noqa: E402
 
 from prunebench.pruning.structures.block import Block, select_blocks  # noqa: E402
 from prunebench.pruning.structures.channel import Channel  # noqa: E402
