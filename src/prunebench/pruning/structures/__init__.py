@@ -6,6 +6,7 @@ parses to an instance of one registered class (:func:`parse_structure`):
 - ``unstructured`` (default): any entry may be pruned (:mod:`.unstructured`).
 - ``N:M`` (e.g. ``"2:4"``): exactly N of every M consecutive inputs kept (:mod:`.nm`).
 - ``block:RxC`` (e.g. ``"block:4x4"``): R x C blocks kept or pruned whole (:mod:`.block`).
+- ``rows``: whole output rows of a weight kept or pruned, scored by their sums (:mod:`.rows`).
 - ``channel``: whole channels, removed with everything coupled to them, scored by channel
   strategies (:mod:`.channel`, selected by :mod:`prunebench.pruning.channels`).
 
