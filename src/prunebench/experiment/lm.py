@@ -22,17 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.spec import SPEC_VERSION, ExperimentSpec, LMDenseSpec, RunSettings
+from prunebench.spec import ExperimentSpec, RunSettings
 from prunebench.errors import ConfigError
 from prunebench.experiment.pipeline import stored_result
-from prunebench.experiment.provenance import provenance
+from prunebench.experiment.result import DenseOutcome, Measured, Perplexities, PruneOutcome, build_result
 from prunebench.metrics.latency import torch_threads
 from prunebench.metrics.size import size_metrics
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.masking import KeepPruned
-from prunebench.record import (
-    LanguageModel, LayerMacs, Latency, Macs, Provenance, RunResult, Sizes, Timings, dense_run_id,
-)
+from prunebench.record import LanguageModel, LayerMacs, Latency, Macs, RunResult, Sizes
 from prunebench.store.artifacts import read_json, save_tensors, write_json
 from prunebench.store.layout import DENSE_FILE, RESULT_FILE, dense_folder
 from prunebench.store.lock import dense_lock
@@ -272,31 +270,24 @@ def _run_lm(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> R
     recovered_at = time.perf_counter()
 
     latency = lm_latency(spec, settings, found, model) if settings.latency else None
-    spec_json = spec.recorded()
     loaded = found.loaded
-    result = RunResult(
-        spec_version=SPEC_VERSION,
-        run_id=spec.run_id,
-        dense_id=spec.dense_spec().content_hash(),
-        spec=spec_json,
-        target=spec.target,
-        sizes=lm_sizes(model),
-        macs=lm_macs(model),
-        dense_perplexity=dense["perplexity"],
-        pre_finetune_perplexity=pre.value,
-        perplexity=post.value,
-        language_model=LanguageModel(
-            description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
-            num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
-            window=window, stride=stride, tokens_scored=pre.tokens_scored,
-            calibration_n_samples=prune.calibration.n_samples, calibration_seq_len=prune.calibration.seq_len,
-            calibration_seed=spec.seed, allocation=prune.allocation, recovery=recovery,
+    result = build_result(
+        spec,
+        dense=DenseOutcome(cached=dense["cached"]),
+        pruned=PruneOutcome(prune_s=outcome.seconds, retrain_s=recovered_at - pruned_at if recovery else 0.0),
+        measured=Measured(
+            sizes=lm_sizes(model), macs=lm_macs(model),
+            perplexity=Perplexities(dense=dense["perplexity"], pre_recovery=pre.value, final=post.value),
+            language_model=LanguageModel(
+                description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
+                num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
+                window=window, stride=stride, tokens_scored=pre.tokens_scored,
+                calibration_n_samples=prune.calibration.n_samples, calibration_seq_len=prune.calibration.seq_len,
+                calibration_seed=spec.seed, allocation=prune.allocation, recovery=recovery,
+            ),
+            latency=latency,
         ),
-        latency=latency,
-        timings=Timings(prune=outcome.seconds, retrain=recovered_at - pruned_at if recovery else 0.0,
-                        wall=time.perf_counter() - started),
-        provenance=Provenance(**provenance(settings.device), dataset_checksums=dict(found.text.checksums),
-                              dense_cached=dense["cached"]),
+        device=settings.device, checksums=found.text.checksums, wall_s=time.perf_counter() - started,
     )
     run_dir = results_dir / spec.run_id
     save_tensors(run_dir / "mask.pt", outcome.mask.state_dict())
@@ -318,22 +309,19 @@ def run_lm_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path)
         started = time.perf_counter()
         found = check_lm(spec, settings)
         dense = dense_perplexity(spec, found, results_dir)
-        dense_spec: LMDenseSpec = spec.dense_spec()  # type: ignore[assignment]
         loaded = found.loaded
-        return RunResult(
-            spec_version=SPEC_VERSION,
-            run_id=dense_run_id(dense_spec.content_hash()),
-            dense_id=dense_spec.content_hash(),
-            spec=dense_spec.model_dump(mode="json"),
-            sizes=lm_sizes(loaded.model),
-            macs=lm_macs(loaded.model),
-            dense_perplexity=dense["perplexity"], pre_finetune_perplexity=dense["perplexity"], perplexity=dense["perplexity"],
-            language_model=LanguageModel(
-                description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
-                num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
-                window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=dense["tokens_scored"],
+        return build_result(
+            spec,
+            dense=DenseOutcome(cached=dense["cached"]),
+            pruned=None,
+            measured=Measured(
+                sizes=lm_sizes(loaded.model), macs=lm_macs(loaded.model),
+                perplexity=Perplexities(dense=dense["perplexity"], pre_recovery=dense["perplexity"], final=dense["perplexity"]),
+                language_model=LanguageModel(
+                    description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
+                    num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
+                    window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=dense["tokens_scored"],
+                ),
             ),
-            timings=Timings(wall=time.perf_counter() - started),
-            provenance=Provenance(**provenance(settings.device), dataset_checksums=dict(found.text.checksums),
-                                  dense_cached=dense["cached"]),
+            device=settings.device, checksums=found.text.checksums, wall_s=time.perf_counter() - started,
         )

@@ -18,13 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.spec import CHANNEL, SPEC_VERSION, ExperimentSpec, RunSettings
+from prunebench.spec import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
 from prunebench.errors import ConfigError, DataError
 from prunebench.experiment.compression import compress_model
 from prunebench.models.checkpoint import load_checkpoint
 from prunebench.store.artifacts import load_tensors, save_tensors, sha256_file, write_json
-from prunebench.experiment.provenance import provenance
 from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
 from prunebench.metrics.latency import FormTiming, best_against_best, time_forms, torch_threads
@@ -34,8 +33,9 @@ from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
+from prunebench.experiment.result import DenseOutcome, Measured, PruneOutcome, build_result
 from prunebench.record import (
-    Accuracy, Cost, Latency, LatencyBest, LatencyForm, Macs, Provenance, Retraining, RunResult, Sizes, Timings, Trainability, load_result,
+    Accuracy, Cost, Latency, LatencyBest, LatencyForm, Macs, Retraining, RunResult, Sizes, Trainability, load_result,
 )
 from prunebench.store.layout import (
     DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
@@ -248,44 +248,41 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
     storage = compressed.storage if compressed else None
 
     prunable = prunable_parameters(model, spec.prune.prunable)
-    spec_json = spec.recorded()
     latency = latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else None
-    result = RunResult(
-        spec_version=SPEC_VERSION,
-        run_id=spec.run_id,
-        dense_id=spec.dense_spec().content_hash(),
-        dense_sha256=dense["model_sha256"],  # the exact weights this run pruned
-        spec=spec_json,
-        target=spec.target,
-        sizes=Sizes.of(size_metrics(model, prunable)).model_copy(update={
-            "storage_bytes": storage.storage_bytes if storage else None,
-            "storage_compression_ratio": storage.dense_bytes / storage.storage_bytes if storage else None,
-        }),
-        macs=Macs.of(mac_metrics(model, data.input_shape)),
-        accuracy=Accuracy(
-            top1=final.top1, top5=final.top5, loss=final.loss, test_examples=final.examples,
-            val_top1=history.epochs[-1].val_top1 if history.epochs else None,
-            pre_retrain_top1=pre.top1, pre_retrain_top5=pre.top5,
-            dense_top1=dense["test_top1"], dense_top5=dense["test_top5"], dense_val_top1=dense["val_top1"],
-            quantized_top1=compressed.top1 if compressed else None, quantized_top5=compressed.top5 if compressed else None,
+    result = build_result(
+        spec,
+        dense=DenseOutcome(cached=dense["cached"], train_s=0.0 if dense["cached"] else dense["wall_time_s"],
+                           sha256=dense["model_sha256"]),
+        pruned=PruneOutcome(
+            prune_s=outcome.prune_time_s, retrain_s=outcome.train_time_s,
+            compress_s=compressed.seconds if compressed else 0.0,
+            retraining=Retraining(
+                schedule=spec.prune.schedule, structure=spec.prune.structure, mode=spec.retrain.mode,
+                recipe={**final_recipe(spec), "epochs": len(history.epochs)},
+                log=[asdict(e) for e in history.epochs], rounds=outcome.rounds, gradual_updates=outcome.gradual_updates,
+                sparsity_training=sparsity,
+            ),
+            trainability=Trainability.of(outcome.trainability) if outcome.trainability is not None else None,
+            cost=Cost(prune_s=outcome.prune_time_s + (sparsity["wall_time_s"] if sparsity else 0.0),
+                      retrain_s=outcome.train_time_s, prune_peak_mb=outcome.prune_peak_mb, peak_method=outcome.peak_method),
         ),
-        latency=latency,
-        retraining=Retraining(
-            schedule=spec.prune.schedule, structure=spec.prune.structure, mode=spec.retrain.mode,
-            recipe={**final_recipe(spec), "epochs": len(history.epochs)},
-            log=[asdict(e) for e in history.epochs], rounds=outcome.rounds, gradual_updates=outcome.gradual_updates,
-            sparsity_training=sparsity,
+        measured=Measured(
+            sizes=Sizes.of(size_metrics(model, prunable)).model_copy(update={
+                "storage_bytes": storage.storage_bytes if storage else None,
+                "storage_compression_ratio": storage.dense_bytes / storage.storage_bytes if storage else None,
+            }),
+            macs=Macs.of(mac_metrics(model, data.input_shape)),
+            accuracy=Accuracy(
+                top1=final.top1, top5=final.top5, loss=final.loss, test_examples=final.examples,
+                val_top1=history.epochs[-1].val_top1 if history.epochs else None,
+                pre_retrain_top1=pre.top1, pre_retrain_top5=pre.top5,
+                dense_top1=dense["test_top1"], dense_top5=dense["test_top5"], dense_val_top1=dense["val_top1"],
+                quantized_top1=compressed.top1 if compressed else None, quantized_top5=compressed.top5 if compressed else None,
+            ),
+            latency=latency,
+            storage=storage,
         ),
-        storage=storage,
-        trainability=Trainability.of(outcome.trainability) if outcome.trainability is not None else None,
-        cost=Cost(prune_s=outcome.prune_time_s + (sparsity["wall_time_s"] if sparsity else 0.0), retrain_s=outcome.train_time_s, prune_peak_mb=outcome.prune_peak_mb,
-                  peak_method=outcome.peak_method),
-        timings=Timings(
-            dense_train=0.0 if dense["cached"] else dense["wall_time_s"],
-            prune=outcome.prune_time_s, retrain=outcome.train_time_s, compress=compressed.seconds if compressed else 0.0,
-            wall=time.perf_counter() - started,
-        ),
-        provenance=Provenance(**provenance(settings.device), dataset_checksums=data.checksums, dense_cached=dense["cached"]),
+        device=settings.device, checksums=data.checksums, wall_s=time.perf_counter() - started,
     )
     save_tensors(run_dir / "mask.pt", mask.state_dict())
     for index, round_mask in enumerate(outcome.round_masks, start=1):  # iterative: every rung of the ladder
