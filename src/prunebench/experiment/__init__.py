@@ -4,6 +4,7 @@ Planning many runs (sweeps, executors, progress) is :mod:`prunebench.plan`, whic
 package; nothing here imports it.
 """
 
-from prunebench.experiment.pipeline import RESULT_FILE, build_model, prepare, run_experiment
+from prunebench.experiment.pipeline import build_model, prepare, run_experiment
+from prunebench.store.layout import RESULT_FILE
 
 __all__ = ["RESULT_FILE", "build_model", "prepare", "run_experiment"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,14 @@ from torch import nn
 from prunebench.spec import ExperimentSpec, RunSettings
 from prunebench.errors import ConfigError
 from prunebench.experiment.pipeline import stored_result
-from prunebench.experiment.result import DenseOutcome, Measured, Perplexities, PruneOutcome, build_result
-from prunebench.metrics.latency import torch_threads
+from prunebench.experiment.result import DenseOutcome, Measured, Perplexities, PruneOutcome
+from prunebench.experiment.run import run_stages
 from prunebench.metrics.size import size_metrics
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.masking import KeepPruned
 from prunebench.record import LanguageModel, LayerMacs, Latency, Macs, RunResult, Sizes
 from prunebench.store.artifacts import read_json, save_tensors, write_json
-from prunebench.store.layout import DENSE_FILE, RESULT_FILE, dense_folder
+from prunebench.store.layout import DENSE_FILE, dense_folder
 from prunebench.store.lock import dense_lock
 
 log = logging.getLogger("prunebench")
@@ -233,67 +234,101 @@ def reusable_lm_result(spec: ExperimentSpec, results_dir: Path, sha256: str) -> 
     return result
 
 
-def run_lm_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
-    """Run (or reuse) one language-model run and return its record; torch threads restored after."""
-    with torch_threads(settings.threads):
-        return _run_lm(spec, settings, results_dir)
+class LanguageModelRun:
+    """A causal language model's stages (:class:`prunebench.experiment.run.ModelKind`): the
+    pretrained model (its perplexity cached per dense spec), pruned one-shot layer by layer from
+    calibration sequences, optionally recovered, its perplexity measured."""
 
+    def __init__(self, spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> None:
+        self.spec, self.settings, self.results_dir = spec, settings, results_dir
+        self._found: Pretrained | None = None
+        self._dense: dict[str, Any] = {}  # the dense perplexity's info (dense.json)
+        self._mask: Mask | None = None
+        self._pre: Any = None  # PerplexityResult right after pruning
+        self._post: Any = None  # and after recovery (the same without one)
+        self._recovery: dict[str, Any] | None = None
 
-def _run_lm(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
-    from prunebench.data.text import calibration_samples
-    from prunebench.metrics.perplexity import perplexity
-    from prunebench.pruning.layerwise import prune_causal_lm
+    @property
+    def found(self) -> Pretrained:
+        if self._found is None:
+            raise RuntimeError("the load stage has not run")
+        return self._found
 
-    started = time.perf_counter()
-    found = check_lm(spec, settings)
-    reused = reusable_lm_result(spec, results_dir, found.loaded.sha256)
-    if reused is not None:
-        return reused
-    model = found.loaded.model
-    dense = dense_perplexity(spec, found, results_dir)
+    @property
+    def mask(self) -> Mask:
+        if self._mask is None:
+            raise RuntimeError("the prune stage has not run")
+        return self._mask
 
-    prune = spec.prune
-    calibration = calibration_samples(found.text.calibration, prune.calibration.n_samples, prune.calibration.seq_len,
-                                      spec.seed, key="prune.calibration").to(settings.device)
-    structure = _structure(spec)
-    outcome = prune_causal_lm(
-        model, calibration, prune.strategy,
-        sparsity=None if structure.fixed_sparsity is not None else prune.resolved_sparsity, structure=prune.structure,
-        scope=prune.scope, allocation=prune.allocation, options=prune.options, seed=spec.seed,
-    )
-    pruned_at = time.perf_counter()
-    tokens = evaluation_tokens(spec, found.text)
-    window, stride = spec.evaluation.window, spec.evaluation.stride
-    pre = perplexity(model, tokens, window=window, stride=stride)
-    recovery = recover(model, outcome.mask, spec, found.text)
-    post = perplexity(model, tokens, window=window, stride=stride) if recovery is not None else pre
-    recovered_at = time.perf_counter()
+    @property
+    def checksums(self) -> Mapping[str, str]:
+        return self.found.text.checksums
 
-    latency = lm_latency(spec, settings, found, model) if settings.latency else None
-    loaded = found.loaded
-    result = build_result(
-        spec,
-        dense=DenseOutcome(cached=dense["cached"]),
-        pruned=PruneOutcome(prune_s=outcome.seconds, retrain_s=recovered_at - pruned_at if recovery else 0.0),
-        measured=Measured(
-            sizes=lm_sizes(model), macs=lm_macs(model),
-            perplexity=Perplexities(dense=dense["perplexity"], pre_recovery=pre.value, final=post.value),
-            language_model=LanguageModel(
-                description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
-                num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
-                window=window, stride=stride, tokens_scored=pre.tokens_scored,
-                calibration_n_samples=prune.calibration.n_samples, calibration_seq_len=prune.calibration.seq_len,
-                calibration_seed=spec.seed, allocation=prune.allocation, recovery=recovery,
-            ),
-            latency=latency,
-        ),
-        device=settings.device, checksums=found.text.checksums, wall_s=time.perf_counter() - started,
-    )
-    run_dir = results_dir / spec.run_id
-    save_tensors(run_dir / "mask.pt", outcome.mask.state_dict())
-    save_tensors(run_dir / "model.pt", stored_weights(model, outcome.mask, recovery is not None))
-    write_json(run_dir / RESULT_FILE, result.model_dump(mode="json"))  # last: its presence marks the run done
-    return result
+    def reusable(self) -> RunResult | None:
+        self.load(prune=True)  # a stored result is trusted only for the very pretrained weights it was pruned from
+        return reusable_lm_result(self.spec, self.results_dir, self.found.loaded.sha256)
+
+    def load(self, *, prune: bool) -> None:
+        """Model and text, read once and checked; a dense row gets its runs' checks too."""
+        if self._found is None:
+            self._found = check_lm(self.spec, self.settings)
+
+    def dense(self) -> DenseOutcome:
+        self._dense = dense_perplexity(self.spec, self.found, self.results_dir)
+        return DenseOutcome(cached=self._dense["cached"])  # no training: the dense model is the pretrained file
+
+    def prune(self) -> PruneOutcome:
+        from prunebench.data.text import calibration_samples
+        from prunebench.metrics.perplexity import perplexity
+        from prunebench.pruning.layerwise import prune_causal_lm
+
+        spec, found, prune = self.spec, self.found, self.spec.prune
+        model = found.loaded.model
+        calibration = calibration_samples(found.text.calibration, prune.calibration.n_samples, prune.calibration.seq_len,
+                                          spec.seed, key="prune.calibration").to(self.settings.device)
+        structure = _structure(spec)
+        outcome = prune_causal_lm(
+            model, calibration, prune.strategy,
+            sparsity=None if structure.fixed_sparsity is not None else prune.resolved_sparsity, structure=prune.structure,
+            scope=prune.scope, allocation=prune.allocation, options=prune.options, seed=spec.seed,
+        )
+        self._mask = outcome.mask
+        pruned_at = time.perf_counter()
+        tokens = evaluation_tokens(spec, found.text)
+        window, stride = spec.evaluation.window, spec.evaluation.stride
+        self._pre = perplexity(model, tokens, window=window, stride=stride)
+        self._recovery = recover(model, outcome.mask, spec, found.text)
+        self._post = perplexity(model, tokens, window=window, stride=stride) if self._recovery is not None else self._pre
+        recovered_at = time.perf_counter()
+        return PruneOutcome(prune_s=outcome.seconds, retrain_s=recovered_at - pruned_at if self._recovery else 0.0)
+
+    def measure(self, dense: DenseOutcome, pruned: PruneOutcome | None) -> Measured:
+        spec, found, info = self.spec, self.found, self._dense
+        loaded, model = found.loaded, found.loaded.model
+        about = LanguageModel(
+            description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
+            num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
+            window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=info["tokens_scored"],
+        )
+        sizes, macs = lm_sizes(model), lm_macs(model)
+        if pruned is None:  # the pretrained model as is
+            return Measured(sizes=sizes, macs=macs, language_model=about, perplexity=Perplexities(
+                dense=info["perplexity"], pre_recovery=info["perplexity"], final=info["perplexity"]))
+        calibration = spec.prune.calibration
+        return Measured(
+            sizes=sizes, macs=macs,
+            perplexity=Perplexities(dense=info["perplexity"], pre_recovery=self._pre.value, final=self._post.value),
+            language_model=about.model_copy(update={
+                "tokens_scored": self._pre.tokens_scored, "calibration_n_samples": calibration.n_samples,
+                "calibration_seq_len": calibration.seq_len, "calibration_seed": spec.seed,
+                "allocation": spec.prune.allocation, "recovery": self._recovery,
+            }),
+            latency=lm_latency(spec, self.settings, found, model) if self.settings.latency else None,
+        )
+
+    def save(self, run_dir: Path) -> None:
+        save_tensors(run_dir / "mask.pt", self.mask.state_dict())
+        save_tensors(run_dir / "model.pt", stored_weights(self.found.loaded.model, self.mask, self._recovery is not None))
 
 
 def stored_weights(model: nn.Module, mask: Mask, recovered: bool) -> dict[str, torch.Tensor]:
@@ -303,25 +338,12 @@ def stored_weights(model: nn.Module, mask: Mask, recovered: bool) -> dict[str, t
     return dict(state) if recovered else {name: state[name] for name in mask}
 
 
+
+def run_lm_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
+    """Run (or reuse) one language-model run and return its record; torch threads restored after."""
+    return run_stages(LanguageModelRun(spec, settings, results_dir), settings, results_dir)
+
+
 def run_lm_dense(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
     """The dense baseline row of a language-model comparison: the pretrained model, evaluated."""
-    with torch_threads(settings.threads):
-        started = time.perf_counter()
-        found = check_lm(spec, settings)
-        dense = dense_perplexity(spec, found, results_dir)
-        loaded = found.loaded
-        return build_result(
-            spec,
-            dense=DenseOutcome(cached=dense["cached"]),
-            pruned=None,
-            measured=Measured(
-                sizes=lm_sizes(loaded.model), macs=lm_macs(loaded.model),
-                perplexity=Perplexities(dense=dense["perplexity"], pre_recovery=dense["perplexity"], final=dense["perplexity"]),
-                language_model=LanguageModel(
-                    description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
-                    num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
-                    window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=dense["tokens_scored"],
-                ),
-            ),
-            device=settings.device, checksums=found.text.checksums, wall_s=time.perf_counter() - started,
-        )
+    return run_stages(LanguageModelRun(spec, settings, results_dir), settings, results_dir, dense_row=True)

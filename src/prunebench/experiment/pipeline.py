@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,24 +22,25 @@ from torch import nn
 from prunebench.spec import CHANNEL, ExperimentSpec, RunSettings
 from prunebench.data import DataSplits, load_dataset
 from prunebench.errors import ConfigError, DataError
-from prunebench.experiment.compression import compress_model
+from prunebench.experiment.compression import Compressed, compress_model
 from prunebench.models.checkpoint import load_checkpoint
 from prunebench.store.artifacts import load_tensors, save_tensors, sha256_file, write_json
-from prunebench.experiment.schedules import check_schedule, final_recipe, run_schedule
+from prunebench.experiment.run import run_stages
+from prunebench.experiment.schedules import ScheduleOutcome, check_schedule, final_recipe, run_schedule
 from prunebench.metrics import evaluate, mac_metrics, size_metrics
-from prunebench.metrics.latency import FormTiming, best_against_best, time_forms, torch_threads
+from prunebench.metrics.latency import FormTiming, best_against_best, time_forms
 from prunebench.pruning.channels import CHANNEL_SCORERS, layers_matching
 from prunebench.pruning.compact import compact
 from prunebench.pruning.mask import Mask
 from prunebench.models import create_model
 from prunebench.pruning import prunable_parameters
 from prunebench.pruning.prune import keep_count
-from prunebench.experiment.result import DenseOutcome, Measured, PruneOutcome, build_result
+from prunebench.experiment.result import DenseOutcome, Measured, PruneOutcome
 from prunebench.record import (
     Accuracy, Cost, Latency, LatencyBest, LatencyForm, Macs, Retraining, RunResult, Sizes, Trainability, load_result,
 )
 from prunebench.store.layout import (
-    DENSE_DIR, DENSE_FILE, MODEL_FILE, RESULT_FILE, completed_dense, completed_result, dense_folder,
+    DENSE_DIR, DENSE_FILE, MODEL_FILE, completed_dense, completed_result, dense_folder,
 )
 from prunebench.store.lock import dense_lock
 from prunebench.train import train
@@ -221,39 +223,55 @@ def sparsity_training(spec: ExperimentSpec, data: DataSplits, model: nn.Module) 
             "log": [asdict(e) for e in history.epochs]}
 
 
-def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
-    """Run (or reuse) one experiment and return its record (``result.json`` is its JSON).
+class ClassifierRun:
+    """A classifier's stages (:class:`prunebench.experiment.run.ModelKind`): the seeded model
+    trained once and cached, pruned and retrained on the spec's schedule, compressed where the
+    spec says, evaluated on every test example."""
 
-    Runs with ``settings.threads`` torch threads and leaves the caller's thread count as it was.
-    """
-    with torch_threads(settings.threads):
-        return _run_experiment(spec, settings, results_dir)
+    def __init__(self, spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> None:
+        self.spec, self.settings, self.results_dir = spec, settings, results_dir
+        self._loaded: tuple[DataSplits, nn.Module] | None = None
+        self._dense: dict[str, Any] = {}  # the dense checkpoint's info (dense.json)
+        self._outcome: ScheduleOutcome | None = None
+        self._compressed: Compressed | None = None
 
+    @property
+    def loaded(self) -> tuple[DataSplits, nn.Module]:
+        if self._loaded is None:
+            raise RuntimeError("the load stage has not run")
+        return self._loaded
 
-def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
-    run_dir = results_dir / spec.run_id
-    reused = reusable_result(spec, results_dir)
-    if reused is not None:
-        return reused
-    data, model = prepare(spec, settings)
-    check_schedule(spec, data, model)
-    started = time.perf_counter()
-    dense = dense_checkpoint(spec, data, model, results_dir)
+    @property
+    def outcome(self) -> ScheduleOutcome:
+        if self._outcome is None:
+            raise RuntimeError("the prune stage has not run")
+        return self._outcome
 
-    sparsity = sparsity_training(spec, data, model)
-    outcome = run_schedule(spec, data, model, results_dir)
-    mask, pre, history = outcome.mask, outcome.pre, outcome.history
-    final = evaluate(model, data.test_x, data.test_y)
-    compressed = compress_model(spec, data, model, mask) if spec.compress is not None else None
-    storage = compressed.storage if compressed else None
+    @property
+    def checksums(self) -> Mapping[str, str]:
+        return self.loaded[0].checksums
 
-    prunable = prunable_parameters(model, spec.prune.prunable)
-    latency = latency_metrics(spec, settings, data, model, mask, results_dir) if settings.latency else None
-    result = build_result(
-        spec,
-        dense=DenseOutcome(cached=dense["cached"], train_s=0.0 if dense["cached"] else dense["wall_time_s"],
-                           sha256=dense["model_sha256"]),
-        pruned=PruneOutcome(
+    def reusable(self) -> RunResult | None:
+        return reusable_result(self.spec, self.results_dir)
+
+    def load(self, *, prune: bool) -> None:
+        self._loaded = prepare(self.spec, self.settings)
+        if prune:
+            check_schedule(self.spec, *self._loaded)
+
+    def dense(self) -> DenseOutcome:
+        data, model = self.loaded
+        info = self._dense = dense_checkpoint(self.spec, data, model, self.results_dir)
+        return DenseOutcome(cached=info["cached"], train_s=0.0 if info["cached"] else info["wall_time_s"],
+                            sha256=info["model_sha256"])  # the exact weights this run prunes
+
+    def prune(self) -> PruneOutcome:
+        spec, (data, model) = self.spec, self.loaded
+        sparsity = sparsity_training(spec, data, model)
+        outcome = self._outcome = run_schedule(spec, data, model, self.results_dir)
+        compressed = self._compressed = compress_model(spec, data, model, outcome.mask) if spec.compress is not None else None
+        history = outcome.history
+        return PruneOutcome(
             prune_s=outcome.prune_time_s, retrain_s=outcome.train_time_s,
             compress_s=compressed.seconds if compressed else 0.0,
             retraining=Retraining(
@@ -265,30 +283,52 @@ def _run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Pa
             trainability=Trainability.of(outcome.trainability) if outcome.trainability is not None else None,
             cost=Cost(prune_s=outcome.prune_time_s + (sparsity["wall_time_s"] if sparsity else 0.0),
                       retrain_s=outcome.train_time_s, prune_peak_mb=outcome.prune_peak_mb, peak_method=outcome.peak_method),
-        ),
-        measured=Measured(
-            sizes=Sizes.of(size_metrics(model, prunable)).model_copy(update={
+        )
+
+    def measure(self, dense: DenseOutcome, pruned: PruneOutcome | None) -> Measured:
+        spec, (data, model), info = self.spec, self.loaded, self._dense
+        sizes = Sizes.of(size_metrics(model, prunable_parameters(model, spec.prune.prunable)))
+        macs = Macs.of(mac_metrics(model, data.input_shape))
+        if pruned is None:  # the dense model: its figures are the dense checkpoint's
+            return Measured(sizes=sizes, macs=macs, accuracy=Accuracy(
+                top1=info["test_top1"], top5=info["test_top5"], val_top1=info["val_top1"],
+                dense_top1=info["test_top1"], dense_top5=info["test_top5"], dense_val_top1=info["val_top1"],
+            ))
+        outcome, compressed = self.outcome, self._compressed
+        storage = compressed.storage if compressed else None
+        final = evaluate(model, data.test_x, data.test_y)
+        history = outcome.history
+        latency = latency_metrics(spec, self.settings, data, model, outcome.mask, self.results_dir) if self.settings.latency else None
+        return Measured(
+            sizes=sizes.model_copy(update={
                 "storage_bytes": storage.storage_bytes if storage else None,
                 "storage_compression_ratio": storage.dense_bytes / storage.storage_bytes if storage else None,
             }),
-            macs=Macs.of(mac_metrics(model, data.input_shape)),
+            macs=macs,
             accuracy=Accuracy(
                 top1=final.top1, top5=final.top5, loss=final.loss, test_examples=final.examples,
                 val_top1=history.epochs[-1].val_top1 if history.epochs else None,
-                pre_retrain_top1=pre.top1, pre_retrain_top5=pre.top5,
-                dense_top1=dense["test_top1"], dense_top5=dense["test_top5"], dense_val_top1=dense["val_top1"],
+                pre_retrain_top1=outcome.pre.top1, pre_retrain_top5=outcome.pre.top5,
+                dense_top1=info["test_top1"], dense_top5=info["test_top5"], dense_val_top1=info["val_top1"],
                 quantized_top1=compressed.top1 if compressed else None, quantized_top5=compressed.top5 if compressed else None,
             ),
             latency=latency,
             storage=storage,
-        ),
-        device=settings.device, checksums=data.checksums, wall_s=time.perf_counter() - started,
-    )
-    save_tensors(run_dir / "mask.pt", mask.state_dict())
-    for index, round_mask in enumerate(outcome.round_masks, start=1):  # iterative: every rung of the ladder
-        save_tensors(run_dir / "rounds" / f"mask_{index:02d}.pt", round_mask.state_dict())
-    save_tensors(run_dir / "model.pt", model.state_dict())
-    if compressed is not None:  # the model decoded from the stored form, weights shared
-        save_tensors(run_dir / "quantized.pt", compressed.model.state_dict())
-    write_json(run_dir / RESULT_FILE, result.model_dump(mode="json"))  # last: its presence marks the run done
-    return result
+        )
+
+    def save(self, run_dir: Path) -> None:
+        outcome, (_, model) = self.outcome, self.loaded
+        save_tensors(run_dir / "mask.pt", outcome.mask.state_dict())
+        for index, round_mask in enumerate(outcome.round_masks, start=1):  # iterative: every rung of the ladder
+            save_tensors(run_dir / "rounds" / f"mask_{index:02d}.pt", round_mask.state_dict())
+        save_tensors(run_dir / "model.pt", model.state_dict())
+        if self._compressed is not None:  # the model decoded from the stored form, weights shared
+            save_tensors(run_dir / "quantized.pt", self._compressed.model.state_dict())
+
+
+def run_experiment(spec: ExperimentSpec, settings: RunSettings, results_dir: Path) -> RunResult:
+    """Run (or reuse) one experiment and return its record (``result.json`` is its JSON).
+
+    Runs with ``settings.threads`` torch threads and leaves the caller's thread count as it was.
+    """
+    return run_stages(ClassifierRun(spec, settings, results_dir), settings, results_dir)
