@@ -13,7 +13,7 @@ from prunebench.data.device_batches import device_batches, plan_epoch
 from prunebench.data.pixels import Pixels
 from prunebench.data.stream import Stream
 from prunebench.train import train
-from prunebench.train.loop import resolve_data_path
+from prunebench.train.batches import resolve_data_path
 
 
 def pixels(n: int, seed: int = 0) -> Pixels:

@@ -29,7 +29,7 @@ from prunebench.pruning.channels import layers_matching
 from prunebench.pruning.compact import scratch_epochs, scratch_start
 from prunebench.pruning import KeepPruned, Mask
 from prunebench.train import TrainLog, train
-from prunebench.train.loop import epoch_steps
+from prunebench.train.batches import epoch_steps
 
 # A fresh initialization must differ from the dense one (seed) yet be reproducible.
 REINIT_SEED_OFFSET = 1_000_003

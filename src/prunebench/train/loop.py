@@ -1,10 +1,11 @@
-"""ONE training loop for dense training, fine-tuning and scratch training.
+"""ONE training loop for dense training, fine-tuning, scratch training and a language model's recovery.
 
-Batches follow a seeded permutation per epoch and come through :func:`prunebench.data.batches`:
-sliced from in-memory tensors (no DataLoader, no per-sample Python), or decoded from files by
-DataLoader workers when the data streams, the same batches either way. On CUDA, in-memory data
-takes the device path (:mod:`prunebench.data.device_batches`): the epoch's permutation and crops
-drawn up front and sent to the GPU once, the same batches again, without a host round trip per batch.
+Batches come from a :class:`~prunebench.train.batches.BatchSource`. A classifier's follow a
+seeded permutation per epoch and come through :func:`prunebench.data.batches`: sliced from
+in-memory tensors (no DataLoader, no per-sample Python), or decoded from files by DataLoader
+workers when the data streams, the same batches either way. On CUDA, in-memory data takes the
+device path (:mod:`prunebench.data.device_batches`): the epoch's permutation and crops drawn up
+front and sent to the GPU once, the same batches again, without a host round trip per batch.
 Callbacks hook in once the optimizer exists (``on_optimizer``, optional), at the start and after
 each optimizer step; masking, gradual pruning and the snapshot that rewinding takes are
 callbacks, not special cases. There is no per-epoch hook: validation runs after each epoch in
@@ -17,20 +18,17 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from prunebench.spec import TrainSpec
-from prunebench.data import DataSplits, batches
-from prunebench.data.augment import random_crop_flip
-from prunebench.data.device_batches import device_batches, plan_epoch
-from prunebench.data.stream import Stream
+from prunebench.data import DataSplits
 from prunebench.errors import TrainingDiverged
-from prunebench.metrics import evaluate
 from prunebench.pruning.masked_sgd import MaskedSGD
+from prunebench.train.batches import BatchSource, DataPath, SplitBatches
 from prunebench.train.progress import EpochProgress
 from prunebench.train.step import TrainingStep
 
@@ -91,59 +89,38 @@ def lr_factor(spec: TrainSpec) -> Callable[[int], float]:
     return lambda epoch: 1.0
 
 
-def epoch_steps(examples: int, spec: TrainSpec) -> int:
-    """Optimizer steps in one epoch: every batch, or ``max_steps_per_epoch`` of them (a quick check)."""
-    steps = math.ceil(examples / spec.batch_size)
-    return steps if spec.max_steps_per_epoch is None else min(steps, spec.max_steps_per_epoch)
-
-
-DataPath = Literal["auto", "host", "device"]
-
-
-def resolve_data_path(x: object, data_path: DataPath) -> Literal["host", "device"]:
-    """``auto``: the device path for in-memory data on a CUDA device, else the per-batch host path.
-
-    Both give the same batches; the device path only saves the per-batch copies from the host.
-    Streams are decoded by DataLoader workers on the host, so they take the host path."""
-    if data_path not in ("auto", "host", "device"):
-        raise ValueError(f"data_path: {data_path!r} is not one of auto, host, device")
-    if data_path == "device" and isinstance(x, Stream):
-        raise ValueError("data_path: 'device' needs the training data in memory, not streamed from files")
-    if data_path != "auto":
-        return "host" if data_path == "host" else "device"
-    on_cuda = getattr(x, "device", torch.device("cpu")).type == "cuda"
-    return "device" if on_cuda and not isinstance(x, Stream) else "host"
-
-
 def train(
     model: nn.Module,
-    data: DataSplits,
+    data: DataSplits | BatchSource,
     spec: TrainSpec,
     *,
     seed: int,
     callbacks: Sequence[Callback] = (),
     stage: str = "train",
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] = F.cross_entropy,
     first_epoch: int = 0,
     data_path: DataPath = "auto",
+    step_losses: list[float] | None = None,
 ) -> TrainLog:
-    """Train ``model`` in place on ``data.train_*`` under ``spec``; validate after each epoch.
+    """Train ``model`` in place on ``data`` under ``spec``; validate after each epoch.
 
-    ``first_epoch`` > 0 runs only epochs ``first_epoch``..``spec.epochs - 1`` of the recipe, with
-    their learning rates: the rest of a schedule, as LR and weight rewinding need.
-    ``data_path``: where batches are cut and augmented (:func:`resolve_data_path`); the same
-    batches on every path.
+    ``data``: a classifier's splits (batches of ``data.train_*``, validation on ``data.val_*``)
+    or any other :class:`BatchSource` (a language model's token batches); ``loss_fn`` takes the
+    model's output and the batch's targets. ``first_epoch`` > 0 runs only epochs
+    ``first_epoch``..``spec.epochs - 1`` of the recipe, with their learning rates: the rest of a
+    schedule, as LR and weight rewinding need. ``data_path``: where a classifier's batches are
+    cut and augmented (:func:`resolve_data_path`); the same batches on every path.
+    ``step_losses``: where given, each step's loss is appended to it (read once per epoch).
 
     Raises :class:`TrainingDiverged` when an epoch's loss, or its validation loss, is NaN or infinite.
     """
+    source = SplitBatches(data, data_path) if isinstance(data, DataSplits) else data
     # A callback that can hand the optimizer a mask gets the SGD that can take one.
     maskable = any(callback.hands_mask_to_optimizer for callback in callbacks)
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], spec, maskable=maskable)
-    step = TrainingStep(model, optimizer, spec, loss_fn, data.train_x.device)
+    step = TrainingStep(model, optimizer, spec, loss_fn, source.device)
     factor = lr_factor(spec)
     generator = torch.Generator().manual_seed(seed)
-    n = data.train_x.shape[0]
-    path = resolve_data_path(data.train_x, data_path)
     record = TrainLog()
     for callback in callbacks:
         callback.on_optimizer(optimizer)
@@ -154,31 +131,27 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        loss_sum = torch.zeros((), device=data.train_x.device)
-        steps = epoch_steps(n, spec)
+        loss_sum = torch.zeros((), device=source.device)
+        losses: list[torch.Tensor] = []
+        steps = source.steps(spec)
         progress = EpochProgress(f"{stage} epoch {epoch + 1}/{spec.epochs}", steps)
-        starts = range(0, steps * spec.batch_size, spec.batch_size)
-        augment = spec.augment == "crop-flip"
-        if path == "device":  # every draw of the epoch made now, sent to the device in one copy
-            plan = plan_epoch(generator, n, spec.batch_size, steps, augment).to(data.train_x.device)
-            epoch_batches = device_batches(data.train_x, data.train_y, plan, spec.batch_size, steps)
-        else:  # each batch's crops drawn as it comes (the same draws in the same order)
-            order = torch.randperm(n, generator=generator).to(data.train_x.device)
-            keys = (order[start : start + spec.batch_size] for start in starts)
-            epoch_batches = batches(data.train_x, data.train_y, keys)
-        for start, (inputs, targets) in zip(starts, epoch_batches):
-            if augment and path == "host":
-                inputs = random_crop_flip(inputs, generator)
+        seen = 0
+        for done, (inputs, targets) in enumerate(source.epoch(spec, generator, steps), start=1):
             loss = step(inputs, targets)
             record.steps += 1
             for callback in callbacks:
                 callback.on_step_end(record.steps)
             loss_sum += loss.detach() * targets.shape[0]
-            progress.step(start // spec.batch_size + 1, start + targets.shape[0], loss_sum)
-        train_loss = float(loss_sum) / min(n, steps * spec.batch_size)  # the mean over the examples it saw
+            if step_losses is not None:
+                losses.append(loss.detach())
+            seen += targets.shape[0]
+            progress.step(done, seen, loss_sum)
+        if step_losses is not None and losses:  # one read of the device per epoch, not one per step
+            step_losses.extend(torch.stack(losses).tolist())
+        train_loss = float(loss_sum) / source.examples(spec)  # the mean over the examples it saw
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}")
-        val = evaluate(model, data.val_x, data.val_y) if data.val_x.shape[0] else None
+        val = source.validate(model)
         if val is not None and not math.isfinite(val.loss):  # a finite training loss of 1e30 can hide it
             raise TrainingDiverged(f"{stage}: validation loss became {val.loss} in epoch {epoch + 1} "
                                    f"(training loss {train_loss:.3g})")
