@@ -203,3 +203,85 @@ def test_the_offline_default_runs_end_to_end(tmp_path: Path) -> None:
     assert 1 < result.dense_perplexity < result.perplexity < 10 * result.dense_perplexity
     assert result.sizes.sparsity == pytest.approx(0.5, abs=1e-3)
     assert "Q4_1" in result.language_model.description or "GGUF" in result.language_model.description
+
+
+def reference_recovery(model: Any, mask: Any, spec: Any, text: Any) -> list[float]:
+    """Recovery as it was written before it went through the training loop (kept here as the
+    reference): AdamW at a constant LR, the model's own next-token loss, the mask re-applied
+    after every step; batches drawn once from the calibration split, or afresh each step when
+    it is too short for all of them."""
+    from prunebench.data.text import calibration_samples
+    from prunebench.experiment.lm import RECOVERY_SEED_OFFSET
+    from prunebench.pruning.masking import KeepPruned
+
+    steps, seq_len = spec.recovery.steps, spec.prune.calibration.seq_len
+    per_step = spec.recovery.batch_tokens // seq_len
+    seed = spec.seed + RECOVERY_SEED_OFFSET
+    batches = calibration_samples(text.calibration, per_step * steps, seq_len, seed) \
+        if per_step * steps * seq_len <= text.calibration.numel() else None
+    keep = KeepPruned(model, mask)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.recovery.lr, weight_decay=0.0)
+    losses = []
+    model.train()
+    keep.on_train_start()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for step in range(steps):
+            if batches is not None:
+                batch = batches[step * per_step:(step + 1) * per_step]
+            else:
+                batch = calibration_samples(text.calibration, per_step, seq_len, seed + step)
+            loss = model(input_ids=batch, labels=batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            keep.on_step_end(step)
+            losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+@pytest.mark.parametrize("recovery", [
+    {"steps": 3, "lr": 1e-3, "batch_tokens": 64},  # drawn once: 3 x 2 sequences
+    {"steps": 8, "lr": 1e-3, "batch_tokens": 1024},  # more than the calibration split (7,128 tokens): a fresh draw each step
+])
+def test_recovery_gives_the_reference_losses_and_perplexity(setup: dict[str, Path], recovery: dict[str, Any]) -> None:
+    from prunebench.spec import build_specs
+    from prunebench.experiment.lm import pretrained, recover
+    from prunebench.metrics.perplexity import perplexity
+    from prunebench.pruning.layerwise import lm_prunable
+    from prunebench.pruning.mask import Mask
+
+    spec, settings = build_specs(config(setup, recovery=recovery))
+    ours, reference = pretrained(spec, settings), pretrained(spec, settings)
+    generator = torch.Generator().manual_seed(0)
+    mask = Mask({name: torch.rand(w.shape, generator=generator) < 0.5 for name, w in lm_prunable(ours.loaded.model).items()})
+    fresh = spec.recovery.steps * spec.recovery.batch_tokens > ours.text.calibration.numel()
+    assert fresh == (recovery["steps"] == 8)  # both ways of drawing batches are covered
+    expected = reference_recovery(reference.loaded.model, mask, spec, reference.text)
+    before = torch.random.get_rng_state()
+    recorded = recover(ours.loaded.model, mask, spec, ours.text)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is left as it was
+    assert recorded is not None and recorded["loss"] == expected and len(expected) == spec.recovery.steps
+    tokens = ours.text.evaluation
+    window, stride = spec.evaluation.window, spec.evaluation.stride
+    assert perplexity(ours.loaded.model, tokens, window=window, stride=stride).value == \
+        perplexity(reference.loaded.model, tokens, window=window, stride=stride).value
+    for name, keep in mask.items():
+        assert torch.all(dict(ours.loaded.model.named_parameters())[name][~keep] == 0)
+
+
+def test_a_nan_recovery_loss_is_divergence(setup: dict[str, Path]) -> None:
+    from prunebench.spec import build_specs
+    from prunebench.errors import TrainingDiverged
+    from prunebench.experiment.lm import pretrained, recover
+    from prunebench.pruning.layerwise import lm_prunable
+    from prunebench.pruning.mask import Mask
+
+    spec, settings = build_specs(config(setup, recovery={"steps": 2, "lr": 1e-3, "batch_tokens": 64}))
+    model = pretrained(spec, settings).loaded.model
+    with torch.no_grad():
+        model.model.norm.weight.fill_(float("nan"))  # every logit NaN, so every loss
+    mask = Mask({name: torch.ones_like(w, dtype=torch.bool) for name, w in lm_prunable(model).items()})
+    with pytest.raises(TrainingDiverged, match="recovery: loss became nan in epoch 1"):
+        recover(model, mask, spec, pretrained(spec, settings).text)

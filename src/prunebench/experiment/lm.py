@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.spec import ExperimentSpec, RunSettings
+from prunebench.spec import ExperimentSpec, RunSettings, TrainSpec
 from prunebench.errors import ConfigError
 from prunebench.experiment.pipeline import stored_result
 from prunebench.experiment.result import DenseOutcome, Measured, Perplexities, PruneOutcome
 from prunebench.experiment.run import run_stages
+from prunebench.metrics.accuracy import AccuracyMetrics
 from prunebench.metrics.size import size_metrics
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.masking import KeepPruned
@@ -35,6 +36,7 @@ from prunebench.record import LanguageModel, LayerMacs, Latency, Macs, RunResult
 from prunebench.store.artifacts import read_json, save_tensors, write_json
 from prunebench.store.layout import DENSE_FILE, dense_folder
 from prunebench.store.lock import dense_lock
+from prunebench.train import train
 
 log = logging.getLogger("prunebench")
 
@@ -160,41 +162,76 @@ def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path)
     return info
 
 
+class TokenBatches:
+    """Recovery's batches for the training loop (:class:`prunebench.train.batches.BatchSource`):
+    ``steps`` batches of ``per_step`` sequences of ``seq_len`` tokens from the calibration split,
+    each batch both input and target (the loss shifts it by one token). Drawn once with ``seed``,
+    or afresh each step (``seed + step``) when the split is shorter than all steps need. No
+    validation: the evaluation split is never trained on."""
+
+    def __init__(self, tokens: torch.Tensor, *, steps: int, per_step: int, seq_len: int, seed: int,
+                 device: torch.device) -> None:
+        from prunebench.data.text import calibration_samples
+
+        self.tokens, self.per_step, self.seq_len, self.seed = tokens, per_step, seq_len, seed
+        self._steps, self._device = steps, device
+        self.drawn = calibration_samples(tokens, per_step * steps, seq_len, seed) \
+            if per_step * steps * seq_len <= tokens.numel() else None
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def steps(self, spec: TrainSpec) -> int:
+        return self._steps
+
+    def examples(self, spec: TrainSpec) -> int:
+        return self._steps * self.per_step
+
+    def epoch(self, spec: TrainSpec, generator: torch.Generator, steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from prunebench.data.text import calibration_samples
+
+        for step in range(steps):
+            if self.drawn is not None:
+                batch = self.drawn[step * self.per_step:(step + 1) * self.per_step]
+            else:  # fewer tokens than all steps need: a fresh draw each step
+                batch = calibration_samples(self.tokens, self.per_step, self.seq_len, self.seed + step)
+            batch = batch.to(self.device)
+            yield batch, batch
+
+    def validate(self, model: nn.Module) -> AccuracyMetrics | None:
+        return None
+
+
+def next_token_loss(model: Any) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+    """The causal model's own next-token cross-entropy of its output against the batch: what
+    ``model(input_ids=batch, labels=batch).loss`` computes, from the logits the loop's forward gave."""
+    def loss(output: Any, labels: torch.Tensor) -> torch.Tensor:
+        return model.loss_function(logits=output.logits, labels=labels, vocab_size=model.config.vocab_size)
+    return loss
+
+
 def recover(model: nn.Module, mask: Mask, spec: ExperimentSpec, text: Any) -> dict[str, Any] | None:
-    """The optional short fine-tune: AdamW at a constant LR, next-token loss, the mask held exactly.
+    """The optional short fine-tune, through the training loop: AdamW at a constant LR for
+    ``recovery.steps`` steps (one epoch of :class:`TokenBatches`), next-token loss, the mask held
+    exactly (:class:`KeepPruned`, as for classifiers). The global RNG is left as it was.
 
     Sequences come from the calibration split with the run's seed (offset, so not the very
     calibration draw); the evaluation split is never trained on."""
-    from prunebench.data.text import calibration_samples
-
     steps = spec.recovery.steps
     if steps == 0:
         return None
     seq_len = spec.prune.calibration.seq_len
     per_step = spec.recovery.batch_tokens // seq_len
-    batches = calibration_samples(text.calibration, per_step * steps, seq_len, spec.seed + RECOVERY_SEED_OFFSET) \
-        if per_step * steps * seq_len <= text.calibration.numel() else None
-    keep = KeepPruned(model, mask)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.recovery.lr,
-                                  weight_decay=0.0)
-    device = next(model.parameters()).device
-    losses = []
-    model.train()
-    keep.on_train_start()
+    seed = spec.seed + RECOVERY_SEED_OFFSET
+    source = TokenBatches(text.calibration, steps=steps, per_step=per_step, seq_len=seq_len, seed=seed,
+                          device=next(model.parameters()).device)
+    recipe = TrainSpec(epochs=1, optimizer="adamw", lr=spec.recovery.lr, weight_decay=0.0, batch_size=per_step)
+    losses: list[float] = []
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed + RECOVERY_SEED_OFFSET)
-        for step in range(steps):
-            if batches is not None:
-                batch = batches[step * per_step:(step + 1) * per_step]
-            else:  # fewer tokens than all steps need: a fresh draw each step
-                batch = calibration_samples(text.calibration, per_step, seq_len, spec.seed + RECOVERY_SEED_OFFSET + step)
-            batch = batch.to(device)
-            loss = model(input_ids=batch, labels=batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            keep.on_step_end(step)
-            losses.append(float(loss.detach()))
+        torch.manual_seed(seed)  # anything random in the model's forward (dropout) draws from the run's seed
+        train(model, source, recipe, seed=seed, callbacks=[KeepPruned(model, mask)], stage="recovery",
+              loss_fn=next_token_loss(model), step_losses=losses)
     model.eval()
     return {"steps": steps, "lr": spec.recovery.lr, "batch_tokens": spec.recovery.batch_tokens,
             "optimizer": "adamw", "loss": losses}
