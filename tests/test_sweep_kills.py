@@ -1,0 +1,72 @@
+"""Workers killed mid-sweep (as the OOM killer would): every run completes exactly once.
+
+The sweep test is benchmarks/sweep_1000.py at a small size: the same command, kills and checks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.sweep_1000 import check_exactly_once, run_command, run_sweep, sweep_config
+from prunebench.executors import make_executor
+from prunebench.plan.sweep import plan_from_mapping
+from prunebench.store import ResultsDB
+
+
+def square(x: int) -> dict[str, int]:
+    return {"value": x * x}
+
+
+def test_a_worker_dying_between_jobs_breaks_neither_this_run_nor_the_next() -> None:
+    """A pool whose worker died while no job was waited on refuses new work; the executor starts a fresh one."""
+    executor = make_executor("local", workers=2)
+    done: dict[int, object] = {}
+    started: list[int] = []
+    try:
+        executor.run([1, 2], square, started.append, done.__setitem__)
+        pool = executor._pool  # type: ignore[attr-defined]
+        os.kill(next(iter(pool._processes)), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not pool._broken and time.monotonic() < deadline:  # the pool notices the death on its own
+            time.sleep(0.05)
+        assert pool._broken
+        executor.run([3, 4, 5], square, started.append, done.__setitem__)
+    finally:
+        executor.close()
+    assert {job: outcome.status for job, outcome in done.items()} == dict.fromkeys([1, 2, 3, 4, 5], "completed")
+    assert {job: outcome.result["value"] for job, outcome in done.items()} == {1: 1, 2: 4, 3: 9, 4: 16, 5: 25}
+    assert sorted(started) == [1, 2, 3, 4, 5]  # each started once: no start was counted for the refused submit
+
+
+@pytest.mark.slow  # a 26-run CLI sweep whose pool is killed and restarted three times, then its rerun
+def test_killed_workers_then_a_rerun_complete_every_run_exactly_once(tmp_path: Path) -> None:
+    mapping = sweep_config(strategies=["magnitude"], levels=[2, 4, 8, 16], seeds=2)
+    config, results = tmp_path / "sweep.yaml", tmp_path / "results"
+    config.write_text(yaml.safe_dump(mapping))
+    expected = {job.run_id: job.kind for job in plan_from_mapping(mapping).jobs}
+    assert len(expected) == 26
+    command = run_command(config, results, "local", 2)
+    rng = random.Random(0)
+    first = run_sweep(command, results, tmp_path / "log", "local", [4, 11, 19], rng, timeout_s=600)
+    assert len(first.kills) == 3, (tmp_path / "log").read_text()[-3000:]
+    assert all(kill.in_flight for kill in first.kills)  # each kill took at least one run down with it
+    second = run_sweep(command, results, tmp_path / "log", "local", [], rng, timeout_s=600)
+    assert second.returncode == 0, (tmp_path / "log").read_text()[-3000:]
+
+    once, problems = check_exactly_once(results, expected, first, second)
+    assert problems == []
+    assert once == 26
+    rows = ResultsDB(results).rows()
+    assert sorted(r["run_id"] for r in rows) == sorted(expected)
+    assert {r["status"] for r in rows} == {"completed"}
+    killed = {run_id for kill in first.kills for run_id in kill.in_flight}
+    assert any(r["attempts"] > 1 for r in rows if r["run_id"] in killed)  # the killed runs were started again
+    assert all(r["attempts"] == 1 for r in rows if r["run_id"] not in killed and r["run_id"] in first.rows
+               and first.rows[r["run_id"]]["status"] == "completed")
