@@ -70,3 +70,36 @@ def test_killed_workers_then_a_rerun_complete_every_run_exactly_once(tmp_path: P
     assert any(r["attempts"] > 1 for r in rows if r["run_id"] in killed)  # the killed runs were started again
     assert all(r["attempts"] == 1 for r in rows if r["run_id"] not in killed and r["run_id"] in first.rows
                and first.rows[r["run_id"]]["status"] == "completed")
+
+
+# --- what the 1,000-run database made faster, unchanged -------------------------------------------
+
+def test_the_cached_t_quantile_is_scipys() -> None:
+    from scipy import stats as scipy_stats
+
+    from prunebench.report.stats import estimate, t_quantile
+
+    for df in (1, 2, 4, 9, 29, 200):
+        assert t_quantile(df) == float(scipy_stats.t.ppf(0.975, df))
+    e = estimate([0.5, 0.7, 0.6])
+    half = float(scipy_stats.t.ppf(0.975, 2)) * e.std / 3 ** 0.5
+    assert (e.ci_low, e.ci_high) == (e.mean - half, e.mean + half)
+
+
+def test_results_rows_show_each_varying_spec_key_from_each_rows_own_spec(tmp_path: Path) -> None:
+    from prunebench.plan.runner import run_plan
+    from prunebench.report.results import results_rows
+
+    plan = plan_from_mapping({"dataset": "synthetic", "model": "mlp", "threads": 1, "baselines": False,
+                              "train": {"epochs": 1, "batch_size": 64}, "finetune": {"epochs": 1, "batch_size": 64},
+                              "sweep": {"finetune.lr": [0.01, 0.02], "prune.compression": [2, 4]}})
+    run_plan(plan, tmp_path, make_executor("serial"), live=False)
+    rows = results_rows(tmp_path)
+    assert len(rows) == 5 and [k for k in rows[0] if k == "finetune.lr"] == ["finetune.lr"]
+    by_id = {job.run_id: job for job in plan.jobs}
+    for row in rows:
+        job = by_id[row["run_id"]]
+        if job.kind == "pruned":
+            assert row["finetune.lr"] == job.spec.finetune.lr
+            assert row["target_value"] == job.spec.prune.compression
+    assert sorted(row["finetune.lr"] for row in rows if by_id[row["run_id"]].kind == "pruned") == [0.01, 0.01, 0.02, 0.02]
