@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import sqlite3
@@ -54,7 +55,7 @@ from prunebench.plan.sweep import plan_from_mapping  # noqa: E402
 
 STRATEGIES = ["magnitude", "grad_magnitude", "act_magnitude", "snip"]
 SCOPES = ["global", "layer"]
-LEVELS = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+LEVELS = [2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24]  # the MLP's unprunable biases cap it at 30.4x
 SEEDS = 10
 RESULTS_TARGET_S = 5.0
 REPORT_TARGET_S = 60.0
@@ -289,16 +290,23 @@ def check_exactly_once(results: Path, expected: dict[str, str], first: Pass, sec
 
 # --- timing the readers -----------------------------------------------------------------------
 
-def timed(command: list[str], repeats: int) -> list[float]:
+def timed(command: list[str], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system) of each of ``repeats`` runs of ``command``.
+
+    Wall time is what a user waits; on a shared machine it also counts the time spent waiting for
+    a core, so the CPU time the command itself used is printed beside it."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        times.append(time.perf_counter() - started)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return times
+    return walls, cpus
 
 
 def cpu_model() -> str:
@@ -340,6 +348,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the driver this started is ended too (run_sweep's finally)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     rng = random.Random(args.seed)
     work = args.keep or Path(tempfile.mkdtemp(prefix="sweep1000-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -359,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         points = kill_points(len(plan.jobs), args.kills, rng)
         first = run_sweep(command, results, log, args.executor, points, rng, args.timeout)
+        if first.returncode == 2:  # refused before it ran: nothing to check
+            print(log.read_text()[-2000:], file=sys.stderr)
+            return 1
         for kill in first.kills:
             print(f"killed worker {kill.pid} at {kill.at_completed} completed runs; in flight: {len(kill.in_flight)} "
                   f"({sum(d is not None for d in kill.written.values())} with a result already written)")
@@ -369,14 +382,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         reran = sum(second.rows[k]["attempts"] != first.rows.get(k, {}).get("attempts") for k in second.rows)
         print(f"rerun (resume): exit {second.returncode}, {second.wall_s:.1f} s; {reran} runs started again")
         once, problems = check_exactly_once(results, expected, first, second)
-        results_s = timed([sys.executable, "-m", "prunebench.cli", "results", "--results", str(results)], 3)
-        report_s = timed([sys.executable, "-m", "prunebench.cli", "report", "--results", str(results),
-                          "--out", str(results / "report")], 1)
+        results_s, results_cpu = timed([sys.executable, "-m", "prunebench.cli", "results", "--results", str(results)], 3)
+        report_s, report_cpu = timed([sys.executable, "-m", "prunebench.cli", "report", "--results", str(results),
+                                      "--out", str(results / "report")], 1)
+        results_wall = statistics.median(results_s)
         figures = [
             ("runs completed exactly once", float(once), f"== {len(plan.jobs)}", once == len(plan.jobs), ""),
-            ("`prunebench results` (s)", statistics.median(results_s), f"< {RESULTS_TARGET_S:g}",
-             statistics.median(results_s) < RESULTS_TARGET_S, f"median of {', '.join(f'{t:.2f}' for t in results_s)}"),
-            ("`prunebench report` (s)", report_s[0], f"< {REPORT_TARGET_S:g}", report_s[0] < REPORT_TARGET_S, ""),
+            ("`prunebench results` (s)", results_wall, f"< {RESULTS_TARGET_S:g}", results_wall < RESULTS_TARGET_S,
+             f"wall, median of {', '.join(f'{t:.2f}' for t in results_s)}; "
+             f"CPU {', '.join(f'{t:.2f}' for t in results_cpu)}"),
+            ("`prunebench report` (s)", report_s[0], f"< {REPORT_TARGET_S:g}", report_s[0] < REPORT_TARGET_S,
+             f"wall; CPU {report_cpu[0]:.2f}"),
             ("sweep wall time, with the kills (s)", first.wall_s, "-", True, f"{args.kills} workers killed"),
             ("rerun wall time (s)", second.wall_s, "-", True, f"{reran} runs started again"),
         ]
