@@ -103,3 +103,22 @@ def test_results_rows_show_each_varying_spec_key_from_each_rows_own_spec(tmp_pat
             assert row["finetune.lr"] == job.spec.finetune.lr
             assert row["target_value"] == job.spec.prune.compression
     assert sorted(row["finetune.lr"] for row in rows if by_id[row["run_id"]].kind == "pruned") == [0.01, 0.01, 0.02, 0.02]
+
+
+def test_flatten_writes_every_value_as_json_dumps_does() -> None:
+    import json
+    import math
+
+    from prunebench.report.aggregate import flatten
+
+    values = ["layer", "", "quote \" and \\ and \n", "café ünïcode", "\u2028", 0, -3, 2**70, True, False, None,
+              0.1, -0.0, 1e-300, 1e300, 2.5, math.nan, math.inf, -math.inf, [1, "a", None], [], {},
+              {"b": 1, "a": [2.0]}, (1, 2)]
+    spec = {"k": {str(i): v for i, v in enumerate(values)}}
+    flat = flatten(spec)
+    for i, value in enumerate(values):
+        key = f"k.{i}"
+        if isinstance(value, dict) and value:
+            assert flat["k.22.a"] == json.dumps([2.0]) and flat["k.22.b"] == "1"
+        else:
+            assert flat[key] == json.dumps(value, sort_keys=True), value

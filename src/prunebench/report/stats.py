@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 
@@ -31,6 +30,8 @@ class Estimate:
 def t_quantile(df: int) -> float:
     """Student t's two-sided 95% quantile: a report asks it thousands of times for a few dfs
     (scipy's ppf costs about half a millisecond a call)."""
+    from scipy import stats  # here, not at the top: `prunebench results` never needs scipy (1.4 s to import)
+
     return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
 
 
@@ -94,6 +95,8 @@ def paired_test(a: dict[int, float], b: dict[int, float]) -> PairedTest | None:
         return PairedTest(diff, math.nan)
     if diff.std == 0:  # every seed moved by the same amount: certain unless that amount is zero
         return PairedTest(diff, 1.0 if diff.mean == 0 else 0.0)
+    from scipy import stats
+
     t = diff.mean / (diff.std / math.sqrt(diff.n))
     return PairedTest(diff, float(2 * stats.t.sf(abs(t), diff.n - 1)))
 
