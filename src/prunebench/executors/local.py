@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,18 +46,30 @@ class LocalExecutor:
         queue = list(jobs)
         suspects: list[Any] = []  # in flight when a worker died
         running: dict[Future[Outcome], tuple[Any, bool]] = {}  # future -> (job, ran alone)
+
+        def start(waiting: list[Any], alone: bool) -> bool:
+            """Submit ``waiting[0]`` and take it off the list; False if the pool broke before it could."""
+            try:
+                future = self.pool().submit(execute, fn, waiting[0])
+            except BrokenProcessPool:
+                # A worker died while none of its jobs was waited on (between two jobs, or
+                # between two calls of run): the pool's jobs in flight, if any, come back
+                # failed and become suspects; the job is submitted again to a fresh pool.
+                self.discard()
+                return False
+            job = waiting.pop(0)
+            on_start(job)
+            running[future] = (job, alone)
+            return True
+
         try:
             while queue or suspects or running:
                 if suspects:
                     if not running:  # the broken pool's futures are all drained: one suspect alone
-                        job = suspects.pop(0)
-                        on_start(job)
-                        running[self.pool().submit(execute, fn, job)] = (job, True)
+                        start(suspects, alone=True)
                 else:
-                    while queue and len(running) < self.workers:
-                        job = queue.pop(0)
-                        on_start(job)
-                        running[self.pool().submit(execute, fn, job)] = (job, False)
+                    while queue and len(running) < self.workers and start(queue, alone=False):
+                        pass
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     job, alone = running.pop(future)
@@ -85,6 +98,12 @@ class LocalExecutor:
         for process in processes:
             process.join(timeout=5)
         pool.shutdown(wait=False, cancel_futures=True)
+
+    def discard(self) -> None:
+        """Drop a broken pool without waiting: its futures are failed by the pool itself."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
