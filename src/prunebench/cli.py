@@ -237,7 +237,7 @@ def command_results(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_report(args: argparse.Namespace, console: Console) -> int:
-    from prunebench.report import write_report
+    from prunebench.report.write import write_report
     from prunebench.store.db import check_writable_dir
 
     check_writable_dir(args.out, "--out")

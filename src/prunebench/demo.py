@@ -17,7 +17,7 @@ from prunebench.executors import make_executor
 from prunebench.metrics.declared import TOP1
 from prunebench.plan.runner import run_plan
 from prunebench.plan.sweep import plan_from_mapping
-from prunebench.report import write_report
+from prunebench.report.write import write_report
 from prunebench.report.aggregate import build_groups
 from prunebench.report.results import open_db
 
