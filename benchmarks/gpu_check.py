@@ -79,7 +79,7 @@ from prunebench.pruning.mask import Mask  # noqa: E402
 from prunebench.store.artifacts import load_tensors  # noqa: E402
 from prunebench.store.layout import DENSE_DIR, MASK_FILE, MODEL_FILE, run_folder  # noqa: E402
 from prunebench.train import train  # noqa: E402
-from prunebench.train.loop import epoch_steps  # noqa: E402
+from prunebench.train.batches import epoch_steps  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 0
