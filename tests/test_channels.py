@@ -194,6 +194,7 @@ def _bn_l1(model: torch.nn.Module) -> float:
     return sum(float(m.weight.abs().sum()) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
+@pytest.mark.slow  # trains with the sparsity penalty, then prunes and fine-tunes
 def test_slimming_runs_its_sparsity_training_phase(tmp_path: Path) -> None:
     from prunebench.spec import ExperimentSpec, RunSettings, TrainSpec
     from prunebench.experiment import run_experiment

@@ -51,7 +51,7 @@ def collect(name: str, fn, jobs: list[int]) -> tuple[list[int], dict[int, Outcom
     return started, done
 
 
-@pytest.mark.parametrize("name", ["serial", "local"])
+@pytest.mark.parametrize("name", ["serial", pytest.param("local", marks=pytest.mark.slow)])  # local: a process pool
 def test_executors_run_any_job_function_and_capture_failures(name: str) -> None:
     started, done = collect(name, square, [1, 2, 3])
     assert sorted(started) == [1, 2, 3]

@@ -77,6 +77,7 @@ def test_finetune_recipe_keys_are_sweepable_axes() -> None:
     assert len(plan.dense_jobs) == 1  # the recipe of fine-tuning does not touch the dense model
 
 
+@pytest.mark.slow  # runs a sweep over recipes
 def test_a_recipe_sweep_is_ranked_per_recipe_and_checked_for_flips(tmp_path: Path) -> None:
     config = {**BASE, "sweep": {"prune.strategy": ["magnitude", "grad_magnitude"], "finetune.lr": [0.001, 0.05],
                                 "prune.compression": [4, 16], "seed": [0, 1]}}

@@ -100,6 +100,7 @@ print(label, rss_mib() - before)
 """
 
 
+@pytest.mark.slow  # repeated forward passes to watch the heap
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_steady_allocator_keeps_freed_activations_in_the_heap() -> None:
     def run(mode: str) -> tuple[str, float]:
@@ -129,6 +130,7 @@ def test_cpu_records_name_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None
         steady_allocator.cache_clear()
 
 
+@pytest.mark.slow  # exports a ResNet to ONNX and times it
 def test_compacted_resnet_runs_in_onnxruntime(tmp_path: Path) -> None:
     pytest.importorskip("torch_pruning")
     pytest.importorskip("onnxruntime")
@@ -180,6 +182,7 @@ def tiny_cnn() -> nn.Module:
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
 
 
+@pytest.mark.slow  # times every runtime and deployment form
 def test_every_form_and_runtime_is_timed_or_says_why_not() -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

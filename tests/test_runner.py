@@ -92,6 +92,7 @@ def test_failures_are_isolated_and_the_exit_status_says_so(tmp_path: Path, capsy
     assert "loss became" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a sweep run twice, in a process pool and serially
 def test_local_executor_matches_serial(tmp_path: Path) -> None:
     plan = plan_from_mapping({**SWEEP, "sweep": {"prune.strategy": ["magnitude"], "prune.compression": [4], "seed": [0]}})
     for name in ("serial", "local"):
