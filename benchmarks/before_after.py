@@ -221,8 +221,9 @@ def compare_records(a_dir: Path, b_dir: Path) -> int:
         differ += bool(diffs)
         print(f"{' '.join(map(str, key))}: {len(set(a) & set(b))} values compared, "
               + ("identical" if not diffs else f"{len(diffs)} differ: " + "; ".join(diffs[:10])))
-    print(f"{len(set(a_runs) & set(b_runs))} runs completed on both sides; runs that differ: {differ}")
-    return 1 if differ else 0
+    common = len(set(a_runs) & set(b_runs))
+    print(f"{common} runs completed on both sides; runs that differ: {differ}")
+    return 1 if differ or not common else 0  # nothing compared is no evidence of sameness
 
 
 def main() -> int:
@@ -243,6 +244,10 @@ def main() -> int:
     cc.add_argument("a", type=Path)
     cc.add_argument("b", type=Path)
     args = parser.parse_args()
+    needed = [args.results] if args.command == "masks" else [args.a, args.b, *getattr(args, "folders", [])]
+    for path in needed:
+        if not path.exists():
+            parser.error(f"{path}: no such file or folder")  # one line, exit 2, nothing written
     if args.command == "masks":
         write_masks(args.results, args.out, args.seed)
         return 0

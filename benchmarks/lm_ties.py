@@ -122,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         loaded = load_causal_lm(args.model)
-    except ConfigError as exc:
-        raise SystemExit(f"lm_ties: error: {exc}") from None
+    except ConfigError as exc:  # a bad --model: one line, exit 2, as the CLI does
+        print(f"lm_ties: error: {exc}", file=sys.stderr)
+        return 2
     counts = {split_name(name): tie_counts(weight) for name, weight in lm_prunable(loaded.model).items()}
     blocks = sorted({block for block, _ in counts})
     if args.block not in blocks:
-        raise SystemExit(f"lm_ties: error: --block {args.block}: the model has blocks {blocks[0]} to {blocks[-1]}")
+        print(f"lm_ties: error: --block {args.block}: the model has blocks {blocks[0]} to {blocks[-1]}", file=sys.stderr)
+        return 2
     rows = [(f"block {args.block} {proj}", layer) for (block, proj), layer in counts.items() if block == args.block]
     rows.append((f"block {args.block} {', '.join(POOLED)}",
                  pooled(layer for (block, proj), layer in counts.items() if block == args.block and proj in POOLED)))

@@ -391,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.readers_only is not None:
         if not (args.readers_only / "prunebench.db").is_file():
-            raise SystemExit(f"--readers-only: no prunebench.db in {args.readers_only}")
+            print(f"sweep_1000: error: --readers-only: no prunebench.db in {args.readers_only}", file=sys.stderr)
+            return 2
         print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average {load()} "
               "(shared machine: other work runs beside this)")
         print(f"database: {row_count(args.readers_only)[0]} rows in {args.readers_only}")
@@ -403,7 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     config, results, log = work / "sweep-1000.yaml", work / "results", work / "sweep.log"
     if results.exists():
-        raise SystemExit(f"{results} exists: the benchmark starts from an empty results directory")
+        print(f"sweep_1000: error: {results} exists: the benchmark starts from an empty results directory", file=sys.stderr)
+        return 2
     mapping = sweep_config(seeds=args.seeds)
     config.write_text(yaml.safe_dump(mapping, sort_keys=False))
     plan = plan_from_mapping(mapping)
