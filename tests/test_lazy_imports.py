@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import prunebench
 import prunebench.metrics
+import prunebench.pruning
 import prunebench.report
 
 
@@ -26,7 +29,25 @@ def test_reading_results_loads_neither_the_plots_nor_the_experiments() -> None:
     assert "prunebench.report.write" not in loaded
 
 
-@pytest.mark.parametrize("package", [prunebench, prunebench.metrics, prunebench.report])
+def test_the_results_command_on_a_database_never_imports_torch(tmp_path: Path) -> None:
+    # torch alone took most of `prunebench results`' 1,000-run time (docs/sweeps.md)
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "legacy-v0.db", results / "prunebench.db")
+    code = ("import sys\nfrom prunebench.cli import main\n"
+            f"codes = [main(['results', '--results', {str(results)!r}, '--format', f]) for f in ('table', 'csv', 'json')]\n"
+            "print(codes, 'torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stderr.splitlines()[-1] == "[0, 0, 0] False", done.stderr
+    assert done.stdout.count("magnitude") >= 3  # the runs were read and printed in every format
+
+
+def test_the_spec_and_the_prunable_policy_load_without_torch() -> None:
+    loaded = modules_after("import prunebench.spec\nfrom prunebench.pruning import PrunablePolicy\nPrunablePolicy()")
+    assert "torch" not in loaded and "prunebench.pruning.mask" not in loaded
+
+
+@pytest.mark.parametrize("package", [prunebench, prunebench.metrics, prunebench.pruning, prunebench.report])
 def test_every_public_name_resolves_and_an_unknown_one_is_an_attribute_error(package: object) -> None:
     for name in package.__all__:  # type: ignore[attr-defined]
         assert getattr(package, name) is not None, name

@@ -24,8 +24,10 @@ from pydantic import ValidationError
 
 from prunebench.spec import SHUFFLE_SCHEDULES, ExperimentSpec, format_validation_error
 from prunebench.errors import ConfigError
-from prunebench.pruning.structures import UNSTRUCTURED, random_control, random_controls
 from prunebench.registry import Registry
+
+# The structures (and torch with them) are imported by the methods that derive control runs: the
+# report reads only the registry and ``control_of`` (``prunebench results`` must not load torch).
 
 CONTROLS_KEY = "controls"
 DEFAULT_CONTROLS = ("random",)
@@ -41,6 +43,8 @@ class Control:
     source_values: Mapping[str, str] = {}  # the marked keys' values in the method's own spec
 
     def applies(self, spec: ExperimentSpec) -> bool:
+        from prunebench.pruning.structures import random_controls
+
         return spec.prune.strategy not in random_controls()
 
     def changes(self, spec: ExperimentSpec) -> dict[str, Any]:
@@ -81,6 +85,8 @@ class RandomControl(Control):
         return True  # a random run's own control is itself: derived, it is found among the methods
 
     def changes(self, spec: ExperimentSpec) -> dict[str, Any]:
+        from prunebench.pruning.structures import random_control
+
         return {"prune.strategy": random_control(spec.prune.structure), "prune.scope": "global", "prune.options": None}
 
 
@@ -91,6 +97,8 @@ class LayerShuffle(Control):
     source_values = {"prune.shuffle": json.dumps(False)}
 
     def applies(self, spec: ExperimentSpec) -> bool:
+        from prunebench.pruning.structures import UNSTRUCTURED
+
         return (super().applies(spec) and spec.prune.structure == UNSTRUCTURED
                 and spec.prune.schedule in SHUFFLE_SCHEDULES and not spec.prune.shuffle)
 

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Strict
 from torch import nn
 
-DEFAULT_LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+# The policy itself is torch-free (the spec reads it); re-exported here beside the code applying it.
+from prunebench.pruning.policy import DEFAULT_LAYER_TYPES, PrunablePolicy
 
-
-class PrunablePolicy(BaseModel):
-    """ShrinkBench's default: weights of Linear and Conv layers, except the final classifier.
-
-    Biases and normalization layers are never pruned unless asked. The classifier is the last
-    module of ``layer_types`` in registration order. ``exclude`` takes glob patterns over
-    parameter names (e.g. ``"features.0.*"``).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    layer_types: tuple[str, ...] = DEFAULT_LAYER_TYPES
-    # strict, like the spec's own keys: "no" or 0 is refused, not read as false
-    exclude_classifier: Annotated[bool, Strict()] = True
-    include_bias: Annotated[bool, Strict()] = False
-    exclude: tuple[str, ...] = ()
+__all__ = ["DEFAULT_LAYER_TYPES", "PrunablePolicy", "classifier_name", "prunable_parameters"]
 
 
 def classifier_name(model: nn.Module, layer_types: tuple[str, ...] = DEFAULT_LAYER_TYPES) -> str | None:

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from prunebench import catalog
 from prunebench.errors import either
-from prunebench.pruning.prunable import PrunablePolicy
+from prunebench.pruning.policy import PrunablePolicy
 from prunebench.spec.base import Bool, Float, Int, Spec, _default
 from prunebench.spec.language_model import CalibrationSpec
 from prunebench.target import DEFAULT_COMPRESSION, DEFAULT_SPARSITY, Target

@@ -6,11 +6,15 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from prunebench.store.files import write_atomic
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that read or write tensors: the JSON and digest helpers
+# serve readers such as `prunebench results`, which must not pay for loading torch.
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -26,6 +30,8 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
 
     Returns the SHA-256 of the bytes written, the digest a result pairs itself with.
     """
+    import torch
+
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in tensors.items()}, buffer)
     payload = buffer.getvalue()
@@ -34,11 +40,15 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_tensors_with_digest(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors and the SHA-256 of the very bytes they were read from (one read, no race)."""
+    import torch
+
     payload = path.read_bytes()
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True), hashlib.sha256(payload).hexdigest()
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from prunebench.store.artifacts import load_tensors, load_tensors_with_digest, read_json, sha256_file
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("prunebench")
 
@@ -142,6 +143,8 @@ def sizes_disagree(result: dict[str, Any], mask: Any, model: Any) -> str | None:
         return "its sizes are incomplete"
     if any(not math.isclose(recorded, computed, rel_tol=1e-9, abs_tol=1e-12) for recorded, computed in ratios):
         return "its compression ratios or sparsity are not those of its own parameter counts"
+    import torch  # here, not at the top: readers of the layout's names (`prunebench results`) need no torch
+
     kept = 0
     entries = 0
     for name, keep in mask.items():
