@@ -88,6 +88,11 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
             )
         calibration_samples(found.text.calibration, spec.recovery.batch_tokens // calibration.seq_len,
                             calibration.seq_len, spec.seed, key="recovery.batch_tokens")
+        if spec.recovery.method == "lora":
+            from prunebench.experiment.lora import lora_targets, require_peft
+
+            require_peft()
+            lora_targets(lm_prunable(found.loaded.model), spec.recovery)
     pattern = _structure(spec).layer_pattern()  # (N, M) where N of every M inputs are kept
     if pattern is not None:
         for name, weight in lm_prunable(found.loaded.model).items():
@@ -214,27 +219,43 @@ def next_token_loss(model: Any) -> Callable[[Any, torch.Tensor], torch.Tensor]:
 def recover(model: nn.Module, mask: Mask, spec: ExperimentSpec, text: Any) -> dict[str, Any] | None:
     """The optional short fine-tune, through the training loop: AdamW at a constant LR for
     ``recovery.steps`` steps (one epoch of :class:`TokenBatches`), next-token loss, the mask held
-    exactly (:class:`KeepPruned`, as for classifiers). The global RNG is left as it was.
+    exactly. ``recovery.method``: ``full`` trains every weight, re-masked after each step
+    (:class:`KeepPruned`, as for classifiers); ``lora`` trains masked LoRA adapters and merges
+    them (:mod:`prunebench.experiment.lora`). The global RNG is left as it was.
 
     Sequences come from the calibration split with the run's seed (offset, so not the very
     calibration draw); the evaluation split is never trained on."""
-    steps = spec.recovery.steps
+    recovery = spec.recovery
+    steps = recovery.steps
     if steps == 0:
         return None
     seq_len = spec.prune.calibration.seq_len
-    per_step = spec.recovery.batch_tokens // seq_len
+    per_step = recovery.batch_tokens // seq_len
     seed = spec.seed + RECOVERY_SEED_OFFSET
     source = TokenBatches(text.calibration, steps=steps, per_step=per_step, seq_len=seq_len, seed=seed,
                           device=next(model.parameters()).device)
-    recipe = TrainSpec(epochs=1, optimizer="adamw", lr=spec.recovery.lr, weight_decay=0.0, batch_size=per_step)
+    recipe = TrainSpec(epochs=1, optimizer="adamw", lr=recovery.lr, weight_decay=0.0, batch_size=per_step)
     losses: list[float] = []
+    about: dict[str, Any] = {}
+    started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # anything random in the model's forward (dropout) draws from the run's seed
-        train(model, source, recipe, seed=seed, callbacks=[KeepPruned(model, mask)], stage="recovery",
-              loss_fn=next_token_loss(model), step_losses=losses)
+        if recovery.method == "lora":
+            from prunebench.experiment.lora import lora_adapters
+            from prunebench.pruning.layerwise import lm_prunable
+
+            with lora_adapters(model, mask, recovery, lm_prunable(model)) as adapters:
+                train(model, source, recipe, seed=seed, callbacks=[], stage="recovery",
+                      loss_fn=next_token_loss(model), step_losses=losses)
+            about = {"rank": recovery.rank, "alpha": recovery.alpha, "target_modules": list(recovery.target_modules),
+                     "adapted_layers": len(adapters.layers), "trainable_parameters": adapters.trainable_parameters}
+        else:
+            about = {"trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+            train(model, source, recipe, seed=seed, callbacks=[KeepPruned(model, mask)], stage="recovery",
+                  loss_fn=next_token_loss(model), step_losses=losses)
     model.eval()
-    return {"steps": steps, "lr": spec.recovery.lr, "batch_tokens": spec.recovery.batch_tokens,
-            "optimizer": "adamw", "loss": losses}
+    return {"method": recovery.method, "steps": steps, "lr": recovery.lr, "batch_tokens": recovery.batch_tokens,
+            "optimizer": "adamw", **about, "seconds": time.perf_counter() - started, "loss": losses}
 
 
 def lm_latency(spec: ExperimentSpec, settings: RunSettings, found: Pretrained, model: nn.Module) -> Latency:

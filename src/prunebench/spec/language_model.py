@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from prunebench.spec.base import Int, Float, Spec
+
+# LoRA's defaults: rank 8 and alpha 16 as LLM-Pruner's recovery (Ma et al. 2023), on every Linear
+# of a Llama-layout decoder block (the layers prunebench prunes).
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 class CalibrationSpec(Spec):
@@ -36,8 +42,31 @@ class EvaluationSpec(Spec):
 class RecoverySpec(Spec):
     """Language models: an optional short fine-tune after pruning with the mask held exactly
     (AdamW, constant LR); each step sees ``batch_tokens`` tokens as sequences of
-    ``prune.calibration.seq_len`` drawn from the calibration split. 0 steps: no recovery."""
+    ``prune.calibration.seq_len`` drawn from the calibration split. 0 steps: no recovery.
 
+    ``method``: ``full`` trains every weight; ``lora`` trains low-rank adapters (``rank``,
+    ``alpha``) on the pruned layers named by ``target_modules`` (suffixes of module names), the
+    base weights frozen, and merges them into the weights after (experiment/lora.py)."""
+
+    method: Literal["full", "lora"] = "full"
     steps: Int = Field(default=0, ge=0)
     lr: Float = Field(default=1e-5, gt=0)
     batch_tokens: Int = Field(default=8192, ge=2)
+    rank: Int = Field(default=8, ge=1)
+    alpha: Int = Field(default=16, ge=1)  # an integer, as peft takes it; the adapters' scale is alpha / rank
+    target_modules: tuple[str, ...] = Field(default=LORA_TARGETS, min_length=1)
+
+    @model_validator(mode="after")
+    def lora_keys_only_for_lora(self) -> RecoverySpec:
+        names = [name for name in self.target_modules if not name or name != name.strip()]
+        if names:
+            raise ValueError(f"recovery.target_modules: {names[0]!r} is not a module name")
+        repeated = [name for i, name in enumerate(self.target_modules) if name in self.target_modules[:i]]
+        if repeated:
+            raise ValueError(f"recovery.target_modules: {repeated[0]!r} appears more than once")
+        if self.method == "full":  # set but unread, they would still change the run id
+            changed = [key for key in ("rank", "alpha", "target_modules")
+                       if getattr(self, key) != type(self).model_fields[key].default]
+            if changed:
+                raise ValueError(f"recovery.{changed[0]}: only read with recovery.method: lora (method is full)")
+        return self
