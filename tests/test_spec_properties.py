@@ -164,7 +164,7 @@ def test_the_schema_imports_no_implementation() -> None:
     modules = sorted(f"prunebench.spec.{p.stem}" for p in SPEC_DIR.glob("*.py") if p.stem != "__init__")
     outside = set().union(*(_top_level_imports(m) for m in ["prunebench.spec", *modules])) - {"prunebench.spec", *modules}
     assert len(modules) >= 8 and outside == {"prunebench.catalog", "prunebench.config_file", "prunebench.errors",
-                                            "prunebench.latency_names", "prunebench.pruning.prunable", "prunebench.target"}
+                                            "prunebench.latency_names", "prunebench.pruning.policy", "prunebench.target"}
     assert _top_level_imports("prunebench.config") == {"prunebench.spec"}  # the old home: names only
     # The vocabulary (schedules, retraining modes) is defined below the schema, not by experiment/.
     assert _top_level_imports("prunebench.catalog") == {"prunebench.registry", "prunebench.catalog.retrain_modes",
