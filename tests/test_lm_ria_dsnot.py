@@ -256,11 +256,13 @@ def test_dsnot_statistics_are_the_references_whatever_the_batch() -> None:
 def test_dsnot_on_a_tiny_llama_refines_the_attention_and_leaves_the_mlp_by_default() -> None:
     """Block 0 is pruned from the dense model's statistics: its MLP keeps Wanda's mask (the
     reference skips the MLP), its attention projections are Wanda's masks moved by DSnoT with
-    the same count in every row; magnitude as the base works the same way."""
+    the same count in every row; magnitude and RIA as the base work the same way."""
     tokens = calibration()
     wanda = prune_causal_lm(tiny_llama(), tokens, "wanda", sparsity=0.5, seed=0).mask
-    for options, base in (({}, wanda), ({"base": "magnitude"}, prune_causal_lm(tiny_llama(), tokens, "magnitude",
-                                                                               sparsity=0.5, scope="row", seed=0).mask)):
+    def alone(strategy: str) -> Any:  # the base by itself, in dsnot's default scope
+        return prune_causal_lm(tiny_llama(), tokens, strategy, sparsity=0.5, scope="row", seed=0).mask
+
+    for options, base in (({}, wanda), ({"base": "magnitude"}, alone("magnitude")), ({"base": "ria"}, alone("ria"))):
         dsnot = prune_causal_lm(tiny_llama(), tokens, "dsnot", sparsity=0.5, options=options, seed=0).mask
         for name, keep in dsnot.items():
             assert torch.equal(keep.sum(dim=1), base[name].sum(dim=1)), name
