@@ -103,7 +103,7 @@ def lm_cases() -> list[tuple[str, str, str]]:
 
 def test_the_cases_cover_every_built_in_strategy_and_both_kinds() -> None:
     covered = {name for name, _ in cases()} | {name for name, _, _ in lm_cases()}
-    assert {"magnitude", "random", "wanda", "sparsegpt"} <= {name for name, _, _ in lm_cases()}
+    assert {"magnitude", "random", "wanda", "sparsegpt", "ria", "dsnot"} <= {name for name, _, _ in lm_cases()}
     assert set(STRATEGIES.names()) <= covered
     assert {"magnitude", "synflow", "l1_filter", "slimming", "random_channel"} <= covered
     assert {structure for _, structure in cases()} == {STRUCTURES.get(kind).example for kind in STRUCTURES.names()}
@@ -485,7 +485,7 @@ def layer_local() -> list[str]:
 
 
 def test_obs_and_the_language_model_saliencies_are_declared_layer_local() -> None:
-    assert {"obs", "wanda", "sparsegpt"} <= set(layer_local())
+    assert {"obs", "wanda", "sparsegpt", "ria", "dsnot"} <= set(layer_local())
     assert "magnitude" not in layer_local() and "obd" not in layer_local()
 
 

@@ -39,6 +39,7 @@ from torch import nn
 from prunebench.errors import ConfigError
 from prunebench.pruning.allocations import Allocation, parse_allocation
 from prunebench.pruning.mask import Mask
+from prunebench.pruning.moments import Moments
 from prunebench.pruning.obs import add_to_hessian
 from prunebench.pruning.scores.base import LANGUAGE_MODEL, STRATEGIES, LayerPruner, LayerStatistics, LayerTarget, Method
 from prunebench.pruning.select import select, select_rows
@@ -91,12 +92,14 @@ def lm_prunable(model: nn.Module) -> dict[str, nn.Parameter]:
 
 
 class _Accumulator:
-    """The running statistic of one Linear input: squared feature norms, or the Hessian."""
+    """The running statistic of one Linear input: squared feature norms (with ``moments``, also
+    the features' sums and variances), or the Hessian."""
 
     def __init__(self, kind: str) -> None:
         self.kind, self.tokens = kind, 0
         self.sq_norms: torch.Tensor | None = None
         self.hessian: torch.Tensor | None = None
+        self.moments = Moments() if kind == "moments" else None
 
     def add(self, x: torch.Tensor) -> None:
         rows = x.detach().reshape(-1, x.shape[-1]).to(torch.float32)
@@ -105,10 +108,13 @@ class _Accumulator:
         else:
             squares = rows.square().sum(dim=0)
             self.sq_norms = squares if self.sq_norms is None else self.sq_norms + squares
+        if self.moments is not None:
+            self.moments.add(x)
         self.tokens += rows.shape[0]
 
     def result(self) -> LayerStatistics:
-        return LayerStatistics(tokens=self.tokens, sq_norms=self.sq_norms, hessian=self.hessian)
+        moments = self.moments.fields() if self.moments is not None else {}
+        return LayerStatistics(tokens=self.tokens, sq_norms=self.sq_norms, hessian=self.hessian, **moments)
 
 
 @contextmanager
@@ -356,7 +362,10 @@ def _prune_linear(
         weight.copy_(new.to(weight.dtype))
     else:
         assert pruner.score is not None
-        keep = keep_from_scores(pruner.score(weight, stats, options, generator), target, name=name, seed=seed)
+        scores = pruner.score(weight, stats, options, generator)
+        keep = keep_from_scores(scores, target, name=name, seed=seed)
+        if pruner.refine is not None:  # moves the selection (DSnoT), its counts unchanged
+            keep = pruner.refine(weight, stats, scores, keep, target, options, name=name, generator=generator)
         if pruner.update is not None:  # on the weight as it was scored; the mask is applied after it
             weight.copy_(pruner.update(weight, stats, keep, options).to(weight.dtype))
     weight.masked_fill_(~keep, 0)  # pruned weights exactly zero, whatever the update wrote

@@ -3,6 +3,7 @@
 from prunebench.pruning.scores import (  # noqa: F401
     activation, gradient, grasp, magnitude, random, second_order, snip, sparsegpt, synflow, wanda,
 )
+from prunebench.pruning.scores import dsnot, ria  # noqa: F401,E402  (after the methods DSnoT refines)
 from prunebench.pruning.scores.base import (
     CLASSIFIER,
     LANGUAGE_MODEL,

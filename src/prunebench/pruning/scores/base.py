@@ -21,7 +21,7 @@ import types
 import typing
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import torch
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -74,6 +74,11 @@ class LayerStatistics:
     tokens: int
     sq_norms: torch.Tensor | None = None  # (in,): ||X_j||_2^2, the squared norm of each input feature
     hessian: torch.Tensor | None = None  # (in, in): (2/tokens) X^T X (prunebench.pruning.obs)
+    # ``moments`` (DSnoT) adds: the sum of each input feature over the tokens, the mean over the
+    # calibration sequences of each feature's variance over a sequence's tokens, and that count.
+    sums: torch.Tensor | None = None  # (in,)
+    variance: torch.Tensor | None = None  # (in,)
+    sequences: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +101,17 @@ LayerPruneFn = Callable[[torch.Tensor, LayerStatistics, LayerTarget, Any], tuple
 # ``update(weight, stats, keep, options) -> new weight``: with ``score``, rewrites the weights the
 # driver kept (OBS's compensation), on the weight as it was scored; the mask is applied after it.
 LayerUpdateFn = Callable[[torch.Tensor, LayerStatistics, torch.Tensor, Any], torch.Tensor]
+
+
+class LayerRefineFn(Protocol):
+    """``refine(weight, stats, scores, keep, target, options, name=, generator=) -> keep``: with
+    ``score``, moves the driver's selection ``keep`` (made from ``scores``) without changing its
+    count in any output row or N:M group (DSnoT's prune-and-grow); weights are not rewritten."""
+
+    def __call__(self, weight: torch.Tensor, stats: LayerStatistics, scores: torch.Tensor, keep: torch.Tensor,
+                 target: LayerTarget, options: Any, *, name: str, generator: torch.Generator) -> torch.Tensor: ...
+
+
 LM_SCOPES = ("row", "layer", "global")
 
 
@@ -104,25 +120,29 @@ class LayerPruner:
     """How a method prunes the Linear layers of a causal language model (its layer form).
 
     ``statistics`` is what the layer-sequential driver (:mod:`prunebench.pruning.layerwise`)
-    measures at each Linear's input: ``none`` (data-free; no calibration pass), ``norms`` or
-    ``hessian``. ``scopes`` are the scopes it accepts, its default first; ``global`` only
+    measures at each Linear's input: ``none`` (data-free; no calibration pass), ``norms``,
+    ``moments`` (the norms, feature sums and variances) or ``hessian``. ``scopes`` are the scopes it accepts, its default first; ``global`` only
     where scores are comparable across layers without data. Exactly one of ``score`` (the
     driver selects) and ``prune`` (the method selects and rewrites the weight) is given;
     ``update`` (with ``score`` and calibration statistics) rewrites the kept weights after the
-    driver's selection."""
+    driver's selection; ``refine`` (with ``score`` and calibration statistics) moves the selected
+    mask, keeping its counts (see :class:`LayerRefineFn`)."""
 
     description: str
-    statistics: Literal["none", "norms", "hessian"]
+    statistics: Literal["none", "norms", "moments", "hessian"]
     scopes: tuple[str, ...]
     score: LayerScoreFn | None = None
     prune: LayerPruneFn | None = None
     update: LayerUpdateFn | None = None
+    refine: LayerRefineFn | None = None
 
     def __post_init__(self) -> None:
         if (self.score is None) == (self.prune is None):
             raise ValueError("a LayerPruner has exactly one of score and prune")
         if self.update is not None and (self.score is None or self.statistics == "none"):
             raise ValueError("a LayerPruner's update needs score and calibration statistics")
+        if self.refine is not None and (self.score is None or self.statistics == "none"):
+            raise ValueError("a LayerPruner's refine needs score and calibration statistics")
         if not self.scopes or set(self.scopes) - set(LM_SCOPES):
             raise ValueError(f"LayerPruner scopes must be among {LM_SCOPES}, got {self.scopes}")
         if "global" in self.scopes and (self.statistics != "none" or self.score is None):
@@ -135,12 +155,13 @@ class LayerPruner:
 
 # The model kinds a method can prune, and what each of its forms needs: nothing (data-free: its
 # scores do not depend on any data), training batches (classifiers), or statistics of each Linear
-# layer's inputs over calibration tokens (language models: squared feature norms, or the Hessian).
+# layer's inputs over calibration tokens (language models: squared feature norms, those with the
+# features' sums and variances, or the Hessian).
 ModelKind = Literal["classifier", "language_model"]
 CLASSIFIER: ModelKind = "classifier"
 LANGUAGE_MODEL: ModelKind = "language_model"
 MODEL_KINDS: tuple[ModelKind, ...] = (CLASSIFIER, LANGUAGE_MODEL)
-Needs = Literal["nothing", "batches", "norms", "hessian"]
+Needs = Literal["nothing", "batches", "norms", "moments", "hessian"]
 # What one call of a form scores: single weights, whole channels, or one Linear layer at a time.
 Unit = Literal["weights", "channels", "linear"]
 CLASSIFIER_SCOPES = ("global", "layer")
@@ -173,7 +194,7 @@ class Form:
 
 
 NEEDS_TEXT = {"nothing": "data-free", "batches": "training batches", "norms": "calibration input norms",
-              "hessian": "calibration Hessians"}
+              "moments": "calibration input norms, means and variances", "hessian": "calibration Hessians"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
