@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--results", type=Path, default=DEFAULT_RESULTS / "demo", help="results directory")
     demo.add_argument("--executor", choices=("serial", "local"), default="serial", help="serial: its runs are too short to repay starting worker processes")
 
+    export = command("export", "write a language-model run's pruned model as a Hugging Face directory",
+                     "prunebench export 3f2a --results prunebench-results --out pruned-model")
+    export.add_argument("run", metavar="RUN", help="run id, or a prefix naming one run (prunebench results lists them)")
+    export.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    export.add_argument("--out", type=Path, required=True, help="new or empty folder for config, weights and tokenizer")
+
     reproduce = command("reproduce", "reproduce a published result and check it (see --list)",
                         "prunebench reproduce --list", "prunebench reproduce NAME --seeds 3")
     reproduce.add_argument("name", nargs="?", help="the reproduction to run")
@@ -246,6 +252,14 @@ def command_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def command_export(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.models.export import export_run
+
+    out = export_run(args.results, args.run, args.out)
+    console.print(f"exported: {out} (load with transformers' AutoModelForCausalLM.from_pretrained)", soft_wrap=True)
+    return 0
+
+
 def command_demo(args: argparse.Namespace, console: Console) -> int:
     from prunebench.demo import run_demo
 
@@ -295,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handlers = {
         "run": command_run, "list": command_list, "results": command_results,
-        "report": command_report, "demo": command_demo, "reproduce": command_reproduce,
+        "report": command_report, "export": command_export, "demo": command_demo, "reproduce": command_reproduce,
     }
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
