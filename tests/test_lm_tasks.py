@@ -209,3 +209,9 @@ def test_mcnemar_exact() -> None:
     assert exact_binomial_two_sided(0, 6) == pytest.approx(2 / 64)
     with pytest.raises(ValueError):
         mcnemar([True], [True, False])
+
+
+def test_spec_task_names_are_the_generated_tasks() -> None:
+    from prunebench.spec.language_model import TASK_NAMES
+
+    assert TASK_NAMES == TASKS
