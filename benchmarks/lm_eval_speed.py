@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 import torch  # noqa: E402
 
 from benchmarks.common import cpu_name  # noqa: E402
+from prunebench.metrics.choice import BATCH_TOKENS  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="smollm2-135m", help="a built-in language model or hf:<path> (default smollm2-135m)")
     parser.add_argument("--items", type=int, default=25, help="the first N items of each task (default 25)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
-    parser.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass (default 4096)")
+    parser.add_argument("--batch-tokens", type=int, default=BATCH_TOKENS, help=f"padded tokens per forward pass (default {BATCH_TOKENS})")
     parser.add_argument("--gemm-size", type=int, default=1024, help="side of the GEMM that measures the matmul rate")
     parser.add_argument("--naive", type=int, default=0, help="also score the first N items per task one pair at a time")
     return parser.parse_args(argv)

@@ -66,6 +66,7 @@ def test_task_scores_are_stored_and_reported(setup: dict[str, Path], tmp_path: P
     ({"tasks": ["trivia"]}, "evaluation.tasks: unknown task 'trivia'"),
     ({"tasks": ["cloze", "cloze"]}, "evaluation.tasks: a task is listed twice"),
     ({"tasks": ["cloze"], "task_items": 0}, "evaluation.task_items"),
+    ({"tasks": "cloze"}, "evaluation.tasks: a list of task names"),
 ])
 def test_bad_task_values_are_one_line(setup: dict[str, Path], tmp_path: Path, evaluation: dict[str, Any], key: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:

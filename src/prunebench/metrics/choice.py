@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from prunebench.errors import ConfigError
 
 DELIMITER = " "
-BATCH_TOKENS = 4096
+BATCH_TOKENS = 2048  # per forward pass; the logits kept are at most this many x the vocabulary
 
 
 @dataclass(frozen=True)
@@ -191,14 +191,16 @@ def score_batch(model: nn.Module, rows: Sequence[Row], device: torch.device) -> 
     keep = width - first_needed
     logits = model(input_ids=tokens.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                    use_cache=False, logits_to_keep=keep).logits
-    logprobs = F.log_softmax(logits.float(), dim=-1)
+    logits = logits.float()
+    # log p(token) = logit - logsumexp(logits): no second (batch, positions, vocabulary) tensor
+    normalizer = torch.logsumexp(logits, dim=-1)
     out = []
     for b, r in enumerate(rows):
         shift = width - len(r.tokens) - first_needed
         values = []
         for targets, at in zip(r.targets, r.predict_at):
-            cols = torch.tensor(at, device=logprobs.device) + shift
-            picked = logprobs[b, cols].gather(-1, torch.tensor(targets, device=logprobs.device)[:, None])
+            cols = torch.tensor(at, device=logits.device) + shift
+            picked = logits[b, cols, torch.tensor(targets, device=logits.device)] - normalizer[b, cols]
             values.append(float(picked.sum()))
         out.append(values)
     return out

@@ -34,6 +34,13 @@ class EvaluationSpec(Spec):
     tasks: tuple[str, ...] = ()
     task_items: Int | None = Field(default=500, ge=1)
 
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def a_list(cls, value: object) -> object:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"evaluation.tasks: a list of task names (of {either(TASK_NAMES)}), got {value!r}")
+        return value
+
     @field_validator("tasks")
     @classmethod
     def known_tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
