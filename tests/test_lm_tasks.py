@@ -215,3 +215,20 @@ def test_spec_task_names_are_the_generated_tasks() -> None:
     from prunebench.spec.language_model import TASK_NAMES
 
     assert TASK_NAMES == TASKS
+
+
+def test_a_model_without_4d_masks_is_scored_pair_by_pair(tiny: tuple[Any, Any], naive_small: list[Any],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from prunebench.metrics import choice
+
+    tok, model = tiny
+    assert choice.takes_4d_masks(model)  # transformers' default attention on a CPU
+    flash = SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2"))
+    assert not choice.takes_4d_masks(flash)  # type: ignore[arg-type]
+    calls = []
+    monkeypatch.setattr(choice, "takes_4d_masks", lambda m: False)
+    monkeypatch.setattr(choice, "score_batch", lambda *a: calls.append(a))
+    scores = score_items(model, tok, SMALL_ITEMS[:2])
+    assert not calls and [s.loglikelihoods for s in scores] == [s.loglikelihoods for s in naive_small[:2]]

@@ -106,6 +106,8 @@ def score_items(model: nn.Module, tokenizer: Any, items: Sequence[Any], *,
     The model's train/eval mode is restored afterwards."""
     if batch_tokens < 1:
         raise ConfigError(f"batch_tokens must be >= 1, got {batch_tokens}")
+    if not takes_4d_masks(model):
+        return score_items_naive(model, tokenizer, items)
     encoded = [encode_item(tokenizer, item.context, item.choices) for item in items]
     rows = [packed_row(e) for e in encoded]
     limit = position_limit(model)
@@ -126,6 +128,14 @@ def score_items(model: nn.Module, tokenizer: Any, items: Sequence[Any], *,
     finally:
         model.train(was_training)
     return [judge(lls, item.choices, item.gold) for lls, item in zip(loglikelihoods, items)]
+
+
+def takes_4d_masks(model: nn.Module) -> bool:
+    """Whether the model's attention applies a custom 4-D float mask as given: transformers'
+    eager and SDPA attention do; flash and flex attention take no such mask, so a model using
+    them is scored one pair at a time instead (the same figures, slower)."""
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return implementation in ("eager", "sdpa")
 
 
 @dataclass(frozen=True)
