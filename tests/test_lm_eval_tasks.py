@@ -59,3 +59,35 @@ def test_bad_values_are_one_line_and_write_nothing(tmp_path: Path, argv: list[st
 def test_unknown_task_in_the_function() -> None:
     with pytest.raises(ConfigError, match="unknown task"):
         write_lm_eval_tasks("unused", ["nope"])
+
+
+@needs_wheel
+@pytest.mark.slow
+def test_lm_eval_reads_the_files_and_agrees(tmp_path: Path) -> None:
+    """lm-eval, given the written files and a saved tiny model, scores every choice as prunebench does."""
+    lm_eval = pytest.importorskip("lm_eval")
+    transformers = pytest.importorskip("transformers")
+    from lm_eval.tasks import TaskManager
+    from lm_tiny import tiny_llama, tiny_tokenizer
+
+    from prunebench.metrics.choice import score_items
+
+    model, tokenizer = tiny_llama(), tiny_tokenizer()
+    model.config.max_position_embeddings = 2048  # open_book's contexts in the tiny vocabulary are long
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    write_lm_eval_tasks(tmp_path / "tasks", limit=4)
+    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tmp_path / 'model'},dtype=float32",
+                                  tasks=["prunebench_wiki"], task_manager=TaskManager(include_path=str(tmp_path / "tasks")),
+                                  batch_size=1, device="cpu", log_samples=True)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model", dtype="float32").eval()
+    for task in TASKS:
+        scores = score_items(loaded, tokenizer, capped(task, 4))
+        samples = sorted(out["samples"][task_name(task)], key=lambda s: s["doc_id"])
+        assert len(samples) == len(scores) == 4
+        for sample, score in zip(samples, scores):
+            theirs = [float(r[0][0]) for r in sample["resps"]]
+            assert theirs == pytest.approx(list(score.loglikelihoods), abs=1e-4)
+        result = out["results"][task_name(task)]
+        assert result["acc,none"] == pytest.approx(sum(s.acc for s in scores) / 4)
+        assert result["acc_norm,none"] == pytest.approx(sum(s.acc_norm for s in scores) / 4)

@@ -82,7 +82,7 @@ def description_items(articles: Sequence[Article], *, open_book: bool) -> list[I
         if a.description:
             by_topic[a.topic].append(a)
     items = []
-    for topic, group in by_topic.items():
+    for group in by_topic.values():
         # distinct descriptions only, case-insensitively (the first spelling by title order)
         distinct: dict[str, str] = {}
         for a in sorted(group, key=lambda a: a.title):
