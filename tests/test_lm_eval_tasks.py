@@ -91,3 +91,11 @@ def test_lm_eval_reads_the_files_and_agrees(tmp_path: Path) -> None:
         result = out["results"][task_name(task)]
         assert result["acc,none"] == pytest.approx(sum(s.acc for s in scores) / 4)
         assert result["acc_norm,none"] == pytest.approx(sum(s.acc_norm for s in scores) / 4)
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert main(["tasks", "--out", str(tmp_path / "afile"), "--items", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prunebench: error: --out") and "\n" not in err
+    assert (tmp_path / "afile").read_text() == "x"
