@@ -59,6 +59,7 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "lr_milestones": [(1,)],
     "end_step": [1000],  # at least prune.gradual.frequency past start_step
     "layer_types": [("Linear",)],
+    "tasks": [("cloze",)],  # evaluation.tasks: a known task name
     "exclude": [("0.*",)],
 }
 # The dense model's file is hashed by its content (dense.sha256, filled in from the file), never
