@@ -130,7 +130,7 @@ def test_the_chunks_are_assembled_once_and_checked(monkeypatch: pytest.MonkeyPat
 
     parts = [bytes([i]) * (1000 + i) for i in range(4)]
     site = tmp_path / "site"
-    for (wheel, module, file), data in zip(lm.GEMMA3_CHUNKS, parts):
+    for (_wheel, module, file), data in zip(lm.GEMMA3_CHUNKS, parts):
         (site / module / "data").mkdir(parents=True)
         (site / module / "__init__.py").write_text("raise ImportError('never imported')\n")
         (site / module / "data" / file).write_bytes(data)
