@@ -262,7 +262,7 @@ def command_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_export(args: argparse.Namespace, console: Console) -> int:
-    from prunebench.models.export import export_run
+    from prunebench.experiment.export import export_run
 
     out = export_run(args.results, args.run, args.out)
     console.print(f"exported: {out} (load with transformers' AutoModelForCausalLM.from_pretrained)", soft_wrap=True)
