@@ -60,6 +60,8 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "end_step": [1000],  # at least prune.gradual.frequency past start_step
     "layer_types": [("Linear",)],
     "target_modules": [("q_proj",)],  # recovery.target_modules
+
+    "tasks": [("cloze",)],  # evaluation.tasks: a known task name
     "exclude": [("0.*",)],
 }
 # The dense model's file is hashed by its content (dense.sha256, filled in from the file), never

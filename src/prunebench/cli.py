@@ -103,6 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--results", type=Path, default=DEFAULT_RESULTS / "demo", help="results directory")
     demo.add_argument("--executor", choices=("serial", "local"), default="serial", help="serial: its runs are too short to repay starting worker processes")
 
+    export = command("export", "write a language-model run's pruned model as a Hugging Face directory",
+                     "prunebench export 3f2a --results prunebench-results --out pruned-model")
+    export.add_argument("run", metavar="RUN", help="run id, or a prefix naming one run (prunebench results lists them)")
+    export.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    export.add_argument("--out", type=Path, required=True, help="new or empty folder for config, weights and tokenizer")
+
+    tasks = command("tasks", "write the zero-shot Wikipedia tasks as lm-eval task files (--include_path)",
+                    "prunebench tasks --out lm-eval-tasks --items 500",
+                    "lm_eval --model hf --model_args pretrained=DIR --include_path lm-eval-tasks --tasks prunebench_wiki")
+    tasks.add_argument("--out", type=Path, required=True, help="folder for the YAML and JSONL files")
+    tasks.add_argument("--task", action="append", default=None, metavar="TASK",
+                       help="closed_book, open_book, topic or cloze (repeatable; default: all four)")
+    tasks.add_argument("--items", type=int, default=None,
+                       help="the first N items of each task, as evaluation.task_items takes them (default: all)")
+
     reproduce = command("reproduce", "reproduce a published result and check it (see --list)",
                         "prunebench reproduce --list", "prunebench reproduce NAME --seeds 3")
     reproduce.add_argument("name", nargs="?", help="the reproduction to run")
@@ -246,10 +261,27 @@ def command_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def command_export(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.experiment.export import export_run
+
+    out = export_run(args.results, args.run, args.out)
+    console.print(f"exported: {out} (load with transformers' AutoModelForCausalLM.from_pretrained)", soft_wrap=True)
+    return 0
+
+
 def command_demo(args: argparse.Namespace, console: Console) -> int:
     from prunebench.demo import run_demo
 
     return run_demo(args.results, args.executor, console)
+
+
+def command_tasks(args: argparse.Namespace, console: Console) -> int:
+    from prunebench.data.lm_eval_tasks import write_lm_eval_tasks
+    from prunebench.data.wiki_tasks import TASKS
+
+    written = write_lm_eval_tasks(args.out, args.task or TASKS, args.items)
+    console.print(f"lm-eval tasks: {len(written)} files in {args.out.resolve()}", soft_wrap=True)
+    return 0
 
 
 def command_reproduce(args: argparse.Namespace, console: Console) -> int:
@@ -295,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handlers = {
         "run": command_run, "list": command_list, "results": command_results,
-        "report": command_report, "demo": command_demo, "reproduce": command_reproduce,
+        "report": command_report, "export": command_export, "demo": command_demo, "reproduce": command_reproduce,
+        "tasks": command_tasks,
     }
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:

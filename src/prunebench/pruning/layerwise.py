@@ -145,28 +145,54 @@ def _statistics_hooks(linears: Mapping[str, nn.Linear], kind: str) -> Iterator[d
 
 
 class _Captured(Exception):
-    """Raised by the hook on the first block once it has its inputs."""
+    """Raised by the stand-in for the last block once every block's inputs are known."""
 
 
 @dataclasses.dataclass
 class _BlockInputs:
-    """The inputs of the current block, one entry per calibration batch."""
+    """The inputs of the current block, one entry per calibration batch.
+
+    ``per_block[b][i]``: the keyword arguments the model passes block ``b`` for batch ``i``. They
+    differ between blocks where blocks differ in kind (Gemma 3 alternates sliding-window and full
+    attention: another mask and other rotary embeddings); :func:`_run_block` moves on to the next."""
 
     hidden: list[torch.Tensor]
-    kwargs: list[dict[str, Any]]
+    per_block: list[list[dict[str, Any]]]
+    block: int = 0
+
+    @property
+    def kwargs(self) -> list[dict[str, Any]]:
+        return self.per_block[self.block]
+
+
+class _StandIn(nn.Module):
+    """Takes a decoder block's place while its inputs are captured: records them and passes the
+    hidden states on unchanged (nothing is computed), the last one stops the forward pass."""
+
+    def __init__(self, block: nn.Module, seen: list[dict[str, Any]], first: list[torch.Tensor] | None, last: bool) -> None:
+        super().__init__()
+        self.seen, self.first, self.last = seen, first, last
+        if hasattr(block, "attention_type"):  # some models pick the block's mask by it
+            self.attention_type = block.attention_type
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        if self.first is not None:
+            self.first.append(hidden.detach())
+        self.seen.append({k: v for k, v in kwargs.items() if k != "hidden_states"})
+        if self.last:
+            raise _Captured
+        return hidden
 
 
 def _first_block_inputs(model: nn.Module, calibration: torch.Tensor, batch_size: int) -> _BlockInputs:
-    block = decoder_blocks(model)[0]
-    captured = _BlockInputs([], [])
-
-    def catch(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        hidden = args[0] if args else kwargs.pop("hidden_states")
-        captured.hidden.append(hidden.detach())
-        captured.kwargs.append({k: v for k, v in kwargs.items() if k != "hidden_states"})
-        raise _Captured
-
-    handle = block.register_forward_pre_hook(catch, with_kwargs=True)
+    """The first block's hidden states and every block's keyword arguments, per batch."""
+    blocks = decoder_blocks(model)
+    captured = _BlockInputs([], [[] for _ in blocks])
+    originals = list(blocks)
+    for index, block in enumerate(originals):
+        blocks[index] = _StandIn(block, captured.per_block[index], captured.hidden if index == 0 else None,
+                                 last=index == len(originals) - 1)
     try:
         for batch in calibration.split(batch_size):
             try:
@@ -174,14 +200,17 @@ def _first_block_inputs(model: nn.Module, calibration: torch.Tensor, batch_size:
             except _Captured:
                 pass
     finally:
-        handle.remove()
+        for index, block in enumerate(originals):
+            blocks[index] = block
     return captured
 
 
 def _run_block(block: nn.Module, inputs: _BlockInputs) -> None:
+    """The block's outputs become the inputs of the next block."""
     for index, (hidden, kwargs) in enumerate(zip(inputs.hidden, inputs.kwargs)):
         out = block(hidden, **kwargs)
         inputs.hidden[index] = out[0] if isinstance(out, (tuple, list)) else out
+    inputs.block += 1
 
 
 def _observe(block: nn.Module, linears: Mapping[str, nn.Linear], inputs: _BlockInputs, kind: str) -> dict[str, LayerStatistics]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from prunebench.spec import DenseSpec
 from prunebench.plan.controls import CONTROLS, control_of
-from prunebench.record import Role, RunResult, Target, role_of
+from prunebench.record import Role, RunResult, TaskScore, Target, role_of
 from prunebench.store.layout import DENSE_MISMATCH
 from prunebench.report.stats import Estimate, accuracy_estimate, estimate
 
@@ -114,6 +114,7 @@ class Point:
     perplexity: dict[int, float] = field(default_factory=dict)
     pre_perplexity: dict[int, float] = field(default_factory=dict)
     sparsity: dict[int, float] = field(default_factory=dict)
+    tasks: dict[str, dict[int, TaskScore]] = field(default_factory=dict)  # zero-shot task -> seed -> score
 
     @property
     def values(self) -> dict[int, float]:
@@ -182,6 +183,7 @@ class Dense:
     top1: dict[int, float] = field(default_factory=dict)  # seed -> value
     setting: str = ""
     perplexity: dict[int, float] = field(default_factory=dict)  # language models (the same for every seed)
+    tasks: dict[str, dict[int, TaskScore]] = field(default_factory=dict)  # zero-shot task -> seed -> score
 
 
 @dataclass
@@ -334,6 +336,8 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
             dense.top1[seed] = result.accuracy.dense_top1
         if result.dense_perplexity is not None:
             dense.perplexity[seed] = result.dense_perplexity
+        for task, score in (result.dense_tasks or {}).items():
+            dense.tasks.setdefault(task, {})[seed] = score
         note_provenance(group, result, row)
         role = role_of(row.get("role"), row["strategy"], row["kind"] == "dense")
         if role == "dense" or result.target is None:
@@ -352,6 +356,8 @@ def build_groups(rows: list[dict[str, Any]]) -> list[Group]:
         if result.perplexity is not None:
             point.perplexity[seed] = result.perplexity
             point.pre_perplexity[seed] = result.pre_finetune_perplexity or result.perplexity
+        for task, score in (result.tasks or {}).items():
+            point.tasks.setdefault(task, {})[seed] = score
         point.sparsity[seed] = result.sizes.sparsity
         point.compression[seed] = result.sizes.compression_ratio
         point.speedup[seed] = result.macs.theoretical_speedup

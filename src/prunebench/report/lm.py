@@ -23,6 +23,7 @@ import numpy as np
 from prunebench.metrics.declared import (
     COMPRESSION, MEASURED_SPEEDUP, PERPLEXITY, PRE_FINETUNE_PERPLEXITY, SPARSITY,
 )
+from prunebench.record import TaskScore
 from prunebench.report.aggregate import Group, Point
 from prunebench.report.plots import curve_styles, plt, save
 from prunebench.report.stats import Estimate, estimate, holm, paired_test
@@ -207,4 +208,95 @@ def lm_tables(group: Group) -> list[Table]:
     return [levels_table(group), paired_table(group), summary_table(group)]
 
 
-__all__ = ["LM_DEFINITIONS", "lm_tables", "perplexity_figure"]
+# --- zero-shot tasks (evaluation.tasks) ---------------------------------------------------------
+
+TASKS_NOTE = (
+    "Zero-shot tasks: multiple-choice accuracy by log-likelihood as lm-eval scores it (acc: the most likely "
+    "choice; acc_norm: log-likelihood divided by the choice's length in characters), on the same items for "
+    "every model. Intervals are Wilson 95% over the items (for several seeds: of the mean over seeds, so "
+    "they show item sampling, not seed spread); paired tests are McNemar's exact test on the items of the "
+    "lowest seed both runs share, Holm-corrected over the table."
+)
+
+
+def task_order(names: set[str]) -> list[str]:
+    from prunebench.spec.language_model import TASK_NAMES
+
+    return sorted(names, key=lambda t: (TASK_NAMES.index(t) if t in TASK_NAMES else len(TASK_NAMES), t))
+
+
+def percent_interval(mean: float, n: int) -> str:
+    from prunebench.metrics.choice import wilson
+
+    low, high = wilson(round(mean * n), n)
+    return f"[{low * 100:.1f}, {high * 100:.1f}]"
+
+
+def task_row(scores: dict[int, TaskScore]) -> list[str]:
+    n = next(iter(scores.values())).n
+    acc = float(np.mean([s.acc for s in scores.values()]))
+    norm = float(np.mean([s.acc_norm for s in scores.values()]))
+    return [str(n), str(len(scores)), f"{acc * 100:.1f}", percent_interval(acc, n), f"{norm * 100:.1f}",
+            percent_interval(norm, n)]
+
+
+def tasks_table(group: Group) -> Table | None:
+    """Each task's accuracy per strategy and target (means over seeds); None without task scores."""
+    rows = []
+    for dense in group.dense.values():
+        for task in task_order(set(dense.tasks)):
+            rows.append(["dense", dense.setting or "-", "-", "0.0", task, *task_row(dense.tasks[task])])
+    for curve in group.sorted_curves():
+        for point in sorted(curve.points.values(), key=lambda p: (mean_sparsity(p), p.level)):
+            for task in task_order(set(point.tasks)):
+                rows.append([curve.strategy, curve.setting or "-", point.level, f"{mean_sparsity(point) * 100:.1f}",
+                             task, *task_row(point.tasks[task])])
+    if not rows:
+        return None
+    header = ["strategy", "setting", "target", SPARSITY.header(), "task", "items", "seeds", "acc (%)", "95% CI (Wilson)",
+              "acc_norm (%)", "95% CI (Wilson)"]
+    return Table(f"{group.title}: zero-shot task accuracy (means over seeds)", header, rows)
+
+
+def tasks_paired_table(group: Group) -> Table | None:
+    """McNemar's exact test between two curves of one comparison at each shared target and task,
+    on the items of the lowest seed both scored with the same items; None without any pair."""
+    from prunebench.metrics.choice import mcnemar
+
+    tests = []
+    for a, b in itertools.combinations(group.sorted_curves(), 2):
+        if a.comparison() != b.comparison() or a.role == b.role == "control":
+            continue
+        for level in sorted(set(a.points) & set(b.points)):
+            pa, pb = a.points[level], b.points[level]
+            for task in task_order(set(pa.tasks) & set(pb.tasks)):
+                seeds = sorted(s for s in set(pa.tasks[task]) & set(pb.tasks[task])
+                               if pa.tasks[task][s].items_sha256 == pb.tasks[task][s].items_sha256)
+                if not seeds:
+                    continue
+                sa, sb = pa.tasks[task][seeds[0]], pb.tasks[task][seeds[0]]
+                test = mcnemar([c == "1" for c in sa.correct], [c == "1" for c in sb.correct])
+                tests.append((a, b, pa.level, task, seeds[0], sa, sb, test))
+    if not tests:
+        return None
+    adjusted = holm([t.p for *_, t in tests])
+    rows = []
+    for (a, b, level, task, seed, sa, sb, t), q in zip(tests, adjusted):
+        if q >= ALPHA:
+            said = "no difference shown"
+        else:
+            said = "a better" if t.only_a > t.only_b else "b better"
+        rows.append([f"{a.label} / {b.label}", level, task, str(seed), str(t.n), f"{sa.acc * 100:.1f}",
+                     f"{sb.acc * 100:.1f}", str(t.only_a), str(t.only_b), f"{t.p:.3g}", f"{q:.3g}", said])
+    header = ["a / b", "target", "task", "seed", "items", "acc a (%)", "acc b (%)", "only a right", "only b right",
+              "p (exact McNemar)", "p (Holm)", f"verdict (Holm, {len(tests)} tests, {ALPHA:g} family-wise)"]
+    return Table(f"{group.title}: paired task accuracy (acc, the same items)", header, rows)
+
+
+def task_tables(group: Group) -> list[tuple[str, Table]]:
+    """(file kind, table) for the zero-shot tasks, where the runs scored any."""
+    found = [("tasks", tasks_table(group)), ("tasks-paired", tasks_paired_table(group))]
+    return [(kind, table) for kind, table in found if table is not None]
+
+
+__all__ = ["LM_DEFINITIONS", "TASKS_NOTE", "lm_tables", "perplexity_figure", "task_tables"]

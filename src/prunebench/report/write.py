@@ -20,7 +20,7 @@ from prunebench.report.plots import (
 )
 from prunebench.report.matched import matched_table
 from prunebench.report.recipes import recipe_tables
-from prunebench.report.lm import LM_DEFINITIONS, lm_tables, perplexity_figure
+from prunebench.report.lm import LM_DEFINITIONS, TASKS_NOTE, lm_tables, perplexity_figure, task_tables
 from prunebench.report.results import mark_dense_checks, open_db
 from prunebench.report.tables import (
     Table, controls_table, cost_table, group_tables, latency_table, paired_table, provenance_table, summary_table,
@@ -58,7 +58,11 @@ def lm_section(group: Group, out_dir: Path) -> Section:
         for ext, text in (("md", table.markdown()), ("csv", table.csv()), ("tex", table.latex())):
             write_atomic(out_dir / f"{name}-{kind}.{ext}", text.encode())
     levels, paired, summary = tables  # the one number per curve opens the section, beside the main figure
-    return Section(group.title, figures, [levels, paired], evaluate_checklist(group), [], [], [summary])
+    tasks = task_tables(group)
+    write_tables(out_dir, name, tasks)
+    notes = [html.escape(TASKS_NOTE)] if tasks else []
+    return Section(group.title, figures, [levels, paired, *(t for _, t in tasks)], evaluate_checklist(group), notes, [],
+                   [summary])
 
 
 def write_tables(out_dir: Path, name: str, tables: list[tuple[str, Table]]) -> None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from prunebench.errors import either
 from prunebench.spec.base import Int, Float, Spec
 
 # LoRA's defaults: rank 8 and alpha 16 as LLM-Pruner's recovery (Ma et al. 2023), on every Linear
 # of a Llama-layout decoder block (the layers prunebench prunes).
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+# The zero-shot tasks (prunebench.data.wiki_tasks.TASKS; named here so a spec validates without
+# reading the task module, and test_lm_tasks checks the two lists agree).
+TASK_NAMES = ("closed_book", "open_book", "topic", "cloze")
 
 
 class CalibrationSpec(Spec):
@@ -30,6 +35,27 @@ class EvaluationSpec(Spec):
     window: Int = Field(default=1024, ge=2)
     stride: Int = Field(default=512, ge=1)
     tokens: Int | None = Field(default=16384, ge=2)  # None: the whole evaluation split
+    # Zero-shot Wikipedia tasks scored on the model a run ends with (and the dense model), the
+    # first ``task_items`` items of each (null: every item). None listed: none scored.
+    tasks: tuple[str, ...] = ()
+    task_items: Int | None = Field(default=500, ge=1)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def a_list(cls, value: object) -> object:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"evaluation.tasks: a list of task names (of {either(TASK_NAMES)}), got {value!r}")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def known_tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in TASK_NAMES:
+                raise ValueError(f"evaluation.tasks: unknown task {name!r}; choose from {either(TASK_NAMES)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"evaluation.tasks: a task is listed twice in {list(value)}")
+        return value
 
     @model_validator(mode="after")
     def stride_within_window(self) -> EvaluationSpec:
