@@ -103,3 +103,34 @@ def test_what_needs_every_block_at_once_is_refused(saved: tuple[torch.nn.Module,
             prune_checkpoint(**arguments)  # type: ignore[arg-type]
         assert "\n" not in str(info.value)
         assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_the_command_line_writes_a_checkpoint_that_loads(saved: tuple[torch.nn.Module, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from lm_tiny import CORPUS, tiny_tokenizer
+
+    from prunebench.cli import main
+
+    model, folder = saved
+    tiny_tokenizer().save_pretrained(tmp_path / "with-tokenizer")
+    for path in folder.iterdir():
+        (tmp_path / "with-tokenizer" / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "corpus.txt").write_text(CORPUS * 20)
+    base = ["prune-lm", f"hf:{tmp_path / 'with-tokenizer'}", "--dataset", f"text:{tmp_path / 'corpus.txt'}",
+            "--n-samples", "4", "--seq-len", "16", "--threads", "1"]
+
+    assert main([*base, "--out", str(tmp_path / "bad"), "--strategy", "wanda"]) == 2  # no sparsity
+    assert capsys.readouterr().err.strip() == "prunebench: error: sparsity must be in (0, 1), got None"
+    assert main([*base, "--out", str(tmp_path / "bad"), "--sparsity", "0.5", "--option", "blocksize"]) == 2
+    assert "--option 'blocksize': give KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+    out = tmp_path / "pruned"
+    assert main([*base, "--out", str(out), "--strategy", "sparsegpt", "--structure", "2:4", "--option", "blocksize=16"]) == 0
+    assert "21 Linear layers pruned, 50.0% on average" in " ".join(capsys.readouterr().out.split())  # rich wraps
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    assert tokenizer("to be or not to be")["input_ids"] == tiny_tokenizer()("to be or not to be")["input_ids"]
+    for name, keep in read_mask(out).items():
+        weight = lm_prunable(loaded)[name]
+        assert torch.all(weight[~keep] == 0) and torch.all(keep.reshape(-1, 4).sum(dim=1) == 2), name
