@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import shutil
 import time
 from collections.abc import Mapping
@@ -52,6 +53,8 @@ from prunebench.pruning.layerwise import (
 )
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.scores.base import LANGUAGE_MODEL, LayerStatistics, LayerTarget
+
+log = logging.getLogger("prunebench")
 
 INDEX_FILE = "model.safetensors.index.json"
 MASK_FOLDER = "mask"
@@ -164,6 +167,7 @@ def prune_checkpoint(
                 layer_sparsity.update({name: 1.0 - float(k.to(torch.float64).mean()) for name, k in keep.items()})
                 del state, keep
                 block.to_empty(device="meta")  # frees the block's tensors
+                log.info("block %d of %d pruned and written (%.0f s)", number + 1, len(blocks), time.perf_counter() - started)
         (out / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": index},
                                                  indent=2, sort_keys=True) + "\n")
         config.save_pretrained(out)
