@@ -10,10 +10,10 @@ functions, imported from :mod:`prunebench.pruning.layerwise`), runs the pruned b
 next block's inputs, writes the block's tensors and mask out and gives its memory back. Peak
 memory is about the embeddings, one block in float32 and the activations, whatever the depth.
 
-The masks are the whole-model driver's, mask for mask (tests/test_lm_blockwise.py). What it
-cannot do without every block at once is refused: ``scope: global`` (one ranking over all
-Linears) and allocations other than ``uniform`` (OWL ranks blocks by their dense scores), and
-refining an earlier mask.
+The masks are the whole-model driver's, mask for mask (tests/test_lm_blockwise.py). What needs
+every block at once is not offered: ``scope: global`` (one ranking over all Linears) is refused,
+every block gets the same sparsity (no ``owl`` allocation, which ranks blocks by their dense
+scores), and there is no earlier mask to refine.
 
 The output folder is a Hugging Face checkpoint: ``config.json``, one safetensors shard for the
 tensors outside the blocks and one per block, ``model.safetensors.index.json``; each tensor in
