@@ -87,7 +87,8 @@ class GGUFFile:
         reader = GGUFReader(str(path))
         architecture = read_field(reader, "general.architecture")[0]
         # the processor reads transformers' config names (Llama's q/k permutation: the head counts)
-        config = model.config.to_dict()
+        pretrained: Any = model  # a transformers PreTrainedModel
+        config: dict[str, Any] = pretrained.config.to_dict()
         self.parsed = {"config": config}
         self.processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=config)
         self.mapping: dict[str, str] = get_gguf_hf_weights_map(model, self.processor)

@@ -183,7 +183,8 @@ def _load_front(model: nn.Module, weights: Any, available: set[str]) -> None:
     embeddings, in float32); the output embeddings (the LM head) are never run, so stay empty."""
     blocks = decoder_blocks(model)
     blocks_name = next(name for name, module in model.named_modules() if module is blocks)
-    head = model.get_output_embeddings()
+    pretrained: Any = model  # a transformers PreTrainedModel
+    head = pretrained.get_output_embeddings()
     head_name = next((name for name, module in model.named_modules() if module is head), None)
     wanted = [name for name in model.state_dict()
               if not name.startswith(f"{blocks_name}.") and name in available
