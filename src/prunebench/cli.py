@@ -118,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--items", type=int, default=None,
                        help="the first N items of each task, as evaluation.task_items takes them (default: all)")
 
+    prune_lm = command("prune-lm", "prune a language model block by block from its weight files into a new checkpoint "
+                       "folder (memory: embeddings, one block, activations)",
+                       "prunebench prune-lm hf:Llama-3.2-1B --out llama-wanda50 --strategy wanda --sparsity 0.5")
+    prune_lm.add_argument("model", help="smollm2-135m, hf:<folder with safetensors> or hf:<file.gguf>")
+    prune_lm.add_argument("--out", type=Path, required=True, help="a new folder for the pruned checkpoint")
+    prune_lm.add_argument("--strategy", default="wanda", help="magnitude, wanda, sparsegpt, obs or random")
+    prune_lm.add_argument("--sparsity", type=float, default=None, help="fraction pruned (unstructured)")
+    prune_lm.add_argument("--structure", default="unstructured", help="unstructured or N:M, e.g. 2:4")
+    prune_lm.add_argument("--scope", choices=("row", "layer"), default=None, help="default: the strategy's")
+    prune_lm.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="prune.options, e.g. blocksize=64")
+    prune_lm.add_argument("--dataset", default="shakespeare", help="calibration text: shakespeare, text:<path>, wikitext2")
+    prune_lm.add_argument("--n-samples", type=int, default=128, help="calibration sequences")
+    prune_lm.add_argument("--seq-len", type=int, default=2048, help="tokens per calibration sequence")
+    prune_lm.add_argument("--seed", type=int, default=0, help="draws the calibration sequences and breaks ties")
+    prune_lm.add_argument("--batch-size", type=int, default=8, help="calibration sequences per forward pass")
+    prune_lm.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default $PRUNEBENCH_DATA)")
+    prune_lm.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
     reproduce = command("reproduce", "reproduce a published result and check it (see --list)",
                         "prunebench reproduce --list", "prunebench reproduce NAME --seeds 3")
     reproduce.add_argument("name", nargs="?", help="the reproduction to run")
@@ -134,6 +152,34 @@ def add_plugin_flag(parser: argparse.ArgumentParser) -> None:
         "--plugin", action="append", default=[], metavar="MODULE",
         help="import a module or .py file that registers strategies, models or datasets (repeatable)",
     )
+
+
+def command_prune_lm(args: argparse.Namespace, console: Console) -> int:
+    import torch
+    import yaml
+
+    from prunebench.errors import ConfigError
+    from prunebench.experiment.lm_blocks import prune_lm_blocks
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r}: give KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    outcome = prune_lm_blocks(
+        args.model, args.out, strategy=args.strategy, sparsity=args.sparsity, structure=args.structure,
+        scope=args.scope, options=options, dataset=args.dataset, n_samples=args.n_samples, seq_len=args.seq_len,
+        seed=args.seed, batch_size=args.batch_size, data_dir=args.data_dir,
+    )
+    pruned = sum(outcome.layer_sparsity.values()) / max(len(outcome.layer_sparsity), 1)
+    console.print(f"{escape(str(outcome.folder))}: {len(outcome.layer_sparsity)} Linear layers pruned, "
+                  f"{100 * pruned:.1f}% on average, in {outcome.seconds:.1f} s")
+    return 0
 
 
 def command_run(args: argparse.Namespace, console: Console) -> int:
@@ -328,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": command_run, "list": command_list, "results": command_results,
         "report": command_report, "export": command_export, "demo": command_demo, "reproduce": command_reproduce,
-        "tasks": command_tasks,
+        "tasks": command_tasks, "prune-lm": command_prune_lm,
     }
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
