@@ -89,13 +89,17 @@ class WidthMethod(Method):
     sequential: bool = False
     compensates: bool = False
     comparable: bool = False  # units are compared within a block: the allocation is per layer
+    # "layer": units are compared within their block. The random control also takes "global" (the
+    # sweeps' random control asks for it): its scores are i.i.d., comparable across blocks, and the
+    # count per block is the same either way.
+    scopes: tuple[str, ...] = ("layer",)
     unit: Literal["width"] | None = dataclasses.field(default="width", init=False)  # type: ignore[assignment]
 
     def form(self, kind: ModelKind) -> Form | None:
         if kind == CLASSIFIER:
             return None
         return Form(LANGUAGE_MODEL, "width", self.width_needs, training_phase=False, reconstructs=self.compensates,
-                    scopes=("layer",), structures=structures_scoring("width"))
+                    scopes=self.scopes, structures=structures_scoring("width"))
 
 
 def _sum_over_groups(block: BlockLayout, short: str, per_row_or_column: torch.Tensor) -> torch.Tensor:
@@ -168,6 +172,6 @@ LLM_PRUNER = register_method(WidthMethod(
     summary="LLM-Pruner (Ma et al. 2023): first-order Taylor |w x dL/dw| summed over a unit's weights",
 ))
 RANDOM_SP = register_method(WidthMethod(
-    name="random_sp", score=random_sp, width_needs="nothing",
+    name="random_sp", score=random_sp, width_needs="nothing", scopes=("layer", "global"), comparable=True,
     summary="uniform unit scores from the run's generator: the width structures' random control",
 ))

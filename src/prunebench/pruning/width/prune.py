@@ -116,13 +116,16 @@ def _observe(block_module: nn.Module, layout: BlockLayout, hidden: list[torch.Te
 
 
 @contextmanager
-def _gradients_enabled(params: list[nn.Parameter]) -> Iterator[None]:
-    """``params`` require gradients inside, and are left as they were after (flags and .grad)."""
+def _gradients_of(model: nn.Module, wanted: list[nn.Parameter]) -> Iterator[None]:
+    """Inside, only ``wanted`` of ``model``'s parameters require gradients (so backward fills no
+    other ``.grad``); after, every parameter's flag and ``.grad`` are as they were."""
+    params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     grads = [p.grad for p in params]
+    wanted_ids = {id(p) for p in wanted}
     try:
         for p in params:
-            p.requires_grad_(True)
+            p.requires_grad_(id(p) in wanted_ids)
             p.grad = None
         with torch.enable_grad():
             yield
@@ -140,7 +143,7 @@ def block_gradients(model: nn.Module, blocks: list[BlockLayout], calibration: to
     modes = [m.training for m in model.modules()]
     model.eval()
     try:
-        with _gradients_enabled(weights):
+        with _gradients_of(model, weights):
             for batch in calibration.split(batch_size):
                 loss = model(input_ids=batch, labels=batch, use_cache=False).loss
                 (loss * (batch.shape[0] / calibration.shape[0])).backward()
