@@ -26,10 +26,10 @@ WIDTH_METHODS = [n for n in STRATEGIES.names() if isinstance(STRATEGIES.get(n), 
 STRUCTURES = ["mlp_channels", "attention_heads", "width"]
 
 
-def tiny(layers: int = 2, heads: int = 4, kv_heads: int = 2, seed: int = 0) -> Any:
+def tiny(layers: int = 2, heads: int = 4, kv_heads: int = 2, seed: int = 0, vocab: int = 97) -> Any:
     """hidden 32, head size 8, intermediate 64: fewer key/value heads than query heads."""
     torch.manual_seed(seed)
-    config = transformers.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+    config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
                                       num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=8,
                                       max_position_embeddings=128)
     return transformers.LlamaForCausalLM(config).eval()
@@ -269,3 +269,80 @@ def test_a_width_strategy_reads_calibration_data_exactly_when_it_declares_a_need
     assert [m.training for m in model.modules()] == training
     assert [p.requires_grad for p in model.parameters()][:len(flags)] == flags
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+# ---------------------------------------------------------------------------------------------
+# From a config, end to end (prunebench run on a tiny Llama saved in the test)
+
+
+TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and "
+        "arrows of outrageous fortune, or to take arms against a sea of troubles and by opposing end them. ") * 40
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from lm_tiny import tiny_tokenizer
+
+    root = tmp_path_factory.mktemp("width")
+    tiny(vocab=300).save_pretrained(root / "tiny")  # tiny_tokenizer's vocabulary
+    tokenizer = tiny_tokenizer()
+    tokenizer.save_pretrained(root / "tiny")
+    (root / "play.txt").write_text(TEXT)
+    return {"model": root / "tiny", "text": root / "play.txt"}
+
+
+def width_config(saved: dict[str, Path], **prune: Any) -> dict[str, Any]:
+    return {
+        "model": f"hf:{saved['model']}", "dataset": f"text:{saved['text']}", "threads": 1,
+        "prune": {"strategy": "flap", "structure": "width", "sparsity": 0.5,
+                  "calibration": {"n_samples": 4, "seq_len": 32}, **prune},
+        "evaluation": {"window": 64, "stride": 32},
+    }
+
+
+def run_config(tmp: Path, data: dict[str, Any]) -> int:
+    import yaml
+
+    from prunebench.cli import main
+
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return main(["run", str(path), "--results", str(tmp / "results")])
+
+
+def test_a_width_config_runs_end_to_end_and_stores_the_compact_model(saved: dict[str, Path], tmp_path: Path) -> None:
+    from prunebench.record import read_result
+    from prunebench.store.artifacts import load_tensors
+
+    assert run_config(tmp_path, width_config(saved)) == 0
+    (result,) = [read_result(p) for p in sorted((tmp_path / "results").glob("*/result.json"))]
+    assert result.sizes.sparsity == pytest.approx(0.5, abs=1e-9)  # 4,608 of 9,216 weights in each block
+    run_dir = tmp_path / "results" / result.run_id
+    mask = load_tensors(run_dir / "mask.pt")
+    compact = transformers.LlamaForCausalLM.from_pretrained(run_dir / "compact").eval()
+    assert (compact.config.num_key_value_heads, compact.config.intermediate_size) == (1, 32)
+    masked = tiny(vocab=300)  # the pretrained weights, then the stored masked weights and FLAP's biases
+    stored = load_tensors(run_dir / "model.pt")
+    for short in ("o_proj", "down_proj"):
+        for layer in masked.model.layers:
+            linear = getattr(layer.self_attn if short == "o_proj" else layer.mlp, short)
+            linear.bias = torch.nn.Parameter(torch.zeros(linear.out_features))
+    masked.load_state_dict(stored, strict=False)
+    assert set(mask) <= set(stored) and any(name.endswith("down_proj.bias") for name in stored)
+    ids = tokens(2, (2, 24))
+    assert torch.allclose(logits(compact, ids), logits(masked, ids), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("prune", "message"), [
+    ({"strategy": "wanda"}, r"prune.strategy 'wanda' does not prune language models under prune.structure 'width'"),
+    ({"structure": "unstructured"}, r"prune.strategy 'flap' does not prune language models under prune.structure "
+                                    r"'unstructured' \(it prunes: mlp_channels, attention_heads, width\)"),
+    ({"structure": "attention_heads", "sparsity": 0.25}, r"prune.sparsity: 0.25 removes no key/value group"),
+    ({"allocation": "owl"}, r"prune.allocation 'owl'"),
+])
+def test_bad_width_input_is_one_line_and_writes_nothing(saved: dict[str, Path], tmp_path: Path, prune: dict[str, Any],
+                                                       message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_config(tmp_path, width_config(saved, **prune)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prunebench: error: ") and "\n" not in err and __import__("re").search(message, err), err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("result.json"))
