@@ -244,7 +244,7 @@ def test_the_random_control_follows_the_seed_and_reads_no_data() -> None:
     for seed, data in ((0, 0), (0, 1), (1, 0)):
         model = tiny()
         calls: list[int] = []
-        handle = model.model.layers[0].register_forward_pre_hook(lambda *_: calls.append(1))
+        handle = model.model.layers[0].register_forward_pre_hook(lambda *_, seen=calls: seen.append(1))
         masks.append(prune_width(model, tokens(data), "random_sp", structure="mlp_channels", sparsity=0.5, seed=seed).mask)
         handle.remove()
         assert calls == []

@@ -292,7 +292,7 @@ class LanguageModelRun:
         self._pre: Any = None  # PerplexityResult right after pruning
         self._post: Any = None  # and after recovery (the same without one)
         self._recovery: dict[str, Any] | None = None
-        self._compact: nn.Module | None = None  # width structures: the pruned model with its units removed
+        self._compact: Any = None  # width structures: the pruned model with its units removed
 
     @property
     def found(self) -> Pretrained:

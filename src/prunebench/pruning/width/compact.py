@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,8 +55,8 @@ def compact_width(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Modu
     attention_bias = any(b.linears[s].bias is not None for b in blocks for s in ATTENTION)
     mlp_bias = any(b.linears[s].bias is not None for b in blocks for s in MLP)
 
-    compact = copy.deepcopy(model)
-    for block, layer, (kept_groups, kept_channels) in zip(blocks, compact.model.layers, kept):  # type: ignore[union-attr]
+    compact: Any = copy.deepcopy(model)  # a transformers model: its config and blocks are read by name
+    for block, layer, (kept_groups, kept_channels) in zip(blocks, compact.model.layers, kept):
         _shrink_block(block, layer, kept_groups, kept_channels, attention_bias, mlp_bias)
     config = compact.config
     group_size = blocks[0].group_size
@@ -68,7 +69,7 @@ def compact_width(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Modu
     return compact
 
 
-def _shrink_block(block: BlockLayout, layer: nn.Module, kept_groups: torch.Tensor, kept_channels: torch.Tensor,
+def _shrink_block(block: BlockLayout, layer: Any, kept_groups: torch.Tensor, kept_channels: torch.Tensor,
                   attention_bias: bool, mlp_bias: bool) -> None:
     attention, mlp = layer.self_attn, layer.mlp
     for short in ("q_proj", "k_proj", "v_proj"):

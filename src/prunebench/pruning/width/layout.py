@@ -10,6 +10,7 @@ row ``c`` of ``gate_proj`` and ``up_proj`` and column ``c`` of ``down_proj``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -70,7 +71,6 @@ def llama_blocks(model: nn.Module) -> list[BlockLayout]:
     if config is None or not isinstance(layers, nn.ModuleList) or len(layers) == 0:
         raise ConfigError(f"prune.structure: width pruning needs a Llama-layout model (model.layers), not {type(model).__name__}")
     heads = int(config.num_attention_heads)
-    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
     head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
     blocks = []
     for index, layer in enumerate(layers):
@@ -118,10 +118,10 @@ def unit_masks(block: BlockLayout, kept_groups: torch.Tensor, kept_channels: tor
     return masks
 
 
-def kept_units(block: BlockLayout, mask: dict[str, torch.Tensor] | object) -> tuple[torch.Tensor, torch.Tensor]:
+def kept_units(block: BlockLayout, mask: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The kept key/value groups and MLP channels a mask says (read from k_proj's and gate_proj's
     rows); ValueError unless the mask keeps or prunes each unit whole, in all its weights."""
-    get = mask.__getitem__  # type: ignore[attr-defined]
+    get = mask.__getitem__
     k_rows = get(block.weight_name("k_proj")).reshape(block.kv_heads, -1)
     groups = k_rows.all(dim=1)
     channels = get(block.weight_name("gate_proj")).all(dim=1)

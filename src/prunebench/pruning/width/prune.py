@@ -116,7 +116,7 @@ def _observe(block_module: nn.Module, layout: BlockLayout, hidden: list[torch.Te
 
 
 @contextmanager
-def _gradients_of(model: nn.Module, wanted: list[nn.Parameter]) -> Iterator[None]:
+def _gradients_of(model: nn.Module, wanted: list[torch.Tensor]) -> Iterator[None]:
     """Inside, only ``wanted`` of ``model``'s parameters require gradients (so backward fills no
     other ``.grad``); after, every parameter's flag and ``.grad`` are as they were."""
     params = list(model.parameters())
