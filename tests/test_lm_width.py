@@ -186,7 +186,8 @@ def test_wanda_sp_sums_wandas_score_over_a_units_output_columns() -> None:
     dense = copy.deepcopy(model)
     mask = prune_width(model, ids, "wanda_sp", structure="width", sparsity=0.5, batch_size=2).mask
     x_down, x_o = inputs_of(dense, ids, "down_proj"), inputs_of(dense, ids, "o_proj")
-    down, o = dense.model.layers[0].mlp.down_proj.weight.double(), dense.model.layers[0].self_attn.o_proj.weight.double()
+    down = dense.model.layers[0].mlp.down_proj.weight.detach().double()
+    o = dense.model.layers[0].self_attn.o_proj.weight.detach().double()
     channels = [float((down[:, c].abs() * x_down[:, c].norm()).sum()) for c in range(64)]
     groups = [float(sum((o[:, j].abs() * x_o[:, j].norm()).sum() for j in range(16 * g, 16 * g + 16))) for g in range(2)]
     assert torch.equal(kept_channels(mask), top(channels, 32)) and torch.equal(kept_groups(mask), top(groups, 1))
