@@ -83,17 +83,25 @@ def cases() -> list[tuple[str, str]]:
     each structure written as its class's example (so a newly registered one is covered)."""
     found = []
     for name in [*STRATEGIES.names(), PLUGIN_WEIGHTS, PLUGIN_CHANNELS]:
+        if name in STRATEGIES and not STRATEGIES.get(name).prunes(CLASSIFIER):
+            continue  # language models only: lm_cases, or tests/test_lm_width.py for the width strategies
         kinds = STRATEGIES.get(name).structures if name in STRATEGIES else (
             structures_scoring("channels" if name == PLUGIN_CHANNELS else "weights"))
         found += [(name, STRUCTURES.get(kind).example) for kind in kinds]
     return found
 
 
+def layer_methods() -> list[str]:
+    """The methods with a layer form (prune_causal_lm); the width strategies, which score whole
+    units of decoder blocks, have their contract in tests/test_lm_width.py."""
+    return [n for n in STRATEGIES.names() if STRATEGIES.get(n).layer is not None]
+
+
 def lm_cases() -> list[tuple[str, str, str]]:
     """(strategy, structure, scope) for every strategy that prunes language models: each scope
     it accepts unstructured, and 2:4 (where the scope plays no part) with its default scope."""
     found = []
-    for name in STRATEGIES.names():
+    for name in layer_methods():
         form = STRATEGIES.get(name).form(LANGUAGE_MODEL)
         if form is not None:
             found += [(name, "unstructured", scope) for scope in form.scopes]
@@ -102,11 +110,13 @@ def lm_cases() -> list[tuple[str, str, str]]:
 
 
 def test_the_cases_cover_every_built_in_strategy_and_both_kinds() -> None:
-    covered = {name for name, _ in cases()} | {name for name, _, _ in lm_cases()}
+    width = {name for name in STRATEGIES.names() if STRATEGIES.get(name).unit == "width"}  # tests/test_lm_width.py
+    covered = {name for name, _ in cases()} | {name for name, _, _ in lm_cases()} | width
     assert {"magnitude", "random", "wanda", "sparsegpt", "ria", "dsnot"} <= {name for name, _, _ in lm_cases()}
     assert set(STRATEGIES.names()) <= covered
     assert {"magnitude", "synflow", "l1_filter", "slimming", "random_channel"} <= covered
-    assert {structure for _, structure in cases()} == {STRUCTURES.get(kind).example for kind in STRUCTURES.names()}
+    classifier_kinds = [kind for kind in STRUCTURES.names() if STRUCTURES.get(kind).scores != "width"]
+    assert {structure for _, structure in cases()} == {STRUCTURES.get(kind).example for kind in classifier_kinds}
 
 
 class SmallCNN(nn.Module):
@@ -387,6 +397,9 @@ def test_every_method_declares_a_form_for_each_kind_it_prunes() -> None:
                 assert form.unit == ("weights" if isinstance(method, Strategy) else "channels"), name
                 assert form.needs in ("nothing", "batches") and form.default_scope == ("global" if method.comparable else "layer")
                 assert ("channel" in form.structures) == (form.unit == "channels"), name
+            elif form.unit == "width":  # whole units of decoder blocks (tests/test_lm_width.py)
+                assert set(form.structures) == {"mlp_channels", "attention_heads", "width"}, name
+                assert method.layer is None and form.default_scope == "layer", name
             else:
                 assert form.unit == "linear" and set(form.structures) == {"unstructured", "nm"}, name
                 assert (form.needs == "nothing") == (method.layer is not None and method.layer.statistics == "none")
@@ -443,7 +456,7 @@ def test_a_data_free_method_does_not_read_the_data(strategy: str, structure: str
     assert all(torch.equal(first[n], second[n]) for n in prunable)
 
 
-@pytest.mark.parametrize("strategy", [n for n in STRATEGIES.names() if STRATEGIES.get(n).prunes(LANGUAGE_MODEL)])
+@pytest.mark.parametrize("strategy", layer_methods())
 def test_a_language_model_method_reads_calibration_data_exactly_when_it_declares_a_need(strategy: str) -> None:
     """Data-free: no forward pass at all, and the same mask whatever the calibration tokens;
     calibration statistics: the decoder blocks are run."""
@@ -465,7 +478,7 @@ def test_a_language_model_method_reads_calibration_data_exactly_when_it_declares
         assert all(torch.equal(masks[0][n], masks[1][n]) for n in masks[0])
 
 
-@pytest.mark.parametrize("strategy", [n for n in STRATEGIES.names() if STRATEGIES.get(n).prunes(LANGUAGE_MODEL)])
+@pytest.mark.parametrize("strategy", layer_methods())
 def test_a_language_model_method_moves_the_weights_it_keeps_exactly_when_it_declares_reconstruction(strategy: str) -> None:
     from prunebench.pruning.layerwise import lm_prunable, prune_causal_lm
 
@@ -509,8 +522,9 @@ def test_global_scope_is_refused_where_scores_do_not_compare_across_layers(strat
         with pytest.raises(ConfigError, match=r"^prune.scope 'global'") as error:
             build_specs(lm)
         assert "\n" not in str(error.value)
-        with pytest.raises(ConfigError, match=r"^prune.scope 'global'"):
-            prune_causal_lm(tiny_llama(), torch.zeros(1, 4, dtype=torch.long), strategy, sparsity=0.5, scope="global")
+        if method.layer is not None:  # the width strategies do not go through prune_causal_lm
+            with pytest.raises(ConfigError, match=r"^prune.scope 'global'"):
+                prune_causal_lm(tiny_llama(), torch.zeros(1, 4, dtype=torch.long), strategy, sparsity=0.5, scope="global")
 
 
 def rescaled(model: nn.Sequential, factor: float) -> nn.Sequential:

@@ -41,6 +41,7 @@ from prunebench.train import train
 
 log = logging.getLogger("prunebench")
 
+COMPACT_FOLDER = "compact"  # <run_id>/compact/: a width-pruned run's smaller dense model (save_pretrained)
 RECOVERY_SEED_OFFSET = 1  # the recovery batches differ from the calibration draw of the same seed
 
 
@@ -96,6 +97,11 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
             lora_targets(lm_prunable(found.loaded.model), spec.recovery)
     if spec.evaluation.tasks:
         task_items(spec.evaluation.tasks, spec.evaluation.task_items)  # the Wikipedia wheel is there and intact
+    if _structure(spec).scores == "width":  # whole units: the model's layout and the target's counts
+        from prunebench.pruning.width.prune import check_width_target
+
+        check_width_target(found.loaded.model, spec.prune.strategy, spec.prune.structure, spec.prune.resolved_sparsity,
+                           spec.prune.allocation)
     pattern = _structure(spec).layer_pattern()  # (N, M) where N of every M inputs are kept
     if pattern is not None:
         for name, weight in lm_prunable(found.loaded.model).items():
@@ -266,9 +272,11 @@ def recover(model: nn.Module, mask: Mask, spec: ExperimentSpec, text: Any) -> di
             "optimizer": "adamw", **about, "seconds": time.perf_counter() - started, "loss": losses}
 
 
-def lm_latency(spec: ExperimentSpec, settings: RunSettings, found: Pretrained, model: nn.Module) -> Latency:
+def lm_latency(spec: ExperimentSpec, settings: RunSettings, found: Pretrained, model: nn.Module, *,
+               compacted: bool = False) -> Latency:
     """Prefill throughput of the pretrained against the pruned model, timed in turns: one sequence
-    of ``prune.calibration.seq_len`` tokens, ``settings.latency_repeats`` times."""
+    of ``prune.calibration.seq_len`` tokens, ``settings.latency_repeats`` times. ``compacted``: the
+    pruned model is the smaller dense one a width structure gives."""
     from prunebench.metrics.lm_latency import prefill_speed, weight_bytes
     from prunebench.models.lm import load_causal_lm
 
@@ -282,7 +290,7 @@ def lm_latency(spec: ExperimentSpec, settings: RunSettings, found: Pretrained, m
         runtime=record.runtime, allocator=record.allocator or None, device=settings.device, threads=record.threads,
         batch_size=record.batch_size, dtype=record.dtype, repeats=record.repeats,
         dense_ms=timed.dense.latency.median_ms, pruned_ms=timed.pruned.latency.median_ms,
-        measured_speedup=timed.speedup, measured_speedup_iqr=(timed.speedup_q1, timed.speedup_q3), compacted=False,
+        measured_speedup=timed.speedup, measured_speedup_iqr=(timed.speedup_q1, timed.speedup_q3), compacted=compacted,
         seq_len=seq_len, dense_tokens_per_s=timed.dense.tokens_per_s, pruned_tokens_per_s=timed.pruned.tokens_per_s,
         dense_weight_bytes=weight_bytes(dense), pruned_weight_bytes=weight_bytes(model), sparse_kernels=timed.kernels,
     )
@@ -314,6 +322,7 @@ class LanguageModelRun:
         self._post: Any = None  # and after recovery (the same without one)
         self._recovery: dict[str, Any] | None = None
         self._tasks: dict[str, Any] | None = None  # zero-shot task scores of the model the run ends with
+        self._compact: Any = None  # width structures: the pruned model with its units removed
 
     @property
     def found(self) -> Pretrained:
@@ -354,11 +363,18 @@ class LanguageModelRun:
         calibration = calibration_samples(found.text.calibration, prune.calibration.n_samples, prune.calibration.seq_len,
                                           spec.seed, key="prune.calibration").to(self.settings.device)
         structure = _structure(spec)
-        outcome = prune_causal_lm(
-            model, calibration, prune.strategy,
-            sparsity=None if structure.fixed_sparsity is not None else prune.resolved_sparsity, structure=prune.structure,
-            scope=prune.scope, allocation=prune.allocation, options=prune.options, seed=spec.seed,
-        )
+        if structure.scores == "width":  # whole units, removed after recovery (compact_width)
+            from prunebench.pruning.width.prune import prune_width
+
+            outcome = prune_width(model, calibration, prune.strategy, structure=prune.structure,
+                                  sparsity=prune.resolved_sparsity, allocation=prune.allocation, seed=spec.seed)
+        else:
+            outcome = prune_causal_lm(
+                model, calibration, prune.strategy,
+                sparsity=None if structure.fixed_sparsity is not None else prune.resolved_sparsity,
+                structure=prune.structure, scope=prune.scope, allocation=prune.allocation, options=prune.options,
+                seed=spec.seed,
+            )
         self._mask = outcome.mask
         pruned_at = time.perf_counter()
         tokens = evaluation_tokens(spec, found.text)
@@ -366,6 +382,10 @@ class LanguageModelRun:
         self._pre = perplexity(model, tokens, window=window, stride=stride)
         self._recovery = recover(model, outcome.mask, spec, found.text)
         self._post = perplexity(model, tokens, window=window, stride=stride) if self._recovery is not None else self._pre
+        if structure.scores == "width":  # the smaller dense model, timed and stored beside the mask
+            from prunebench.pruning.width.compact import compact_width
+
+            self._compact = compact_width(model, outcome.mask)
         recovered_at = time.perf_counter()
         if spec.evaluation.tasks:
             self._tasks = evaluate_tasks(model, found.loaded.tokenizer, spec.evaluation.tasks, spec.evaluation.task_items)
@@ -395,19 +415,25 @@ class LanguageModelRun:
                 "calibration_seq_len": calibration.seq_len, "calibration_seed": spec.seed,
                 "allocation": spec.prune.allocation, "recovery": self._recovery,
             }),
-            latency=lm_latency(spec, self.settings, found, model) if self.settings.latency else None,
+            latency=lm_latency(spec, self.settings, found, self._compact or model, compacted=self._compact is not None)
+            if self.settings.latency else None,
         )
 
     def save(self, run_dir: Path) -> None:
         save_tensors(run_dir / "mask.pt", self.mask.state_dict())
         save_tensors(run_dir / "model.pt", stored_weights(self.found.loaded.model, self.mask, self._recovery is not None))
+        if self._compact is not None:  # a Hugging Face folder: from_pretrained loads the smaller model
+            self._compact.save_pretrained(run_dir / COMPACT_FOLDER)
 
 
 def stored_weights(model: nn.Module, mask: Mask, recovered: bool) -> dict[str, torch.Tensor]:
-    """What model.pt keeps: after recovery every weight; otherwise only the pruned layers' weights,
-    the rest being the pretrained file's (``language_model.pretrained_sha256``)."""
+    """What model.pt keeps: after recovery every weight; otherwise only the pruned layers' weights
+    and the projections' biases, the rest being the pretrained file's (``language_model.pretrained_sha256``)."""
     state = model.state_dict()
-    return dict(state) if recovered else {name: state[name] for name in mask}
+    if recovered:
+        return dict(state)
+    # the projections' biases too: FLAP's compensation writes them (none in a Llama's pretrained file)
+    return {name: state[name] for name in state if name in mask or name.endswith("_proj.bias")}
 
 
 

@@ -160,6 +160,9 @@ class ExperimentSpec(Spec):
             raise ValueError("prune.sparsity: prune.structure N:M fixes the sparsity at 1 - N/M: leave prune.sparsity out")
         if not catalog.parse_structure(prune.structure).language_model:
             raise ValueError(f"prune.structure {prune.structure!r}: language models are pruned {catalog.lm_structures()}")
+        if catalog.parse_structure(prune.structure).kind not in form.structures:
+            raise ValueError(f"prune.strategy {prune.strategy!r} does not prune language models under prune.structure "
+                             f"{prune.structure!r} (it prunes: {', '.join(form.structures)})")
         catalog.parse_allocation(prune.allocation).check(fixed_sparsity=prune._is_nm, scope=prune.scope)
 
     def resolved(self) -> dict[str, Any]:

@@ -143,7 +143,7 @@ class PruneSpec(Spec):
             units = {n: registry.get(n).unit for n in registry.names()}  # what each classifier form scores
             weights = [n for n, unit in units.items() if unit == "weights"]
             channels = [n for n, unit in units.items() if unit == "channels"]
-            lm_only = [n for n, unit in units.items() if unit is None]
+            lm_only = [n for n in registry.names() if not registry.get(n).prunes("classifier")]
             lm_hint = f"; for language models only: {', '.join(lm_only)}" if lm_only else ""
             raise ValueError(
                 f"unknown strategy {name!r}{hint} (known: {', '.join(weights)}; with structure "

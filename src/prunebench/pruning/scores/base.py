@@ -161,9 +161,9 @@ ModelKind = Literal["classifier", "language_model"]
 CLASSIFIER: ModelKind = "classifier"
 LANGUAGE_MODEL: ModelKind = "language_model"
 MODEL_KINDS: tuple[ModelKind, ...] = (CLASSIFIER, LANGUAGE_MODEL)
-Needs = Literal["nothing", "batches", "norms", "moments", "hessian"]
+Needs = Literal["nothing", "batches", "norms", "moments", "hessian", "fluctuation", "gradients"]
 # What one call of a form scores: single weights, whole channels, or one Linear layer at a time.
-Unit = Literal["weights", "channels", "linear"]
+Unit = Literal["weights", "channels", "linear", "width"]
 CLASSIFIER_SCOPES = ("global", "layer")
 
 
@@ -187,14 +187,22 @@ class Form:
         """One line for `prunebench list strategies`, e.g. "classifiers: scores weights
         (unstructured, nm, block), data-free, scopes global, layer"."""
         what = {"weights": f"scores weights ({', '.join(self.structures)})", "channels": "scores whole channels",
-                "linear": f"prunes one Linear at a time ({', '.join(self.structures)})"}[self.unit]
+                "linear": f"prunes one Linear at a time ({', '.join(self.structures)})",
+                "width": f"prunes whole units of decoder blocks ({', '.join(self.structures)})"}[self.unit]
         parts = [f"{'classifiers' if self.kind == CLASSIFIER else 'language models'}: {what}", NEEDS_TEXT[self.needs]]
         parts += ["trains first"] * self.training_phase + ["reconstructs weights"] * self.reconstructs
         return ", ".join([*parts, f"scopes {', '.join(self.scopes)}"])
 
 
+def layer_structures() -> tuple[str, ...]:
+    """The structures a layer form prunes under: every language-model structure but the width
+    ones, whose whole units only width strategies score (:mod:`prunebench.pruning.scores.width`)."""
+    return tuple(kind for kind in language_model_structures() if kind not in structures_scoring("width"))
+
+
 NEEDS_TEXT = {"nothing": "data-free", "batches": "training batches", "norms": "calibration input norms",
-              "moments": "calibration input norms, means and variances", "hessian": "calibration Hessians"}
+              "moments": "calibration input norms, means and variances", "hessian": "calibration Hessians",
+              "fluctuation": "calibration input means and variances", "gradients": "calibration gradients"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -266,7 +274,7 @@ class Method:
             needs: Needs = "nothing" if self.layer.statistics == "none" else self.layer.statistics
             return Form(LANGUAGE_MODEL, "linear", needs, training_phase=False,
                         reconstructs=self.layer.prune is not None or self.layer.update is not None, scopes=self.layer.scopes,
-                        structures=language_model_structures())
+                        structures=layer_structures())
         if self.unit is None:
             return None
         scopes = CLASSIFIER_SCOPES if self.comparable else ("layer",)

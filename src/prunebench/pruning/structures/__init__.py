@@ -9,6 +9,9 @@ parses to an instance of one registered class (:func:`parse_structure`):
 - ``rows``: whole output rows of a weight kept or pruned, scored by their sums (:mod:`.rows`).
 - ``channel``: whole channels, removed with everything coupled to them, scored by channel
   strategies (:mod:`.channel`, selected by :mod:`prunebench.pruning.channels`).
+- ``mlp_channels``, ``attention_heads``, ``width``: whole MLP channels and key/value groups of a
+  language model's decoder blocks, scored by width strategies (:mod:`.lm_width`, selected and
+  removed by :mod:`prunebench.pruning.width`).
 
 Any weight strategy works with any weight structure: the structure only changes how scores
 become a mask. The contract is :class:`~.base.Structure` (:mod:`.base`). A new structure is one
@@ -35,6 +38,7 @@ from prunebench.pruning.structures import nm as nm  # noqa: E402
 from prunebench.pruning.structures import block as block  # noqa: E402
 from prunebench.pruning.structures import channel as channel  # noqa: E402
 from prunebench.pruning.structures import rows as rows  # noqa: E402
+from prunebench.pruning.structures import lm_width as lm_width  # noqa: E402
 
 from prunebench.pruning.structures.block import Block, select_blocks  # noqa: E402
 from prunebench.pruning.structures.channel import Channel  # noqa: E402
