@@ -13,7 +13,7 @@ both, and the speedup is the median of the per-round ratios:
 
 Runtimes: ``torch`` (eager), ``torch-compile`` (inductor; its compile time is recorded, and a
 failure is recorded as the reason it was skipped, never a crash) and ``torch-sparse-csr``: the
-pruned model with every decoder-block Linear whose weight has zeros stored as a sparse CSR
+pruned model with every Linear whose weight has zeros (the LM head aside) stored as a sparse CSR
 tensor (:class:`prunebench.metrics.latency.SparseCSRLinear`; embeddings and the LM head stay
 dense) against the dense model in eager torch. It applies to unstructured and N:M masks; a model
 without zeros (depth pruned) has nothing to run sparse and the row says so. A mask in dense
@@ -115,12 +115,12 @@ def greedy_decode(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *,
 
 
 def sparse_csr_blocks(model: nn.Module) -> tuple[nn.Module, list[str]]:
-    """A CPU copy of ``model`` whose decoder-block Linears with zeros hold their weight as sparse
-    CSR; returns it and the replaced layers' names (none: nothing to run sparse)."""
-    from prunebench.pruning.layerwise import lm_prunable
-
+    """A CPU copy of ``model`` whose Linears with zeros (the pruned ones; never the LM head) hold
+    their weight as sparse CSR; returns it and the replaced layers' names (none: nothing to run sparse)."""
     copied = copy.deepcopy(model).cpu().float()
-    sparse = [name.removesuffix(".weight") for name, w in lm_prunable(copied).items() if bool((w == 0).any())]
+    head = copied.get_output_embeddings() if hasattr(copied, "get_output_embeddings") else None
+    sparse = [name for name, m in copied.named_modules()
+              if isinstance(m, nn.Linear) and m is not head and bool((m.weight == 0).any())]
     with warnings.catch_warnings():  # torch warns that CSR support is beta, once per process; the rows say CSR
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         for name in sparse:
@@ -152,10 +152,10 @@ def prepare(runtime: str, dense: nn.Module, pruned: nn.Module) -> Prepared:
             raise Skipped("sparse CSR timing runs on CPU only")
         sparse, names = sparse_csr_blocks(pruned)
         if not names:
-            raise Skipped("no decoder-block Linear of the pruned model has zeros: nothing to run sparse")
+            raise Skipped("no Linear of the pruned model has zeros: nothing to run sparse")
         total = len([n for n, m in pruned.named_modules() if isinstance(m, nn.Linear)])
         return Prepared(dense, sparse, dense, sparse, note=f"{len(names)} of {total} Linear layers as sparse CSR "
-                        "(the decoder blocks' pruned ones; embeddings and LM head dense)")
+                        "(those with zeros; embeddings and LM head dense)")
     if runtime == COMPILE:
         try:
             return Prepared(torch.compile(dense), torch.compile(pruned), dense, pruned)
