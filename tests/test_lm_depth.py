@@ -72,8 +72,8 @@ def test_angular_distance_matches_a_hand_computation() -> None:
     stats = block_statistics(model, ids, batch_size=2)
     for n in (1, 2, 3):
         expected = torch.stack([
-            (torch.arccos(cosine(states[l][:, -1], states[l + n][:, -1]).clamp(-1, 1)) / math.pi).mean()
-            for l in range(5 - n + 1)])
+            (torch.arccos(cosine(states[start][:, -1], states[start + n][:, -1]).clamp(-1, 1)) / math.pi).mean()
+            for start in range(5 - n + 1)])
         got = angular_distances(stats, n)
         assert torch.allclose(got, expected, atol=1e-6), (n, got, expected)
         start = int(torch.argmin(expected))

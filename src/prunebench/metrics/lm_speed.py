@@ -28,7 +28,7 @@ import inspect
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -92,7 +92,8 @@ def greedy_decode(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *,
     from transformers import DynamicCache
 
     forward = step if step is not None else model  # a module has no truth value of its own
-    cache = DynamicCache(config=model.config)
+    hf: Any = model  # a transformers model: it has a config
+    cache = DynamicCache(config=hf.config)
     keyword = _cache_keyword(model)
     with torch.inference_mode():
         logits = forward(input_ids=prompt, use_cache=True, **{keyword: cache}).logits
@@ -118,14 +119,15 @@ def sparse_csr_blocks(model: nn.Module) -> tuple[nn.Module, list[str]]:
     """A CPU copy of ``model`` whose Linears with zeros (the pruned ones; never the LM head) hold
     their weight as sparse CSR; returns it and the replaced layers' names (none: nothing to run sparse)."""
     copied = copy.deepcopy(model).cpu().float()
-    head = copied.get_output_embeddings() if hasattr(copied, "get_output_embeddings") else None
-    sparse = [name for name, m in copied.named_modules()
-              if isinstance(m, nn.Linear) and m is not head and bool((m.weight == 0).any())]
+    head = getattr(copied, "get_output_embeddings", lambda: None)()
+    linears = {name: m for name, m in copied.named_modules()
+               if isinstance(m, nn.Linear) and m is not head and bool((m.weight == 0).any())}
+    sparse = list(linears)
     with warnings.catch_warnings():  # torch warns that CSR support is beta, once per process; the rows say CSR
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         for name in sparse:
             parent, _, child = name.rpartition(".")
-            setattr(copied.get_submodule(parent), child, SparseCSRLinear(copied.get_submodule(name)))
+            setattr(copied.get_submodule(parent), child, SparseCSRLinear(linears[name]))
     return copied, sparse
 
 
@@ -142,6 +144,7 @@ class Prepared:
     dense_model: nn.Module
     pruned_model: nn.Module
     note: str = ""
+    warmup_s: list[float] = field(default_factory=list)  # per prefill shape, both models' warmup calls
 
 
 def prepare(runtime: str, dense: nn.Module, pruned: nn.Module) -> Prepared:
@@ -217,8 +220,13 @@ def _prefill_seconds(prepared: Prepared, prompt: torch.Tensor, options: SpeedOpt
             return out
         return run
 
-    ms = interleaved_times({DENSE: runner(prepared.dense), PRUNED: runner(prepared.pruned)}, options.warmup,
-                           options.repeats)
+    runners = {DENSE: runner(prepared.dense), PRUNED: runner(prepared.pruned)}
+    started = time.perf_counter()
+    for run in runners.values():  # warmup first: under torch.compile this is where each model compiles
+        for _ in range(options.warmup):
+            run()
+    prepared.warmup_s.append(time.perf_counter() - started)
+    ms = interleaved_times(runners, 0, options.repeats)
     return {label: [t / 1000.0 for t in times] for label, times in ms.items()}
 
 
@@ -250,7 +258,7 @@ class SpeedResult:
     dtype: str
     warmup: int
     repeats: int
-    compile_s: float | None  # torch.compile's first prefill shape, compile included (None: not compiled)
+    compile_s: float | None  # torch.compile: the first prefill shape's warmup, both models compiled in it
     wall_s: float  # all of it
 
     def row(self, runtime: str, phase: str) -> SpeedRow | None:
@@ -266,10 +274,12 @@ def measure_speed(dense: nn.Module, pruned: nn.Module, options: SpeedOptions | N
     if next(pruned.parameters()).device != device:
         raise ConfigError(f"dense and pruned models must be on one device, got {device} and "
                           f"{next(pruned.parameters()).device}")
-    vocab = int(dense.get_input_embeddings().num_embeddings)
+    hf: Any = dense  # a transformers model: it has input embeddings
+    vocab = int(hf.get_input_embeddings().num_embeddings)
     started = time.perf_counter()
     modes = (dense.training, pruned.training)
-    dense.eval(), pruned.eval()
+    dense.eval()
+    pruned.eval()
     allocator = "" if device.type == "cuda" else steady_allocator()
     rows: list[SpeedRow] = []
     compile_s: float | None = None
@@ -277,15 +287,14 @@ def measure_speed(dense: nn.Module, pruned: nn.Module, options: SpeedOptions | N
         with torch_threads(threads) as used:
             for runtime in options.runtimes:
                 rows_before = len(rows)
-                compile_started = time.perf_counter()
                 try:
                     prepared = prepare(runtime, dense, pruned)
                     for batch, length in options.prefill:
                         prompt = random_tokens(vocab, batch, length, device)
                         rows.append(_row(runtime, "prefill", batch, length, batch * length,
                                          _prefill_seconds(prepared, prompt, options), prepared.note))
-                        if runtime == COMPILE and compile_s is None:
-                            compile_s = time.perf_counter() - compile_started  # the first shape's compile, mostly
+                    if runtime == COMPILE:
+                        compile_s = prepared.warmup_s[0]
                     prompt = random_tokens(vocab, 1, DECODE_PROMPT, device)
                     rows.append(_row(runtime, "decode", 1, options.decode_tokens, options.decode_tokens - 1,
                                      _decode_seconds(prepared, prompt, options), prepared.note))
@@ -297,7 +306,8 @@ def measure_speed(dense: nn.Module, pruned: nn.Module, options: SpeedOptions | N
                     del rows[rows_before:]
                     rows.append(SpeedRow(runtime, "all", 0, 0, skipped=f"torch.compile failed: {short_reason(exc)}"))
     finally:
-        dense.train(modes[0]), pruned.train(modes[1])
+        dense.train(modes[0])
+        pruned.train(modes[1])
     return SpeedResult(rows, cpu_name() if device.type == "cpu" else str(device), used, allocator or None,
                        str(next(dense.parameters()).dtype).removeprefix("torch."), options.warmup, options.repeats,
                        compile_s, time.perf_counter() - started)
