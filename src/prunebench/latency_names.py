@@ -9,3 +9,8 @@ EAGER, FOLDED, FOLDED_CHANNELS_LAST = "eager", "bn-folded", "bn-folded-channels-
 LATENCY_FORMS = (EAGER, FOLDED, FOLDED_CHANNELS_LAST)
 TORCH, COMPILE, ONNX = "torch", "torch-compile", "onnxruntime"
 LATENCY_RUNTIMES = (TORCH, COMPILE, ONNX)
+# Language models' speed (prunebench.metrics.lm_speed): eager, compiled, and the pruned model's
+# zeros dropped into sparse CSR Linear weights.
+SPARSE_CSR = "torch-sparse-csr"
+LM_RUNTIMES = (TORCH, COMPILE, SPARSE_CSR)
+LM_PREFILL_SHAPE = r"[1-9][0-9]*x[1-9][0-9]*"  # BATCHxSEQ_LEN

@@ -110,6 +110,11 @@ class LatencyForm(Record):
     measured_speedup: float | None = None  # median of the per-round ratios dense / pruned
     measured_speedup_iqr: tuple[float, float] | None = None
     skipped: str | None = None
+    # language models (prunebench.metrics.lm_speed): the form is "prefill BxS" or "decode N";
+    # the times are per call (a prefill pass; the N-1 decode steps after the prompt)
+    dense_tokens_per_s: float | None = None
+    pruned_tokens_per_s: float | None = None
+    note: str | None = None  # what the runtime changed (sparse CSR: which layers)
 
 
 class LatencyBest(Record):
@@ -154,6 +159,8 @@ class Latency(Record):
     sparse_kernels: str | None = None  # which sparse kernels the runtime had for this mask (CPU: none)
     forms: list[LatencyForm] = []
     best: LatencyBest | None = None
+    compile_s: float | None = None  # language models: torch.compile's first prefill shape, compile included
+    speed_wall_s: float | None = None  # language models: what timing every form took
 
 
 class Retraining(Record):

@@ -13,6 +13,7 @@ nothing but the time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -274,25 +275,36 @@ def recover(model: nn.Module, mask: Mask, spec: ExperimentSpec, text: Any) -> di
 
 def lm_latency(spec: ExperimentSpec, settings: RunSettings, found: Pretrained, model: nn.Module, *,
                compacted: bool = False) -> Latency:
-    """Prefill throughput of the pretrained against the pruned model, timed in turns: one sequence
-    of ``prune.calibration.seq_len`` tokens, ``settings.latency_repeats`` times. ``compacted``: the
-    pruned model is the smaller dense one a width structure gives."""
-    from prunebench.metrics.lm_latency import prefill_speed, weight_bytes
+    """Prefill and decode tokens/s of the pretrained against the pruned model, timed in the same
+    rounds in every runtime and shape the settings ask for (:mod:`prunebench.metrics.lm_speed`).
+    The top-level times are eager torch's first prefill shape; ``forms`` holds every row. ``compacted``: the pruned model is the
+    smaller dense one a width structure gives."""
+    from prunebench.metrics.lm_latency import sparse_kernels, weight_bytes
+    from prunebench.metrics.lm_speed import measure_speed, speed_options
     from prunebench.models.lm import load_causal_lm
+    from prunebench.record import LatencyForm
 
     dense = load_causal_lm(spec.model, device=settings.device).model
-    seq_len = spec.prune.calibration.seq_len
-    # one sequence: latency_batch_size is a classifier's batch of examples (64 sequences would
-    # take minutes per repeat on a CPU)
-    timed = prefill_speed(dense, model, batch_size=1, seq_len=seq_len, repeats=settings.latency_repeats)
-    record = timed.dense.latency
+    options = speed_options(settings.lm_prefill, settings.lm_decode_tokens, settings.lm_runtimes,
+                            settings.lm_speed_repeats)
+    # eager torch's first prefill shape is the headline, so it is always timed
+    options = dataclasses.replace(options, runtimes=("torch", *(r for r in options.runtimes if r != "torch")))
+    timed = measure_speed(dense, model, options, threads=settings.threads)
+    head = timed.rows[0]
+    assert head.dense_ms is not None and head.pruned_ms is not None and head.measured_speedup is not None
+    forms = [LatencyForm(runtime="torch-eager" if r.runtime == "torch" else r.runtime, form=r.form, dense_ms=r.dense_ms, pruned_ms=r.pruned_ms,
+                         measured_speedup=r.measured_speedup, measured_speedup_iqr=r.measured_speedup_iqr,
+                         skipped=r.skipped, dense_tokens_per_s=r.dense_tokens_per_s,
+                         pruned_tokens_per_s=r.pruned_tokens_per_s, note=r.note) for r in timed.rows]
     return Latency(
-        runtime=record.runtime, allocator=record.allocator or None, device=settings.device, threads=record.threads,
-        batch_size=record.batch_size, dtype=record.dtype, repeats=record.repeats,
-        dense_ms=timed.dense.latency.median_ms, pruned_ms=timed.pruned.latency.median_ms,
-        measured_speedup=timed.speedup, measured_speedup_iqr=(timed.speedup_q1, timed.speedup_q3), compacted=compacted,
-        seq_len=seq_len, dense_tokens_per_s=timed.dense.tokens_per_s, pruned_tokens_per_s=timed.pruned.tokens_per_s,
-        dense_weight_bytes=weight_bytes(dense), pruned_weight_bytes=weight_bytes(model), sparse_kernels=timed.kernels,
+        runtime="torch-eager", form=head.form, allocator=timed.allocator, device=timed.device, threads=timed.threads,
+        batch_size=head.batch_size, dtype=timed.dtype, repeats=timed.repeats, dense_ms=head.dense_ms,
+        pruned_ms=head.pruned_ms, measured_speedup=head.measured_speedup,
+        measured_speedup_iqr=head.measured_speedup_iqr or (head.measured_speedup,) * 2, compacted=compacted,
+        seq_len=head.seq_len, dense_tokens_per_s=head.dense_tokens_per_s, pruned_tokens_per_s=head.pruned_tokens_per_s,
+        dense_weight_bytes=weight_bytes(dense), pruned_weight_bytes=weight_bytes(model),
+        sparse_kernels=sparse_kernels(settings.device), forms=forms, compile_s=timed.compile_s,
+        speed_wall_s=timed.wall_s,
     )
 
 

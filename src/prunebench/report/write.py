@@ -61,8 +61,12 @@ def lm_section(group: Group, out_dir: Path) -> Section:
     tasks = task_tables(group)
     write_tables(out_dir, name, tasks)
     notes = [html.escape(TASKS_NOTE)] if tasks else []
-    return Section(group.title, figures, [levels, paired, *(t for _, t in tasks)], evaluate_checklist(group), notes, [],
-                   [summary])
+    shown = [levels, paired, *(t for _, t in tasks)]
+    if group.has_latency():  # prefill and decode per runtime, dense against pruned in the same rounds
+        speed = latency_table(group)
+        write_tables(out_dir, name, [("latency", speed)])
+        shown.append(speed)
+    return Section(group.title, figures, shown, evaluate_checklist(group), notes, [], [summary])
 
 
 def write_tables(out_dir: Path, name: str, tables: list[tuple[str, Table]]) -> None:

@@ -38,6 +38,12 @@ class RunSettings(Spec):
     # deployment forms timed (prunebench.models.deploy): eager and the BatchNorm-folded form a deployment runs
     latency_forms: tuple[str, ...] = (latency_names.EAGER, latency_names.FOLDED)
     latency_runtimes: tuple[str, ...] = (latency_names.TORCH,)  # torch (eager), torch-compile, onnxruntime
+    # language models, with latency: prefill shapes (BATCHxSEQ_LEN), greedy decode length, runtimes
+    # and interleaved rounds of prunebench.metrics.lm_speed
+    lm_prefill: tuple[str, ...] = ("1x512", "8x128")
+    lm_decode_tokens: Int = Field(default=64, ge=2, le=4096)
+    lm_runtimes: tuple[str, ...] = (latency_names.TORCH, latency_names.SPARSE_CSR)
+    lm_speed_repeats: Int = Field(default=3, ge=1)
     plugins: tuple[str, ...] = ()  # modules imported before validation, in every worker (prunebench.plugins)
 
     @field_validator("data_dir")
@@ -55,6 +61,23 @@ class RunSettings(Spec):
         if unknown or not value or len(set(value)) != len(value):
             problem = f"unknown {unknown[0]!r}" if unknown else f"got {list(value)}"
             raise ValueError(f"{problem} (allowed: one or more of {', '.join(allowed)}, each once)")
+        return value
+
+    @field_validator("lm_prefill")
+    @classmethod
+    def prefill_shapes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [shape for shape in value if not re.fullmatch(latency_names.LM_PREFILL_SHAPE, shape)]
+        if bad or not value:
+            raise ValueError(f"{bad[0]!r} is not a shape BATCHxSEQ_LEN such as '8x128'" if bad else "give at least one shape")
+        return value
+
+    @field_validator("lm_runtimes")
+    @classmethod
+    def known_lm_runtimes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in latency_names.LM_RUNTIMES]
+        if unknown or not value or len(set(value)) != len(value):
+            problem = f"unknown {unknown[0]!r}" if unknown else f"got {list(value)}"
+            raise ValueError(f"{problem} (allowed: one or more of {', '.join(latency_names.LM_RUNTIMES)}, each once)")
         return value
 
     @field_validator("device")
