@@ -50,3 +50,22 @@ def test_a_config_without_a_scope_gets_layer() -> None:
     assert build_specs(base)[0].prune.scope == "layer"
     assert build_specs({**base, "prune": {"strategy": "magnitude", "scope": "row"}})[0].prune.scope == "row"
     assert build_specs({**base, "prune": {"strategy": "wanda"}})[0].prune.scope == "row"  # Wanda's own, unchanged
+
+
+def test_the_published_comparison_pins_the_settings_its_figures_were_measured_with() -> None:
+    """docs/llm.md's figures came from magnitude per output row and strided windows; the
+    config states both, so its command still reproduces them after the defaults changed."""
+    from pathlib import Path
+
+    from prunebench.plan.sweep import load_plan
+
+    plan = load_plan(Path(__file__).parent.parent / "configs" / "llm-comparison.yaml")
+    assert len(plan.jobs) == 25  # 18 method runs, 6 random controls, the dense row
+    for job in plan.jobs:
+        evaluation = job.spec.evaluation
+        assert (evaluation.protocol, evaluation.window, evaluation.resolved_stride, evaluation.tokens) == \
+            ("sliding", 512, 512, 1024)
+        if job.spec.prune.strategy == "magnitude":
+            assert job.spec.prune.scope == "row"
+    scopes = {job.spec.prune.strategy: job.spec.prune.scope for job in plan.jobs if job.kind != "dense"}
+    assert scopes == {"magnitude": "row", "wanda": "row", "sparsegpt": "layer", "random": "global"}
