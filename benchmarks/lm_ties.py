@@ -12,7 +12,7 @@ kept):
 
 - ``2:4`` and ``4:8``: groups of M consecutive weights along the input dimension, N = 2 and 4;
 - ``row 50%``: whole output rows, N = in - round(0.5 * in), the count ``select_rows`` keeps
-  (magnitude's default ``prune.scope: row``).
+  (``prune.scope: row``, which configs/llm-comparison.yaml pins for magnitude).
 
 Rows: each prunable projection of one block (``--block``, default 3), the three projections the
 issue measured (q, up, down) pooled in that block, the same three pooled over all blocks, and

@@ -58,7 +58,7 @@ def config(setup: dict[str, Path], **change: Any) -> dict[str, Any]:
         "dataset": f"text:{setup['text']}",
         "threads": 1,
         "prune": {"strategy": "wanda", "sparsity": 0.5, "calibration": {"n_samples": 4, "seq_len": 32}},
-        "evaluation": {"window": 64, "stride": 32},
+        "evaluation": {"protocol": "sliding", "window": 64, "stride": 32},
     }
     for key, value in change.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
@@ -264,7 +264,7 @@ def test_recovery_gives_the_reference_losses_and_perplexity(setup: dict[str, Pat
     assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is left as it was
     assert recorded is not None and recorded["loss"] == expected and len(expected) == spec.recovery.steps
     tokens = ours.text.evaluation
-    window, stride = spec.evaluation.window, spec.evaluation.stride
+    window, stride = spec.evaluation.window, spec.evaluation.resolved_stride
     assert perplexity(ours.loaded.model, tokens, window=window, stride=stride).value == \
         perplexity(reference.loaded.model, tokens, window=window, stride=stride).value
     for name, keep in mask.items():

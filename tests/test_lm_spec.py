@@ -64,7 +64,9 @@ def test_dense_id_is_the_model_and_its_evaluation_not_the_seed_or_method() -> No
     assert spec_of(seed=3).dense_spec().content_hash() == dense
     assert spec_of(prune={"strategy": "random", "scope": "global"}).dense_spec().content_hash() == dense
     assert spec_of(prune={"sparsity": 0.7}).dense_spec().content_hash() == dense
-    assert spec_of(evaluation={"stride": 64}).dense_spec().content_hash() != dense
+    assert spec_of(evaluation={"protocol": "sliding", "stride": 64}).dense_spec().content_hash() != dense
+    # the same windows (disjoint, 128) by the other protocol are another dense figure: the tail is scored
+    assert spec_of(evaluation={"protocol": "sliding"}).dense_spec().content_hash() != dense
     assert spec_of(seed=3).run_id != spec_of().run_id  # the calibration draw is the run's seed
 
 
@@ -85,6 +87,11 @@ def test_dense_id_is_the_model_and_its_evaluation_not_the_seed_or_method() -> No
         ({"prune": {"allocation": "uniformish"}}, "prune.allocation"),
         ({"prune": {"calibration": {"n_samples": 0}}}, "prune.calibration.n_samples"),
         ({"evaluation": {"stride": 256}}, "evaluation.stride"),
+        ({"evaluation": {"stride": 64}}, "evaluation.stride"),  # papers: disjoint windows only
+        ({"evaluation": {"protocol": "sliding", "stride": 256}}, "evaluation.stride"),
+        ({"evaluation": {"protocol": "wanda"}}, "evaluation.protocol"),
+        ({"evaluation": {"protocol": None}}, "evaluation.protocol"),
+        ({"evaluation": {"tokens": 100}}, "evaluation.tokens"),  # papers: less than one window of 128
         ({"recovery": {"steps": -1}}, "recovery.steps"),
         ({"dataset": "digits"}, "dataset"),
         ({"model": "smollm3"}, "model"),
@@ -119,3 +126,16 @@ def test_a_classifier_spec_records_no_lm_keys() -> None:
         assert key not in spec.resolved() and key not in spec.recorded()
     for key in ("sparsity", "allocation", "calibration"):
         assert key not in spec.resolved()["prune"] and key not in spec.recorded()["prune"]
+
+
+def test_the_papers_protocol_is_the_default_and_resolves_its_stride() -> None:
+    spec = build_specs({**LM, "evaluation": {"window": 128}})[0]
+    assert spec.evaluation.protocol == "papers" and spec.evaluation.resolved_stride == 128
+    resolved = spec.resolved()["evaluation"]
+    assert {k: resolved[k] for k in ("protocol", "window", "stride", "tokens")} == \
+        {"protocol": "papers", "window": 128, "stride": 128, "tokens": 16384}
+    # writing the resolved stride out is the same run
+    assert spec.run_id == spec_of().run_id
+    sliding = build_specs({**LM, "evaluation": {"protocol": "sliding", "window": 128}})[0]
+    assert sliding.evaluation.resolved_stride == 64  # half the window, the overlap the old default had
+    assert sliding.run_id != spec.run_id

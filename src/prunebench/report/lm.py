@@ -31,8 +31,9 @@ from prunebench.report.tables import ALPHA, Table, judged, verdict
 
 LM_DEFINITIONS = (
     "Language models: sparsity = pruned / prunable weights (the Linear layers inside the decoder blocks); "
-    "perplexity = exp(mean next-token negative log-likelihood) over the evaluation split's tokens in fixed "
-    "windows, each token scored once; bands and intervals over calibration seeds, geometric. "
+    "perplexity = exp(mean next-token negative log-likelihood) over the evaluation split's tokens in the windows "
+    "of the runs' evaluation.protocol (papers: disjoint, the tail dropped), each token scored at most once; "
+    "bands and intervals over calibration seeds, geometric. "
     f"{PERPLEXITY.direction.capitalize()} perplexity is better. Measured speedup = dense / pruned prefill time of the same tokens where a run timed it; a MAC ratio "
     "of unstructured or N:M zeros is not a speedup until a kernel skips them, so none is claimed without a timing."
 )

@@ -27,13 +27,21 @@ class CalibrationSpec(Spec):
 
 
 class EvaluationSpec(Spec):
-    """Language models: perplexity over the evaluation split in windows of ``window`` tokens moved
-    by ``stride`` (each token scored once, with at least ``window - stride`` tokens of context
-    after the first window); ``tokens`` caps how many tokens of the split are scored, an equal
-    run from the middle of each evaluation text (null: all of it)."""
+    """Language models: perplexity over the evaluation split (:mod:`prunebench.metrics.perplexity`).
 
+    ``protocol: papers`` (the default) is Wanda's and SparseGPT's: the evaluation texts joined
+    with blank lines, disjoint windows of ``window`` tokens, the tail dropped; ``tokens`` keeps
+    ``tokens // window`` of those windows, evenly spaced (null: all of them). ``stride`` is the
+    window's own length there and may only be written as that.
+
+    ``protocol: sliding``: windows of ``window`` tokens moved by ``stride`` (each token scored
+    once, with at least ``window - stride`` tokens of context after the first window; left out:
+    half the window); ``tokens`` caps how many tokens of the split are scored, an equal run from
+    the middle of each evaluation text (null: all of it)."""
+
+    protocol: Literal["papers", "sliding"] = "papers"
     window: Int = Field(default=1024, ge=2)
-    stride: Int = Field(default=512, ge=1)
+    stride: Int | None = Field(default=None, ge=1)  # None: the protocol's own (papers: window; sliding: window // 2)
     tokens: Int | None = Field(default=16384, ge=2)  # None: the whole evaluation split
     # Zero-shot Wikipedia tasks scored on the model a run ends with (and the dense model), the
     # first ``task_items`` items of each (null: every item). None listed: none scored.
@@ -58,11 +66,27 @@ class EvaluationSpec(Spec):
         return value
 
     @model_validator(mode="after")
-    def stride_within_window(self) -> EvaluationSpec:
-        if self.stride > self.window:
-            raise ValueError(f"evaluation.stride: {self.stride} is larger than evaluation.window ({self.window}): "
-                             "tokens between windows would never be scored")
+    def stride_and_tokens_fit_the_protocol(self) -> EvaluationSpec:
+        if self.protocol == "papers":
+            if self.stride is not None and self.stride != self.window:
+                raise ValueError(f"evaluation.stride: {self.stride} with protocol 'papers', whose windows are disjoint "
+                                 f"(stride = window = {self.window}); use protocol 'sliding' for overlapping windows")
+            if self.tokens is not None and self.tokens < self.window:
+                raise ValueError(f"evaluation.tokens: {self.tokens} is less than one window of evaluation.window "
+                                 f"({self.window}) tokens, which protocol 'papers' scores whole")
+            stride = self.window
+        else:
+            stride = self.window // 2 if self.stride is None else self.stride
+            if stride > self.window:
+                raise ValueError(f"evaluation.stride: {stride} is larger than evaluation.window ({self.window}): "
+                                 "tokens between windows would never be scored")
+        object.__setattr__(self, "stride", stride)  # the resolved stride is what the run id hashes
         return self
+
+    @property
+    def resolved_stride(self) -> int:
+        assert self.stride is not None  # set by the validator
+        return self.stride
 
 
 class RecoverySpec(Spec):

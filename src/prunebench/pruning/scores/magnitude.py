@@ -11,9 +11,11 @@ def magnitude_of_layer(weight: torch.Tensor, stats: LayerStatistics, options: No
     return weight.detach().abs()
 
 
-# For language models: compared per output row by default (Wanda's magnitude baseline, Sun et
-# al. 2024), per layer, or across all layers (data-free scores are comparable across layers).
-MAGNITUDE_LM = LayerPruner("|w| of each Linear weight in the decoder blocks", "none", ("row", "layer", "global"),
+# For language models: compared within each Linear by default (one threshold per layer: the
+# magnitude baseline of the Wanda and SparseGPT papers, Wanda's `prune_magnitude`), per output
+# row (`prune.scope: row`, the per-row variant Wanda's own metric uses), or across all layers
+# (data-free scores are comparable across layers).
+MAGNITUDE_LM = LayerPruner("|w| of each Linear weight in the decoder blocks", "none", ("layer", "row", "global"),
                            score=magnitude_of_layer)
 
 
