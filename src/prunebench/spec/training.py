@@ -20,9 +20,16 @@ class TrainSpec(Spec):
     nesterov: Bool = False
     weight_decay: Float = Field(default=0.0, ge=0)
     batch_size: Int = Field(default=128, ge=1)
-    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    # onecycle (Smith & Topin 2019, torch's OneCycleLR with linear annealing): per step, up from lr/25
+    # to lr over warmup_fraction of all steps, then linearly down to lr/25e4 at the last step.
+    lr_schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
     lr_milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()  # epochs at which `step` multiplies the LR by lr_gamma
     lr_gamma: Float = Field(default=0.1, gt=0)
+    warmup_fraction: Float = Field(default=0.3, gt=0, lt=1)  # onecycle: torch's pct_start default
+    label_smoothing: Float = Field(default=0.0, ge=0, lt=1)  # classifiers' cross-entropy (Szegedy et al. 2016)
+    # An exponential moving average of the weights and buffers (Polyak averaging), updated after every
+    # step and copied into the model when training ends; None: the last step's weights are the result.
+    ema_decay: Float | None = Field(default=None, gt=0, lt=1)
     augment: Literal["none", "crop-flip"] = "none"  # crop-flip: 4-pixel padded random crop + flip, on device
     max_steps_per_epoch: Int | None = Field(default=None, ge=1)  # a quick check: at most this many batches per epoch
     # How the steps run; each can change the trained weights' last bits, so each is in the id.
@@ -42,6 +49,15 @@ class TrainSpec(Spec):
                     f"{name} {value!r} is an SGD setting that optimizer {self.optimizer!r} does not use "
                     f"(leave {name} out, or use optimizer: sgd)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def warmup_only_for_onecycle(self) -> TrainSpec:
+        """A warmup fraction only the onecycle schedule reads is refused for the others, not ignored."""
+        default = type(self).model_fields["warmup_fraction"].default
+        if self.lr_schedule != "onecycle" and self.warmup_fraction != default:
+            raise ValueError(f"warmup_fraction {self.warmup_fraction!r} is only used by lr_schedule 'onecycle', "
+                             f"not {self.lr_schedule!r} (leave warmup_fraction out)")
         return self
 
 

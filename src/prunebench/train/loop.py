@@ -28,6 +28,7 @@ from prunebench.spec import TrainSpec
 from prunebench.data import DataSplits
 from prunebench.errors import TrainingDiverged
 from prunebench.pruning.masked_sgd import MaskedSGD
+from prunebench.train.averaging import WeightAverage, onecycle
 from prunebench.train.batches import BatchSource, DataPath, SplitBatches
 from prunebench.train.progress import EpochProgress
 from prunebench.train.step import TrainingStep
@@ -81,7 +82,7 @@ def build_optimizer(params: Sequence[nn.Parameter], spec: TrainSpec, *, maskable
 
 
 def lr_factor(spec: TrainSpec) -> Callable[[int], float]:
-    """LR multiplier as a pure function of the epoch."""
+    """LR multiplier as a pure function of the epoch (onecycle sets its LR per step instead)."""
     if spec.lr_schedule == "cosine":
         return lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / max(spec.epochs, 1)))
     if spec.lr_schedule == "step":
@@ -97,7 +98,7 @@ def train(
     seed: int,
     callbacks: Sequence[Callback] = (),
     stage: str = "train",
-    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
     first_epoch: int = 0,
     data_path: DataPath = "auto",
     step_losses: list[float] | None = None,
@@ -106,7 +107,7 @@ def train(
 
     ``data``: a classifier's splits (batches of ``data.train_*``, validation on ``data.val_*``)
     or any other :class:`BatchSource` (a language model's token batches); ``loss_fn`` takes the
-    model's output and the batch's targets. ``first_epoch`` > 0 runs only epochs
+    model's output and the batch's targets (default: cross-entropy with the recipe's label smoothing). ``first_epoch`` > 0 runs only epochs
     ``first_epoch``..``spec.epochs - 1`` of the recipe, with their learning rates: the rest of a
     schedule, as LR and weight rewinding need. ``data_path``: where a classifier's batches are
     cut and augmented (:func:`resolve_data_path`); the same batches on every path.
@@ -115,11 +116,19 @@ def train(
     Raises :class:`TrainingDiverged` when an epoch's loss, or its validation loss, is NaN or infinite.
     """
     source = SplitBatches(data, data_path) if isinstance(data, DataSplits) else data
+    if loss_fn is None:
+        smoothing = spec.label_smoothing
+        loss_fn = F.cross_entropy if smoothing == 0 else lambda out, y: F.cross_entropy(out, y, label_smoothing=smoothing)
+    elif spec.label_smoothing:
+        raise ValueError(f"{stage}: label_smoothing applies to the classifiers' cross-entropy, not to a given loss")
     # A callback that can hand the optimizer a mask gets the SGD that can take one.
     maskable = any(callback.hands_mask_to_optimizer for callback in callbacks)
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], spec, maskable=maskable)
     step = TrainingStep(model, optimizer, spec, loss_fn, source.device)
     factor = lr_factor(spec)
+    steps = source.steps(spec)
+    per_step = onecycle(optimizer, spec, steps, first_epoch) if spec.lr_schedule == "onecycle" else None
+    average = WeightAverage(model, spec.ema_decay) if spec.ema_decay is not None else None
     generator = torch.Generator().manual_seed(seed)
     record = TrainLog()
     for callback in callbacks:
@@ -127,13 +136,13 @@ def train(
     for callback in callbacks:
         callback.on_train_start()
     for epoch in range(first_epoch, spec.epochs):
-        lr = spec.lr * factor(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        if per_step is None:
+            for group in optimizer.param_groups:
+                group["lr"] = spec.lr * factor(epoch)
+        lr = float(optimizer.param_groups[0]["lr"])  # the epoch's first step's LR
         model.train()
         loss_sum = torch.zeros((), device=source.device)
         losses: list[torch.Tensor] = []
-        steps = source.steps(spec)
         progress = EpochProgress(f"{stage} epoch {epoch + 1}/{spec.epochs}", steps)
         seen = 0
         for done, (inputs, targets) in enumerate(source.epoch(spec, generator, steps), start=1):
@@ -141,6 +150,10 @@ def train(
             record.steps += 1
             for callback in callbacks:
                 callback.on_step_end(record.steps)
+            if per_step is not None:
+                per_step.step()
+            if average is not None:  # after the callbacks: it averages the weights they left (masked)
+                average.update()
             loss_sum += loss.detach() * targets.shape[0]
             if step_losses is not None:
                 losses.append(loss.detach())
@@ -163,4 +176,6 @@ def train(
             f"  val top-1 {val.top1:.2%}" if val else "",
         )
     step.finish()
+    if average is not None:
+        average.copy_into_model()
     return record
