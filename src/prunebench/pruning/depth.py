@@ -235,7 +235,7 @@ def remove_blocks(model: nn.Module, remove: Sequence[int]) -> nn.Module:
     for new_index, block in enumerate(new_blocks):
         for module in block.modules():
             if hasattr(module, "layer_idx"):
-                setattr(module, "layer_idx", new_index)
+                setattr(module, "layer_idx", new_index)  # noqa: B010 (nn.Module types unknown attributes as Tensor | Module)
     config = getattr(model, "config", None)
     if config is not None:
         for key in ("layer_types",):  # per-block lists some configs keep (sliding or full attention)

@@ -52,7 +52,7 @@ class WeightAverage:
         training (gradual pruning), the average of a weight pruned late is not zero, and the mask
         the run ends with is the one that counts."""
         with torch.no_grad():
-            for target, value in zip(self.model.parameters(), self.average.module.parameters(), strict=True):
-                target.copy_(torch.where(target == 0, torch.zeros_like(value), value))
-            for buffer, value in zip(self.model.buffers(), self.average.module.buffers(), strict=True):
-                buffer.copy_(value)
+            for param, averaged in zip(self.model.parameters(), self.average.module.parameters(), strict=True):
+                param.copy_(torch.where(param == 0, torch.zeros_like(averaged), averaged))
+            for buffer, averaged_buffer in zip(self.model.buffers(), self.average.module.buffers(), strict=True):
+                buffer.copy_(averaged_buffer)
