@@ -151,7 +151,7 @@ def completed_rows(path: Path) -> dict[tuple[str, ...], dict[str, str]]:
         return {tuple(r[k] for k in KEY): r for r in csv.DictReader(f) if r["status"] == "completed"}
 
 
-def file_digest(folder: str, run_id: str, name: str) -> str:
+def file_digest(folder: Path, run_id: str, name: str) -> str:
     return hashlib.sha256((Path(folder) / run_id / name).read_bytes()).hexdigest()
 
 
@@ -159,7 +159,7 @@ def pct(value: str) -> str:
     return f"{100 * float(value):.2f}%" if value else "-"
 
 
-def compare_results(a_csv: Path, b_csv: Path, folders: list[str]) -> int:
+def compare_results(a_csv: Path, b_csv: Path, folders: list[Path]) -> int:
     a_rows, b_rows = completed_rows(a_csv), completed_rows(b_csv)
     common = sorted(set(a_rows) & set(b_rows), key=lambda k: (k[0] != "dense", k[3], k[4], float(k[9] or 0), k[10]))
     if not common:
@@ -239,7 +239,7 @@ def main() -> int:
     cr = sub.add_parser("compare-results")
     cr.add_argument("a", type=Path)
     cr.add_argument("b", type=Path)
-    cr.add_argument("folders", nargs="*", help="the two results folders, to compare mask.pt and model.pt")
+    cr.add_argument("folders", nargs="*", type=Path, help="the two results folders, to compare mask.pt and model.pt")
     cc = sub.add_parser("compare-records")
     cc.add_argument("a", type=Path)
     cc.add_argument("b", type=Path)

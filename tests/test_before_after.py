@@ -61,3 +61,24 @@ def test_compare_results_pairs_runs_across_run_ids_and_fails_on_one_figure(
     assert "runs that differ: 0" in capsys.readouterr().out
     assert compare_results(tmp_path / "after.csv", tmp_path / "moved.csv", []) == 1
     assert "top1 0.9837 -> 0.9838" in capsys.readouterr().out
+
+
+def test_compare_results_from_the_command_line_reads_both_folders(tmp_path: Path) -> None:
+    """The folders given on the command line are paths (their existence is checked), and each
+    run's mask.pt and model.pt are compared byte for byte."""
+    import subprocess
+    import sys
+
+    write_results(tmp_path / "after.csv", "aaaa", "0.9838")
+    write_results(tmp_path / "before.csv", "bbbb", "0.9838")
+    for folder, run_id, weight in (("a", "aaaa", b"1"), ("b", "bbbb", b"2")):
+        (tmp_path / folder / run_id).mkdir(parents=True)
+        (tmp_path / folder / run_id / "mask.pt").write_bytes(b"mask")
+        (tmp_path / folder / run_id / "model.pt").write_bytes(weight)
+    command = [sys.executable, "-m", "benchmarks.before_after", "compare-results",
+               str(tmp_path / "after.csv"), str(tmp_path / "before.csv"), str(tmp_path / "a"), str(tmp_path / "b")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 1 and "model.pt" in done.stdout, done.stdout + done.stderr
+    missing = subprocess.run([*command[:-1], str(tmp_path / "nowhere")], capture_output=True, text=True,
+                             cwd=Path(__file__).parent.parent)
+    assert missing.returncode == 2 and missing.stderr.strip().endswith("nowhere: no such file or folder")
