@@ -464,11 +464,11 @@ def test_other_commands_refuse_bad_paths(
 
 
 SHIPPED_IDS = {  # digest of every run id a shipped config plans (spec version 1, every resolved value: CHANGELOG.md)
-    "configs/digits-mlp.yaml": "5095043672698c2e",
-    "configs/mnist-lenet-300-100-sweep.yaml": "85a93bcff073afb4",
-    "configs/mnist-lenet-300-100.yaml": "7468d02411c435fc",
-    "configs/mnist-lenet-300-100-recipes.yaml": "eb415634b52d9403",
-    "configs/mnist-lenet-300-100-layer-shuffle.yaml": "e0e3e63c304b3881",
+    "configs/digits-mlp.yaml": "53aeb3ec7610eb47",
+    "configs/mnist-lenet-300-100-sweep.yaml": "080ae199d06c4654",
+    "configs/mnist-lenet-300-100.yaml": "4346289b2cbad1cd",
+    "configs/mnist-lenet-300-100-recipes.yaml": "189c91334e814c9f",
+    "configs/mnist-lenet-300-100-layer-shuffle.yaml": "9d9498261293b381",
 }
 
 
