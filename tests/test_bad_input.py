@@ -484,9 +484,9 @@ def test_reproductions_keep_their_run_ids() -> None:
     from prunebench.reproduce.common import experiment_spec, load_reproduction_config
 
     han = load_reproduction_config("han-lenet-mnist")["models"]
-    assert experiment_spec(han["lenet-300-100"]["experiment"], 0).run_id == "f2851a205b01c37d"
-    assert experiment_spec(han["lenet-5"]["experiment"], 0).run_id == "a9467be9b49869ce"
-    assert experiment_spec(load_reproduction_config("lth-lenet-mnist")["experiment"], 0).run_id == "86bde88642378503"
+    assert experiment_spec(han["lenet-300-100"]["experiment"], 0).run_id == "ca60c08fcebb06b2"
+    assert experiment_spec(han["lenet-5"]["experiment"], 0).run_id == "5062381f868f6ec9"
+    assert experiment_spec(load_reproduction_config("lth-lenet-mnist")["experiment"], 0).run_id == "aa30f410d558d047"
     deep = load_reproduction_config("deep-compression-lenet-mnist")["models"]
-    assert experiment_spec(deep["lenet-300-100"]["experiment"], 0).run_id == "c00b5f8317aae8a6"
-    assert experiment_spec(deep["lenet-5"]["experiment"], 0).run_id == "267fe7e92a082656"
+    assert experiment_spec(deep["lenet-300-100"]["experiment"], 0).run_id == "3c213aded74b03e2"
+    assert experiment_spec(deep["lenet-5"]["experiment"], 0).run_id == "332444e3bb7e910e"
