@@ -62,6 +62,14 @@ ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # Names a doc's Python block takes from the reader's context, made tiny. Keyed by the block's
 # first line; the block itself then runs unchanged.
 PRELUDES = {
+    "from prunebench.pruning.depth import prune_depth": """
+import os, tempfile, torch
+from lm_tiny import tiny_llama
+model = tiny_llama(layers=4)
+token_ids = torch.randint(0, 300, (2, 16), generator=torch.Generator().manual_seed(0))
+_folder, _save = tempfile.mkdtemp(), model.save_pretrained
+model.save_pretrained = lambda name, **kw: _save(os.path.join(_folder, name), **kw)  # not into the working folder
+""",
     "from prunebench.metrics.roofline import measure_machine, op_costs, predicted_ceiling, roofline": """
 import copy, torch, prunebench as pb
 from prunebench.pruning.channels import ChannelTarget, prune_channels

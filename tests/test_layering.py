@@ -1,6 +1,6 @@
 """prunebench's packages import downward only, in a stated order, and no file imports itself in a circle.
 
-A package is the first name under ``prunebench`` (``pruning`` for ``prunebench.pruning.select``;
+A package is the first name under ``prunebench`` (``pruning`` for ``prunebench.pruning.selection``;
 ``spec`` for ``prunebench.spec.prune``). Every import counts, including those inside functions:
 a lazy import dodges the import-time error, not the dependency. The graph is read from the
 source with ``ast``, so the test needs nothing installed and imports nothing it checks.
@@ -136,7 +136,7 @@ def import_graph() -> Edges:
 def module_graph(annotations: bool = False) -> Edges:
     """The same graph over files: module -> imported module -> import sites.
 
-    ``from prunebench.pruning import select`` names the file ``pruning/select.py``; ``from
+    ``from prunebench.pruning import selection`` names the file ``pruning/selection.py``; ``from
     prunebench.pruning import Mask`` names ``pruning/__init__.py``, which re-exports it.
     ``annotations``: type-only imports count too.
     """
@@ -270,7 +270,7 @@ def test_packages_import_only_lower_layers() -> None:
 def test_the_module_graph_resolves_files_and_re_exports() -> None:
     edges = module_graph()
     assert "prunebench.errors" in edges["prunebench.registry"]  # a module imported by its dotted name
-    assert "prunebench.pruning" not in edges.get("prunebench.pruning.select", {})  # not its own package
+    assert "prunebench.pruning" not in edges.get("prunebench.pruning.selection", {})  # not its own package
 
 
 def test_no_import_circle_between_files() -> None:

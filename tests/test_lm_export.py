@@ -32,7 +32,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = {
         "model": f"hf:{model}", "dataset": f"text:{root / 'play.txt'}", "threads": 1,
         "prune": {"strategy": "wanda", "sparsity": 0.5, "calibration": {"n_samples": 4, "seq_len": 32}},
-        "evaluation": {"window": 64, "stride": 32},
+        "evaluation": {"protocol": "sliding", "window": 64, "stride": 32},
     }
     ids = {}
     for name, extra in {"pruned": {}, "recovered": {"recovery": RECOVERY}}.items():

@@ -151,7 +151,7 @@ def test_bad_targets_are_one_line_config_errors() -> None:
         (dict(strategy="wanda", sparsity=0.5, scope="global"), "prune.scope 'global'"),
         (dict(strategy="wanda", sparsity=1.0), r"sparsity must be in \(0, 1\)"),
         (dict(strategy="magnitude", structure="2:3"), "M=3 does not divide the input dimension 32"),
-        (dict(strategy="magnitude", structure="block:4x4", sparsity=0.5), "'unstructured' or 'N:M'"),
+        (dict(strategy="magnitude", structure="block:4x4", sparsity=0.5), "'unstructured', 'N:M'"),
         (dict(strategy="wanda", structure="2:4", allocation="owl"), "allocation 'owl'"),
         (dict(strategy="sparsegpt", sparsity=0.5, options={"blocksize": 0}), "prune.options.blocksize"),
     ]

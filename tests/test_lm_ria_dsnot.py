@@ -289,7 +289,7 @@ def test_ria_and_dsnot_run_end_to_end_through_prunebench_run(tmp_path: Path, cap
     config = {
         "model": f"hf:{folder}", "dataset": f"text:{text}", "threads": 1,
         "prune": {"strategy": "ria", "sparsity": 0.5, "calibration": {"n_samples": 4, "seq_len": 32}},
-        "evaluation": {"window": 64, "stride": 32}, "sweep": {"prune.strategy": ["ria", "dsnot"]}, "baselines": False,
+        "evaluation": {"protocol": "sliding", "window": 64, "stride": 32}, "sweep": {"prune.strategy": ["ria", "dsnot"]}, "baselines": False,
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -297,7 +297,7 @@ def width_config(saved: dict[str, Path], **prune: Any) -> dict[str, Any]:
         "model": f"hf:{saved['model']}", "dataset": f"text:{saved['text']}", "threads": 1,
         "prune": {"strategy": "flap", "structure": "width", "sparsity": 0.5,
                   "calibration": {"n_samples": 4, "seq_len": 32}, **prune},
-        "evaluation": {"window": 64, "stride": 32},
+        "evaluation": {"protocol": "sliding", "window": 64, "stride": 32},
     }
 
 

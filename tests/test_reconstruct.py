@@ -16,7 +16,7 @@ from prunebench.pruning.channels.reconstruct import greedy_order, lasso_order
 from prunebench.pruning.compact import compact
 from prunebench.pruning.prune import prune_model, scoring_batches
 from prunebench.pruning.scores import STRATEGIES
-from prunebench.pruning.select import tie_generator
+from prunebench.pruning.selection import tie_generator
 
 pytest.importorskip("torch_pruning")
 

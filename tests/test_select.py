@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from prunebench.pruning import Mask, select
-from prunebench.pruning.select import kth_smallest, proportional_split, prune_lowest, tie_generator
+from prunebench.pruning.selection import kth_smallest, proportional_split, prune_lowest, tie_generator
 
-select_module = importlib.import_module("prunebench.pruning.select")  # the package re-exports the function
+select_module = importlib.import_module("prunebench.pruning.selection")  # the package re-exports the function
 
 
 def test_global_selection_keeps_the_highest_scores() -> None:

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import kth_smallest, prune_lowest, select, tie_generator
+from prunebench.pruning.selection import kth_smallest, prune_lowest, select, tie_generator
 
 # The package re-exports the function ``select``, which shadows the module's name.
-select_module = importlib.import_module("prunebench.pruning.select")
+select_module = importlib.import_module("prunebench.pruning.selection")
 
 
 def reference_pruned(chunks: list[torch.Tensor], k: int, seed: int | None = 0) -> list[torch.Tensor]:

@@ -44,6 +44,8 @@ BASES: dict[str, dict[str, Any]] = {
     "compress": {**CLASSIFIER, "compress": {}},
     "lm": LM,
     "lm-sparsegpt": {**LM, "prune": {"strategy": "sparsegpt", "scope": "layer"}},
+    # the papers' protocol resolves stride to the window, so a changed window default shows under sliding
+    "lm-sliding": {**LM, "evaluation": {"protocol": "sliding"}},
 }
 # What a default may change to, for keys whose type alone does not say (names, mappings, tuples).
 ALTERNATIVES: dict[str, list[Any]] = {

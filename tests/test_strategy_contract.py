@@ -42,7 +42,7 @@ from prunebench.pruning.channels.select import flags_for
 from prunebench.pruning.prune import keep_count, prune_model, scoring_batches
 from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores import CLASSIFIER, LANGUAGE_MODEL, STRATEGIES, Method, Strategy
-from prunebench.pruning.select import tie_generator
+from prunebench.pruning.selection import tie_generator
 from prunebench.pruning.structures import STRUCTURES, WeightStructure, check_structure, parse_structure, structures_scoring
 
 TARGETS = {"compression": 3.0, "speedup": 1.6, "channel_fraction": 0.3}

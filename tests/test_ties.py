@@ -20,7 +20,7 @@ from prunebench.pruning.channels import ChannelTarget, channel_graph, select_cha
 from prunebench.pruning.layerwise import keep_from_scores, lm_prunable, prune_causal_lm
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.scores.base import LayerTarget
-from prunebench.pruning.select import select, select_rows
+from prunebench.pruning.selection import select, select_rows
 from prunebench.pruning.structures import check_structure, parse_structure, select_structured
 
 SEEDS = range(300)
@@ -243,7 +243,7 @@ def test_language_model_masks_are_the_classifier_selection_of_the_same_scores(sc
 def test_per_row_selection_is_exact_and_ranks_untied_scores_as_a_sort() -> None:
     """The row/N:M selection: each row loses max(count, its -inf entries), strictly lower
     scores always and strictly higher never; untied scores give a sort's mask."""
-    from prunebench.pruning.select import prune_lowest_per_row, tie_generator
+    from prunebench.pruning.selection import prune_lowest_per_row, tie_generator
 
     scores = tied((40, 24), 3, levels=5)
     scores[torch.rand(40, 24, generator=torch.Generator().manual_seed(4)) < 0.15] = -torch.inf

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from prunebench.pruning.masking import KeepPruned
     from prunebench.pruning.prunable import PrunablePolicy, classifier_name, prunable_parameters
     from prunebench.pruning.scores import STRATEGIES, NoOptions, ScoreInputs, register_scorer
-    from prunebench.pruning.select import keep_count_for_compression, select
+    from prunebench.pruning.selection import keep_count_for_compression, select
 
 # Where each public name lives.
 _EXPORTS = {
@@ -30,8 +30,8 @@ _EXPORTS = {
     "NoOptions": "prunebench.pruning.scores",
     "ScoreInputs": "prunebench.pruning.scores",
     "register_scorer": "prunebench.pruning.scores",
-    "keep_count_for_compression": "prunebench.pruning.select",
-    "select": "prunebench.pruning.select",
+    "keep_count_for_compression": "prunebench.pruning.selection",
+    "select": "prunebench.pruning.selection",
 }
 
 __all__ = [

@@ -135,7 +135,7 @@ def blocks_for_fraction(model: nn.Module, fraction: float) -> int:
 
 def check_count(n: int, total: int) -> int:
     if not 1 <= n < total:
-        raise ConfigError(f"prune.options.blocks: depth pruning removes between 1 and {total - 1} of the "
+        raise ConfigError(f"depth pruning: the block count must be between 1 and {total - 1} of the "
                           f"model's {total} decoder blocks, got {n}")
     return n
 

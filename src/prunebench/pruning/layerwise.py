@@ -22,7 +22,7 @@ columns over all rows) or row, OBS layer (as for classifiers) or row, magnitude 
 (layer by default: one threshold per Linear, the papers' magnitude baseline, Wanda's
 ``prune_magnitude``), random all three (row by default); global only for data-free scores the
 method declares comparable across layers (:class:`prunebench.pruning.scores.base.Method`).
-Masks come from the same selection functions as a classifier's (:mod:`prunebench.pruning.select`,
+Masks come from the same selection functions as a classifier's (:mod:`prunebench.pruning.selection`,
 the N:M structure's), so ties at the keep boundary are drawn by the run's seed, never by position.
 """
 
@@ -43,7 +43,7 @@ from prunebench.pruning.mask import Mask
 from prunebench.pruning.moments import Moments
 from prunebench.pruning.obs import add_to_hessian
 from prunebench.pruning.scores.base import LANGUAGE_MODEL, STRATEGIES, LayerPruner, LayerStatistics, LayerTarget, Method
-from prunebench.pruning.select import select, select_rows
+from prunebench.pruning.selection import select, select_rows
 from prunebench.pruning.structures import NM, language_model_structures, parse_structure, spellings
 
 # Where causal LMs keep their decoder blocks (Llama, Mistral, Qwen, Phi: model.layers; OPT:
@@ -228,7 +228,7 @@ def _observe(block: nn.Module, linears: Mapping[str, nn.Linear], inputs: _BlockI
 
 def keep_from_scores(scores: torch.Tensor, target: LayerTarget, *, name: str = "", seed: int = 0) -> torch.Tensor:
     """The keep mask of the ``(out, in)`` weight ``name`` from its scores (low pruned), by the
-    selection every model family uses (:mod:`prunebench.pruning.select`): N:M keeps the ``n``
+    selection every model family uses (:mod:`prunebench.pruning.selection`): N:M keeps the ``n``
     highest of every ``m`` consecutive inputs; otherwise ``round(sparsity * in)`` per row
     (scope ``row``) or ``round(sparsity * numel)`` in the layer (``layer``) are pruned, earlier
     pruned weights first and kept pruned. Ties at the keep boundary are drawn by ``seed`` (the

@@ -24,7 +24,7 @@ from prunebench.pruning.mask import Mask, shuffled_within
 from prunebench.pruning.prunable import PrunablePolicy, prunable_parameters
 from prunebench.pruning.rounds import scores_for_selection
 from prunebench.pruning.scores import CLASSIFIER, WEIGHT_STRATEGIES, Batch, ScoreInputs
-from prunebench.pruning.select import keep_count_for_compression
+from prunebench.pruning.selection import keep_count_for_compression
 from prunebench.pruning.structures import WeightStructure, check_structure, parse_structure, select_structured
 from prunebench.target import Target
 
@@ -101,7 +101,7 @@ def prune_model(
     """Score the prunable parameters, select exactly enough, zero the rest in place.
 
     ``seed`` seeds the scorer's batches and generator and draws which of the scores tied at the
-    keep boundary are pruned (:mod:`prunebench.pruning.select`).
+    keep boundary are pruned (:mod:`prunebench.pruning.selection`).
 
     ``keep`` overrides the target of ``spec.compression``: a total, or a count per parameter
     (schedules use it for their intermediate steps).

@@ -17,7 +17,7 @@ import torch
 
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.scores.base import ScoreInputs, Scores, Strategy
-from prunebench.pruning.select import select
+from prunebench.pruning.selection import select
 
 
 def masked_inputs(inputs: ScoreInputs, mask: Mask) -> ScoreInputs:

@@ -15,7 +15,7 @@ from prunebench.errors import ConfigError
 from prunebench.pruning.channels.graph import Batch, ChannelGraph, LossFn, Scope, channel_graph
 from prunebench.pruning.channels.scorers import rows, score_channels
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import tie_generator
+from prunebench.pruning.selection import tie_generator
 
 TargetKind = Literal["compression", "speedup", "channel_fraction"]
 
@@ -176,7 +176,7 @@ def select_channels(
     For a channel fraction the count is exact (rounded); for compression and speedup the
     smallest prefix of the pruning order that reaches the target is found by bisection (both
     only grow as channels go). Channels a ``previous`` mask removed stay removed. ``seed``
-    (the run's) orders tied channels, as :mod:`prunebench.pruning.select` breaks ties.
+    (the run's) orders tied channels, as :mod:`prunebench.pruning.selection` breaks ties.
     """
     scores = [s.detach().float().cpu().clone() for s in scores]
     before = previously_pruned(graph, previous) if previous is not None else None

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import torch
 
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import Scope
+from prunebench.pruning.selection import Scope
 from prunebench.pruning.structures.base import (
     STRUCTURES, PruneTargets, Structure, WeightStructure, language_model_structures, parse_structure, register,
     registered, spellings, structures_scoring,

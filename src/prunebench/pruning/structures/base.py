@@ -9,7 +9,7 @@ structures, :class:`WeightStructure`) its keep count, its selection and the chec
 The rest of prunebench asks the structure object instead of switching on a name, so a new
 structure is one module plus one registration line (:mod:`prunebench.pruning.structures`).
 
-Every selection goes through :mod:`prunebench.pruning.select`, which breaks ties at the keep
+Every selection goes through :mod:`prunebench.pruning.selection`, which breaks ties at the keep
 boundary by the run's seed, never by position.
 """
 
@@ -23,7 +23,7 @@ import torch
 
 from prunebench.errors import ConfigError, either
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import Scope
+from prunebench.pruning.selection import Scope
 from prunebench.registry import Registry
 from prunebench.target import CLASSIFIER_TARGET_KEYS
 

@@ -14,7 +14,7 @@ import torch
 
 from prunebench.errors import ConfigError
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import Scope, select
+from prunebench.pruning.selection import Scope, select
 from prunebench.pruning.structures.base import Shapes, Structure, WeightStructure, register
 
 _BLOCK = re.compile(r"^block:(\d+)x(\d+)$")

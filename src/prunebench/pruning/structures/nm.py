@@ -15,7 +15,7 @@ import torch
 
 from prunebench.errors import ConfigError
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import Scope, prune_lowest_per_row, tie_generator
+from prunebench.pruning.selection import Scope, prune_lowest_per_row, tie_generator
 from prunebench.pruning.structures.base import Shapes, Structure, WeightStructure, register
 
 _NM = re.compile(r"^(\d+):(\d+)$")

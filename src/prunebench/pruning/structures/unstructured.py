@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 
 from prunebench.pruning.mask import Mask
-from prunebench.pruning.select import Scope, select
+from prunebench.pruning.selection import Scope, select
 from prunebench.pruning.structures.base import Structure, WeightStructure, register
 
 

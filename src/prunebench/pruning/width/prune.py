@@ -28,7 +28,7 @@ from prunebench.pruning.layerwise import LMPruneOutcome, _first_block_inputs, _i
 from prunebench.pruning.mask import Mask
 from prunebench.pruning.scores.base import STRATEGIES
 from prunebench.pruning.scores.width import BlockStatistics, InputStatistics, WidthMethod
-from prunebench.pruning.select import select
+from prunebench.pruning.selection import select
 from prunebench.pruning.structures import parse_structure
 from prunebench.pruning.structures.lm_width import WidthStructure, width_structures
 from prunebench.pruning.width.layout import BlockLayout, group_of_rows, llama_blocks, unit_masks
