@@ -36,6 +36,7 @@ def calibration() -> torch.Tensor:
     return torch.randint(0, VOCAB, (5, 16), generator=torch.Generator().manual_seed(0))
 
 
+@pytest.mark.slow  # 5 to 12 s on a loaded 2-core machine: the fast suite stays within 6 minutes
 @pytest.mark.parametrize("strategy", ["magnitude", "wanda", "sparsegpt"])
 @pytest.mark.parametrize("target", [{"sparsity": 0.5}, {"structure": "2:4"}], ids=["unstructured", "2:4"])
 def test_block_by_block_is_the_whole_model_driver(saved: tuple[torch.nn.Module, Path], tmp_path: Path,

@@ -253,6 +253,7 @@ def test_dsnot_statistics_are_the_references_whatever_the_batch() -> None:
         assert torch.allclose(stats.sq_norms, x.square().sum(dim=(0, 1)), rtol=1e-5)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # 5 to 12 s on a loaded 2-core machine: the fast suite stays within 6 minutes
 def test_dsnot_on_a_tiny_llama_refines_the_attention_and_leaves_the_mlp_by_default() -> None:
     """Block 0 is pruned from the dense model's statistics: its MLP keeps Wanda's mask (the
     reference skips the MLP), its attention projections are Wanda's masks moved by DSnoT with

@@ -91,6 +91,7 @@ def test_unknown_task_is_refused() -> None:
         generate("trivia", articles())
 
 
+@pytest.mark.slow  # 5 to 12 s on a loaded 2-core machine: the fast suite stays within 6 minutes
 @needs_wheel
 def test_wheel_tasks_come_from_the_task_split_only() -> None:
     counts = {task: len(task_items(task)) for task in TASKS}
@@ -161,6 +162,7 @@ def test_batched_scores_equal_one_pair_at_a_time(batch_tokens: int, tiny: tuple[
         assert (b.acc, b.acc_norm, b.acc_bytes) == (n.acc, n.acc_norm, n.acc_bytes)
 
 
+@pytest.mark.slow  # 5 to 12 s on a loaded 2-core machine: the fast suite stays within 6 minutes
 @needs_wheel
 def test_batched_equals_naive_on_real_items(tiny: tuple[Any, Any]) -> None:
     from lm_tiny import tiny_llama

@@ -21,6 +21,7 @@ from prunebench.errors import DataError  # noqa: E402
 HAS_WHEEL = importlib.util.find_spec(wikipedia.PACKAGE) is not None
 
 
+@pytest.mark.slow  # 5 to 12 s on a loaded 2-core machine: the fast suite stays within 6 minutes
 @pytest.mark.skipif(not HAS_WHEEL, reason=f"needs {wikipedia.INSTALL}")
 def test_calibration_and_evaluation_are_their_splits_extracts(tmp_path: Path) -> None:
     docs = load_wikipedia("wikipedia", tmp_path, False)
