@@ -159,8 +159,8 @@ def start_sweep(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
     deadline = time.monotonic() + 90
     workers: set[int] = set()
     while time.monotonic() < deadline:  # wait until the pool's workers train
-        workers = {p for p in children_of(driver.pid) if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()
-                   and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()} if alive(driver.pid) else set()
+        workers = {p for p in children_of(driver.pid) if b"multiprocessing" in command_line(p)
+                   and b"resource_tracker" not in command_line(p)} if alive(driver.pid) else set()
         if len(workers) >= 1 and (results / "dense").is_dir():
             break
         time.sleep(0.1)
@@ -236,6 +236,14 @@ def socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
+def command_line(pid: int) -> bytes:
+    """The process's command line, empty once it has exited (it can between listing and reading)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def descendants(root: int) -> set[int]:
     result: set[int] = set()
     stack = [root]
@@ -286,7 +294,7 @@ def test_private_ray_listens_on_loopback_only_and_dies_with_a_killed_driver(ray_
     try:
         wait_ready(driver)
         processes = descendants(driver.pid) | {driver.pid}
-        ray_processes = {p for p in processes if b"ray" in Path(f"/proc/{p}/cmdline").read_bytes()}
+        ray_processes = {p for p in processes if b"ray" in command_line(p)}
         assert len(ray_processes) >= 4  # gcs_server, raylet, agents, a worker
         listening = listening_inodes()
         addresses = {listening[i] for p in processes for i in socket_inodes(p) if i in listening}
@@ -305,9 +313,11 @@ def test_private_ray_listens_on_loopback_only_and_dies_with_a_killed_driver(ray_
 
 @pytest.mark.slow  # starts a private Ray
 def test_closing_the_executor_ends_the_ray_it_started(ray_script: Path) -> None:
-    driver = subprocess.Popen([sys.executable, str(ray_script), "0"], stdout=subprocess.PIPE, text=True)
+    # the driver waits 5 s before closing, so that Ray's processes are listed while they all live
+    driver = subprocess.Popen([sys.executable, str(ray_script), "5"], stdout=subprocess.PIPE, text=True)
     wait_ready(driver)
-    processes = {p for p in descendants(driver.pid) if b"ray" in Path(f"/proc/{p}/cmdline").read_bytes()}
+    processes = {p for p in descendants(driver.pid) if b"ray" in command_line(p)}
+    assert len(processes) >= 2, "Ray's servers must be found before the executor closes"
     assert driver.stdout is not None and driver.stdout.readline().strip() == "CLOSED"
     deadline = time.monotonic() + 10
     while [p for p in processes if alive(p)] and time.monotonic() < deadline:

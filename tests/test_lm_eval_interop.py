@@ -50,7 +50,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config.write_text(yaml.safe_dump({
         "model": f"hf:{model}", "dataset": f"text:{root / 'play.txt'}", "threads": 1,
         "prune": {"strategy": "wanda", "sparsity": 0.5, "calibration": {"n_samples": 4, "seq_len": 32}},
-        "evaluation": {"window": 64, "stride": 32},
+        "evaluation": {"protocol": "sliding", "window": 64, "stride": 32},
     }))
     assert main(["run", str(config), "--results", str(root / "results")]) == 0
     (result,) = (root / "results").glob("*/result.json")
