@@ -13,6 +13,7 @@ nothing but the time.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -42,7 +43,7 @@ from prunebench.train import train
 
 log = logging.getLogger("prunebench")
 
-COMPACT_FOLDER = "compact"  # <run_id>/compact/: a width-pruned run's smaller dense model (save_pretrained)
+COMPACT_FOLDER = "compact"  # <run_id>/compact/: a width- or depth-pruned run's smaller dense model (save_pretrained)
 RECOVERY_SEED_OFFSET = 1  # the recovery batches differ from the calibration draw of the same seed
 
 
@@ -119,6 +120,10 @@ def check_lm(spec: ExperimentSpec, settings: RunSettings) -> Pretrained:
             lora_targets(lm_prunable(found.loaded.model), spec.recovery)
     if spec.evaluation.tasks:
         task_items(spec.evaluation.tasks, spec.evaluation.task_items)  # the Wikipedia wheel is there and intact
+    if _structure(spec).scores == "depth":  # whole blocks: the strategy, the count and the layout
+        from prunebench.pruning.depth import check_depth_target
+
+        check_depth_target(found.loaded.model, spec.prune.strategy, spec.prune.resolved_sparsity, spec.prune.allocation)
     if _structure(spec).scores == "width":  # whole units: the model's layout and the target's counts
         from prunebench.pruning.width.prune import check_width_target
 
@@ -352,7 +357,7 @@ class LanguageModelRun:
         self._post: Any = None  # and after recovery (the same without one)
         self._recovery: dict[str, Any] | None = None
         self._tasks: dict[str, Any] | None = None  # zero-shot task scores of the model the run ends with
-        self._compact: Any = None  # width structures: the pruned model with its units removed
+        self._compact: Any = None  # width and depth structures: the pruned model with its units removed
 
     @property
     def found(self) -> Pretrained:
@@ -392,11 +397,17 @@ class LanguageModelRun:
         calibration = calibration_samples(found.text.calibration, prune.calibration.n_samples, prune.calibration.seq_len,
                                           spec.seed, key="prune.calibration").to(self.settings.device)
         structure = _structure(spec)
+        removed_blocks: list[int] = []
         if structure.scores == "width":  # whole units, removed after recovery (compact_width)
             from prunebench.pruning.width.prune import prune_width
 
             outcome = prune_width(model, calibration, prune.strategy, structure=prune.structure,
                                   sparsity=prune.resolved_sparsity, allocation=prune.allocation, seed=spec.seed)
+        elif structure.scores == "depth":  # whole blocks zeroed, removed after recovery (remove_blocks)
+            from prunebench.pruning.depth import mask_depth
+
+            outcome, removed_blocks = mask_depth(model, calibration, prune.strategy, sparsity=prune.resolved_sparsity,
+                                                 seed=spec.seed, allocation=prune.allocation)
         else:
             outcome = prune_causal_lm(
                 model, calibration, prune.strategy,
@@ -413,6 +424,10 @@ class LanguageModelRun:
             from prunebench.pruning.width.compact import compact_width
 
             self._compact = compact_width(model, outcome.mask)
+        elif structure.scores == "depth":
+            from prunebench.pruning.depth import remove_blocks
+
+            self._compact = remove_blocks(copy.deepcopy(model), removed_blocks)
         recovered_at = time.perf_counter()
         if spec.evaluation.tasks:
             self._tasks = evaluate_tasks(model, found.loaded.tokenizer, spec.evaluation.tasks, spec.evaluation.task_items)

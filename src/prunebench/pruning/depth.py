@@ -1,111 +1,56 @@
 """Depth pruning of causal language models: whole decoder blocks chosen and physically removed.
 
-A criterion (:class:`DepthCriterion`, registered in :data:`DEPTH_CRITERIA`) picks the blocks:
+A depth strategy (:mod:`prunebench.pruning.scores.depth`: ``block_influence``, ShortGPT;
+``angular_distance``, Gromov et al. 2024; ``random_block``, the control) picks the blocks from
+one pass of the dense model over the calibration sequences (:func:`block_statistics`). The
+target is a count of blocks or a fraction of the decoder blocks' parameters
+(:func:`blocks_for_fraction`).
 
-- ``block_influence`` (ShortGPT, Men et al. 2024, arXiv:2403.03853): a block's influence is
-  ``1 - cos(x_l, x_{l+1})``, its input against its output hidden state, averaged over every
-  calibration token; the blocks of lowest influence go, wherever they are (not necessarily
-  consecutive). Every block is eligible. The paper calibrates on PG19 text; here the run's
-  calibration split is used.
-- ``angular_distance`` (Gromov et al. 2024, "The Unreasonable Ineffectiveness of the Deeper
-  Layers", arXiv:2403.17887): for removing ``n`` consecutive blocks, the distance between the
-  input of block ``l`` and the input of block ``l + n`` is ``arccos(cos(x_l, x_{l+n})) / pi``
-  at the final token of each sequence (the paper's choice), averaged over sequences; the run
-  ``l .. l+n-1`` of smallest distance goes. Every start ``l`` in ``0 .. L-n`` is eligible
-  (``x_L`` is the last block's output, before the final norm).
-- ``random``: ``n`` blocks drawn with the run's seed, the control both must beat.
-
-The target is a count of blocks or a fraction of the decoder blocks' parameters
-(:func:`blocks_for_fraction`). :func:`remove_blocks` shortens the model's ``ModuleList``,
-renumbers each kept attention's ``layer_idx`` (the key-value cache is indexed by it) and sets
-``config.num_hidden_layers``, so the smaller model runs ``generate`` and round-trips through
-``save_pretrained`` / ``from_pretrained``.
+Two ways out. :func:`prune_depth` removes the blocks at once: :func:`remove_blocks` shortens the
+model's ``ModuleList``, renumbers each kept attention's ``layer_idx`` (the key-value cache is
+indexed by it) and sets ``config.num_hidden_layers``, so the smaller model runs ``generate`` and
+round-trips through ``save_pretrained`` / ``from_pretrained``. :func:`mask_depth` is what a run
+does (``prune.structure: depth``): it zeroes every Linear weight of the chosen blocks, a mask like
+any other method's, which makes each of them pass its input on unchanged
+(:mod:`prunebench.pruning.structures.lm_depth`); recovery holds that mask, and the blocks are
+removed after it.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
-from prunebench.registry import Registry
+from prunebench.pruning.mask import Mask
+from prunebench.pruning.scores.base import STRATEGIES
+from prunebench.pruning.scores.depth import (
+    BoundaryStatistics, DepthMethod, angular_distances, block_influence,
+)
+
+if TYPE_CHECKING:
+    from prunebench.pruning.layerwise import LMPruneOutcome
+
+BlockStatistics = BoundaryStatistics  # the name this module's callers know
+OUTPUT_PROJECTIONS = ("o_proj", "down_proj")  # what a Llama-layout block adds to the residual stream
+__all__ = ["BlockStatistics", "angular_distances", "block_influence", "block_statistics", "blocks_for_fraction",
+           "check_depth_target", "choose_blocks", "depth_method", "mask_depth", "prune_depth", "remove_blocks"]
 
 
-@dataclass
-class BlockStatistics:
-    """What one pass over the calibration sequences measured at the block boundaries.
-
-    ``cos_sum[l]`` sums cos(input, output) of block ``l`` over all ``tokens``; ``last[l]`` holds
-    the final token's hidden state at boundary ``l`` (the input of block ``l``; ``last[L]`` the
-    last block's output), one row per sequence."""
-
-    cos_sum: torch.Tensor  # (L,) float64
-    tokens: int
-    last: list[torch.Tensor] = field(default_factory=list)  # L + 1 tensors of (sequences, hidden)
-
-    @property
-    def num_blocks(self) -> int:
-        return int(self.cos_sum.numel())
-
-
-def block_influence(stats: BlockStatistics) -> torch.Tensor:
-    """ShortGPT's BI per block: 1 - the mean over tokens of cos(block input, block output)."""
-    return 1.0 - stats.cos_sum / stats.tokens
-
-
-def angular_distances(stats: BlockStatistics, n: int) -> torch.Tensor:
-    """Gromov et al.'s distance per start ``l`` (0 .. L-n): arccos(cos(x_l, x_{l+n})) / pi at the
-    final token, averaged over sequences."""
-    distances = []
-    for start in range(stats.num_blocks - n + 1):
-        cos = nn.functional.cosine_similarity(stats.last[start].double(), stats.last[start + n].double(), dim=-1)
-        distances.append((torch.arccos(cos.clamp(-1.0, 1.0)) / math.pi).mean())
-    return torch.stack(distances)
-
-
-def _lowest_influence(stats: BlockStatistics | None, n: int, total: int, generator: torch.Generator) -> list[int]:
-    assert stats is not None
-    return sorted(torch.argsort(block_influence(stats), stable=True)[:n].tolist())
-
-
-def _closest_run(stats: BlockStatistics | None, n: int, total: int, generator: torch.Generator) -> list[int]:
-    assert stats is not None
-    start = int(torch.argmin(angular_distances(stats, n)))
-    return list(range(start, start + n))
-
-
-def _random_blocks(stats: BlockStatistics | None, n: int, total: int, generator: torch.Generator) -> list[int]:
-    return sorted(torch.randperm(total, generator=generator)[:n].tolist())
-
-
-@dataclass(frozen=True)
-class DepthCriterion:
-    """How a depth method picks ``n`` blocks to remove from its calibration statistics
-    (``choose(stats, n, total, generator) -> sorted block indices`` of ``total`` blocks);
-    ``needs_data`` False: no calibration pass, ``stats`` is None."""
-
-    name: str
-    description: str
-    choose: Callable[[BlockStatistics | None, int, int, torch.Generator], list[int]]
-    needs_data: bool = True
-
-
-DEPTH_CRITERIA: Registry[DepthCriterion] = Registry("depth criterion")
-DEPTH_CRITERIA.add("block_influence", DepthCriterion(
-    "block_influence", "ShortGPT (Men et al. 2024): remove the blocks of lowest 1 - cos(input, output), "
-    "averaged over calibration tokens", _lowest_influence))
-DEPTH_CRITERIA.add("angular_distance", DepthCriterion(
-    "angular_distance", "Gromov et al. 2024: remove the n consecutive blocks whose input and output are "
-    "closest in angle at the final token", _closest_run))
-DEPTH_CRITERIA.add("random", DepthCriterion(
-    "random", "n blocks drawn at random with the run's seed (the control)", _random_blocks, needs_data=False))
+def depth_method(strategy: str) -> DepthMethod:
+    """The registered depth strategy ``strategy``; ConfigError naming those there are."""
+    method = STRATEGIES.get(strategy) if strategy in STRATEGIES.names() else None
+    if not isinstance(method, DepthMethod):
+        able = [n for n in STRATEGIES.names() if isinstance(STRATEGIES.get(n), DepthMethod)]
+        raise ConfigError(f"prune.strategy {strategy!r} does not choose decoder blocks (prune.structure 'depth'); "
+                          f"the depth strategies are {', '.join(able)}")
+    return method
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,15 +144,15 @@ def block_statistics(model: nn.Module, calibration: torch.Tensor, batch_size: in
 
 def choose_blocks(model: nn.Module, criterion: str, n: int, calibration: torch.Tensor | None = None, *,
                   seed: int = 0, batch_size: int = 8) -> list[int]:
-    """The sorted indices of the ``n`` blocks ``criterion`` removes."""
-    method = DEPTH_CRITERIA.get(criterion)
+    """The sorted indices of the ``n`` blocks the depth strategy ``criterion`` removes."""
+    method = depth_method(criterion)
     total = len(decoder_blocks(model))
     check_count(n, total)
     generator = torch.Generator().manual_seed(seed)
     if not method.needs_data:
         return method.choose(None, n, total, generator)
     if calibration is None:
-        raise ValueError(f"depth criterion {criterion!r} needs calibration sequences")
+        raise ValueError(f"depth strategy {criterion!r} needs calibration sequences")
     return method.choose(block_statistics(model, calibration, batch_size), n, total, generator)
 
 
@@ -271,3 +216,42 @@ def prune_depth(model: nn.Module, criterion: str, *, blocks: int | None = None, 
     removed = choose_blocks(model, criterion, n, calibration, seed=seed, batch_size=batch_size)
     remove_blocks(model, removed)
     return DepthOutcome(removed, len(sizes), sum(sizes[i] for i in removed), time.perf_counter() - started)
+
+
+def check_depth_target(model: nn.Module, strategy: str, sparsity: float | None, allocation: str = "uniform") -> int:
+    """Everything :func:`mask_depth` would refuse before pruning, on the model as loaded; the block count."""
+    depth_method(strategy)
+    if allocation != "uniform":
+        raise ConfigError(f"prune.allocation {allocation!r}: depth pruning removes whole blocks, with allocation "
+                          "'uniform' (the allocations spread a sparsity over layers)")
+    if sparsity is None:
+        raise ConfigError("prune.sparsity: depth pruning needs the fraction of the decoder parameters to remove")
+    for block in decoder_blocks(model):  # a zeroed block passes its input on only if its outputs carry no bias
+        for name, module in block.named_modules():
+            if isinstance(module, nn.Linear) and name.endswith(OUTPUT_PROJECTIONS) and module.bias is not None:
+                raise ConfigError(f"prune.structure 'depth': {type(model).__name__}'s {name} has a bias, so a block "
+                                  "with zero weights would not pass its input on unchanged")
+    return blocks_for_fraction(model, sparsity)
+
+
+def mask_depth(model: nn.Module, calibration: torch.Tensor | None, strategy: str, *, sparsity: float | None,
+               seed: int = 0, batch_size: int = 8, allocation: str = "uniform") -> tuple[LMPruneOutcome, list[int]]:
+    """Zero every Linear weight of the blocks ``strategy`` removes for ``sparsity`` of the decoder
+    blocks' parameters, in place; the mask (over every block Linear's weight, as
+    :func:`prunebench.pruning.layerwise.prune_causal_lm`'s) and the removed blocks' indices.
+    The masked model computes what the model without those blocks computes."""
+    started = time.perf_counter()
+    n = check_depth_target(model, strategy, sparsity, allocation)
+    removed = choose_blocks(model, strategy, n, calibration, seed=seed, batch_size=batch_size)
+    from prunebench.pruning.layerwise import LMPruneOutcome, _block_linears
+
+    keep: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for index, linears in enumerate(_block_linears(model)):
+            for name, linear in linears.items():
+                keep[name] = torch.full(linear.weight.shape, index not in removed, dtype=torch.bool)
+                if index in removed:
+                    linear.weight.zero_()
+    mask = Mask(keep)
+    layer_sparsity = {name: 0.0 if bool(k.all()) else 1.0 for name, k in keep.items()}
+    return LMPruneOutcome(mask=mask, layer_sparsity=layer_sparsity, seconds=time.perf_counter() - started), removed

@@ -1,7 +1,7 @@
 """Registered pruning methods. Add a weight strategy with ``@register_scorer("name")``."""
 
 from prunebench.pruning.scores import (  # noqa: F401
-    activation, gradient, grasp, magnitude, random, second_order, snip, sparsegpt, synflow, wanda, width,
+    activation, depth, gradient, grasp, magnitude, random, second_order, snip, sparsegpt, synflow, wanda, width,
 )
 from prunebench.pruning.scores import dsnot, ria  # noqa: F401,E402  (after the methods DSnoT refines)
 from prunebench.pruning.scores.base import (

@@ -161,9 +161,10 @@ ModelKind = Literal["classifier", "language_model"]
 CLASSIFIER: ModelKind = "classifier"
 LANGUAGE_MODEL: ModelKind = "language_model"
 MODEL_KINDS: tuple[ModelKind, ...] = (CLASSIFIER, LANGUAGE_MODEL)
-Needs = Literal["nothing", "batches", "norms", "moments", "hessian", "fluctuation", "gradients"]
-# What one call of a form scores: single weights, whole channels, or one Linear layer at a time.
-Unit = Literal["weights", "channels", "linear", "width"]
+Needs = Literal["nothing", "batches", "norms", "moments", "hessian", "fluctuation", "gradients", "hidden_states"]
+# What one call of a form scores: single weights, whole channels, one Linear layer at a time, whole
+# units of decoder blocks (width) or whole decoder blocks (depth).
+Unit = Literal["weights", "channels", "linear", "width", "depth"]
 CLASSIFIER_SCOPES = ("global", "layer")
 
 
@@ -188,21 +189,25 @@ class Form:
         (unstructured, nm, block), data-free, scopes global, layer"."""
         what = {"weights": f"scores weights ({', '.join(self.structures)})", "channels": "scores whole channels",
                 "linear": f"prunes one Linear at a time ({', '.join(self.structures)})",
-                "width": f"prunes whole units of decoder blocks ({', '.join(self.structures)})"}[self.unit]
+                "width": f"prunes whole units of decoder blocks ({', '.join(self.structures)})",
+                "depth": f"removes whole decoder blocks ({', '.join(self.structures)})"}[self.unit]
         parts = [f"{'classifiers' if self.kind == CLASSIFIER else 'language models'}: {what}", NEEDS_TEXT[self.needs]]
         parts += ["trains first"] * self.training_phase + ["reconstructs weights"] * self.reconstructs
         return ", ".join([*parts, f"scopes {', '.join(self.scopes)}"])
 
 
 def layer_structures() -> tuple[str, ...]:
-    """The structures a layer form prunes under: every language-model structure but the width
-    ones, whose whole units only width strategies score (:mod:`prunebench.pruning.scores.width`)."""
-    return tuple(kind for kind in language_model_structures() if kind not in structures_scoring("width"))
+    """The structures a layer form prunes under: every language-model structure but the width and
+    depth ones, whose whole units only width and depth strategies choose
+    (:mod:`prunebench.pruning.scores.width`, :mod:`prunebench.pruning.scores.depth`)."""
+    whole_units = structures_scoring("width") + structures_scoring("depth")
+    return tuple(kind for kind in language_model_structures() if kind not in whole_units)
 
 
 NEEDS_TEXT = {"nothing": "data-free", "batches": "training batches", "norms": "calibration input norms",
               "moments": "calibration input norms, means and variances", "hessian": "calibration Hessians",
-              "fluctuation": "calibration input means and variances", "gradients": "calibration gradients"}
+              "fluctuation": "calibration input means and variances", "gradients": "calibration gradients",
+              "hidden_states": "calibration hidden states at the block boundaries"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

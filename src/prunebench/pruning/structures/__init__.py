@@ -12,6 +12,8 @@ parses to an instance of one registered class (:func:`parse_structure`):
 - ``mlp_channels``, ``attention_heads``, ``width``: whole MLP channels and key/value groups of a
   language model's decoder blocks, scored by width strategies (:mod:`.lm_width`, selected and
   removed by :mod:`prunebench.pruning.width`).
+- ``depth``: whole decoder blocks of a language model, chosen by depth strategies (:mod:`.lm_depth`,
+  removed by :mod:`prunebench.pruning.depth`).
 
 Any weight strategy works with any weight structure: the structure only changes how scores
 become a mask. The contract is :class:`~.base.Structure` (:mod:`.base`). A new structure is one
@@ -39,6 +41,7 @@ from prunebench.pruning.structures import block as block  # noqa: E402
 from prunebench.pruning.structures import channel as channel  # noqa: E402
 from prunebench.pruning.structures import rows as rows  # noqa: E402
 from prunebench.pruning.structures import lm_width as lm_width  # noqa: E402
+from prunebench.pruning.structures import lm_depth as lm_depth  # noqa: E402
 
 from prunebench.pruning.structures.block import Block, select_blocks  # noqa: E402
 from prunebench.pruning.structures.channel import Channel  # noqa: E402

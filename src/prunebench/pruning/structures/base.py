@@ -29,7 +29,7 @@ from prunebench.target import CLASSIFIER_TARGET_KEYS
 
 TARGET_KINDS = CLASSIFIER_TARGET_KEYS  # the prune.* keys that set a target (prunebench.target)
 Shapes = Mapping[str, torch.Size]
-ScoreUnit = Literal["weights", "channels", "width"]
+ScoreUnit = Literal["weights", "channels", "width", "depth"]
 
 
 class PruneTargets(Protocol):
