@@ -84,7 +84,7 @@ def cases() -> list[tuple[str, str]]:
     found = []
     for name in [*STRATEGIES.names(), PLUGIN_WEIGHTS, PLUGIN_CHANNELS]:
         if name in STRATEGIES and not STRATEGIES.get(name).prunes(CLASSIFIER):
-            continue  # language models only: lm_cases, or tests/test_lm_width.py for the width strategies
+            continue  # language models only: lm_cases, or tests/test_lm_width.py and test_lm_depth.py
         kinds = STRATEGIES.get(name).structures if name in STRATEGIES else (
             structures_scoring("channels" if name == PLUGIN_CHANNELS else "weights"))
         found += [(name, STRUCTURES.get(kind).example) for kind in kinds]
@@ -92,8 +92,9 @@ def cases() -> list[tuple[str, str]]:
 
 
 def layer_methods() -> list[str]:
-    """The methods with a layer form (prune_causal_lm); the width strategies, which score whole
-    units of decoder blocks, have their contract in tests/test_lm_width.py."""
+    """The methods with a layer form (prune_causal_lm); the width and depth strategies, which
+    choose whole units of decoder blocks or whole blocks, have their contract in
+    tests/test_lm_width.py and tests/test_lm_depth.py."""
     return [n for n in STRATEGIES.names() if STRATEGIES.get(n).layer is not None]
 
 
@@ -110,12 +111,13 @@ def lm_cases() -> list[tuple[str, str, str]]:
 
 
 def test_the_cases_cover_every_built_in_strategy_and_both_kinds() -> None:
-    width = {name for name in STRATEGIES.names() if STRATEGIES.get(name).unit == "width"}  # tests/test_lm_width.py
-    covered = {name for name, _ in cases()} | {name for name, _, _ in lm_cases()} | width
+    # whole units: tests/test_lm_width.py and tests/test_lm_depth.py
+    whole = {name for name in STRATEGIES.names() if STRATEGIES.get(name).unit in ("width", "depth")}
+    covered = {name for name, _ in cases()} | {name for name, _, _ in lm_cases()} | whole
     assert {"magnitude", "random", "wanda", "sparsegpt", "ria", "dsnot"} <= {name for name, _, _ in lm_cases()}
     assert set(STRATEGIES.names()) <= covered
     assert {"magnitude", "synflow", "l1_filter", "slimming", "random_channel"} <= covered
-    classifier_kinds = [kind for kind in STRUCTURES.names() if STRUCTURES.get(kind).scores != "width"]
+    classifier_kinds = [kind for kind in STRUCTURES.names() if STRUCTURES.get(kind).scores not in ("width", "depth")]
     assert {structure for _, structure in cases()} == {STRUCTURES.get(kind).example for kind in classifier_kinds}
 
 
@@ -400,6 +402,8 @@ def test_every_method_declares_a_form_for_each_kind_it_prunes() -> None:
             elif form.unit == "width":  # whole units of decoder blocks (tests/test_lm_width.py)
                 assert set(form.structures) == {"mlp_channels", "attention_heads", "width"}, name
                 assert method.layer is None and form.default_scope == "layer", name
+            elif form.unit == "depth":  # whole decoder blocks, compared model-wide (tests/test_lm_depth.py)
+                assert form.structures == ("depth",) and method.layer is None and form.scopes == ("global",), name
             else:
                 assert form.unit == "linear" and set(form.structures) == {"unstructured", "nm"}, name
                 assert (form.needs == "nothing") == (method.layer is not None and method.layer.statistics == "none")
@@ -522,7 +526,7 @@ def test_global_scope_is_refused_where_scores_do_not_compare_across_layers(strat
         with pytest.raises(ConfigError, match=r"^prune.scope 'global'") as error:
             build_specs(lm)
         assert "\n" not in str(error.value)
-        if method.layer is not None:  # the width strategies do not go through prune_causal_lm
+        if method.layer is not None:  # the width and depth strategies do not go through prune_causal_lm
             with pytest.raises(ConfigError, match=r"^prune.scope 'global'"):
                 prune_causal_lm(tiny_llama(), torch.zeros(1, 4, dtype=torch.long), strategy, sparsity=0.5, scope="global")
 

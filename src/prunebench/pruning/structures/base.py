@@ -112,6 +112,22 @@ class Structure(ABC):
             raise ValueError(f"prune.structure {self.label} needs prune.schedule {either(fitting)}, not {prune.schedule!r}")
 
 
+class WholeUnitStructure(Structure):
+    """A language model's structure of whole units that are removed, not masked in place: its
+    own strategies choose them (``scores``), one-shot only (the removed units are gone, there is
+    nothing to refine), written as its ``kind`` alone."""
+
+    refines_masks: ClassVar[bool] = False
+    language_model: ClassVar[bool] = True
+
+    @classmethod
+    def parse(cls, text: str) -> Structure | None:
+        return cls() if text == cls.kind else None
+
+    def accepts_schedule(self, schedule: Any) -> bool:
+        return bool(schedule.name == "one-shot")
+
+
 class WeightStructure(Structure):
     """A structure that selects from weight scores (any weight strategy's), here, by itself.
 

@@ -14,29 +14,19 @@ Depth strategies choose the blocks (:mod:`prunebench.pruning.scores.depth`); the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from prunebench.pruning.structures.base import ScoreUnit, Structure, register
+from prunebench.pruning.structures.base import ScoreUnit, WholeUnitStructure, register
 
 DEPTH_UNIT: ScoreUnit = "depth"  # what depth strategies choose: whole decoder blocks
 
 
 @register
 @dataclass(frozen=True)
-class Depth(Structure):
+class Depth(WholeUnitStructure):
     kind: ClassVar[str] = "depth"
     spelling: ClassVar[str] = "'depth'"
     example: ClassVar[str] = "depth"
     scores: ClassVar[ScoreUnit] = DEPTH_UNIT
     random_control: ClassVar[str] = "random_block"
     exclude: ClassVar[str] = "does not apply: a decoder block goes whole"
-    refines_masks: ClassVar[bool] = False
-    language_model: ClassVar[bool] = True
-
-    @classmethod
-    def parse(cls, text: str) -> Structure | None:
-        return cls() if text == cls.kind else None
-
-    def accepts_schedule(self, schedule: Any) -> bool:
-        """One-shot only: the removed blocks are gone, there is nothing to refine."""
-        return bool(schedule.name == "one-shot")

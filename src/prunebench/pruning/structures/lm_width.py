@@ -20,30 +20,20 @@ config can describe the compact model. Width strategies score the units
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from prunebench.pruning.structures.base import ScoreUnit, Structure, register
+from prunebench.pruning.structures.base import ScoreUnit, WholeUnitStructure, register
 
 WIDTH_UNIT: ScoreUnit = "width"  # what width strategies score: whole units of a block
 
 
-class WidthStructure(Structure):
+class WidthStructure(WholeUnitStructure):
     """A structure of whole units of decoder blocks; ``parts`` says which (``mlp``, ``heads``)."""
 
     parts: ClassVar[tuple[str, ...]] = ()
     scores: ClassVar[ScoreUnit] = WIDTH_UNIT
     random_control: ClassVar[str] = "random_sp"
     exclude: ClassVar[str] = "does not apply: every decoder block is pruned to the same width"
-    refines_masks: ClassVar[bool] = False
-    language_model: ClassVar[bool] = True
-
-    @classmethod
-    def parse(cls, text: str) -> Structure | None:
-        return cls() if text == cls.kind else None
-
-    def accepts_schedule(self, schedule: Any) -> bool:
-        """One-shot only: the pruned units are removed, there is nothing to refine."""
-        return bool(schedule.name == "one-shot")
 
 
 @register
