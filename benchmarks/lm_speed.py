@@ -1,4 +1,4 @@
-"""Prefill and decode speed of a language model pruned in depth and unstructured, against dense.
+"""Prefill and decode speed of a language model pruned in depth, in width and unstructured, against dense.
 
     python benchmarks/lm_speed.py                         # smollm2-135m, the run defaults
     python benchmarks/lm_speed.py --runtimes torch torch-compile --out speed.json
@@ -8,8 +8,10 @@ Each pruned model is timed against the dense one exactly as a run with ``latency
 ``lm_decode_tokens``, ``lm_speed_repeats``): prefill 1x512 and 8x128, greedy decode of 64
 tokens with the key-value cache, dense and pruned in the same rounds. The pruned models:
 depth 25% and 50% (whole blocks removed, chosen by block influence on random-token calibration
-sequences: the choice does not change the speed, only the count does) and magnitude 50%
-unstructured (zeros in dense storage). Prints one line per row and each comparison's wall
+sequences: the choice does not change the speed, only the count does), width 25% and 50% (whole
+MLP channels and key/value groups of every block, ``prune.structure: width`` by ``magnitude_sp``,
+rebuilt as the smaller dense model a width run stores) and magnitude 50% unstructured (zeros in
+dense storage). Prints one line per row and each comparison's wall
 time: the cost a run pays for its speed record.
 
 ``--roofline`` adds, for each pruned model, the roofline of :mod:`prunebench.metrics.roofline`
@@ -33,6 +35,8 @@ if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` packag
 import torch  # noqa: E402
 
 from benchmarks.common import cpu_name  # noqa: E402
+
+CHOICES = ["depth-25", "depth-50", "width-25", "width-50", "magnitude-50"]
 
 
 class TokenInput(torch.nn.Module):
@@ -68,13 +72,15 @@ def main() -> None:
     from prunebench.models.lm import load_causal_lm
     from prunebench.pruning.depth import prune_depth
     from prunebench.pruning.layerwise import prune_causal_lm
+    from prunebench.pruning.width.compact import compact_width
+    from prunebench.pruning.width.prune import prune_width
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runtimes", nargs="+", default=list(SpeedOptions().runtimes))
     parser.add_argument("--repeats", type=int, default=SpeedOptions().repeats)
-    parser.add_argument("--only", nargs="+", default=None, help="some of: depth-25 depth-50 magnitude-50")
+    parser.add_argument("--only", nargs="+", default=None, choices=CHOICES, help="some of the pruned models")
     parser.add_argument("--prefill", nargs="+", default=[f"{b}x{s}" for b, s in SpeedOptions().prefill])
     parser.add_argument("--decode-tokens", type=int, default=SpeedOptions().decode_tokens)
     parser.add_argument("--roofline", action="store_true")
@@ -88,6 +94,9 @@ def main() -> None:
         model = copy.deepcopy(dense)
         if name.startswith("depth-"):
             prune_depth(model, "block_influence", fraction=int(name[6:]) / 100, calibration=calibration)
+        elif name.startswith("width-"):
+            outcome = prune_width(model, calibration, "magnitude_sp", structure="width", sparsity=int(name[6:]) / 100)
+            model = compact_width(model, outcome.mask)
         else:
             prune_causal_lm(model, calibration, "magnitude", sparsity=0.5)
         pruned[name] = model
