@@ -51,6 +51,10 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[A
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)
     ray_dir = Path(tempfile.mkdtemp(prefix="pb-rc-", dir="/tmp"))  # short: Ray's unix sockets live there
+    # The cluster also writes its address into Ray's default folder (RAY_TMPDIR/ray, else /tmp/ray),
+    # which need not exist on a fresh machine: point it into this test's own folder.
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_dir))
+    (ray_dir / "ray").mkdir()
     scratch = {name: tmp_path / f"scratch-{name}" for name in NODES}
     test_cluster = Cluster()
     try:
