@@ -146,20 +146,19 @@ def breakdown(threads: int, data: DataSplits, steps: int) -> dict[str, float]:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     generator = torch.Generator().manual_seed(0)
     parts = {"data and augmentation": 0.0, "forward and backward": 0.0, "optimizer step": 0.0}
-    clock: Callable[[], float] = time.perf_counter
     with torch_threads(threads):
         usage = resource.getrusage(resource.RUSAGE_SELF)
         for step in range(steps + 1):
-            t0 = clock()
+            t0 = time.perf_counter()
             keys = torch.randint(0, data.train_x.shape[0], (BATCH,), generator=generator)
             inputs = random_crop_flip(data.train_x[keys], generator)
             targets = data.train_y[keys]
-            t1 = clock()
+            t1 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(inputs), targets).backward()
-            t2 = clock()
+            t2 = time.perf_counter()
             optimizer.step()
-            t3 = clock()
+            t3 = time.perf_counter()
             if step:  # the first step warms up
                 for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
                     parts[name] += seconds

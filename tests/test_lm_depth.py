@@ -186,14 +186,11 @@ def test_a_bias_on_an_output_projection_is_refused() -> None:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from lm_tiny import tiny_tokenizer
+    from lm_tiny import tiny_llama as tiny_lm, tiny_tokenizer
     from test_lm_width import TEXT
 
     root = tmp_path_factory.mktemp("depth")
-    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
-                                      num_key_value_heads=2, vocab_size=300, max_position_embeddings=128)
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(root / "tiny")
+    tiny_lm(layers=4).save_pretrained(root / "tiny")  # the tokenizer's 300-token vocabulary
     tiny_tokenizer().save_pretrained(root / "tiny")
     (root / "play.txt").write_text(TEXT)
     return {"model": root / "tiny", "text": root / "play.txt"}

@@ -37,9 +37,8 @@ from prunebench.pruning.scores.depth import (
 if TYPE_CHECKING:
     from prunebench.pruning.layerwise import LMPruneOutcome
 
-BlockStatistics = BoundaryStatistics  # the name this module's callers know
 OUTPUT_PROJECTIONS = ("o_proj", "down_proj")  # what a Llama-layout block adds to the residual stream
-__all__ = ["BlockStatistics", "angular_distances", "block_influence", "block_statistics", "blocks_for_fraction",
+__all__ = ["BoundaryStatistics", "angular_distances", "block_influence", "block_statistics", "blocks_for_fraction",
            "check_depth_target", "choose_blocks", "depth_method", "mask_depth", "prune_depth", "remove_blocks"]
 
 
@@ -90,7 +89,7 @@ def _hidden(value: Any) -> torch.Tensor:
 
 
 @contextmanager
-def _boundary_hooks(blocks: nn.ModuleList, stats: BlockStatistics) -> Iterator[None]:
+def _boundary_hooks(blocks: nn.ModuleList, stats: BoundaryStatistics) -> Iterator[None]:
     """Hooks that add each block's cos(input, output) per token and keep each boundary's last token."""
     inputs: dict[int, torch.Tensor] = {}
     last: list[list[torch.Tensor]] = [[] for _ in range(len(blocks) + 1)]
@@ -123,12 +122,12 @@ def _boundary_hooks(blocks: nn.ModuleList, stats: BlockStatistics) -> Iterator[N
         stats.last = [torch.cat(rows) for rows in last] if last[0] else []
 
 
-def block_statistics(model: nn.Module, calibration: torch.Tensor, batch_size: int = 8) -> BlockStatistics:
+def block_statistics(model: nn.Module, calibration: torch.Tensor, batch_size: int = 8) -> BoundaryStatistics:
     """One eval-mode pass of the dense model over ``calibration`` ((sequences, seq_len) token ids)."""
     if calibration.dim() != 2 or calibration.dtype != torch.long or calibration.numel() == 0:
         raise ValueError("calibration must be a non-empty (n_samples, seq_len) tensor of token ids")
     blocks = decoder_blocks(model)
-    stats = BlockStatistics(cos_sum=torch.zeros(len(blocks), dtype=torch.float64), tokens=0)
+    stats = BoundaryStatistics(cos_sum=torch.zeros(len(blocks), dtype=torch.float64), tokens=0)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
